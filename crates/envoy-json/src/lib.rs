@@ -1,0 +1,134 @@
+//! Envoy's canonical proto3 JSON (and YAML) for the Envoy v3 API, in both directions.
+//!
+//! Input accepts what Envoy accepts: snake_case or lowerCamelCase field names, `"@type"` on
+//! `Any`, `"1s"` durations, enum names or numbers. Unknown fields are an error that names the
+//! field path, as in Envoy. Output is what Envoy's admin prints: snake_case names, `"@type"` on
+//! every `Any`, default values left out.
+
+use std::sync::OnceLock;
+
+use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, SerializeOptions};
+
+/// The descriptor set compiled by `build.rs` from the `.proto` files shipped with `envoy-types`.
+static DESCRIPTORS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/envoy_descriptors.bin"));
+
+/// Why a document could not be read or written as an Envoy message.
+#[derive(Debug, thiserror::Error)]
+pub enum JsonError {
+    /// The text is not valid YAML or JSON at all.
+    #[error("{0}")]
+    Syntax(String),
+    /// The document does not fit the message: `path` is the field path (`static_resources.clusters[0].connect_timeout`).
+    #[error("{path}: {reason}")]
+    Field { path: String, reason: String },
+    /// The message type is not in the descriptor pool (an extension we do not know).
+    #[error("unknown message type {0}")]
+    UnknownType(String),
+    /// The dynamic message could not be re-encoded as the typed message.
+    #[error("{0}")]
+    Decode(String),
+}
+
+/// The pool of every Envoy message type we can read or print.
+pub fn pool() -> &'static DescriptorPool {
+    static POOL: OnceLock<DescriptorPool> = OnceLock::new();
+    POOL.get_or_init(|| {
+        DescriptorPool::decode(DESCRIPTORS).expect("descriptor set compiled by build.rs is valid")
+    })
+}
+
+/// The descriptor of a message type by its full name (`envoy.config.cluster.v3.Cluster`).
+pub fn descriptor(full_name: &str) -> Result<MessageDescriptor, JsonError> {
+    pool()
+        .get_message_by_name(full_name)
+        .ok_or_else(|| JsonError::UnknownType(full_name.to_string()))
+}
+
+/// Reads a YAML or JSON document (JSON is YAML) into an Envoy message.
+pub fn from_yaml_str<M: prost::Message + prost::Name + Default>(
+    text: &str,
+) -> Result<M, JsonError> {
+    let value: serde_json::Value =
+        serde_yaml::from_str(text).map_err(|e| JsonError::Syntax(e.to_string()))?;
+    from_value(&value)
+}
+
+/// Reads a JSON value into an Envoy message.
+pub fn from_value<M: prost::Message + prost::Name + Default>(
+    value: &serde_json::Value,
+) -> Result<M, JsonError> {
+    let dynamic = dynamic_from_value(&descriptor(&M::full_name())?, value)?;
+    dynamic
+        .transcode_to::<M>()
+        .map_err(|e| JsonError::Decode(e.to_string()))
+}
+
+/// Reads a JSON value into a dynamic message of the given type, tracking the field path on error.
+pub fn dynamic_from_value(
+    desc: &MessageDescriptor,
+    value: &serde_json::Value,
+) -> Result<DynamicMessage, JsonError> {
+    let mut track = serde_path_to_error::Track::new();
+    let de = serde_path_to_error::Deserializer::new(value, &mut track);
+    DynamicMessage::deserialize(desc.clone(), de).map_err(|e| {
+        let mut path = track.path().to_string();
+        if path == "." {
+            path.clear();
+        }
+        let mut reason = e.to_string();
+        // prost-reflect reports an unknown field at its parent: move the name into the path.
+        if let Some(name) = reason
+            .strip_prefix("unrecognized field name '")
+            .and_then(|rest| rest.strip_suffix('\''))
+        {
+            path = if path.is_empty() {
+                name.to_string()
+            } else {
+                format!("{path}.{name}")
+            };
+            reason = "unknown field".to_string();
+        }
+        JsonError::Field { path, reason }
+    })
+}
+
+/// Prints an Envoy message as Envoy's admin does (snake_case, `@type` on `Any`, defaults omitted).
+pub fn to_value<M: prost::Message + prost::Name>(msg: &M) -> Result<serde_json::Value, JsonError> {
+    let desc = descriptor(&M::full_name())?;
+    let dynamic = DynamicMessage::decode(desc, msg.encode_to_vec().as_slice())
+        .map_err(|e| JsonError::Decode(e.to_string()))?;
+    dynamic_to_value(&dynamic)
+}
+
+/// Prints an `Any` (`type_url` + bytes) with its `@type`.
+pub fn any_to_value(type_url: &str, bytes: &[u8]) -> Result<serde_json::Value, JsonError> {
+    let name = type_url.rsplit('/').next().unwrap_or(type_url);
+    let desc = descriptor(name)?;
+    let dynamic =
+        DynamicMessage::decode(desc, bytes).map_err(|e| JsonError::Decode(e.to_string()))?;
+    let mut value = dynamic_to_value(&dynamic)?;
+    if let serde_json::Value::Object(map) = &mut value {
+        // "@type" first, as Envoy prints it.
+        let mut with_type = serde_json::Map::with_capacity(map.len() + 1);
+        with_type.insert(
+            "@type".into(),
+            serde_json::Value::String(type_url.to_string()),
+        );
+        with_type.append(map);
+        return Ok(serde_json::Value::Object(with_type));
+    }
+    Ok(value)
+}
+
+fn dynamic_to_value(dynamic: &DynamicMessage) -> Result<serde_json::Value, JsonError> {
+    let options = SerializeOptions::new()
+        .use_proto_field_name(true)
+        .skip_default_fields(true)
+        .stringify_64_bit_integers(true);
+    dynamic
+        .serialize_with_options(serde_json::value::Serializer, &options)
+        .map_err(|e| JsonError::Decode(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests;
