@@ -1,1 +1,101 @@
-fn main() {}
+//! The `outrider` binary: command line, bootstrap, wiring.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use outrider::bootstrap::{self, Overrides};
+use outrider::cli::{Cli, Command, Mode, RunArgs};
+use outrider::{logging, proxy};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Validate { config_path }) => validate(&config_path, &Overrides::default()),
+        Some(Command::Demo(_)) => {
+            eprintln!("outrider demo: not available yet");
+            ExitCode::FAILURE
+        }
+        None if cli.run.mode == Mode::Validate => match &cli.run.config_path {
+            Some(path) => validate(path, &overrides(&cli.run)),
+            None => missing_config(),
+        },
+        None => run(cli.run),
+    }
+}
+
+fn overrides(args: &RunArgs) -> Overrides {
+    Overrides {
+        service_node: args.service_node.clone(),
+        service_cluster: args.service_cluster.clone(),
+        delta: args.xds_delta,
+    }
+}
+
+fn missing_config() -> ExitCode {
+    eprintln!(
+        "outrider: a bootstrap is required: outrider -c bootstrap.yaml (or try: outrider demo)"
+    );
+    ExitCode::from(2)
+}
+
+#[allow(
+    clippy::print_stdout,
+    reason = "the command's answer, as Envoy's --mode validate prints it"
+)]
+fn validate(path: &std::path::Path, overrides: &Overrides) -> ExitCode {
+    match bootstrap::load(path, overrides) {
+        Ok(_) => {
+            println!("configuration '{}' OK", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: RunArgs) -> ExitCode {
+    let Some(path) = args.config_path.clone() else {
+        return missing_config();
+    };
+    if let Err(e) = logging::init(&args.log_level) {
+        eprintln!("outrider: {e}");
+        return ExitCode::from(2);
+    }
+    let bootstrap = match bootstrap::load(&path, &overrides(&args)) {
+        Ok(bootstrap) => bootstrap,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let options = proxy::RunOptions {
+        concurrency: args
+            .concurrency
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        admin_address_path: args.admin_address_path,
+        log_level: args.log_level,
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("outrider: starting the control runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(proxy::serve(
+        bootstrap,
+        options,
+        proxy::termination_signal(),
+    )) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("outrider: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

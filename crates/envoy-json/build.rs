@@ -57,14 +57,23 @@ fn main() {
         Err(why) => panic!("outrider-envoy-json: {why}"),
     };
     let includes: Vec<PathBuf> = INCLUDES.iter().map(|i| proto_dir.join(i)).collect();
-    let descriptors = protox::compile(ROOTS, &includes)
-        .unwrap_or_else(|e| panic!("outrider-envoy-json: compiling Envoy protos: {e}"));
+    let mut compiler = protox::Compiler::new(&includes).unwrap_or_else(|e| compile_error(&e));
+    compiler.include_imports(true).include_source_info(false);
+    if let Err(e) = compiler.open_files(ROOTS) {
+        compile_error(&e);
+    }
+    // Encoded by the compiler itself, so custom options (e.g. `udpa.annotations.sensitive`,
+    // which the admin's redaction reads) survive; a round trip through prost-types drops them.
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     std::fs::write(
         out.join("envoy_descriptors.bin"),
-        prost::Message::encode_to_vec(&descriptors),
+        compiler.encode_file_descriptor_set(),
     )
     .expect("OUT_DIR is writable");
+}
+
+fn compile_error(e: &protox::Error) -> ! {
+    panic!("outrider-envoy-json: compiling Envoy protos: {e}")
 }
 
 /// The `proto/` folder of the `envoy-types` package cargo unpacked for this build.

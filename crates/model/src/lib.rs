@@ -1,1 +1,83 @@
-//! placeholder
+//! Validated internal configuration: Envoy xDS protos are converted here, with field-path
+//! errors, into small plain types. Envoy protos stop here; the data plane never sees one.
+//!
+//! Every conversion destructures its proto completely, so a field added to the API is a
+//! compile error until it is converted, ignored with a comment saying why that is harmless,
+//! or rejected (`reject_if_set!`) because ignoring it would make us behave unlike Envoy.
+
+// Control planes still send deprecated fields (legacy header matchers, `append`, v2-era
+// options); we must read them to behave as Envoy does, so their deprecation warnings are noise.
+#![allow(deprecated)]
+
+mod address;
+mod circuit_breaker;
+mod cluster;
+mod config_source;
+mod data_source;
+mod endpoint;
+mod error;
+mod filter_chain;
+mod header_mutation;
+mod health_check;
+mod http_connection_manager;
+mod http_protocol;
+mod lb_policy;
+mod listener;
+mod matcher;
+mod outlier;
+mod proto_value;
+mod retry;
+mod route;
+mod route_action;
+mod tcp_proxy;
+mod tls;
+mod upstream_http;
+
+pub use address::EndpointAddress;
+pub use circuit_breaker::{CircuitBreakers, Thresholds};
+pub use cluster::{
+    Cluster, DEFAULT_CONNECT_TIMEOUT, DEFAULT_PER_CONNECTION_BUFFER_LIMIT_BYTES, Discovery,
+    DnsLookupFamily, DnsSettings, TcpKeepalive,
+};
+pub use config_source::ConfigSource;
+pub use data_source::DataSource;
+pub use endpoint::{
+    ClusterLoadAssignment, DEFAULT_OVERPROVISIONING_FACTOR, DropOverload, EndpointHealthCheck,
+    HealthStatus, LbEndpoint, Locality, LocalityLbEndpoints,
+};
+pub use error::ValidationError;
+pub use filter_chain::{CidrRange, FilterChain, FilterChainMatch, NetworkFilter, SourceType};
+pub use header_mutation::{AppendAction, HeaderMutations, HeaderToAdd};
+pub use health_check::{
+    GrpcHealthCheck, HealthCheck, HealthChecker, HttpHealthCheck, TcpHealthCheck,
+};
+pub use http_connection_manager::{
+    DownstreamCodec, EscapedSlashesAction, HttpConnectionManager, RouteSource, RouterConfig,
+    ServerHeaderTransformation,
+};
+pub use http_protocol::{
+    CommonHttpOptions, HeadersWithUnderscores, Http1Options, Http2Keepalive, Http2Options,
+};
+pub use lb_policy::{CommonLbConfig, LbPolicy, RingHashFunction};
+pub use listener::{DrainType, Listener};
+pub use matcher::{
+    FullRegex, HeaderMatchRule, HeaderMatcher, QueryParameterMatcher, RegexSubstitution,
+    StringMatcher, StringPattern,
+};
+pub use outlier::OutlierDetection;
+pub use retry::{DEFAULT_RETRY_BASE_INTERVAL, RetryOn, RetryPolicy};
+pub use route::{
+    DomainMatcher, PathMatch, Route, RouteAction, RouteConfiguration, RouteMatch, TlsRequirement,
+    VirtualHost,
+};
+pub use route_action::{
+    ClusterSpecifier, DEFAULT_ROUTE_TIMEOUT, DirectResponse, ForwardAction, HashPolicy, HashSource,
+    HostRewrite, PathRewrite, Priority, RedirectAction, RedirectPath, WeightedCluster,
+    WeightedClusters, WeightedTarget,
+};
+pub use tcp_proxy::{TcpProxy, TcpProxyCluster};
+pub use tls::{
+    CertificateKeyPair, CertificateValidation, CommonTls, DownstreamTls, SanMatcher, SanType,
+    TlsVersion, UpstreamTls,
+};
+pub use upstream_http::{UpstreamHttpOptions, UpstreamProtocol};

@@ -1,0 +1,182 @@
+//! Publishing one EDS update into the tables: its cost must not depend on how many other
+//! clusters there are (100 vs 10 000 clusters of 10 endpoints), plus memory per cluster and
+//! per endpoint.
+//!
+//! Memory is measured as resident-set growth (`/proc/self/statm`), not with a counting global
+//! allocator: implementing `GlobalAlloc` needs `unsafe`, which the workspace forbids.
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use envoy_types::pb::envoy::config::cluster::v3 as cluster_pb;
+use envoy_types::pb::envoy::config::endpoint::v3 as endpoint_pb;
+use outrider_model::{Cluster, ClusterLoadAssignment};
+use outrider_tables::{Change, EndpointState, Tables};
+
+const ENDPOINTS_PER_CLUSTER: usize = 10;
+
+fn template_cluster() -> Cluster {
+    let proto: cluster_pb::Cluster = outrider_envoy_json::from_yaml_str(
+        "name: template
+type: EDS
+eds_cluster_config: { eds_config: { ads: {} } }
+connect_timeout: 1s
+outlier_detection: {}
+",
+    )
+    .expect("valid cluster YAML");
+    Cluster::from_proto(&proto).expect("valid cluster")
+}
+
+/// The assignment of cluster `index`, with endpoint addresses shifted by `shift` (a shift of 1
+/// replaces one endpoint and keeps the other nine).
+fn assignment(index: usize, shift: usize) -> Arc<ClusterLoadAssignment> {
+    let endpoints: Vec<String> = (0..ENDPOINTS_PER_CLUSTER)
+        .map(|e| {
+            let host = e + shift;
+            format!(
+                "{{ endpoint: {{ address: {{ socket_address: {{ address: '10.{}.{}.{}', port_value: 8080 }} }} }} }}",
+                (index >> 8) & 0xff,
+                index & 0xff,
+                host & 0xff
+            )
+        })
+        .collect();
+    let yaml = format!(
+        "cluster_name: c{index}\nendpoints: [ {{ locality: {{ zone: z }}, lb_endpoints: [ {} ] }} ]",
+        endpoints.join(", ")
+    );
+    let proto: endpoint_pb::ClusterLoadAssignment =
+        outrider_envoy_json::from_yaml_str(&yaml).expect("valid assignment YAML");
+    Arc::new(ClusterLoadAssignment::from_proto(&proto).expect("valid assignment"))
+}
+
+fn clusters(count: usize) -> Vec<Arc<Cluster>> {
+    let template = template_cluster();
+    (0..count)
+        .map(|i| {
+            let mut c = template.clone();
+            c.name = format!("c{i}");
+            if let outrider_model::Discovery::Eds { resource_name, .. } = &mut c.discovery {
+                *resource_name = c.name.clone();
+            }
+            Arc::new(c)
+        })
+        .collect()
+}
+
+fn populated(count: usize) -> Tables {
+    let tables = Tables::new();
+    tables.apply(clusters(count).into_iter().map(Change::UpsertCluster));
+    tables.apply((0..count).map(|i| Change::SetEndpoints {
+        cluster: format!("c{i}"),
+        assignment: assignment(i, 0),
+        version: "1".into(),
+    }));
+    tables
+}
+
+fn bench_apply(c: &mut Criterion) {
+    report_memory();
+    let mut group = c.benchmark_group("tables_apply_one_eds_update");
+    for count in [100, 10_000] {
+        let tables = populated(count);
+        let target = count / 2;
+        let updates = [assignment(target, 1), assignment(target, 0)];
+        let mut flip = 0;
+        group.bench_function(format!("{count}_clusters"), |b| {
+            b.iter(|| {
+                flip ^= 1;
+                let generation = tables.apply([Change::SetEndpoints {
+                    cluster: format!("c{target}"),
+                    assignment: Arc::clone(&updates[flip]),
+                    version: flip.to_string(),
+                }]);
+                black_box(generation)
+            })
+        });
+    }
+    group.finish();
+}
+
+/// Resident set size in bytes (Linux); `None` elsewhere.
+fn rss_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+fn report_memory() {
+    const CLUSTERS: usize = 10_000;
+    // Run first in the process, with inputs built directly (no YAML garbage to reuse) and kept
+    // alive, so resident-set growth is what the tables keep.
+    let assignments: Vec<_> = (0..CLUSTERS).map(direct_assignment).collect();
+    let template = template_cluster();
+    let Some(start) = rss_bytes() else {
+        eprintln!("tables memory: /proc/self/statm unavailable");
+        return;
+    };
+    let tables = Tables::new();
+    tables.apply((0..CLUSTERS).map(|i| {
+        let mut c = template.clone();
+        c.name = format!("c{i}");
+        if let outrider_model::Discovery::Eds { resource_name, .. } = &mut c.discovery {
+            *resource_name = c.name.clone();
+        }
+        Change::UpsertCluster(Arc::new(c))
+    }));
+    let with_clusters = rss_bytes().unwrap_or(start);
+    tables.apply(
+        assignments
+            .iter()
+            .enumerate()
+            .map(|(i, a)| Change::SetEndpoints {
+                cluster: format!("c{i}"),
+                assignment: Arc::clone(a),
+                version: "1".into(),
+            }),
+    );
+    let with_endpoints = rss_bytes().unwrap_or(with_clusters);
+    let endpoints = (CLUSTERS * ENDPOINTS_PER_CLUSTER) as u64;
+    eprintln!(
+        "tables memory ({CLUSTERS} EDS clusters, {endpoints} endpoints, RSS growth): \
+         {} B per cluster (config, entry, map share; model::Cluster is {} B inline), \
+         {} B per endpoint (EndpointState is {} B + 16 B Arc header + 8 B slot)",
+        with_clusters.saturating_sub(start) / CLUSTERS as u64,
+        std::mem::size_of::<Cluster>(),
+        with_endpoints.saturating_sub(with_clusters) / endpoints,
+        std::mem::size_of::<EndpointState>(),
+    );
+    black_box(&tables);
+}
+
+/// The same shape as `assignment(index, 0)`, built without parsing.
+fn direct_assignment(index: usize) -> Arc<ClusterLoadAssignment> {
+    use outrider_model::{EndpointAddress, LbEndpoint, LocalityLbEndpoints};
+    let mut cla = ClusterLoadAssignment::empty(&format!("c{index}"));
+    cla.localities.push(LocalityLbEndpoints {
+        locality: outrider_model::Locality {
+            zone: "z".into(),
+            ..Default::default()
+        },
+        priority: 0,
+        load_balancing_weight: None,
+        lb_endpoints: (0..ENDPOINTS_PER_CLUSTER)
+            .map(|e| LbEndpoint {
+                address: EndpointAddress::Ip(std::net::SocketAddr::from((
+                    [10, (index >> 8) as u8, index as u8, e as u8],
+                    8080,
+                ))),
+                hostname: String::new(),
+                health_status: outrider_model::HealthStatus::Unknown,
+                load_balancing_weight: 1,
+                health_check: Default::default(),
+            })
+            .collect(),
+    });
+    Arc::new(cla)
+}
+
+criterion_group!(benches, bench_apply);
+criterion_main!(benches);

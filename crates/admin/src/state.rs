@@ -1,0 +1,94 @@
+//! What the admin server reads (the bootstrap, the xDS client's status, facts about the process)
+//! and the signals it raises for the rest of the binary (`/quitquitquit`, `/healthcheck/*`).
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use envoy_types::pb::envoy::config::bootstrap::v3::Bootstrap;
+use outrider_xds::ClientStatus;
+use tokio::sync::watch;
+
+use crate::ServerInfoSource;
+
+/// Everything the admin server shows. Cheap to clone: every field is shared.
+#[derive(Clone)]
+pub struct AdminState {
+    /// The bootstrap as loaded; static resources come from here.
+    pub bootstrap: Arc<Bootstrap>,
+    /// The xDS client's status, replaced whole by the client after every change.
+    pub xds: Arc<ArcSwap<ClientStatus>>,
+    pub server_info: Arc<ServerInfoSource>,
+    /// Signals raised by POST endpoints, observed by the binary.
+    pub control: AdminControl,
+}
+
+impl AdminState {
+    pub fn new(
+        bootstrap: Arc<Bootstrap>,
+        xds: Arc<ArcSwap<ClientStatus>>,
+        server_info: ServerInfoSource,
+    ) -> Self {
+        AdminState {
+            bootstrap,
+            xds,
+            server_info: Arc::new(server_info),
+            control: AdminControl::new(),
+        }
+    }
+}
+
+impl std::fmt::Debug for AdminState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminState")
+            .field("server_info", &self.server_info)
+            .field("control", &self.control)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Operator requests made through the admin interface. `watch` channels so that the binary can
+/// both read the current value and wait for a change, and so that a request made before anyone
+/// subscribed is not lost.
+#[derive(Debug, Clone)]
+pub struct AdminControl {
+    quit: Arc<watch::Sender<bool>>,
+    health_check_failed: Arc<watch::Sender<bool>>,
+}
+
+impl Default for AdminControl {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl AdminControl {
+    pub fn new() -> Self {
+        AdminControl {
+            quit: Arc::new(watch::channel(false).0),
+            health_check_failed: Arc::new(watch::channel(false).0),
+        }
+    }
+
+    /// Becomes `true` once `POST /quitquitquit` was received: the binary should shut down.
+    pub fn quit_requested(&self) -> watch::Receiver<bool> {
+        self.quit.subscribe()
+    }
+
+    /// `true` between `POST /healthcheck/fail` and `POST /healthcheck/ok`: health check filters
+    /// should fail, and the server reports `DRAINING`.
+    pub fn health_check_failed(&self) -> watch::Receiver<bool> {
+        self.health_check_failed.subscribe()
+    }
+
+    pub fn is_health_check_failed(&self) -> bool {
+        *self.health_check_failed.borrow()
+    }
+
+    pub(crate) fn request_quit(&self) {
+        self.quit.send_replace(true);
+    }
+
+    pub(crate) fn set_health_check_failed(&self, failed: bool) {
+        self.health_check_failed.send_replace(failed);
+    }
+}

@@ -1,0 +1,42 @@
+//! `core.v3.DataSource`: bytes given inline or by file name (certificates, bodies).
+
+use std::path::PathBuf;
+
+use envoy_types::pb::envoy::config::core::v3::{self as core, data_source::Specifier};
+
+use crate::error::{Result, ValidationError, reject_if_set};
+
+/// Where some configured bytes are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DataSource {
+    /// Read by the consumer (e.g. when building a TLS config); not read during validation.
+    File(PathBuf),
+    Inline(Vec<u8>),
+}
+
+impl DataSource {
+    pub(crate) fn from_proto(proto: &core::DataSource) -> Result<Self> {
+        let core::DataSource {
+            watched_directory,
+            specifier,
+        } = proto;
+        // Envoy reloads watched files on change; we read them once, so reject rather than
+        // silently serve stale certificates.
+        reject_if_set!(watched_directory);
+        match specifier {
+            Some(Specifier::Filename(f)) if f.is_empty() => {
+                Err(ValidationError::new("filename", "must not be empty"))
+            }
+            Some(Specifier::Filename(f)) => Ok(Self::File(PathBuf::from(f))),
+            Some(Specifier::InlineBytes(b)) => Ok(Self::Inline(b.clone())),
+            Some(Specifier::InlineString(s)) => Ok(Self::Inline(s.clone().into_bytes())),
+            Some(Specifier::EnvironmentVariable(_)) => {
+                Err(ValidationError::unsupported("environment_variable"))
+            }
+            None => Err(ValidationError::new(
+                "specifier",
+                "one of filename, inline_bytes or inline_string is required",
+            )),
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! `Listener`: a bound TCP address with its filter chains and listener filters.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use envoy_types::pb::envoy::config::listener::v3::{self as pb, listener, listener_filter};
+use envoy_types::pb::envoy::extensions::filters::listener::http_inspector::v3::HttpInspector;
+use envoy_types::pb::envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector;
+use prost::Name;
+
+use crate::address::listener_address;
+use crate::cluster::DEFAULT_PER_CONNECTION_BUFFER_LIMIT_BYTES;
+use crate::config_source::ConfigSource;
+use crate::error::{
+    Result, ValidationError, Within, convert_each, non_empty, reject_if_set, required,
+};
+use crate::filter_chain::{FilterChain, NetworkFilter};
+use crate::http_connection_manager::RouteSource;
+use crate::proto_value::{any_type_name, bool_or, enum_value, timeout_or, u32_or};
+
+const DEFAULT_LISTENER_FILTERS_TIMEOUT: Duration = Duration::from_secs(15);
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listener {
+    pub name: String,
+    pub address: SocketAddr,
+    pub stat_prefix: String,
+    pub filter_chains: Vec<FilterChain>,
+    pub default_filter_chain: Option<FilterChain>,
+    /// Peek at the ClientHello for SNI/ALPN (needed by `server_names` and
+    /// `transport_protocol: tls` matches).
+    pub tls_inspector: bool,
+    /// Peek at the first bytes to detect HTTP/1 vs HTTP/2 (`application_protocols` matches).
+    pub http_inspector: bool,
+    /// `None` = no timeout.
+    pub listener_filters_timeout: Option<Duration>,
+    pub continue_on_listener_filters_timeout: bool,
+    pub per_connection_buffer_limit_bytes: u32,
+    pub drain_type: DrainType,
+    pub tcp_backlog_size: Option<u32>,
+    pub tcp_keepalive: Option<crate::cluster::TcpKeepalive>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DrainType {
+    /// Drain on hot restart, modification and removal.
+    Default,
+    /// Drain only on modification and removal.
+    ModifyOnly,
+}
+
+impl Listener {
+    pub fn from_proto(proto: &pb::Listener) -> Result<Listener> {
+        let pb::Listener {
+            name,
+            address,
+            additional_addresses,
+            stat_prefix,
+            // Only chooses which stats exist.
+            stats_matcher: _,
+            filter_chains,
+            fcds_config,
+            filter_chain_matcher,
+            use_original_dst,
+            default_filter_chain,
+            per_connection_buffer_limit_bytes,
+            per_connection_buffer_high_watermark_timeout,
+            // Read by filters and access logs only.
+            metadata: _,
+            deprecated_v1,
+            drain_type,
+            listener_filters,
+            listener_filters_timeout,
+            continue_on_listener_filters_timeout,
+            transparent,
+            freebind,
+            socket_options,
+            // TCP Fast Open only shortens handshakes.
+            tcp_fast_open_queue_length: _,
+            // Informational (used by tracing and some filters we do not have).
+            traffic_direction: _,
+            udp_listener_config,
+            api_listener,
+            // How accepted connections spread over workers; we always use SO_REUSEPORT.
+            connection_balance_config: _,
+            reuse_port: _,
+            enable_reuse_port: _,
+            // Access logging does not change what is proxied.
+            access_log: _,
+            tcp_backlog_size,
+            // Accept batching and connection-limit bookkeeping: performance only.
+            max_connections_to_accept_per_socket_event: _,
+            bind_to_port,
+            enable_mptcp,
+            ignore_global_conn_limit: _,
+            bypass_overload_manager: _,
+            tcp_keepalive,
+            listener_specifier,
+        } = proto;
+        reject_if_set!(
+            additional_addresses,
+            fcds_config,
+            filter_chain_matcher,
+            per_connection_buffer_high_watermark_timeout,
+            deprecated_v1,
+            socket_options,
+            udp_listener_config,
+            api_listener,
+            enable_mptcp,
+            listener_specifier,
+        );
+        for (field, value) in [
+            ("use_original_dst", use_original_dst),
+            ("transparent", transparent),
+            ("freebind", freebind),
+        ] {
+            if bool_or(value, false) {
+                return Err(ValidationError::unsupported(field));
+            }
+        }
+        if !bool_or(bind_to_port, true) {
+            return Err(ValidationError::new(
+                "bind_to_port",
+                "false is not supported",
+            ));
+        }
+        non_empty(name, "name")?;
+        let address = listener_address(required(address, "address")?).within("address")?;
+        let filter_chains = convert_each(filter_chains, "filter_chains", FilterChain::from_proto)?;
+        check_unique_matches(&filter_chains)?;
+        let default_filter_chain = default_filter_chain
+            .as_ref()
+            .map(|c| FilterChain::from_proto(c).within("default_filter_chain"))
+            .transpose()?;
+        if filter_chains.is_empty() && default_filter_chain.is_none() {
+            return Err(ValidationError::new(
+                "filter_chains",
+                "no filter chains specified (and no default_filter_chain)",
+            ));
+        }
+        let (tls_inspector, http_inspector) = listener_filter_flags(listener_filters)?;
+        let drain_type = match enum_value::<listener::DrainType>(*drain_type, "drain_type")? {
+            listener::DrainType::Default => DrainType::Default,
+            listener::DrainType::ModifyOnly => DrainType::ModifyOnly,
+        };
+        Ok(Listener {
+            name: name.clone(),
+            address,
+            stat_prefix: stat_prefix.clone(),
+            filter_chains,
+            default_filter_chain,
+            tls_inspector,
+            http_inspector,
+            listener_filters_timeout: timeout_or(
+                listener_filters_timeout,
+                "listener_filters_timeout",
+                Some(DEFAULT_LISTENER_FILTERS_TIMEOUT),
+            )?,
+            continue_on_listener_filters_timeout: *continue_on_listener_filters_timeout,
+            per_connection_buffer_limit_bytes: u32_or(
+                per_connection_buffer_limit_bytes,
+                DEFAULT_PER_CONNECTION_BUFFER_LIMIT_BYTES,
+            ),
+            drain_type,
+            tcp_backlog_size: tcp_backlog_size.as_ref().map(|v| v.value),
+            tcp_keepalive: tcp_keepalive
+                .as_ref()
+                .map(|k| crate::cluster::TcpKeepalive {
+                    probes: k.keepalive_probes.as_ref().map(|v| v.value),
+                    time_seconds: k.keepalive_time.as_ref().map(|v| v.value),
+                    interval_seconds: k.keepalive_interval.as_ref().map(|v| v.value),
+                }),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Every filter chain, the default one last.
+    pub fn all_filter_chains(&self) -> impl Iterator<Item = &FilterChain> {
+        self.filter_chains
+            .iter()
+            .chain(self.default_filter_chain.iter())
+    }
+
+    /// Every RDS route-config name this listener's HTTP connection managers reference, with its
+    /// config source.
+    pub fn rds_dependencies(&self) -> impl Iterator<Item = (&str, &ConfigSource)> {
+        self.all_filter_chains()
+            .filter_map(|chain| match &chain.filter {
+                NetworkFilter::HttpConnectionManager(hcm) => match &hcm.routes {
+                    RouteSource::Rds {
+                        route_config_name,
+                        config_source,
+                    } => Some((route_config_name.as_str(), config_source)),
+                    RouteSource::Inline(_) => None,
+                },
+                NetworkFilter::TcpProxy(_) => None,
+            })
+    }
+}
+
+/// Envoy: "multiple filter chains with the same matching rules are defined".
+fn check_unique_matches(chains: &[FilterChain]) -> Result<()> {
+    let mut seen = HashMap::with_capacity(chains.len());
+    for (i, chain) in chains.iter().enumerate() {
+        if let Some(first) = seen.insert(chain.filter_chain_match.normalized(), i) {
+            return Err(ValidationError::new(
+                format!("filter_chains[{i}].filter_chain_match"),
+                format!(
+                    "multiple filter chains with the same matching rules are defined (same as filter_chains[{first}])"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Only the TLS and HTTP inspectors are supported; they feed filter-chain matching.
+fn listener_filter_flags(filters: &[pb::ListenerFilter]) -> Result<(bool, bool)> {
+    let (mut tls, mut http) = (false, false);
+    for (i, f) in filters.iter().enumerate() {
+        let pb::ListenerFilter {
+            name,
+            filter_disabled,
+            config_type,
+        } = f;
+        let at = |e: ValidationError| e.under(&format!("listener_filters[{i}]"));
+        if filter_disabled.is_some() {
+            return Err(at(ValidationError::unsupported("filter_disabled")));
+        }
+        let type_name = match config_type {
+            Some(listener_filter::ConfigType::TypedConfig(any)) => any_type_name(any).to_string(),
+            Some(listener_filter::ConfigType::ConfigDiscovery(_)) => {
+                return Err(at(ValidationError::unsupported("config_discovery")));
+            }
+            // Envoy still finds a listener filter without typed_config by its name.
+            None => match name.as_str() {
+                "envoy.filters.listener.tls_inspector" => TlsInspector::full_name(),
+                "envoy.filters.listener.http_inspector" => HttpInspector::full_name(),
+                _ => return Err(at(ValidationError::required("typed_config"))),
+            },
+        };
+        // The inspectors' own settings (fingerprinting, buffer sizes) do not change matching.
+        if type_name == TlsInspector::full_name() {
+            tls = true;
+        } else if type_name == HttpInspector::full_name() {
+            http = true;
+        } else {
+            return Err(at(ValidationError::new(
+                "typed_config",
+                format!(
+                    "unsupported listener filter {type_name} (supported: tls_inspector, http_inspector)"
+                ),
+            )));
+        }
+    }
+    Ok((tls, http))
+}

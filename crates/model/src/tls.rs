@@ -1,0 +1,462 @@
+//! TLS transport sockets: `UpstreamTlsContext` for clusters, `DownstreamTlsContext` for filter
+//! chains, and their shared `CommonTlsContext`. Certificates stay as `DataSource`s; the data
+//! plane loads them into rustls.
+
+use envoy_types::pb::envoy::config::core::v3::{self as core, transport_socket};
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+    self as pb, common_tls_context::ValidationContextType, downstream_tls_context,
+    subject_alt_name_matcher::SanType as PbSanType, tls_parameters::TlsProtocol,
+};
+use prost::Name;
+
+use crate::data_source::DataSource;
+use crate::error::{Result, ValidationError, Within, convert_each, reject_if_set, required};
+use crate::matcher::StringMatcher;
+use crate::proto_value::{any_type_name, bool_or, decode_any, enum_value};
+
+const RAW_BUFFER: &str = "envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TlsVersion {
+    Tls12,
+    Tls13,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpstreamTls {
+    pub sni: Option<String>,
+    /// Use the request's host as SNI.
+    pub auto_host_sni: bool,
+    pub auto_sni_san_validation: bool,
+    pub common: CommonTls,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DownstreamTls {
+    pub require_client_certificate: bool,
+    pub require_sni: bool,
+    pub common: CommonTls,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommonTls {
+    pub certificates: Vec<CertificateKeyPair>,
+    /// `None`: the peer certificate is not verified (Envoy without a validation context).
+    pub validation: Option<CertificateValidation>,
+    pub alpn_protocols: Vec<String>,
+    pub min_version: TlsVersion,
+    pub max_version: TlsVersion,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateKeyPair {
+    pub certificate_chain: DataSource,
+    pub private_key: DataSource,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CertificateValidation {
+    pub trusted_ca: Option<DataSource>,
+    /// Trust the operating system's roots.
+    pub system_root_certs: bool,
+    /// The peer must present a SAN matching any of these (none: no SAN check).
+    pub subject_alt_names: Vec<SanMatcher>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SanMatcher {
+    pub san_type: SanType,
+    pub matcher: StringMatcher,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SanType {
+    /// Legacy `match_subject_alt_names`: DNS, URI, email or IP SAN.
+    Any,
+    Email,
+    Dns,
+    Uri,
+    IpAddress,
+}
+
+/// Which side of the connection a TLS context is for (their defaults differ).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Client,
+    Server,
+}
+
+/// A cluster's `transport_socket`: `None` for plaintext (`raw_buffer` or unset).
+pub(crate) fn upstream_transport_socket(
+    proto: &core::TransportSocket,
+) -> Result<Option<UpstreamTls>> {
+    let Some(any) = typed_config(proto)? else {
+        return Ok(None);
+    };
+    match any_type_name(any) {
+        RAW_BUFFER => Ok(None),
+        name if name == pb::UpstreamTlsContext::full_name() => {
+            let ctx: pb::UpstreamTlsContext = decode_any(any, "typed_config")?;
+            upstream_tls(&ctx).within("typed_config").map(Some)
+        }
+        other => Err(ValidationError::new(
+            "typed_config",
+            format!("unsupported transport socket {other}"),
+        )),
+    }
+}
+
+/// A filter chain's `transport_socket`: `None` for plaintext.
+pub(crate) fn downstream_transport_socket(
+    proto: &core::TransportSocket,
+) -> Result<Option<DownstreamTls>> {
+    let Some(any) = typed_config(proto)? else {
+        return Ok(None);
+    };
+    match any_type_name(any) {
+        RAW_BUFFER => Ok(None),
+        name if name == pb::DownstreamTlsContext::full_name() => {
+            let ctx: pb::DownstreamTlsContext = decode_any(any, "typed_config")?;
+            downstream_tls(&ctx).within("typed_config").map(Some)
+        }
+        other => Err(ValidationError::new(
+            "typed_config",
+            format!("unsupported transport socket {other}"),
+        )),
+    }
+}
+
+/// The socket's `typed_config`; `None` for a bare `raw_buffer` by name.
+fn typed_config(
+    proto: &core::TransportSocket,
+) -> Result<Option<&envoy_types::pb::google::protobuf::Any>> {
+    let core::TransportSocket { name, config_type } = proto;
+    match config_type {
+        Some(transport_socket::ConfigType::TypedConfig(any)) => Ok(Some(any)),
+        None if name == "envoy.transport_sockets.raw_buffer" || name == "raw_buffer" => Ok(None),
+        None => Err(ValidationError::required("typed_config")),
+    }
+}
+
+fn upstream_tls(proto: &pb::UpstreamTlsContext) -> Result<UpstreamTls> {
+    let pb::UpstreamTlsContext {
+        common_tls_context,
+        sni,
+        auto_host_sni,
+        auto_sni_san_validation,
+        allow_renegotiation,
+        // Size of the session-resumption cache: performance only.
+        max_session_keys: _,
+        // rustls always enforces RSA key usage.
+        enforce_rsa_key_usage: _,
+    } = proto;
+    reject_if_set!(allow_renegotiation);
+    let common = match common_tls_context {
+        Some(c) => common_tls(c, Side::Client).within("common_tls_context")?,
+        None => common_tls(&pb::CommonTlsContext::default(), Side::Client)?,
+    };
+    if sni.len() > 255 {
+        return Err(ValidationError::new("sni", "must be at most 255 bytes"));
+    }
+    Ok(UpstreamTls {
+        sni: Some(sni.clone()).filter(|s| !s.is_empty()),
+        auto_host_sni: *auto_host_sni,
+        auto_sni_san_validation: *auto_sni_san_validation,
+        common,
+    })
+}
+
+fn downstream_tls(proto: &pb::DownstreamTlsContext) -> Result<DownstreamTls> {
+    let pb::DownstreamTlsContext {
+        common_tls_context,
+        require_client_certificate,
+        require_sni,
+        // Session resumption settings only affect handshake cost.
+        disable_stateful_session_resumption: _,
+        session_timeout: _,
+        ocsp_staple_policy,
+        full_scan_certs_on_sni_mismatch: _,
+        prefer_client_ciphers: _,
+        session_ticket_keys_type,
+    } = proto;
+    if enum_value::<downstream_tls_context::OcspStaplePolicy>(
+        *ocsp_staple_policy,
+        "ocsp_staple_policy",
+    )? != downstream_tls_context::OcspStaplePolicy::LenientStapling
+    {
+        return Err(ValidationError::unsupported("ocsp_staple_policy"));
+    }
+    match session_ticket_keys_type {
+        None
+        | Some(downstream_tls_context::SessionTicketKeysType::DisableStatelessSessionResumption(
+            _,
+        )) => {}
+        Some(_) => return Err(ValidationError::unsupported("session_ticket_keys")),
+    }
+    let common = common_tls(
+        required(common_tls_context, "common_tls_context")?,
+        Side::Server,
+    )
+    .within("common_tls_context")?;
+    if common.certificates.is_empty() {
+        return Err(ValidationError::new(
+            "common_tls_context.tls_certificates",
+            "a server TLS context needs a certificate",
+        ));
+    }
+    let require_client_certificate = bool_or(require_client_certificate, false);
+    if require_client_certificate
+        && !common
+            .validation
+            .as_ref()
+            .is_some_and(|v| v.trusted_ca.is_some() || v.system_root_certs)
+    {
+        return Err(ValidationError::new(
+            "require_client_certificate",
+            "needs common_tls_context.validation_context.trusted_ca",
+        ));
+    }
+    Ok(DownstreamTls {
+        require_client_certificate,
+        require_sni: bool_or(require_sni, false),
+        common,
+    })
+}
+
+fn common_tls(proto: &pb::CommonTlsContext, side: Side) -> Result<CommonTls> {
+    let pb::CommonTlsContext {
+        tls_params,
+        tls_certificates,
+        tls_certificate_sds_secret_configs,
+        tls_certificate_provider_instance,
+        custom_tls_certificate_selector,
+        tls_certificate_certificate_provider,
+        tls_certificate_certificate_provider_instance,
+        alpn_protocols,
+        custom_handshaker,
+        key_log,
+        validation_context_type,
+    } = proto;
+    reject_if_set!(
+        tls_certificate_sds_secret_configs,
+        tls_certificate_provider_instance,
+        custom_tls_certificate_selector,
+        tls_certificate_certificate_provider,
+        tls_certificate_certificate_provider_instance,
+        custom_handshaker,
+        key_log,
+    );
+    // Envoy's defaults: TLS 1.2 minimum; maximum 1.2 for clients and 1.3 for servers.
+    let default_max = match side {
+        Side::Client => TlsVersion::Tls12,
+        Side::Server => TlsVersion::Tls13,
+    };
+    let (min_version, max_version) = match tls_params {
+        None => (TlsVersion::Tls12, default_max),
+        Some(p) => tls_parameters(p, default_max).within("tls_params")?,
+    };
+    let validation = match validation_context_type {
+        None => None,
+        Some(ValidationContextType::ValidationContext(v)) => {
+            Some(validation_context(v).within("validation_context")?)
+        }
+        Some(ValidationContextType::ValidationContextSdsSecretConfig(_)) => {
+            return Err(ValidationError::unsupported(
+                "validation_context_sds_secret_config",
+            ));
+        }
+        Some(ValidationContextType::CombinedValidationContext(_)) => {
+            return Err(ValidationError::unsupported("combined_validation_context"));
+        }
+        Some(ValidationContextType::ValidationContextCertificateProvider(_)) => {
+            return Err(ValidationError::unsupported(
+                "validation_context_certificate_provider",
+            ));
+        }
+        Some(ValidationContextType::ValidationContextCertificateProviderInstance(_)) => {
+            return Err(ValidationError::unsupported(
+                "validation_context_certificate_provider_instance",
+            ));
+        }
+    };
+    Ok(CommonTls {
+        certificates: convert_each(tls_certificates, "tls_certificates", certificate)?,
+        validation,
+        alpn_protocols: alpn_protocols.clone(),
+        min_version,
+        max_version,
+    })
+}
+
+fn tls_parameters(
+    proto: &pb::TlsParameters,
+    default_max: TlsVersion,
+) -> Result<(TlsVersion, TlsVersion)> {
+    let pb::TlsParameters {
+        tls_minimum_protocol_version,
+        tls_maximum_protocol_version,
+        cipher_suites,
+        ecdh_curves,
+        signature_algorithms,
+        compliance_policies,
+    } = proto;
+    // These name BoringSSL algorithms; rustls has its own fixed, safe set.
+    reject_if_set!(
+        cipher_suites,
+        ecdh_curves,
+        signature_algorithms,
+        compliance_policies
+    );
+    let version = |value: i32, field: &str, default: TlsVersion| -> Result<TlsVersion> {
+        match enum_value::<TlsProtocol>(value, field)? {
+            TlsProtocol::TlsAuto => Ok(default),
+            TlsProtocol::TlSv12 => Ok(TlsVersion::Tls12),
+            TlsProtocol::TlSv13 => Ok(TlsVersion::Tls13),
+            TlsProtocol::TlSv10 | TlsProtocol::TlSv11 => Err(ValidationError::new(
+                field,
+                "TLS 1.0 and 1.1 are not supported",
+            )),
+        }
+    };
+    let min = version(
+        *tls_minimum_protocol_version,
+        "tls_minimum_protocol_version",
+        TlsVersion::Tls12,
+    )?;
+    let max = version(
+        *tls_maximum_protocol_version,
+        "tls_maximum_protocol_version",
+        default_max,
+    )?;
+    if min > max {
+        return Err(ValidationError::new(
+            "tls_maximum_protocol_version",
+            "must not be lower than tls_minimum_protocol_version",
+        ));
+    }
+    Ok((min, max))
+}
+
+fn certificate(proto: &pb::TlsCertificate) -> Result<CertificateKeyPair> {
+    let pb::TlsCertificate {
+        certificate_chain,
+        private_key,
+        pkcs12,
+        watched_directory,
+        private_key_provider,
+        password,
+        ocsp_staple,
+        signed_certificate_timestamp,
+        tls_params,
+    } = proto;
+    reject_if_set!(
+        pkcs12,
+        watched_directory,
+        private_key_provider,
+        password,
+        ocsp_staple,
+        signed_certificate_timestamp,
+        tls_params,
+    );
+    Ok(CertificateKeyPair {
+        certificate_chain: DataSource::from_proto(required(
+            certificate_chain,
+            "certificate_chain",
+        )?)
+        .within("certificate_chain")?,
+        private_key: DataSource::from_proto(required(private_key, "private_key")?)
+            .within("private_key")?,
+    })
+}
+
+fn validation_context(proto: &pb::CertificateValidationContext) -> Result<CertificateValidation> {
+    let pb::CertificateValidationContext {
+        trusted_ca,
+        ca_certificate_provider_instance,
+        system_root_certs,
+        watched_directory,
+        verify_certificate_spki,
+        verify_certificate_hash,
+        match_typed_subject_alt_names,
+        match_subject_alt_names,
+        require_signed_certificate_timestamp,
+        crl,
+        allow_expired_certificate,
+        trust_chain_verification,
+        custom_validator_config,
+        // Only refines CRL checking, which is rejected.
+        only_verify_leaf_cert_crl: _,
+        max_verify_depth,
+        suppress_client_ca_list,
+    } = proto;
+    reject_if_set!(
+        ca_certificate_provider_instance,
+        watched_directory,
+        verify_certificate_spki,
+        verify_certificate_hash,
+        require_signed_certificate_timestamp,
+        crl,
+        allow_expired_certificate,
+        trust_chain_verification,
+        custom_validator_config,
+        max_verify_depth,
+        suppress_client_ca_list,
+    );
+    let trusted_ca = trusted_ca
+        .as_ref()
+        .map(|d| DataSource::from_proto(d).within("trusted_ca"))
+        .transpose()?;
+    let mut subject_alt_names = convert_each(
+        match_typed_subject_alt_names,
+        "match_typed_subject_alt_names",
+        |m| {
+            let pb::SubjectAltNameMatcher {
+                san_type,
+                matcher,
+                oid,
+            } = m;
+            let san_type = match enum_value::<PbSanType>(*san_type, "san_type")? {
+                PbSanType::Email => SanType::Email,
+                PbSanType::Dns => SanType::Dns,
+                PbSanType::Uri => SanType::Uri,
+                PbSanType::IpAddress => SanType::IpAddress,
+                PbSanType::Unspecified => {
+                    return Err(ValidationError::new("san_type", "must be specified"));
+                }
+                PbSanType::OtherName => return Err(ValidationError::unsupported("san_type")),
+            };
+            if !oid.is_empty() {
+                return Err(ValidationError::unsupported("oid"));
+            }
+            Ok(SanMatcher {
+                san_type,
+                matcher: StringMatcher::from_proto(required(matcher, "matcher")?)
+                    .within("matcher")?,
+            })
+        },
+    )?;
+    subject_alt_names.extend(convert_each(
+        match_subject_alt_names,
+        "match_subject_alt_names",
+        |m| {
+            Ok(SanMatcher {
+                san_type: SanType::Any,
+                matcher: StringMatcher::from_proto(m)?,
+            })
+        },
+    )?);
+    let system_root_certs = system_root_certs.is_some();
+    if trusted_ca.is_none() && !system_root_certs && !subject_alt_names.is_empty() {
+        // Envoy: "SAN-based verification of peer certificates without trusted CA is insecure
+        // and not allowed".
+        return Err(ValidationError::new(
+            "trusted_ca",
+            "SAN-based verification of peer certificates without trusted CA is insecure and not allowed",
+        ));
+    }
+    Ok(CertificateValidation {
+        trusted_ca,
+        system_root_certs,
+        subject_alt_names,
+    })
+}

@@ -1,0 +1,276 @@
+//! Listener conversion: filter chains, network and HTTP filters, and their error paths.
+
+use std::time::Duration;
+
+use envoy_types::pb::envoy::config::listener::v3 as pb;
+use outrider_model::{DownstreamCodec, Listener, NetworkFilter, RouteSource, TcpProxyCluster};
+
+fn listener(yaml: &str) -> Result<Listener, String> {
+    let proto: pb::Listener =
+        outrider_envoy_json::from_yaml_str(yaml).expect("test YAML is a valid Listener");
+    Listener::from_proto(&proto).map_err(|e| e.to_string())
+}
+
+fn ok(yaml: &str) -> Listener {
+    match listener(yaml) {
+        Ok(l) => l,
+        Err(e) => panic!("expected a valid listener, got {e}\n{yaml}"),
+    }
+}
+
+/// A listener whose single filter chain runs an HTTP connection manager with `hcm` appended.
+fn http(hcm: &str) -> String {
+    format!(
+        "name: l
+address: {{ socket_address: {{ address: 0.0.0.0, port_value: 8080 }} }}
+filter_chains:
+- filters:
+  - name: envoy.filters.network.http_connection_manager
+    typed_config:
+      '@type': type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+{hcm}"
+    )
+}
+
+const ROUTER: &str = "      http_filters:
+      - name: envoy.filters.http.router
+        typed_config: { '@type': type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }
+";
+
+#[test]
+fn http_listener_with_rds() {
+    let l = ok(&http(&format!(
+        "      stat_prefix: ingress
+      codec_type: HTTP2
+      rds: {{ route_config_name: routes-a, config_source: {{ ads: {{}}, initial_fetch_timeout: 3s }} }}
+      stream_idle_timeout: 0s
+      use_remote_address: true
+      xff_num_trusted_hops: 2
+{ROUTER}"
+    )));
+    assert_eq!(l.name(), "l");
+    assert_eq!(l.address, "0.0.0.0:8080".parse().expect("socket address"));
+    let deps: Vec<_> = l
+        .rds_dependencies()
+        .map(|(n, s)| (n, s.initial_fetch_timeout))
+        .collect();
+    assert_eq!(deps, [("routes-a", Some(Duration::from_secs(3)))]);
+    let NetworkFilter::HttpConnectionManager(hcm) = &l.filter_chains[0].filter else {
+        panic!("expected an HTTP connection manager")
+    };
+    assert_eq!(hcm.codec, DownstreamCodec::Http2);
+    assert_eq!(hcm.stream_idle_timeout, None);
+    assert_eq!(hcm.request_timeout, None);
+    assert_eq!(hcm.max_request_headers_kb, 60);
+    assert!(hcm.use_remote_address);
+    assert_eq!(hcm.xff_num_trusted_hops, 2);
+    assert!(hcm.generate_request_id);
+    assert_eq!(hcm.server_name, "envoy");
+    assert_eq!(hcm.common.idle_timeout, Some(Duration::from_secs(3600)));
+}
+
+#[test]
+fn http_listener_inline_routes_and_optional_filters() {
+    let l = ok(&http(
+        "      stat_prefix: ingress
+      route_config:
+        name: local
+        virtual_hosts: [ { name: all, domains: ['*'], routes: [ { match: { prefix: / }, route: { cluster: backend } } ] } ]
+      http_filters:
+      - name: envoy.filters.http.cors
+        is_optional: true
+        typed_config: { '@type': type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog }
+      - name: envoy.filters.http.router
+"
+    ));
+    assert_eq!(l.rds_dependencies().count(), 0);
+    let NetworkFilter::HttpConnectionManager(hcm) = &l.filter_chains[0].filter else {
+        panic!("expected an HTTP connection manager")
+    };
+    let RouteSource::Inline(rc) = &hcm.routes else {
+        panic!("inline routes")
+    };
+    assert_eq!(rc.cluster_names().collect::<Vec<_>>(), ["backend"]);
+}
+
+#[test]
+fn tcp_proxy_listener() {
+    let l = ok("name: t
+address: { socket_address: { address: '::', port_value: 9000 } }
+listener_filters:
+# By name: the test codec's descriptor pool does not hold the inspector types.
+- name: envoy.filters.listener.tls_inspector
+filter_chains:
+- filter_chain_match: { server_names: ['*.example.com'], transport_protocol: tls, destination_port: 9000, prefix_ranges: [ { address_prefix: 10.0.0.0, prefix_len: 8 } ] }
+  filters:
+  - name: envoy.filters.network.tcp_proxy
+    typed_config:
+      '@type': type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
+      stat_prefix: tcp
+      weighted_clusters: { clusters: [ { name: a, weight: 1 }, { name: b, weight: 3 } ] }
+default_filter_chain:
+  filters:
+  - name: envoy.filters.network.tcp_proxy
+    typed_config:
+      '@type': type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
+      stat_prefix: tcp
+      cluster: fallback
+      idle_timeout: 0s
+");
+    assert!(l.tls_inspector);
+    let chain = &l.filter_chains[0];
+    assert_eq!(chain.filter_chain_match.server_names, ["*.example.com"]);
+    assert_eq!(chain.filter_chain_match.destination_port, Some(9000));
+    assert!(chain.filter_chain_match.prefix_ranges[0].contains("10.9.9.9".parse().expect("ip")));
+    let NetworkFilter::TcpProxy(tcp) = &chain.filter else {
+        panic!("tcp proxy")
+    };
+    assert_eq!(
+        tcp.cluster,
+        TcpProxyCluster::Weighted(vec![("a".into(), 1), ("b".into(), 3)])
+    );
+    assert_eq!(tcp.idle_timeout, Some(Duration::from_secs(3600)));
+    let Some(NetworkFilter::TcpProxy(fallback)) =
+        l.default_filter_chain.as_ref().map(|c| &c.filter)
+    else {
+        panic!("default chain")
+    };
+    assert_eq!(fallback.idle_timeout, None);
+}
+
+#[test]
+fn invalid_listeners() {
+    let cases: &[(String, &str)] = &[
+        (
+            "name: l\naddress: { pipe: { path: /tmp/x } }\nfilter_chains: []".into(),
+            "address.pipe: not supported (only socket_address is supported)",
+        ),
+        (
+            "name: l\naddress: { socket_address: { address: localhost, port_value: 80 } }".into(),
+            "address.socket_address.address: \"localhost\" is not an IP address (host names need a STRICT_DNS or LOGICAL_DNS cluster)",
+        ),
+        (
+            "name: l\naddress: { socket_address: { address: 0.0.0.0, port_value: 80 } }".into(),
+            "filter_chains: no filter chains specified (and no default_filter_chain)",
+        ),
+        (
+            "name: l
+address: { socket_address: { address: 0.0.0.0, port_value: 80 } }
+filter_chains:
+- filters:
+  - name: envoy.filters.network.redis_proxy
+    typed_config: { '@type': type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog }"
+                .into(),
+            "filter_chains[0].filters[0].typed_config: unsupported network filter type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog (supported: http_connection_manager, tcp_proxy)",
+        ),
+        (http(&format!("      rds: {{ route_config_name: r, config_source: {{ ads: {{}} }} }}\n{ROUTER}")), "filter_chains[0].filters[0].typed_config.stat_prefix: must not be empty"),
+        (
+            http(&format!("      stat_prefix: s\n      rds: {{ route_config_name: r, config_source: {{ path: /etc/r.yaml }} }}\n{ROUTER}")),
+            "filter_chains[0].filters[0].typed_config.rds.config_source.path: not supported (only ads is supported)",
+        ),
+        (
+            http(&format!("      stat_prefix: s\n      rds: {{ route_config_name: r }}\n{ROUTER}")),
+            "filter_chains[0].filters[0].typed_config.rds.config_source: is required",
+        ),
+        (
+            http("      stat_prefix: s\n      rds: { route_config_name: r, config_source: { ads: {} } }\n"),
+            "filter_chains[0].filters[0].typed_config.http_filters: the last HTTP filter must be the router (envoy.extensions.filters.http.router.v3.Router)",
+        ),
+        (
+            http(&format!("      stat_prefix: s\n      rds: {{ route_config_name: r, config_source: {{ ads: {{}} }} }}\n{ROUTER}      - name: envoy.filters.http.cors\n        typed_config: {{ '@type': type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog }}\n")),
+            "filter_chains[0].filters[0].typed_config.http_filters[1].typed_config: unsupported HTTP filter type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog (only the router is supported; mark others is_optional)",
+        ),
+        (
+            http(&format!("      stat_prefix: s\n      codec_type: HTTP3\n      rds: {{ route_config_name: r, config_source: {{ ads: {{}} }} }}\n{ROUTER}")),
+            "filter_chains[0].filters[0].typed_config.codec_type: HTTP3 is not supported",
+        ),
+        (
+            http(&format!("      stat_prefix: s\n      max_request_headers_kb: 9000\n      rds: {{ route_config_name: r, config_source: {{ ads: {{}} }} }}\n{ROUTER}")),
+            "filter_chains[0].filters[0].typed_config.max_request_headers_kb: must be between 1 and 8192",
+        ),
+        (
+            http(&format!(
+                "      stat_prefix: s
+      route_config:
+        name: local
+        virtual_hosts:
+        - {{ name: a, domains: [a], routes: [ {{ match: {{ prefix: / }}, route: {{ cluster: c }} }} ] }}
+        - {{ name: b, domains: [b], routes: [ {{ match: {{ safe_regex: {{ regex: '(' }} }}, route: {{ cluster: c }} }} ] }}
+{ROUTER}"
+            )),
+            "filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[1].routes[0].match.safe_regex.regex: invalid regex",
+        ),
+        (
+            "name: l
+address: { socket_address: { address: 0.0.0.0, port_value: 80 } }
+filter_chains:
+- filter_chain_match: { server_names: [a.com, b.com] }
+  filters: [ { name: t, typed_config: { '@type': type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: t, cluster: c } } ]
+- filter_chain_match: { server_names: [b.com, a.com] }
+  filters: [ { name: t, typed_config: { '@type': type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: t, cluster: c } } ]"
+                .into(),
+            "filter_chains[1].filter_chain_match: multiple filter chains with the same matching rules are defined (same as filter_chains[0])",
+        ),
+        (
+            "name: l
+address: { socket_address: { address: 0.0.0.0, port_value: 80 } }
+filter_chains:
+- filter_chain_match: { server_names: ['a*.com'] }
+  filters: [ { name: t, typed_config: { '@type': type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: t, cluster: c } } ]"
+                .into(),
+            "filter_chains[0].filter_chain_match.server_names[0]: partial wildcards are not supported in \"server_names\"",
+        ),
+        (
+            "name: l
+address: { socket_address: { address: 0.0.0.0, port_value: 80 } }
+filter_chains:
+- filters: [ { name: t, typed_config: { '@type': type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: t, weighted_clusters: { clusters: [ { name: a, weight: 0 } ] } } } ]"
+                .into(),
+            "filter_chains[0].filters[0].typed_config.weighted_clusters.clusters[0].weight: must be at least 1",
+        ),
+        (
+            "name: l
+address: { socket_address: { address: 0.0.0.0, port_value: 80 } }
+listener_filters: [ { name: o, typed_config: { '@type': type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog } } ]
+filter_chains:
+- filters: [ { name: t, typed_config: { '@type': type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: t, cluster: c } } ]"
+                .into(),
+            "listener_filters[0].typed_config: unsupported listener filter envoy.extensions.access_loggers.stream.v3.StdoutAccessLog (supported: tls_inspector, http_inspector)",
+        ),
+        (
+            "name: l
+address: { socket_address: { address: 0.0.0.0, port_value: 80 } }
+use_original_dst: true
+filter_chains:
+- filters: [ { name: t, typed_config: { '@type': type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: t, cluster: c } } ]"
+                .into(),
+            "use_original_dst: not supported",
+        ),
+    ];
+    for (yaml, expected) in cases {
+        let got = listener(yaml).map(|_| ());
+        match &got {
+            // A regex error's detail comes from the regex crate: compare the stable prefix.
+            Err(e) if expected.ends_with("invalid regex") => {
+                assert!(e.starts_with(expected), "{e}\n{yaml}")
+            }
+            _ => assert_eq!(got, Err(expected.to_string()), "{yaml}"),
+        }
+    }
+}
+
+#[test]
+fn undecodable_typed_config_is_an_error_at_its_path() {
+    let mut proto: pb::Listener = outrider_envoy_json::from_yaml_str(&http(&format!(
+        "      stat_prefix: s\n      rds: {{ route_config_name: r, config_source: {{ ads: {{}} }} }}\n{ROUTER}"
+    )))
+    .expect("test YAML is a valid Listener");
+    let filter = &mut proto.filter_chains[0].filters[0];
+    let Some(pb::filter::ConfigType::TypedConfig(any)) = &mut filter.config_type else {
+        panic!("typed config")
+    };
+    any.value = vec![0xff, 0xff, 0xff];
+    let err = Listener::from_proto(&proto).expect_err("garbage cannot decode");
+    assert_eq!(err.path, "filter_chains[0].filters[0].typed_config");
+    assert!(err.reason.starts_with("cannot decode"), "{err}");
+}

@@ -1,0 +1,212 @@
+//! `Snapshot`: one immutable, consistent view of listeners, route configurations and clusters
+//! (with their endpoints), in persistent maps so a new snapshot shares all unchanged parts.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use outrider_model::{Cluster, ClusterLoadAssignment, Discovery, Listener, RouteConfiguration};
+
+use crate::change::Change;
+use crate::endpoint_set::{EndpointSet, NewEndpointPolicy};
+
+/// A cluster with its current endpoints.
+#[derive(Debug)]
+pub struct ClusterEntry {
+    pub config: Arc<Cluster>,
+    pub endpoints: Arc<EndpointSet>,
+}
+
+/// Everything the data plane routes with, at one generation.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    generation: u64,
+    listeners: imbl::HashMap<Arc<str>, Arc<Listener>>,
+    route_configs: imbl::HashMap<Arc<str>, Arc<RouteConfiguration>>,
+    clusters: imbl::HashMap<Arc<str>, Arc<ClusterEntry>>,
+    /// EDS resource name → the EDS clusters subscribed to it (several may share one).
+    eds_index: imbl::HashMap<Arc<str>, Arc<[Arc<str>]>>,
+}
+
+impl Snapshot {
+    /// Increases by one with every `Tables::apply`.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    pub fn cluster(&self, name: &str) -> Option<&Arc<ClusterEntry>> {
+        self.clusters.get(name)
+    }
+
+    pub fn listener(&self, name: &str) -> Option<&Arc<Listener>> {
+        self.listeners.get(name)
+    }
+
+    pub fn route_config(&self, name: &str) -> Option<&Arc<RouteConfiguration>> {
+        self.route_configs.get(name)
+    }
+
+    /// In no particular order.
+    pub fn clusters(&self) -> impl Iterator<Item = (&str, &Arc<ClusterEntry>)> {
+        self.clusters.iter().map(|(k, v)| (&**k, v))
+    }
+
+    pub fn listeners(&self) -> impl Iterator<Item = (&str, &Arc<Listener>)> {
+        self.listeners.iter().map(|(k, v)| (&**k, v))
+    }
+
+    pub fn route_configs(&self) -> impl Iterator<Item = (&str, &Arc<RouteConfiguration>)> {
+        self.route_configs.iter().map(|(k, v)| (&**k, v))
+    }
+
+    pub fn cluster_count(&self) -> usize {
+        self.clusters.len()
+    }
+
+    /// The EDS clusters whose `eds_resource_name` is `resource`.
+    pub fn clusters_for_eds_resource(&self, resource: &str) -> impl Iterator<Item = &str> {
+        self.eds_index
+            .get(resource)
+            .into_iter()
+            .flat_map(|names| names.iter().map(|n| &**n))
+    }
+
+    /// Every EDS resource name referenced by a cluster (what the EDS subscription must be).
+    pub fn eds_resource_names(&self) -> impl Iterator<Item = &str> {
+        self.eds_index.keys().map(|k| &**k)
+    }
+
+    pub(crate) fn next_generation(&self) -> Self {
+        let mut next = self.clone();
+        next.generation = self.generation.wrapping_add(1);
+        next
+    }
+
+    pub(crate) fn apply(&mut self, change: Change) {
+        match change {
+            Change::UpsertCluster(config) => self.upsert_cluster(config),
+            Change::RemoveCluster(name) => {
+                if let Some(old) = self.clusters.remove(name.as_str())
+                    && let Some(resource) = old.config.eds_resource_name()
+                {
+                    self.unindex(resource, &name);
+                }
+            }
+            Change::SetEndpoints {
+                cluster,
+                assignment,
+                version,
+            } => self.set_endpoints(&cluster, &assignment, &version),
+            Change::UpsertListener(l) => {
+                self.listeners.insert(l.name().into(), l);
+            }
+            Change::RemoveListener(name) => {
+                self.listeners.remove(name.as_str());
+            }
+            Change::UpsertRouteConfiguration(r) => {
+                self.route_configs.insert(r.name().into(), r);
+            }
+            Change::RemoveRouteConfiguration(name) => {
+                self.route_configs.remove(name.as_str());
+            }
+        }
+    }
+
+    fn upsert_cluster(&mut self, config: Arc<Cluster>) {
+        let name: Arc<str> = config.name().into();
+        let old = self.clusters.get(&*name).cloned();
+        let old_resource = old.as_ref().and_then(|o| o.config.eds_resource_name());
+        let new_resource = config.eds_resource_name();
+        if old_resource != new_resource {
+            if let Some(r) = old_resource {
+                self.unindex(r, &name);
+            }
+            if let Some(r) = new_resource {
+                self.index(r, &name);
+            }
+        }
+        let policy = new_endpoint_policy(&config);
+        let endpoints = match (&config.discovery, &config.load_assignment, &old) {
+            // Same EDS resource: the current endpoints stay until EDS says otherwise.
+            (Discovery::Eds { .. }, _, Some(old)) if old_resource == new_resource => {
+                Arc::clone(&old.endpoints)
+            }
+            (Discovery::Eds { .. }, _, _) => Arc::new(EndpointSet::empty()),
+            (_, Some(cla), old) => Arc::new(EndpointSet::build(
+                cla,
+                old.as_ref().map(|o| &*o.endpoints),
+                "",
+                None,
+                policy,
+            )),
+            (_, None, _) => Arc::new(EndpointSet::empty()),
+        };
+        endpoints.clear_orphaned_flags(
+            !config.health_checks.is_empty(),
+            config.outlier_detection.is_some(),
+        );
+        self.clusters
+            .insert(name, Arc::new(ClusterEntry { config, endpoints }));
+    }
+
+    fn set_endpoints(&mut self, resource: &str, assignment: &ClusterLoadAssignment, version: &str) {
+        let Some(names) = self.eds_index.get(resource).cloned() else {
+            // Nobody subscribes to it (any more): nothing to update.
+            return;
+        };
+        let now = SystemTime::now();
+        for name in names.iter() {
+            let Some(entry) = self.clusters.get(&**name).cloned() else {
+                continue;
+            };
+            let endpoints = EndpointSet::build(
+                assignment,
+                Some(&entry.endpoints),
+                version,
+                Some(now),
+                new_endpoint_policy(&entry.config),
+            );
+            self.clusters.insert(
+                Arc::clone(name),
+                Arc::new(ClusterEntry {
+                    config: Arc::clone(&entry.config),
+                    endpoints: Arc::new(endpoints),
+                }),
+            );
+        }
+    }
+
+    fn index(&mut self, resource: &str, cluster: &Arc<str>) {
+        let names: Arc<[Arc<str>]> = match self.eds_index.get(resource) {
+            Some(existing) if existing.contains(cluster) => return,
+            Some(existing) => existing
+                .iter()
+                .cloned()
+                .chain([Arc::clone(cluster)])
+                .collect(),
+            None => Arc::from([Arc::clone(cluster)]),
+        };
+        self.eds_index.insert(resource.into(), names);
+    }
+
+    fn unindex(&mut self, resource: &str, cluster: &str) {
+        let Some(existing) = self.eds_index.get(resource) else {
+            return;
+        };
+        let rest: Arc<[Arc<str>]> = existing
+            .iter()
+            .filter(|n| &***n != cluster)
+            .cloned()
+            .collect();
+        if rest.is_empty() {
+            self.eds_index.remove(resource);
+        } else {
+            self.eds_index.insert(resource.into(), rest);
+        }
+    }
+}
+
+fn new_endpoint_policy(cluster: &Cluster) -> NewEndpointPolicy {
+    NewEndpointPolicy {
+        active_health_checks: !cluster.health_checks.is_empty(),
+    }
+}

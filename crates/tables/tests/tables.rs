@@ -1,0 +1,339 @@
+//! Tables behaviour: publication, EDS fan-out, endpoint-state survival and structural sharing.
+
+use std::sync::Arc;
+
+use envoy_types::pb::envoy::config::{
+    cluster::v3 as cluster_pb, endpoint::v3 as endpoint_pb, listener::v3 as listener_pb,
+    route::v3 as route_pb,
+};
+use outrider_model::{Cluster, ClusterLoadAssignment, HealthStatus, Listener, RouteConfiguration};
+use outrider_tables::{Change, HealthFlags, Tables};
+
+fn cluster(yaml: &str) -> Arc<Cluster> {
+    let proto: cluster_pb::Cluster = outrider_envoy_json::from_yaml_str(yaml).expect("valid YAML");
+    Arc::new(Cluster::from_proto(&proto).expect("valid cluster"))
+}
+
+fn eds_cluster(name: &str, service_name: &str) -> Arc<Cluster> {
+    cluster(&format!(
+        "name: {name}\ntype: EDS\neds_cluster_config: {{ service_name: '{service_name}', eds_config: {{ ads: {{}} }} }}"
+    ))
+}
+
+/// An assignment with `(ip, weight, health)` endpoints in one locality.
+fn assignment(name: &str, endpoints: &[(&str, u32, &str)]) -> Arc<ClusterLoadAssignment> {
+    let lb: Vec<String> = endpoints
+        .iter()
+        .map(|(ip, w, h)| {
+            format!(
+                "{{ endpoint: {{ address: {{ socket_address: {{ address: '{ip}', port_value: 80 }} }} }}, load_balancing_weight: {w}, health_status: {h} }}"
+            )
+        })
+        .collect();
+    let yaml = format!(
+        "cluster_name: {name}\nendpoints: [ {{ lb_endpoints: [ {} ] }} ]",
+        lb.join(", ")
+    );
+    let proto: endpoint_pb::ClusterLoadAssignment =
+        outrider_envoy_json::from_yaml_str(&yaml).expect("valid YAML");
+    Arc::new(ClusterLoadAssignment::from_proto(&proto).expect("valid assignment"))
+}
+
+fn set_endpoints(resource: &str, cla: Arc<ClusterLoadAssignment>, version: &str) -> Change {
+    Change::SetEndpoints {
+        cluster: resource.into(),
+        assignment: cla,
+        version: version.into(),
+    }
+}
+
+fn addr(ip: &str) -> outrider_model::EndpointAddress {
+    outrider_model::EndpointAddress::Ip(format!("{ip}:80").parse().expect("socket address"))
+}
+
+#[test]
+fn eds_updates_keep_endpoint_state() {
+    let tables = Tables::new();
+    assert_eq!(tables.load().generation(), 0);
+    let generation = tables.apply([Change::UpsertCluster(eds_cluster("a", ""))]);
+    assert_eq!(generation, 1);
+    let snap = tables.load();
+    let entry = snap.cluster("a").expect("cluster a");
+    assert!(entry.endpoints.is_empty(), "no endpoints until EDS");
+    assert_eq!(
+        snap.clusters_for_eds_resource("a").collect::<Vec<_>>(),
+        ["a"]
+    );
+
+    tables.apply([set_endpoints(
+        "a",
+        assignment(
+            "a",
+            &[("10.0.0.1", 1, "HEALTHY"), ("10.0.0.2", 1, "HEALTHY")],
+        ),
+        "v1",
+    )]);
+    let first = tables.load();
+    let kept = Arc::clone(
+        first
+            .cluster("a")
+            .expect("a")
+            .endpoints
+            .find(&addr("10.0.0.1"))
+            .expect("endpoint"),
+    );
+    kept.rq_total
+        .fetch_add(7, std::sync::atomic::Ordering::Relaxed);
+    kept.set_flags(HealthFlags::FAILED_OUTLIER_CHECK);
+
+    tables.apply([set_endpoints(
+        "a",
+        assignment(
+            "a",
+            &[("10.0.0.1", 5, "UNHEALTHY"), ("10.0.0.3", 1, "HEALTHY")],
+        ),
+        "v2",
+    )]);
+    let second = tables.load();
+    let set = &second.cluster("a").expect("a").endpoints;
+    assert_eq!(&*set.version, "v2");
+    assert!(set.eds_updated_at.is_some());
+    assert_eq!(set.len(), 2);
+    let again = set.find(&addr("10.0.0.1")).expect("kept endpoint");
+    assert!(Arc::ptr_eq(&kept, again), "a kept endpoint keeps its state");
+    assert_eq!(again.rq_total.load(std::sync::atomic::Ordering::Relaxed), 7);
+    assert_eq!(again.weight(), 5);
+    assert_eq!(again.eds_health(), HealthStatus::Unhealthy);
+    assert_eq!(
+        again.health_flags(),
+        HealthFlags::FAILED_OUTLIER_CHECK | HealthFlags::FAILED_EDS_HEALTH
+    );
+    assert_eq!(
+        again.health_flags().envoy_string(),
+        "/failed_outlier_check/failed_eds_health"
+    );
+    assert!(set.find(&addr("10.0.0.2")).is_none());
+    // The previous snapshot is untouched (apart from the shared atomics).
+    assert_eq!(first.cluster("a").expect("a").endpoints.len(), 2);
+    assert_eq!(second.generation(), 3);
+}
+
+#[test]
+fn one_eds_resource_feeds_every_cluster_using_it() {
+    let tables = Tables::new();
+    tables.apply([
+        Change::UpsertCluster(eds_cluster("a", "svc")),
+        Change::UpsertCluster(eds_cluster("b", "svc")),
+        Change::UpsertCluster(eds_cluster("c", "")),
+    ]);
+    let snap = tables.load();
+    let mut users: Vec<_> = snap.clusters_for_eds_resource("svc").collect();
+    users.sort_unstable();
+    assert_eq!(users, ["a", "b"]);
+    let c_before = Arc::clone(snap.cluster("c").expect("c"));
+
+    tables.apply([set_endpoints(
+        "svc",
+        assignment("svc", &[("10.0.0.1", 1, "HEALTHY")]),
+        "1",
+    )]);
+    let snap = tables.load();
+    let a = snap
+        .cluster("a")
+        .expect("a")
+        .endpoints
+        .find(&addr("10.0.0.1"))
+        .expect("a has it");
+    let b = snap
+        .cluster("b")
+        .expect("b")
+        .endpoints
+        .find(&addr("10.0.0.1"))
+        .expect("b has it");
+    assert!(
+        !Arc::ptr_eq(a, b),
+        "state is per cluster: outlier detection is per cluster"
+    );
+    // Structural sharing: the cluster the update did not touch is the same allocation.
+    assert!(Arc::ptr_eq(&c_before, snap.cluster("c").expect("c")));
+
+    // Removing a cluster unsubscribes it.
+    tables.apply([Change::RemoveCluster("a".into())]);
+    assert_eq!(
+        tables
+            .load()
+            .clusters_for_eds_resource("svc")
+            .collect::<Vec<_>>(),
+        ["b"]
+    );
+    tables.apply([Change::RemoveCluster("b".into())]);
+    assert_eq!(tables.load().eds_resource_names().count(), 1);
+    // An update for a resource nobody uses changes nothing.
+    tables.apply([set_endpoints(
+        "svc",
+        assignment("svc", &[("10.0.0.9", 1, "HEALTHY")]),
+        "2",
+    )]);
+    assert!(tables.load().cluster("a").is_none());
+}
+
+#[test]
+fn cluster_upserts_keep_or_reset_endpoints() {
+    let tables = Tables::new();
+    tables.apply([
+        Change::UpsertCluster(eds_cluster("a", "svc")),
+        set_endpoints("svc", assignment("svc", &[("10.0.0.1", 1, "HEALTHY")]), "1"),
+    ]);
+    let before = Arc::clone(&tables.load().cluster("a").expect("a").endpoints);
+    assert_eq!(
+        before.len(),
+        1,
+        "an EDS update in the same batch as the cluster applies"
+    );
+
+    // Same EDS resource (e.g. a new connect timeout): endpoints stay.
+    tables.apply([Change::UpsertCluster(cluster(
+        "name: a\ntype: EDS\nconnect_timeout: 2s\neds_cluster_config: { service_name: svc, eds_config: { ads: {} } }",
+    ))]);
+    assert!(Arc::ptr_eq(
+        &before,
+        &tables.load().cluster("a").expect("a").endpoints
+    ));
+
+    // Another EDS resource: empty until its first update.
+    tables.apply([Change::UpsertCluster(eds_cluster("a", "other"))]);
+    let snap = tables.load();
+    assert!(snap.cluster("a").expect("a").endpoints.is_empty());
+    assert_eq!(snap.clusters_for_eds_resource("svc").count(), 0);
+    assert_eq!(
+        snap.clusters_for_eds_resource("other").collect::<Vec<_>>(),
+        ["a"]
+    );
+}
+
+#[test]
+fn static_clusters_and_health_check_flags() {
+    let tables = Tables::new();
+    let with_hc = |ips: &str| {
+        cluster(&format!(
+            "name: s
+health_checks: [ {{ timeout: 1s, interval: 1s, unhealthy_threshold: 1, healthy_threshold: 1, tcp_health_check: {{}} }} ]
+load_assignment: {{ cluster_name: s, endpoints: [ {{ lb_endpoints: [ {ips} ] }} ] }}"
+        ))
+    };
+    let ep = |ip: &str| {
+        format!(
+            "{{ endpoint: {{ address: {{ socket_address: {{ address: '{ip}', port_value: 80 }} }} }} }}"
+        )
+    };
+    tables.apply([Change::UpsertCluster(with_hc(&ep("10.0.0.1")))]);
+    let snap = tables.load();
+    let first = Arc::clone(
+        snap.cluster("s")
+            .expect("s")
+            .endpoints
+            .find(&addr("10.0.0.1"))
+            .expect("endpoint"),
+    );
+    assert_eq!(
+        first.health_flags(),
+        HealthFlags::FAILED_ACTIVE_HC | HealthFlags::PENDING_ACTIVE_HC
+    );
+    assert!(!first.is_healthy());
+    first.clear_flags(HealthFlags::ACTIVE_HC);
+
+    tables.apply([Change::UpsertCluster(with_hc(&format!(
+        "{}, {}",
+        ep("10.0.0.1"),
+        ep("10.0.0.2")
+    )))]);
+    let snap = tables.load();
+    let set = &snap.cluster("s").expect("s").endpoints;
+    let kept = set.find(&addr("10.0.0.1")).expect("kept");
+    assert!(Arc::ptr_eq(&first, kept));
+    assert!(
+        kept.is_healthy(),
+        "a kept host keeps its passed health check"
+    );
+    assert!(
+        !set.find(&addr("10.0.0.2")).expect("new").is_healthy(),
+        "a new host waits for its check"
+    );
+
+    // Health checks removed: their flags go too.
+    tables.apply([Change::UpsertCluster(cluster(&format!(
+        "name: s\nload_assignment: {{ cluster_name: s, endpoints: [ {{ lb_endpoints: [ {} ] }} ] }}",
+        ep("10.0.0.2")
+    )))]);
+    assert!(
+        tables
+            .load()
+            .cluster("s")
+            .expect("s")
+            .endpoints
+            .find(&addr("10.0.0.2"))
+            .expect("kept")
+            .is_healthy()
+    );
+}
+
+#[test]
+fn listeners_and_route_configurations() {
+    let listener: listener_pb::Listener = outrider_envoy_json::from_yaml_str(
+        "name: l
+address: { socket_address: { address: 0.0.0.0, port_value: 80 } }
+filter_chains: [ { filters: [ { name: t, typed_config: { '@type': type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: t, cluster: c } } ] } ]",
+    )
+    .expect("valid YAML");
+    let routes: route_pb::RouteConfiguration = outrider_envoy_json::from_yaml_str(
+        "name: r\nvirtual_hosts: [ { name: v, domains: ['*'] } ]",
+    )
+    .expect("valid YAML");
+    let tables = Tables::new();
+    tables.apply([
+        Change::UpsertListener(Arc::new(
+            Listener::from_proto(&listener).expect("valid listener"),
+        )),
+        Change::UpsertRouteConfiguration(Arc::new(
+            RouteConfiguration::from_proto(&routes).expect("valid routes"),
+        )),
+    ]);
+    let snap = tables.load();
+    assert!(snap.listener("l").is_some());
+    assert!(snap.route_config("r").is_some());
+    assert_eq!(snap.listeners().count(), 1);
+    tables.apply([
+        Change::RemoveListener("l".into()),
+        Change::RemoveRouteConfiguration("r".into()),
+    ]);
+    let after = tables.load();
+    assert!(after.listener("l").is_none() && after.route_config("r").is_none());
+    // The old snapshot is still whole for whoever holds it.
+    assert!(snap.listener("l").is_some());
+}
+
+#[test]
+fn readers_see_whole_generations_while_writers_publish() {
+    let tables = Arc::new(Tables::new());
+    let reader = {
+        let tables = Arc::clone(&tables);
+        std::thread::spawn(move || {
+            let mut last = 0;
+            loop {
+                let snap = tables.load();
+                let generation = snap.generation();
+                assert!(generation >= last, "generations never go back");
+                // Every published generation adds exactly one cluster.
+                assert_eq!(snap.cluster_count() as u64, generation);
+                last = generation;
+                if generation == 200 {
+                    break;
+                }
+            }
+        })
+    };
+    for i in 0..200 {
+        tables.apply([Change::UpsertCluster(eds_cluster(&format!("c{i}"), ""))]);
+    }
+    reader.join().expect("reader saw consistent snapshots");
+}

@@ -1,0 +1,360 @@
+//! Reading Envoy's `Bootstrap` (YAML or JSON) and checking it: every error names the file, the
+//! field path and the reason, and is reported before anything starts.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use envoy_types::pb::envoy::config::bootstrap::v3::Bootstrap;
+use envoy_types::pb::envoy::config::cluster::v3::Cluster as ClusterProto;
+use envoy_types::pb::envoy::config::core::v3::api_config_source::ApiType;
+use envoy_types::pb::envoy::config::core::v3::grpc_service::TargetSpecifier;
+use envoy_types::pb::envoy::config::core::v3::node::UserAgentVersionType;
+use envoy_types::pb::envoy::config::core::v3::{
+    ApiConfigSource, Node, address, socket_address::PortSpecifier,
+};
+use envoy_types::pb::envoy::extensions::upstreams::http::v3::HttpProtocolOptions;
+use envoy_types::pb::envoy::extensions::upstreams::http::v3::http_protocol_options::{
+    UpstreamProtocolOptions, explicit_http_config::ProtocolConfig,
+};
+use outrider_model::{Cluster, ConfigSource, Listener};
+use prost::Message;
+
+/// The key of the upstream HTTP protocol options in `typed_extension_protocol_options`.
+const HTTP_PROTOCOL_OPTIONS: &str = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
+
+/// A bootstrap that failed to load: which file, which field, why.
+#[derive(Debug)]
+pub struct BootstrapError {
+    pub file: PathBuf,
+    pub path: String,
+    pub reason: String,
+}
+
+impl fmt::Display for BootstrapError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            write!(f, "{}: {}", self.file.display(), self.reason)
+        } else {
+            write!(f, "{}: {}: {}", self.file.display(), self.path, self.reason)
+        }
+    }
+}
+
+impl std::error::Error for BootstrapError {}
+
+/// Command-line settings that override the bootstrap, as Envoy's flags do.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub service_node: Option<String>,
+    pub service_cluster: Option<String>,
+    pub delta: bool,
+}
+
+/// Where and how to reach the ADS server.
+#[derive(Debug, Clone)]
+pub struct AdsServer {
+    /// The static cluster named by `ads_config.grpc_services[0].envoy_grpc.cluster_name`.
+    pub cluster: String,
+    /// `http://host:port` of its first endpoint.
+    pub uri: String,
+    pub connect_timeout: Duration,
+    pub delta: bool,
+    pub lds: Option<ConfigSource>,
+    pub cds: Option<ConfigSource>,
+}
+
+/// A bootstrap that passed every check.
+#[derive(Debug, Clone)]
+pub struct LoadedBootstrap {
+    pub file: PathBuf,
+    /// As read (shown by `/config_dump`), with the node as sent to the control plane.
+    pub proto: Bootstrap,
+    pub node: Node,
+    pub admin_address: Option<SocketAddr>,
+    pub static_clusters: Vec<Arc<Cluster>>,
+    pub static_listeners: Vec<Arc<Listener>>,
+    pub ads: Option<AdsServer>,
+}
+
+/// Reads and checks a bootstrap file. YAML and JSON are both read by the YAML parser (JSON is
+/// YAML), whatever the file is called.
+pub fn load(file: &Path, overrides: &Overrides) -> Result<LoadedBootstrap, BootstrapError> {
+    let error = |path: &str, reason: String| BootstrapError {
+        file: file.to_path_buf(),
+        path: path.to_string(),
+        reason,
+    };
+    let text = std::fs::read_to_string(file).map_err(|e| error("", format!("cannot read: {e}")))?;
+    let proto: Bootstrap = outrider_envoy_json::from_yaml_str(&text).map_err(|e| match e {
+        outrider_envoy_json::JsonError::Field { path, reason } => error(&path, reason),
+        other => error("", other.to_string()),
+    })?;
+    check(proto, overrides)
+        .map_err(|(path, reason)| error(&path, reason))
+        .map(|mut loaded| {
+            loaded.file = file.to_path_buf();
+            loaded
+        })
+}
+
+/// Checks a parsed bootstrap; errors are (field path, reason).
+pub fn check(
+    mut proto: Bootstrap,
+    overrides: &Overrides,
+) -> Result<LoadedBootstrap, (String, String)> {
+    let node = node(&proto, overrides);
+    proto.node = Some(node.clone());
+
+    let admin_address = match proto.admin.as_ref().and_then(|a| a.address.as_ref()) {
+        None => None,
+        Some(address) => {
+            Some(socket_address(address).map_err(|reason| ("admin.address".to_string(), reason))?)
+        }
+    };
+
+    let statics = proto.static_resources.clone().unwrap_or_default();
+    let mut static_clusters = Vec::with_capacity(statics.clusters.len());
+    for (index, cluster) in statics.clusters.iter().enumerate() {
+        let converted = Cluster::from_proto(cluster).map_err(|e| {
+            (
+                format!("static_resources.clusters[{index}].{}", e.path),
+                e.reason,
+            )
+        })?;
+        static_clusters.push(Arc::new(converted));
+    }
+    let mut static_listeners = Vec::with_capacity(statics.listeners.len());
+    for (index, listener) in statics.listeners.iter().enumerate() {
+        let converted = Listener::from_proto(listener).map_err(|e| {
+            (
+                format!("static_resources.listeners[{index}].{}", e.path),
+                e.reason,
+            )
+        })?;
+        static_listeners.push(Arc::new(converted));
+    }
+
+    let ads = match proto.dynamic_resources.as_ref() {
+        None => None,
+        Some(dynamic) => {
+            let config_source = |source: &Option<_>, path: &str| -> Result<_, (String, String)> {
+                source
+                    .as_ref()
+                    .map(|s| {
+                        ConfigSource::from_proto(s)
+                            .map_err(|e| (format!("dynamic_resources.{path}.{}", e.path), e.reason))
+                    })
+                    .transpose()
+            };
+            let lds = config_source(&dynamic.lds_config, "lds_config")?;
+            let cds = config_source(&dynamic.cds_config, "cds_config")?;
+            match &dynamic.ads_config {
+                Some(ads_config) => Some(ads_server(
+                    ads_config,
+                    &statics.clusters,
+                    overrides,
+                    lds,
+                    cds,
+                )?),
+                None if lds.is_some() || cds.is_some() => {
+                    return Err((
+                        "dynamic_resources.ads_config".into(),
+                        "required: lds_config/cds_config use ads, so an ADS server must be configured"
+                            .into(),
+                    ));
+                }
+                None => None,
+            }
+        }
+    };
+
+    Ok(LoadedBootstrap {
+        file: PathBuf::new(),
+        proto,
+        node,
+        admin_address,
+        static_clusters,
+        static_listeners,
+        ads,
+    })
+}
+
+/// The node as sent to the control plane: the bootstrap's, with the command line's overrides
+/// and our user agent.
+fn node(proto: &Bootstrap, overrides: &Overrides) -> Node {
+    let mut node = proto.node.clone().unwrap_or_default();
+    if let Some(id) = &overrides.service_node {
+        node.id = id.clone();
+    }
+    if let Some(cluster) = &overrides.service_cluster {
+        node.cluster = cluster.clone();
+    }
+    node.user_agent_name = "outrider".to_string();
+    node.user_agent_version_type = Some(UserAgentVersionType::UserAgentVersion(
+        env!("CARGO_PKG_VERSION").to_string(),
+    ));
+    node
+}
+
+fn ads_server(
+    ads: &ApiConfigSource,
+    clusters: &[ClusterProto],
+    overrides: &Overrides,
+    lds: Option<ConfigSource>,
+    cds: Option<ConfigSource>,
+) -> Result<AdsServer, (String, String)> {
+    let at = |field: &str| format!("dynamic_resources.ads_config.{field}");
+    let delta = match ApiType::try_from(ads.api_type) {
+        Ok(ApiType::Grpc | ApiType::AggregatedGrpc) => overrides.delta,
+        Ok(ApiType::DeltaGrpc | ApiType::AggregatedDeltaGrpc) => true,
+        Ok(other) => {
+            return Err((
+                at("api_type"),
+                format!(
+                    "{} is not supported: use GRPC or DELTA_GRPC",
+                    other.as_str_name()
+                ),
+            ));
+        }
+        Err(_) => return Err((at("api_type"), format!("unknown value {}", ads.api_type))),
+    };
+    let [service] = ads.grpc_services.as_slice() else {
+        return Err((
+            at("grpc_services"),
+            format!(
+                "exactly one gRPC service is supported, got {}",
+                ads.grpc_services.len()
+            ),
+        ));
+    };
+    let Some(TargetSpecifier::EnvoyGrpc(envoy_grpc)) = &service.target_specifier else {
+        return Err((
+            at("grpc_services[0]"),
+            "only envoy_grpc (a static cluster) is supported".into(),
+        ));
+    };
+    let name = &envoy_grpc.cluster_name;
+    let Some((index, cluster)) = clusters.iter().enumerate().find(|(_, c)| &c.name == name) else {
+        return Err((
+            at("grpc_services[0].envoy_grpc.cluster_name"),
+            format!("no static cluster named {name:?}"),
+        ));
+    };
+    let cluster_path = format!("static_resources.clusters[{index}]");
+    if !speaks_http2(cluster) {
+        return Err((
+            cluster_path,
+            format!(
+                "cluster {name:?} serves gRPC (ADS) so it must enable HTTP/2: set typed_extension_protocol_options.{HTTP_PROTOCOL_OPTIONS}.explicit_http_config.http2_protocol_options"
+            ),
+        ));
+    }
+    if cluster.transport_socket.is_some() {
+        return Err((
+            format!("{cluster_path}.transport_socket"),
+            "TLS to the ADS server is not supported yet".into(),
+        ));
+    }
+    let endpoint = cluster
+        .load_assignment
+        .as_ref()
+        .and_then(|la| la.endpoints.first())
+        .and_then(|locality| locality.lb_endpoints.first())
+        .and_then(|lb| match &lb.host_identifier {
+            Some(
+                envoy_types::pb::envoy::config::endpoint::v3::lb_endpoint::HostIdentifier::Endpoint(
+                    e,
+                ),
+            ) => e.address.as_ref(),
+            _ => None,
+        });
+    let Some(address) = endpoint else {
+        return Err((
+            format!("{cluster_path}.load_assignment"),
+            "the ADS cluster needs an endpoint address".into(),
+        ));
+    };
+    let (host, port) = host_port(address).map_err(|reason| {
+        (
+            format!("{cluster_path}.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address"),
+            reason,
+        )
+    })?;
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host
+    };
+    let connect_timeout = cluster
+        .connect_timeout
+        .as_ref()
+        .map(|d| {
+            Duration::new(
+                d.seconds.max(0).unsigned_abs(),
+                d.nanos.max(0).unsigned_abs(),
+            )
+        })
+        .unwrap_or(Duration::from_secs(5));
+    Ok(AdsServer {
+        cluster: name.clone(),
+        uri: format!("http://{host}:{port}"),
+        connect_timeout,
+        delta,
+        lds,
+        cds,
+    })
+}
+
+/// HTTP/2 upstream, declared either way Envoy accepts.
+fn speaks_http2(cluster: &ClusterProto) -> bool {
+    #[allow(deprecated)]
+    let legacy = cluster.http2_protocol_options.is_some();
+    let typed = cluster
+        .typed_extension_protocol_options
+        .get(HTTP_PROTOCOL_OPTIONS)
+        .and_then(|any| HttpProtocolOptions::decode(any.value.as_slice()).ok())
+        .and_then(|options| options.upstream_protocol_options)
+        .is_some_and(|options| match options {
+            UpstreamProtocolOptions::ExplicitHttpConfig(explicit) => matches!(
+                explicit.protocol_config,
+                Some(ProtocolConfig::Http2ProtocolOptions(_))
+            ),
+            UpstreamProtocolOptions::UseDownstreamProtocolConfig(_) => false,
+            UpstreamProtocolOptions::AutoConfig(auto) => auto.http2_protocol_options.is_some(),
+        });
+    legacy || typed
+}
+
+fn host_port(
+    address: &envoy_types::pb::envoy::config::core::v3::Address,
+) -> Result<(String, u16), String> {
+    let Some(address::Address::SocketAddress(socket)) = &address.address else {
+        return Err("only socket_address is supported".into());
+    };
+    let port = match socket.port_specifier {
+        Some(PortSpecifier::PortValue(port)) => {
+            u16::try_from(port).map_err(|_| format!("port_value {port} is out of range"))?
+        }
+        _ => return Err("port_value is required".into()),
+    };
+    if socket.address.is_empty() {
+        return Err("socket_address.address is required".into());
+    }
+    Ok((socket.address.clone(), port))
+}
+
+fn socket_address(
+    address: &envoy_types::pb::envoy::config::core::v3::Address,
+) -> Result<SocketAddr, String> {
+    let (host, port) = host_port(address)?;
+    let ip: std::net::IpAddr = host
+        .parse()
+        .map_err(|_| format!("socket_address.address must be an IP address, got {host:?}"))?;
+    Ok(SocketAddr::new(ip, port))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,163 @@
+use super::*;
+
+/// The shape of bootstrap go-control-plane's and Envoy's examples use.
+const ENVOY_BOOTSTRAP: &str = r#"
+node:
+  id: test-id
+  cluster: test-cluster
+admin:
+  address: { socket_address: { address: 127.0.0.1, port_value: 9901 } }
+dynamic_resources:
+  ads_config:
+    api_type: GRPC
+    transport_api_version: V3
+    grpc_services:
+    - envoy_grpc: { cluster_name: xds_cluster }
+  cds_config: { resource_api_version: V3, ads: {} }
+  lds_config: { resource_api_version: V3, ads: {}, initial_fetch_timeout: 3s }
+static_resources:
+  clusters:
+  - name: xds_cluster
+    type: STRICT_DNS
+    connect_timeout: 0.25s
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config: { http2_protocol_options: {} }
+    load_assignment:
+      cluster_name: xds_cluster
+      endpoints:
+      - lb_endpoints:
+        - endpoint: { address: { socket_address: { address: localhost, port_value: 18000 } } }
+"#;
+
+fn check_yaml(yaml: &str, overrides: &Overrides) -> Result<LoadedBootstrap, (String, String)> {
+    let proto: Bootstrap = outrider_envoy_json::from_yaml_str(yaml).expect("parses");
+    check(proto, overrides)
+}
+
+#[test]
+fn reads_an_envoy_ads_bootstrap() {
+    let loaded = check_yaml(ENVOY_BOOTSTRAP, &Overrides::default()).expect("valid");
+    let ads = loaded.ads.expect("ADS configured");
+    assert_eq!(ads.uri, "http://localhost:18000");
+    assert_eq!(ads.cluster, "xds_cluster");
+    assert_eq!(ads.connect_timeout, Duration::from_millis(250));
+    assert!(!ads.delta);
+    assert_eq!(
+        ads.lds.expect("lds").initial_fetch_timeout,
+        Some(Duration::from_secs(3))
+    );
+    assert_eq!(
+        ads.cds.expect("cds").initial_fetch_timeout,
+        Some(Duration::from_secs(15))
+    );
+    assert_eq!(
+        loaded.admin_address,
+        Some("127.0.0.1:9901".parse().expect("addr"))
+    );
+    assert_eq!(loaded.node.id, "test-id");
+    assert_eq!(loaded.node.user_agent_name, "outrider");
+    assert_eq!(loaded.static_clusters.len(), 1);
+}
+
+#[test]
+fn reads_camel_case_json_with_legacy_http2_options_and_delta() {
+    let json = r#"{
+      "dynamicResources": {
+        "adsConfig": {"apiType": "DELTA_GRPC", "transportApiVersion": "V3",
+                      "grpcServices": [{"envoyGrpc": {"clusterName": "xds"}}]},
+        "cdsConfig": {"ads": {}, "resourceApiVersion": "V3"}
+      },
+      "staticResources": {"clusters": [{
+        "name": "xds", "type": "STATIC", "connectTimeout": "1s", "http2ProtocolOptions": {},
+        "loadAssignment": {"clusterName": "xds", "endpoints": [{"lbEndpoints": [{"endpoint":
+          {"address": {"socketAddress": {"address": "127.0.0.1", "portValue": 5678}}}}]}]}
+      }]}
+    }"#;
+    let loaded = check_yaml(json, &Overrides::default()).expect("valid");
+    let ads = loaded.ads.expect("ADS");
+    assert!(ads.delta);
+    assert_eq!(ads.uri, "http://127.0.0.1:5678");
+    assert!(ads.lds.is_none());
+}
+
+#[test]
+fn command_line_overrides_node_and_mode() {
+    let overrides = Overrides {
+        service_node: Some("n2".into()),
+        service_cluster: Some("c2".into()),
+        delta: true,
+    };
+    let loaded = check_yaml(ENVOY_BOOTSTRAP, &overrides).expect("valid");
+    assert_eq!(
+        (loaded.node.id.as_str(), loaded.node.cluster.as_str()),
+        ("n2", "c2")
+    );
+    assert!(loaded.ads.expect("ads").delta);
+}
+
+#[test]
+fn errors_name_the_field_path() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "connect_timeout: 0.25s",
+            "connect_timeout: 0s",
+            "static_resources.clusters[0].connect_timeout",
+        ),
+        (
+            "explicit_http_config: { http2_protocol_options: {} }",
+            "explicit_http_config: { http_protocol_options: {} }",
+            "static_resources.clusters[0]",
+        ),
+        (
+            "cluster_name: xds_cluster }",
+            "cluster_name: nope }",
+            "dynamic_resources.ads_config.grpc_services[0].envoy_grpc.cluster_name",
+        ),
+        (
+            "api_type: GRPC",
+            "api_type: REST",
+            "dynamic_resources.ads_config.api_type",
+        ),
+        (
+            "lds_config: { resource_api_version: V3, ads: {}",
+            "lds_config: { resource_api_version: V3, path: /x",
+            "dynamic_resources.lds_config.path",
+        ),
+        (
+            "address: 127.0.0.1, port_value: 9901",
+            "address: localhost, port_value: 9901",
+            "admin.address",
+        ),
+    ];
+    for (from, to, path) in cases {
+        assert!(ENVOY_BOOTSTRAP.contains(from), "{from}");
+        let yaml = ENVOY_BOOTSTRAP.replace(from, to);
+        let (got, reason) = check_yaml(&yaml, &Overrides::default()).expect_err(to);
+        assert_eq!(&got, path, "{to}: {reason}");
+        assert!(!reason.is_empty());
+    }
+}
+
+#[test]
+fn load_reports_file_path_and_reason() {
+    let dir = std::env::temp_dir().join(format!("outrider-bootstrap-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("bad.yaml");
+    std::fs::write(
+        &file,
+        ENVOY_BOOTSTRAP.replace("connect_timeout: 0.25s", "connect_timout: 1s"),
+    )
+    .expect("write");
+    let error = load(&file, &Overrides::default()).expect_err("typo");
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "{}: static_resources.clusters[0].connect_timout: unknown field",
+            file.display()
+        )
+    );
+    let missing = load(&dir.join("missing.yaml"), &Overrides::default()).expect_err("missing");
+    assert!(missing.to_string().contains("cannot read"), "{missing}");
+}

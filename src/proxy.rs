@@ -1,0 +1,170 @@
+//! Wiring of a running proxy: tables, admin server (own thread), and the xDS client on the
+//! control runtime.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use anyhow::Context;
+use arc_swap::ArcSwap;
+use envoy_types::pb::envoy::admin::v3::CommandLineOptions;
+use outrider_admin::{AdminState, ServerInfoSource};
+use outrider_tables::{Change, Tables};
+use outrider_xds::{AdsClient, AdsConfig, AdsState, ClientStatus, Now};
+use tonic::transport::Endpoint;
+
+use crate::bootstrap::LoadedBootstrap;
+
+/// How the process was started, for `/server_info`.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub concurrency: usize,
+    pub admin_address_path: Option<PathBuf>,
+    pub log_level: String,
+}
+
+/// Runs the proxy on the caller's runtime until `shutdown` completes or an operator POSTs
+/// `/quitquitquit`.
+pub async fn serve(
+    bootstrap: LoadedBootstrap,
+    options: RunOptions,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let tables = Arc::new(Tables::new());
+    let mut statics: Vec<Change> = Vec::new();
+    statics.extend(
+        bootstrap
+            .static_clusters
+            .iter()
+            .cloned()
+            .map(Change::UpsertCluster),
+    );
+    statics.extend(
+        bootstrap
+            .static_listeners
+            .iter()
+            .cloned()
+            .map(Change::UpsertListener),
+    );
+    tables.apply(statics);
+
+    let status = Arc::new(ArcSwap::from_pointee(ClientStatus {
+        // Without xDS the configuration is complete from the start.
+        initialized: bootstrap.ads.is_none(),
+        ..ClientStatus::default()
+    }));
+
+    let admin = match bootstrap.admin_address {
+        None => None,
+        Some(address) => {
+            let listener = std::net::TcpListener::bind(address)
+                .with_context(|| format!("binding the admin address {address}"))?;
+            let state = AdminState::new(
+                Arc::new(bootstrap.proto.clone()),
+                status.clone(),
+                server_info(&bootstrap, &options),
+            );
+            let handle =
+                outrider_admin::spawn(listener, state).context("starting the admin server")?;
+            tracing::info!(address = %handle.local_addr, "admin interface listening");
+            if let Some(path) = &options.admin_address_path {
+                std::fs::write(path, handle.local_addr.to_string())
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            Some(handle)
+        }
+    };
+    let mut quit = admin.as_ref().map(|a| a.quit_requested());
+    let quit = async move {
+        match quit.as_mut() {
+            Some(quit) => {
+                let _ = quit.wait_for(|q| *q).await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    let stop = async {
+        tokio::select! {
+            () = shutdown => {}
+            () = quit => tracing::info!("shutdown requested through the admin interface"),
+        }
+    };
+
+    match bootstrap.ads.clone() {
+        Some(ads) => {
+            let config = AdsConfig {
+                node: bootstrap.node.clone(),
+                delta: ads.delta,
+                lds: ads.lds.clone(),
+                cds: ads.cds.clone(),
+                server: ads.uri.clone(),
+            };
+            let state = AdsState::new(
+                config,
+                bootstrap.static_clusters.clone(),
+                bootstrap.static_listeners.clone(),
+                Now::real(),
+            );
+            let endpoint = Endpoint::from_shared(ads.uri.clone())
+                .with_context(|| format!("ADS server address {}", ads.uri))?
+                .connect_timeout(ads.connect_timeout);
+            tracing::info!(server = %ads.uri, delta = ads.delta, "subscribing over ADS");
+            AdsClient::new(state, endpoint, tables.clone(), status.clone())
+                .run(stop)
+                .await;
+        }
+        None => stop.await,
+    }
+    if let Some(admin) = admin {
+        admin.shutdown();
+        admin.join().context("admin server")?;
+    }
+    Ok(())
+}
+
+fn server_info(bootstrap: &LoadedBootstrap, options: &RunOptions) -> ServerInfoSource {
+    ServerInfoSource {
+        version: format!(
+            "{}/{}/Clean/RELEASE/BoringSSL",
+            env!("OUTRIDER_GIT_SHA"),
+            env!("CARGO_PKG_VERSION")
+        ),
+        hot_restart_version: "disabled".to_string(),
+        command_line_options: CommandLineOptions {
+            concurrency: u32::try_from(options.concurrency).unwrap_or(u32::MAX),
+            config_path: bootstrap.file.display().to_string(),
+            log_level: options.log_level.clone(),
+            service_node: bootstrap.node.id.clone(),
+            service_cluster: bootstrap.node.cluster.clone(),
+            ..CommandLineOptions::default()
+        },
+        started: SystemTime::now(),
+        node: bootstrap.node.clone(),
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn termination_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+    tracing::info!("shutting down");
+}

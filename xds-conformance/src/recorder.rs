@@ -1,0 +1,389 @@
+//! The log of everything a client did and everything the server sent, for tests to read and wait on.
+//!
+//! Waiting never polls: every new entry bumps a `tokio::sync::watch` generation, and a waiter
+//! re-checks its condition on each bump until its deadline.
+
+use std::net::SocketAddr;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use envoy_types::pb::envoy::config::core::v3::Node;
+use envoy_types::pb::envoy::service::discovery::v3::{DeltaDiscoveryRequest, DiscoveryRequest};
+use tokio::sync::watch;
+
+/// Which ADS method a stream uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    /// `StreamAggregatedResources` (state of the world).
+    Sotw,
+    /// `DeltaAggregatedResources` (incremental).
+    Delta,
+}
+
+/// What a request means in the sequence of its stream and type, as the server saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RequestClass {
+    /// The first request for this type on this stream.
+    Initial,
+    /// Answers the last response of this type (its nonce) without `error_detail`.
+    Ack,
+    /// Answers the last response of this type with `error_detail`.
+    Nack,
+    /// Carries a nonce that is not the last one sent for this type (SotW: ignored, as
+    /// go-control-plane does; delta: its subscription changes still apply).
+    Stale,
+    /// A later request without a nonce: a subscription change (delta) or a re-request before any
+    /// response (SotW).
+    Update,
+}
+
+/// The request as received.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RequestBody {
+    /// A state-of-the-world request.
+    Sotw(DiscoveryRequest),
+    /// A delta request.
+    Delta(DeltaDiscoveryRequest),
+}
+
+/// One request received by the server.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecordedRequest {
+    /// Position in the request log, from 0.
+    pub seq: usize,
+    /// The stream it arrived on.
+    pub stream_id: u64,
+    /// Arrival time (monotonic, for ordering and intervals).
+    pub at: Instant,
+    /// Arrival time (wall clock, for logs).
+    pub wall_time: SystemTime,
+    /// How the server classified it.
+    pub class: RequestClass,
+    /// The message.
+    pub body: RequestBody,
+}
+
+impl RecordedRequest {
+    /// The protocol of its stream.
+    pub fn protocol(&self) -> Protocol {
+        match self.body {
+            RequestBody::Sotw(_) => Protocol::Sotw,
+            RequestBody::Delta(_) => Protocol::Delta,
+        }
+    }
+
+    /// The request's `type_url`.
+    pub fn type_url(&self) -> &str {
+        match &self.body {
+            RequestBody::Sotw(r) => &r.type_url,
+            RequestBody::Delta(r) => &r.type_url,
+        }
+    }
+
+    /// The request's `response_nonce`.
+    pub fn response_nonce(&self) -> &str {
+        match &self.body {
+            RequestBody::Sotw(r) => &r.response_nonce,
+            RequestBody::Delta(r) => &r.response_nonce,
+        }
+    }
+
+    /// `version_info` of a SotW request (`""` for delta).
+    pub fn version_info(&self) -> &str {
+        match &self.body {
+            RequestBody::Sotw(r) => &r.version_info,
+            RequestBody::Delta(_) => "",
+        }
+    }
+
+    /// `resource_names` of a SotW request, `resource_names_subscribe` of a delta one.
+    pub fn resource_names(&self) -> &[String] {
+        match &self.body {
+            RequestBody::Sotw(r) => &r.resource_names,
+            RequestBody::Delta(r) => &r.resource_names_subscribe,
+        }
+    }
+
+    /// The node, if this request carried one.
+    pub fn node(&self) -> Option<&Node> {
+        match &self.body {
+            RequestBody::Sotw(r) => r.node.as_ref(),
+            RequestBody::Delta(r) => r.node.as_ref(),
+        }
+    }
+
+    /// The NACK's `error_detail.message`, if the request carries `error_detail`.
+    pub fn error_message(&self) -> Option<&str> {
+        let detail = match &self.body {
+            RequestBody::Sotw(r) => r.error_detail.as_ref(),
+            RequestBody::Delta(r) => r.error_detail.as_ref(),
+        };
+        detail.map(|s| s.message.as_str())
+    }
+
+    /// An ACK of the last response of its type.
+    pub fn is_ack(&self) -> bool {
+        self.class == RequestClass::Ack
+    }
+
+    /// A NACK of the last response of its type.
+    pub fn is_nack(&self) -> bool {
+        self.class == RequestClass::Nack
+    }
+
+    /// The SotW message, if it is one.
+    pub fn sotw(&self) -> Option<&DiscoveryRequest> {
+        match &self.body {
+            RequestBody::Sotw(r) => Some(r),
+            RequestBody::Delta(_) => None,
+        }
+    }
+
+    /// The delta message, if it is one.
+    pub fn delta(&self) -> Option<&DeltaDiscoveryRequest> {
+        match &self.body {
+            RequestBody::Delta(r) => Some(r),
+            RequestBody::Sotw(_) => None,
+        }
+    }
+}
+
+/// Why a response was sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ResponseOrigin {
+    /// The normal answer from the snapshot.
+    Snapshot,
+    /// Re-sent after a NACK (the `resend_nacked` misbehaviour).
+    Resend,
+    /// The second copy of a response (the `duplicate_responses` misbehaviour).
+    Duplicate,
+    /// Injected with `push_raw` / `push_raw_delta`.
+    Raw,
+}
+
+/// One response sent by the server.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecordedResponse {
+    /// Position in the response log, from 0.
+    pub seq: usize,
+    /// The stream it was sent on.
+    pub stream_id: u64,
+    /// Send time.
+    pub at: Instant,
+    /// The stream's protocol.
+    pub protocol: Protocol,
+    /// The response's `type_url`.
+    pub type_url: String,
+    /// `version_info` (SotW) or `system_version_info` (delta).
+    pub version: String,
+    /// The response's nonce.
+    pub nonce: String,
+    /// The resource names, in order, duplicates included. For a raw SotW response each `Any` is
+    /// decoded far enough to read its name; an undecodable one is listed as `""`.
+    pub resource_names: Vec<String>,
+    /// `removed_resources` (delta only).
+    pub removed: Vec<String>,
+    /// Why it was sent.
+    pub origin: ResponseOrigin,
+}
+
+/// One ADS stream.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StreamInfo {
+    /// The server-wide stream id, from 1, in order of opening.
+    pub id: u64,
+    /// SotW or delta.
+    pub protocol: Protocol,
+    /// The client's address, when the transport knows it.
+    pub peer: Option<SocketAddr>,
+    /// When the stream opened.
+    pub opened_at: Instant,
+    /// When it closed, if it did.
+    pub closed_at: Option<Instant>,
+    /// Why it closed (`client closed the stream`, a gRPC error, `dropped by the server`).
+    pub close_reason: Option<String>,
+    /// The `node` of the stream's first request (`None` if the first request had none).
+    pub node: Option<Node>,
+    /// Whether a request has arrived yet (tells "no node" from "no request").
+    pub first_request_seen: bool,
+}
+
+#[derive(Default)]
+struct Log {
+    requests: Vec<RecordedRequest>,
+    responses: Vec<RecordedResponse>,
+    streams: Vec<StreamInfo>,
+}
+
+/// The server's log. Cheap to share behind an `Arc`; every method takes `&self`.
+pub struct Recorder {
+    log: Mutex<Log>,
+    generation: watch::Sender<u64>,
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Recorder {
+            log: Mutex::new(Log::default()),
+            generation: watch::Sender::new(0),
+        }
+    }
+}
+
+impl Recorder {
+    fn lock(&self) -> MutexGuard<'_, Log> {
+        // A panic while holding the lock cannot leave the log half-written in a way that
+        // matters to readers (each push is one statement), so a poisoned lock is still usable.
+        self.log
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn bump(&self) {
+        self.generation.send_modify(|g| *g += 1);
+    }
+
+    pub(crate) fn stream_opened(&self, id: u64, protocol: Protocol, peer: Option<SocketAddr>) {
+        self.lock().streams.push(StreamInfo {
+            id,
+            protocol,
+            peer,
+            opened_at: Instant::now(),
+            closed_at: None,
+            close_reason: None,
+            node: None,
+            first_request_seen: false,
+        });
+        self.bump();
+    }
+
+    pub(crate) fn stream_closed(&self, id: u64, reason: String) {
+        if let Some(s) = self.lock().streams.iter_mut().find(|s| s.id == id) {
+            s.closed_at = Some(Instant::now());
+            s.close_reason = Some(reason);
+        }
+        self.bump();
+    }
+
+    /// Records a request; the stream's node is taken from its first request.
+    pub(crate) fn request(&self, stream_id: u64, class: RequestClass, body: RequestBody) {
+        {
+            let mut log = self.lock();
+            let node = match &body {
+                RequestBody::Sotw(r) => r.node.clone(),
+                RequestBody::Delta(r) => r.node.clone(),
+            };
+            if let Some(s) = log.streams.iter_mut().find(|s| s.id == stream_id)
+                && !s.first_request_seen
+            {
+                s.first_request_seen = true;
+                s.node = node;
+            }
+            let seq = log.requests.len();
+            log.requests.push(RecordedRequest {
+                seq,
+                stream_id,
+                at: Instant::now(),
+                wall_time: SystemTime::now(),
+                class,
+                body,
+            });
+        }
+        self.bump();
+    }
+
+    /// Records a response; `seq` and `at` are filled in here.
+    pub(crate) fn response(&self, mut response: RecordedResponse) {
+        {
+            let mut log = self.lock();
+            response.seq = log.responses.len();
+            response.at = Instant::now();
+            log.responses.push(response);
+        }
+        self.bump();
+    }
+
+    /// Every request so far, in arrival order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.lock().requests.clone()
+    }
+
+    /// Every response so far, in send order.
+    pub fn responses(&self) -> Vec<RecordedResponse> {
+        self.lock().responses.clone()
+    }
+
+    /// Every stream so far, open or closed, in opening order.
+    pub fn streams(&self) -> Vec<StreamInfo> {
+        self.lock().streams.clone()
+    }
+
+    /// How many requests have arrived (the `seq` the next one will get).
+    pub fn request_count(&self) -> usize {
+        self.lock().requests.len()
+    }
+
+    /// How many responses have been sent.
+    pub fn response_count(&self) -> usize {
+        self.lock().responses.len()
+    }
+
+    /// How many streams have been opened.
+    pub fn streams_opened(&self) -> usize {
+        self.lock().streams.len()
+    }
+
+    /// The first recorded request (past or future) matching `pred`, or `None` after `timeout`.
+    /// To wait for a new one, include `r.seq >= mark` with `mark = request_count()` taken before.
+    pub async fn wait_for_request(
+        &self,
+        pred: impl Fn(&RecordedRequest) -> bool,
+        timeout: Duration,
+    ) -> Option<RecordedRequest> {
+        self.wait(timeout, |log| {
+            log.requests.iter().find(|r| pred(r)).cloned()
+        })
+        .await
+    }
+
+    /// The first recorded response (past or future) matching `pred`, or `None` after `timeout`.
+    pub async fn wait_for_response(
+        &self,
+        pred: impl Fn(&RecordedResponse) -> bool,
+        timeout: Duration,
+    ) -> Option<RecordedResponse> {
+        self.wait(timeout, |log| {
+            log.responses.iter().find(|r| pred(r)).cloned()
+        })
+        .await
+    }
+
+    /// The first stream (past or future) matching `pred`, or `None` after `timeout`.
+    pub async fn wait_for_stream(
+        &self,
+        pred: impl Fn(&StreamInfo) -> bool,
+        timeout: Duration,
+    ) -> Option<StreamInfo> {
+        self.wait(timeout, |log| log.streams.iter().find(|s| pred(s)).cloned())
+            .await
+    }
+
+    async fn wait<T>(&self, timeout: Duration, check: impl Fn(&Log) -> Option<T>) -> Option<T> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut generation = self.generation.subscribe();
+        loop {
+            // Mark the current generation seen before checking, so an entry recorded between
+            // the check and the wait still wakes us.
+            generation.borrow_and_update();
+            if let Some(found) = check(&self.lock()) {
+                return Some(found);
+            }
+            match tokio::time::timeout_at(deadline, generation.changed()).await {
+                Ok(Ok(())) => {}
+                // The sender lives as long as `self`; a closed channel cannot happen, but if it
+                // did there would be nothing more to wait for.
+                Ok(Err(_)) | Err(_) => return check(&self.lock()),
+            }
+        }
+    }
+}
