@@ -79,6 +79,9 @@ pub struct DemoArgs {
     /// Use incremental (delta) xDS.
     #[arg(long)]
     pub xds_delta: bool,
+    /// Write the admin server's bound address to this file once it listens.
+    #[arg(long)]
+    pub admin_address_path: Option<PathBuf>,
     #[arg(short = 'l', long = "log-level", default_value = "info")]
     pub log_level: String,
 }

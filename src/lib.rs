@@ -3,5 +3,6 @@
 
 pub mod bootstrap;
 pub mod cli;
+pub mod demo;
 pub mod logging;
 pub mod proxy;

@@ -4,17 +4,15 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use outrider::bootstrap::{self, Overrides};
+use outrider::cli::DemoArgs;
 use outrider::cli::{Cli, Command, Mode, RunArgs};
-use outrider::{logging, proxy};
+use outrider::{demo, logging, proxy};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Validate { config_path }) => validate(&config_path, &Overrides::default()),
-        Some(Command::Demo(_)) => {
-            eprintln!("outrider demo: not available yet");
-            ExitCode::FAILURE
-        }
+        Some(Command::Demo(args)) => demo(args),
         None if cli.run.mode == Mode::Validate => match &cli.run.config_path {
             Some(path) => validate(path, &overrides(&cli.run)),
             None => missing_config(),
@@ -95,6 +93,36 @@ fn run(args: RunArgs) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("outrider: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn demo(args: DemoArgs) -> ExitCode {
+    if let Err(e) = logging::init(&args.log_level) {
+        eprintln!("outrider: {e}");
+        return ExitCode::from(2);
+    }
+    on_control_runtime("outrider demo", demo::run(args))
+}
+
+/// Runs the control thread's work (xDS client, built-in servers) on a current-thread runtime:
+/// the admin server has its own thread, and data-plane workers will have theirs.
+fn on_control_runtime(what: &str, work: impl Future<Output = anyhow::Result<()>>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("{what}: starting the control runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(work) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{what}: {e:#}");
             ExitCode::FAILURE
         }
     }

@@ -1,0 +1,102 @@
+//! Helpers shared by the end-to-end tests: running the real binary and talking to its admin
+//! interface over plain HTTP/1.1.
+
+#![allow(dead_code, reason = "each test binary uses a different subset")]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A child process killed when dropped, with its output kept in files for failure messages.
+pub struct Running {
+    child: Child,
+    pub stderr_path: PathBuf,
+}
+
+impl Running {
+    pub fn start(program: &str, args: &[&str], dir: &Path) -> Running {
+        let stderr_path = dir.join("stderr.log");
+        let stderr = std::fs::File::create(&stderr_path).expect("stderr log");
+        let child = Command::new(program)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("the binary starts");
+        Running { child, stderr_path }
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A fresh directory under the system temp dir, unique to this test.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("outrider-e2e-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// Waits for `condition` to return `Some`, checking every 20 ms, up to `deadline`.
+pub fn wait_for<T>(deadline: Duration, mut condition: impl FnMut() -> Option<T>) -> Option<T> {
+    let start = Instant::now();
+    loop {
+        if let Some(value) = condition() {
+            return Some(value);
+        }
+        if start.elapsed() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Reads the address the binary wrote to `--admin-address-path`.
+pub fn admin_address(path: &Path, process: &Running) -> SocketAddr {
+    wait_for(Duration::from_secs(20), || {
+        std::fs::read_to_string(path).ok()?.trim().parse().ok()
+    })
+    .unwrap_or_else(|| panic!("no admin address written; stderr:\n{}", process.stderr()))
+}
+
+/// `GET path` over HTTP/1.1; returns the status code and body.
+pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+/// The JSON of `GET path`, if it answered 200.
+pub fn get_json(addr: SocketAddr, path: &str) -> Option<serde_json::Value> {
+    let (status, body) = http_get(addr, path).ok()?;
+    if status != 200 {
+        return None;
+    }
+    serde_json::from_str(&body).ok()
+}
