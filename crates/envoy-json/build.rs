@@ -36,6 +36,27 @@ const ROOTS: &[&str] = &[
     "envoy/service/event_reporting/v3/event_reporting_service.proto",
     "envoy/data/cluster/v3/outlier_detection_event.proto",
     "envoy/data/core/v3/health_check_event.proto",
+    // Extensions users commonly have in a bootstrap or an xDS resource. We do not implement
+    // all of them, but we must read them to say so by name (the model rejects them, or skips
+    // them when marked optional) instead of failing on an unknown type.
+    "envoy/extensions/filters/listener/tls_inspector/v3/tls_inspector.proto",
+    "envoy/extensions/filters/listener/http_inspector/v3/http_inspector.proto",
+    "envoy/extensions/filters/listener/original_dst/v3/original_dst.proto",
+    "envoy/extensions/filters/listener/proxy_protocol/v3/proxy_protocol.proto",
+    "envoy/extensions/filters/http/cors/v3/cors.proto",
+    "envoy/extensions/filters/http/fault/v3/fault.proto",
+    "envoy/extensions/filters/http/health_check/v3/health_check.proto",
+    "envoy/extensions/filters/http/grpc_web/v3/grpc_web.proto",
+    "envoy/extensions/filters/http/grpc_stats/v3/config.proto",
+    "envoy/extensions/filters/http/buffer/v3/buffer.proto",
+    "envoy/extensions/filters/http/compressor/v3/compressor.proto",
+    "envoy/extensions/compression/gzip/compressor/v3/gzip.proto",
+    "envoy/extensions/filters/http/rbac/v3/rbac.proto",
+    "envoy/extensions/filters/http/ext_authz/v3/ext_authz.proto",
+    "envoy/extensions/filters/http/lua/v3/lua.proto",
+    "envoy/extensions/filters/network/rbac/v3/rbac.proto",
+    "envoy/extensions/access_loggers/grpc/v3/als.proto",
+    "envoy/extensions/transport_sockets/tcp_stats/v3/tcp_stats.proto",
 ];
 
 /// Include paths inside the crate's `proto/` folder.
