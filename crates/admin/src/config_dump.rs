@@ -138,6 +138,16 @@ fn clusters(inputs: &DumpInputs<'_>, names: &NameFilter) -> ClustersConfigDump {
         // Envoy's dump; it is listed with the active ones (where operators look for errors)
         // with only its error_state and client_status.
         if record.warming && record.resource.is_some() {
+            // An update warming while the previous version serves: both are shown.
+            if let Some(live) = &record.live {
+                active.push(DynamicCluster {
+                    version_info: live.version.clone(),
+                    cluster: Some(live.resource.clone()),
+                    last_updated: live.last_updated.map(timestamp),
+                    error_state: None,
+                    client_status: client_status(record.status) as i32,
+                });
+            }
             warming.push(dynamic);
         } else {
             active.push(dynamic);
@@ -219,7 +229,13 @@ fn listeners(inputs: &DumpInputs<'_>, names: &NameFilter) -> ListenersConfigDump
                     last_updated: last_updated(record),
                 });
             let (active_state, warming_state) = if record.warming {
-                (None, state)
+                // An update warming while the previous version serves: both are shown.
+                let live = record.live.as_ref().map(|live| DynamicListenerState {
+                    version_info: live.version.clone(),
+                    listener: Some(live.resource.clone()),
+                    last_updated: live.last_updated.map(timestamp),
+                });
+                (live, state)
             } else {
                 (state, None)
             };

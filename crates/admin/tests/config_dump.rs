@@ -368,3 +368,52 @@ async fn name_regex_filters_every_section_by_full_name() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn an_update_warming_over_a_live_version_shows_both() {
+    let mut status = client_status(true);
+    let clusters = status
+        .resources
+        .get_mut(&outrider_xds::ResourceType::Cluster)
+        .unwrap();
+    let warming = clusters.get_mut("cds_warming").unwrap();
+    warming.live = Some(outrider_xds::LiveVersion {
+        version: "v1".into(),
+        resource: common::pack(&common::cluster("cds_warming", "5s")),
+        last_updated: Some(common::at(3)),
+    });
+    let listeners = status
+        .resources
+        .get_mut(&outrider_xds::ResourceType::Listener)
+        .unwrap();
+    let warming = listeners.get_mut("lds_warming").unwrap();
+    warming.live = Some(outrider_xds::LiveVersion {
+        version: "v0".into(),
+        resource: common::pack(&common::listener_with_rds("lds_warming", "rds_route")),
+        last_updated: Some(common::at(3)),
+    });
+    let server = start(status).await;
+    let dump = get_json(server.addr, "/config_dump").await;
+
+    let clusters = &dump["configs"][1];
+    let active = clusters["dynamic_active_clusters"].as_array().unwrap();
+    let live = active
+        .iter()
+        .find(|c| c["cluster"]["name"] == "cds_warming")
+        .expect("the live version is active");
+    assert_eq!(live["version_info"], "v1");
+    assert_eq!(live["cluster"]["connect_timeout"], "5s");
+    let warming = &clusters["dynamic_warming_clusters"][0];
+    assert_eq!(warming["cluster"]["name"], "cds_warming");
+    assert_eq!(warming["version_info"], "v2");
+
+    let listeners = &dump["configs"][2]["dynamic_listeners"];
+    let listener = listeners
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["name"] == "lds_warming")
+        .unwrap();
+    assert_eq!(listener["active_state"]["version_info"], "v0");
+    assert_eq!(listener["warming_state"]["version_info"], "v1");
+}

@@ -21,7 +21,7 @@ use outrider_tables::Change;
 
 use crate::ResourceType;
 use crate::config_cache::ConfigCache;
-use crate::status::{ClientStatus, ResourceRecord, ResourceStatus, UpdateFailure};
+use crate::status::{ClientStatus, LiveVersion, ResourceRecord, ResourceStatus, UpdateFailure};
 use crate::subscription::Subscription;
 use crate::validate::{Decoded, Validated};
 
@@ -488,12 +488,22 @@ impl AdsState {
                     continue;
                 }
                 Ok(validated) => {
+                    // If this version has to warm, the one in use now keeps serving.
+                    let live = match (record.warming, record.resource.take()) {
+                        (false, Some(resource)) => Some(LiveVersion {
+                            version: std::mem::take(&mut record.version),
+                            resource,
+                            last_updated: record.last_updated,
+                        }),
+                        _ => record.live.take(),
+                    };
                     *record = ResourceRecord {
                         status: ResourceStatus::Acked,
                         version: resource.version.clone(),
                         resource: Some(resource.any),
                         last_updated: Some(now.wall),
                         warming: false,
+                        live,
                         error: None,
                     };
                     self.does_not_exist.remove(&key);
@@ -580,8 +590,14 @@ impl AdsState {
     /// Brings warming resources live when they can be, and keeps the records' warming flags
     /// and the initial-fetch timeouts of their dependencies in step.
     fn settle(&mut self, now: Now, step: &mut Step) {
+        let before = step.changes.len();
         let (clusters_timed_out, listeners_timed_out) =
             self.cache.settle(now.instant, &mut step.changes);
+        if step.changes.len() > before {
+            // A warmed update no longer needs what the version it replaced referenced.
+            self.resubscribe(ResourceType::ClusterLoadAssignment, now, step);
+            self.resubscribe(ResourceType::RouteConfiguration, now, step);
+        }
         for name in &clusters_timed_out {
             tracing::warn!(cluster = %name, "no endpoints within initial_fetch_timeout; cluster is live without them");
             if let Some(eds) = self.cache.cluster(name).and_then(|c| c.eds_resource_name()) {
@@ -618,6 +634,9 @@ impl AdsState {
             for (name, warming) in warming {
                 if let Some(record) = self.record_mut(kind, &name) {
                     record.warming = warming;
+                    if !warming {
+                        record.live = None;
+                    }
                 }
             }
         }

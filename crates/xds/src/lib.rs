@@ -16,5 +16,7 @@ pub use ads_state::{AdsConfig, AdsState, DOES_NOT_EXIST_TIMEOUT, Now, Outbound, 
 pub use backoff::Backoff;
 pub use driver::AdsClient;
 pub use resource_type::ResourceType;
-pub use status::{ClientStatus, ResourceRecord, ResourceStatus, StreamStatus, UpdateFailure};
+pub use status::{
+    ClientStatus, LiveVersion, ResourceRecord, ResourceStatus, StreamStatus, UpdateFailure,
+};
 pub use validate::check_resource;

@@ -69,6 +69,8 @@ pub struct ResourceRecord {
     pub last_updated: Option<SystemTime>,
     /// Accepted but not yet in use: a cluster waiting for its endpoints, a listener for its routes.
     pub warming: bool,
+    /// While a newer version warms, the older one still in use (Envoy dumps both).
+    pub live: Option<LiveVersion>,
     /// The last rejection, kept until a later version is accepted.
     pub error: Option<UpdateFailure>,
 }
@@ -81,9 +83,18 @@ impl ResourceRecord {
             resource: None,
             last_updated: None,
             warming: false,
+            live: None,
             error: None,
         }
     }
+}
+
+/// A version of a resource that serves while a newer one warms.
+#[derive(Debug, Clone)]
+pub struct LiveVersion {
+    pub version: String,
+    pub resource: Any,
+    pub last_updated: Option<SystemTime>,
 }
 
 /// Why a version of a resource was rejected (Envoy's `UpdateFailureState`).

@@ -135,6 +135,7 @@ fn acked(version: &str, resource: Any, updated: SystemTime) -> ResourceRecord {
         resource: Some(resource),
         last_updated: Some(updated),
         warming: false,
+        live: None,
         error: None,
     }
 }

@@ -701,3 +701,48 @@ fn readiness_counts_a_rejected_first_response_and_initial_fetch_timeouts() {
         "LDS timed out, CDS answered (even if rejected)"
     );
 }
+
+#[test]
+fn a_changed_cluster_warming_keeps_the_live_version_in_its_record() {
+    let mut h = Harness::new(false);
+    h.state.on_connected(h.now);
+    h.sotw(sotw(CDS, "1", "c1", vec![eds_cluster("a")]));
+    h.sotw(sotw(EDS, "1", "e1", vec![endpoints("a-eds", 1)]));
+    assert!(h.record(ResourceType::Cluster, "a").live.is_none());
+
+    // Version 2 points at endpoints we do not have: it warms, version 1 keeps serving.
+    let changed = eds_cluster_with("a", "1s", "").value;
+    let mut proto = ClusterProto::decode(changed.as_slice()).expect("cluster");
+    if let Some(eds) = proto.eds_cluster_config.as_mut() {
+        eds.service_name = "a-eds-v2".into();
+    }
+    let step = h.sotw(sotw(CDS, "2", "c2", vec![pack(&proto)]));
+    assert!(step.changes.is_empty(), "nothing changes for traffic yet");
+    let record = h.record(ResourceType::Cluster, "a");
+    assert!(record.warming);
+    assert_eq!(record.version, "2");
+    let live = record.live.expect("the live version is kept");
+    assert_eq!(live.version, "1");
+    assert_eq!(
+        sotw_requests(&step)[1].resource_names,
+        ["a-eds", "a-eds-v2"],
+        "both warm and live need endpoints"
+    );
+
+    let step = h.sotw(sotw(
+        EDS,
+        "2",
+        "e2",
+        vec![endpoints("a-eds", 1), endpoints("a-eds-v2", 2)],
+    ));
+    assert_eq!(change_names(&step), ["+cluster a", "endpoints a-eds-v2"]);
+    let requests = sotw_requests(&step);
+    assert_eq!(
+        requests.len(),
+        2,
+        "the ACK, then the smaller EDS subscription"
+    );
+    assert_eq!(requests[1].resource_names, ["a-eds-v2"]);
+    let record = h.record(ResourceType::Cluster, "a");
+    assert!(!record.warming && record.live.is_none());
+}
