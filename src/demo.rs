@@ -86,7 +86,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         admin_address_path: args.admin_address_path.clone(),
         log_level: args.log_level.clone(),
     };
-    let result = proxy::serve(loaded, options, proxy::termination_signal()).await;
+    let result = Box::pin(proxy::serve(loaded, options, proxy::termination_signal())).await;
     server.shutdown().await;
     result
 }
