@@ -77,6 +77,8 @@ pub struct LoadedBootstrap {
     pub static_clusters: Vec<Arc<Cluster>>,
     pub static_listeners: Vec<Arc<Listener>>,
     pub ads: Option<AdsServer>,
+    /// Fields that are set but that we do not act on, by path (see `ignored.rs`).
+    pub ignored: Vec<&'static str>,
 }
 
 /// Reads and checks a bootstrap file. YAML and JSON are both read by the YAML parser (JSON is
@@ -171,8 +173,10 @@ pub fn check(
         }
     };
 
+    let ignored = ignored::ignored_fields(&proto);
     Ok(LoadedBootstrap {
         file: PathBuf::new(),
+        ignored,
         proto,
         node,
         admin_address,
@@ -356,5 +360,6 @@ fn socket_address(
     Ok(SocketAddr::new(ip, port))
 }
 
+mod ignored;
 #[cfg(test)]
 mod tests;

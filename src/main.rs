@@ -42,8 +42,11 @@ fn missing_config() -> ExitCode {
 )]
 fn validate(path: &std::path::Path, overrides: &Overrides) -> ExitCode {
     match bootstrap::load(path, overrides) {
-        Ok(_) => {
+        Ok(loaded) => {
             println!("configuration '{}' OK", path.display());
+            if !loaded.ignored.is_empty() {
+                println!("accepted but not acted on: {}", loaded.ignored.join(", "));
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

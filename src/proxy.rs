@@ -31,6 +31,12 @@ pub async fn serve(
     options: RunOptions,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    if !bootstrap.ignored.is_empty() {
+        tracing::warn!(
+            fields = %bootstrap.ignored.join(", "),
+            "bootstrap fields that Outrider accepts but does not act on"
+        );
+    }
     let tables = Arc::new(Tables::new());
     let mut statics: Vec<Change> = Vec::new();
     statics.extend(

@@ -161,3 +161,14 @@ fn load_reports_file_path_and_reason() {
     let missing = load(&dir.join("missing.yaml"), &Overrides::default()).expect_err("missing");
     assert!(missing.to_string().contains("cannot read"), "{missing}");
 }
+
+#[test]
+fn sections_we_do_not_act_on_are_accepted_and_listed() {
+    let yaml = format!(
+        "{ENVOY_BOOTSTRAP}\nlayered_runtime: {{ layers: [{{ name: static, static_layer: {{}} }}] }}\nstats_flush_interval: 5s\n"
+    );
+    let loaded = check_yaml(&yaml, &Overrides::default()).expect("still valid");
+    assert_eq!(loaded.ignored, ["stats_flush_interval", "layered_runtime"]);
+    let plain = check_yaml(ENVOY_BOOTSTRAP, &Overrides::default()).expect("valid");
+    assert!(plain.ignored.is_empty(), "{:?}", plain.ignored);
+}

@@ -1,0 +1,170 @@
+//! Bootstrap fields Outrider reads but does not act on. An Envoy bootstrap carries many sections
+//! (runtime, stats sinks, tracing, overload manager…) that do not change what configuration we
+//! take or how we take it; we accept them so the same file works, and say which ones we ignore.
+//! Every field is named here (the struct is destructured whole), so a new field in a newer
+//! envoy-types is a compile error until someone decides about it.
+
+use envoy_types::pb::envoy::config::bootstrap::v3::{Admin, Bootstrap, bootstrap};
+
+/// The paths of the fields that are set and ignored, in the bootstrap's order.
+pub fn ignored_fields(proto: &Bootstrap) -> Vec<&'static str> {
+    #[allow(deprecated)]
+    let Bootstrap {
+        // Acted on.
+        node: _,
+        static_resources,
+        dynamic_resources,
+        admin,
+        // Ignored: below, when set.
+        node_context_params,
+        cluster_manager,
+        hds_config,
+        flags_path,
+        stats_sinks,
+        deferred_stat_options,
+        stats_config,
+        stats_flush_interval,
+        watchdog,
+        watchdogs,
+        tracing,
+        layered_runtime,
+        overload_manager,
+        enable_dispatcher_stats,
+        header_prefix,
+        stats_server_version_override,
+        use_tcp_for_dns_lookups,
+        dns_resolution_config,
+        typed_dns_resolver_config,
+        bootstrap_extensions,
+        fatal_actions,
+        config_sources,
+        default_config_source,
+        default_socket_interface,
+        certificate_provider_instances,
+        inline_headers,
+        perf_tracing_file_path,
+        default_regex_engine,
+        xds_delegate_extension,
+        xds_config_tracker_extension,
+        listener_manager,
+        application_log_config,
+        grpc_async_client_manager_config,
+        memory_allocator_manager,
+        enable_worker_cpu_affinity,
+        stats_flush,
+        stats_eviction,
+    } = proto;
+    let mut ignored = Vec::new();
+    let mut note = |set: bool, path: &'static str| {
+        if set {
+            ignored.push(path);
+        }
+    };
+    note(!node_context_params.is_empty(), "node_context_params");
+    if let Some(statics) = static_resources {
+        let bootstrap::StaticResources {
+            listeners: _,
+            clusters: _,
+            secrets,
+        } = statics;
+        note(!secrets.is_empty(), "static_resources.secrets");
+    }
+    #[allow(deprecated)]
+    if let Some(dynamic) = dynamic_resources {
+        let bootstrap::DynamicResources {
+            lds_config: _,
+            cds_config: _,
+            ads_config: _,
+            lds_resources_locator,
+            cds_resources_locator,
+        } = dynamic;
+        note(
+            !lds_resources_locator.is_empty(),
+            "dynamic_resources.lds_resources_locator",
+        );
+        note(
+            !cds_resources_locator.is_empty(),
+            "dynamic_resources.cds_resources_locator",
+        );
+    }
+    #[allow(deprecated)]
+    if let Some(admin) = admin {
+        let Admin {
+            address: _,
+            access_log,
+            access_log_path,
+            profile_path,
+            socket_options,
+            ignore_global_conn_limit: _,
+            allow_paths,
+        } = admin;
+        note(
+            !access_log.is_empty() || !access_log_path.is_empty(),
+            "admin.access_log",
+        );
+        note(!profile_path.is_empty(), "admin.profile_path");
+        note(!socket_options.is_empty(), "admin.socket_options");
+        note(!allow_paths.is_empty(), "admin.allow_paths");
+    }
+    note(cluster_manager.is_some(), "cluster_manager");
+    note(hds_config.is_some(), "hds_config");
+    note(!flags_path.is_empty(), "flags_path");
+    note(!stats_sinks.is_empty(), "stats_sinks");
+    note(deferred_stat_options.is_some(), "deferred_stat_options");
+    note(stats_config.is_some(), "stats_config");
+    note(
+        stats_flush_interval.is_some() || stats_flush.is_some(),
+        "stats_flush_interval",
+    );
+    note(watchdog.is_some() || watchdogs.is_some(), "watchdogs");
+    note(tracing.is_some(), "tracing");
+    note(layered_runtime.is_some(), "layered_runtime");
+    note(overload_manager.is_some(), "overload_manager");
+    note(*enable_dispatcher_stats, "enable_dispatcher_stats");
+    note(!header_prefix.is_empty(), "header_prefix");
+    note(
+        stats_server_version_override.is_some(),
+        "stats_server_version_override",
+    );
+    note(
+        *use_tcp_for_dns_lookups
+            || dns_resolution_config.is_some()
+            || typed_dns_resolver_config.is_some(),
+        "dns_resolution_config",
+    );
+    note(!bootstrap_extensions.is_empty(), "bootstrap_extensions");
+    note(!fatal_actions.is_empty(), "fatal_actions");
+    note(
+        !config_sources.is_empty() || default_config_source.is_some(),
+        "config_sources",
+    );
+    note(
+        !default_socket_interface.is_empty(),
+        "default_socket_interface",
+    );
+    note(
+        !certificate_provider_instances.is_empty(),
+        "certificate_provider_instances",
+    );
+    note(!inline_headers.is_empty(), "inline_headers");
+    note(!perf_tracing_file_path.is_empty(), "perf_tracing_file_path");
+    note(default_regex_engine.is_some(), "default_regex_engine");
+    note(xds_delegate_extension.is_some(), "xds_delegate_extension");
+    note(
+        xds_config_tracker_extension.is_some(),
+        "xds_config_tracker_extension",
+    );
+    note(listener_manager.is_some(), "listener_manager");
+    note(application_log_config.is_some(), "application_log_config");
+    note(
+        grpc_async_client_manager_config.is_some(),
+        "grpc_async_client_manager_config",
+    );
+    note(
+        memory_allocator_manager.is_some(),
+        "memory_allocator_manager",
+    );
+    note(*enable_worker_cpu_affinity, "enable_worker_cpu_affinity");
+    note(stats_eviction.is_some(), "stats_eviction");
+    ignored
+}
