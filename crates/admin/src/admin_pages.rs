@@ -11,6 +11,7 @@ use outrider_envoy_json::JsonError;
 use crate::AdminState;
 use crate::config_dump::DumpInputs;
 use crate::config_dump_query::ConfigDumpQuery;
+use crate::control_plane::control_plane_json;
 use crate::server_info::{ready, server_info_json};
 
 /// One admin endpoint, as listed by `/help`.
@@ -46,6 +47,12 @@ const ENDPOINTS: &[Endpoint] = &[
             ),
             ("include_eds", "include the endpoints (EDS) dump"),
         ],
+    },
+    Endpoint {
+        path: "/control_plane",
+        help: "the ADS stream's state and resources per status (Outrider only)",
+        mutates: false,
+        params: &[],
     },
     Endpoint {
         path: "/drain_listeners",
@@ -121,6 +128,7 @@ pub(crate) fn handle(
     match endpoint.path {
         "/" | "/help" => text(StatusCode::OK, help()),
         "/config_dump" => config_dump(state, &params),
+        "/control_plane" => json(Ok(control_plane_json(&state.xds.load()))),
         "/ready" => {
             let (status, body) = ready(state);
             text(status, body)

@@ -14,6 +14,7 @@
 mod admin_pages;
 mod config_dump;
 mod config_dump_query;
+mod control_plane;
 mod csds;
 mod field_mask;
 mod redact;
