@@ -7,6 +7,11 @@ use envoy_types::pb::google::rpc::Status;
 
 use crate::{Outbound, ResourceType};
 
+/// The longest a repeated NACK is held back. A server like go-control-plane pushes a fixed
+/// version only once it has our request, so this also bounds how late a fix can arrive after
+/// a loop of rejections; at one exchange per 5 s the loop itself costs nothing.
+pub const MAX_REPEAT_NACK_DELAY: Duration = Duration::from_secs(5);
+
 /// gRPC's INVALID_ARGUMENT, the code Envoy puts in a NACK's `error_detail`.
 pub const INVALID_ARGUMENT: i32 = 3;
 
@@ -90,7 +95,7 @@ impl Subscription {
 
     /// How long to hold back the NACK of a response the server sent again unchanged: it grows
     /// with each repeat, so a server that re-sends a rejected version at once (go-control-plane
-    /// does) costs a few requests a minute rather than a busy loop.
+    /// does) costs one exchange every few seconds rather than a busy loop.
     pub fn repeat_nack_delay(&mut self) -> Duration {
         self.rejected_repeats = self.rejected_repeats.saturating_add(1);
         let factor = 1u32
@@ -98,6 +103,6 @@ impl Subscription {
             .unwrap_or(u32::MAX);
         Duration::from_millis(500)
             .saturating_mul(factor)
-            .min(Duration::from_secs(30))
+            .min(MAX_REPEAT_NACK_DELAY)
     }
 }
