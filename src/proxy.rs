@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use arc_swap::ArcSwap;
@@ -114,7 +114,12 @@ pub async fn serve(
             );
             let endpoint = Endpoint::from_shared(ads.uri.clone())
                 .with_context(|| format!("ADS server address {}", ads.uri))?
-                .connect_timeout(ads.connect_timeout);
+                .connect_timeout(ads.connect_timeout)
+                // A management server that vanishes without closing the connection (a dead
+                // node, a dropped route) must end the stream so we reconnect elsewhere.
+                .http2_keep_alive_interval(Duration::from_secs(30))
+                .keep_alive_timeout(Duration::from_secs(10))
+                .keep_alive_while_idle(true);
             tracing::info!(server = %ads.uri, delta = ads.delta, "subscribing over ADS");
             AdsClient::new(state, endpoint, tables.clone(), status.clone())
                 .run(stop)
