@@ -202,6 +202,23 @@ impl Listener {
     }
 }
 
+impl Listener {
+    /// Every cluster named by this listener itself: by TCP proxies and by route configurations
+    /// written inline. (Clusters named by RDS route configurations come with those.)
+    pub fn direct_cluster_names(&self) -> impl Iterator<Item = &str> {
+        self.all_filter_chains()
+            .flat_map(|chain| -> Box<dyn Iterator<Item = &str> + '_> {
+                match &chain.filter {
+                    NetworkFilter::HttpConnectionManager(hcm) => match &hcm.routes {
+                        RouteSource::Inline(routes) => Box::new(routes.cluster_names()),
+                        RouteSource::Rds { .. } => Box::new(std::iter::empty()),
+                    },
+                    NetworkFilter::TcpProxy(tcp) => tcp.cluster.names(),
+                }
+            })
+    }
+}
+
 /// Envoy: "multiple filter chains with the same matching rules are defined".
 fn check_unique_matches(chains: &[FilterChain]) -> Result<()> {
     let mut seen = HashMap::with_capacity(chains.len());

@@ -149,7 +149,8 @@ impl ConfigCache {
     }
 
     /// A new or changed listener. It goes live at once unless it needs route configurations we do
-    /// not have.
+    /// not have, or a cluster its routes use is known but still warming (make-before-break:
+    /// traffic never reaches a route whose cluster cannot serve yet).
     pub fn upsert_listener(
         &mut self,
         listener: Arc<Listener>,
@@ -157,7 +158,8 @@ impl ConfigCache {
         out: &mut Vec<Change>,
     ) {
         let name = listener.name().to_string();
-        let missing: Vec<Option<Instant>> = listener
+        let ready = self.listener_ready(&listener);
+        let missing_routes: Vec<Option<Instant>> = listener
             .rds_dependencies()
             .filter(|(route, _)| !self.routes.contains_key(*route))
             .map(|(_, source)| deadline(Some(source), now))
@@ -166,21 +168,48 @@ impl ConfigCache {
             active: None,
             warming: None,
         });
-        if missing.is_empty() {
+        if ready {
             entry.warming = None;
             entry.active = Some(listener.clone());
             out.push(Change::UpsertListener(listener));
         } else {
-            // Several missing route configurations: warming ends at the latest of their timeouts,
-            // and never if any of them waits forever.
-            let deadline = missing.iter().try_fold(None::<Instant>, |latest, d| {
-                d.map(|d| Some(latest.map_or(d, |l| l.max(d))))
-            });
+            // Waiting for routes: warming ends at the latest of their timeouts, and never if
+            // any of them waits forever. Waiting only for clusters: they have timeouts of their
+            // own, and the listener follows them.
+            let deadline = missing_routes
+                .iter()
+                .try_fold(None::<Instant>, |latest, d| {
+                    d.map(|d| Some(latest.map_or(d, |l| l.max(d))))
+                })
+                .flatten();
             entry.warming = Some(Warming {
                 resource: listener,
-                deadline: deadline.flatten(),
+                deadline,
             });
         }
+    }
+
+    /// Every route configuration the listener names is here, and no cluster they (or the
+    /// listener itself) use is still warming without a live version.
+    fn listener_ready(&self, listener: &Listener) -> bool {
+        let mut route_clusters = Vec::new();
+        for (route, _) in listener.rds_dependencies() {
+            match self.routes.get(route) {
+                Some(routes) => route_clusters.push(routes),
+                None => return false,
+            }
+        }
+        let mut clusters = listener
+            .direct_cluster_names()
+            .chain(route_clusters.iter().flat_map(|r| r.cluster_names()));
+        !clusters.any(|cluster| self.cluster_is_pending(cluster))
+    }
+
+    /// Known (from CDS) but with no version live yet.
+    fn cluster_is_pending(&self, name: &str) -> bool {
+        self.clusters
+            .get(name)
+            .is_some_and(|e| e.active.is_none() && e.warming.is_some())
     }
 
     pub fn remove_listener(&mut self, name: &str, out: &mut Vec<Change>) {
@@ -282,24 +311,28 @@ impl ConfigCache {
                 });
             }
         }
-        for (name, entry) in &mut self.listeners {
-            let Some(warming) = &entry.warming else {
-                continue;
-            };
-            let ready = warming
-                .resource
-                .rds_dependencies()
-                .all(|(route, _)| self.routes.contains_key(route));
-            let expired = warming.deadline.is_some_and(|d| d <= now);
+        // Clusters first: a listener may be waiting for one of them.
+        let waiting: Vec<(String, Arc<Listener>, Option<Instant>)> = self
+            .listeners
+            .iter()
+            .filter_map(|(name, entry)| {
+                let w = entry.warming.as_ref()?;
+                Some((name.clone(), w.resource.clone(), w.deadline))
+            })
+            .collect();
+        for (name, listener, deadline) in waiting {
+            let ready = self.listener_ready(&listener);
+            let expired = deadline.is_some_and(|d| d <= now);
             if !ready && !expired {
                 continue;
             }
             if !ready {
                 timed_out.1.push(name.clone());
             }
-            let listener = warming.resource.clone();
-            entry.warming = None;
-            entry.active = Some(listener.clone());
+            if let Some(entry) = self.listeners.get_mut(&name) {
+                entry.warming = None;
+                entry.active = Some(listener.clone());
+            }
             out.push(Change::UpsertListener(listener));
         }
         timed_out

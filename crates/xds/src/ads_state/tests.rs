@@ -746,3 +746,47 @@ fn a_changed_cluster_warming_keeps_the_live_version_in_its_record() {
     let record = h.record(ResourceType::Cluster, "a");
     assert!(!record.warming && record.live.is_none());
 }
+
+#[test]
+fn a_listener_waits_for_the_clusters_its_routes_use_to_stop_warming() {
+    let mut h = Harness::new(false);
+    h.state.on_connected(h.now);
+    h.sotw(sotw(
+        CDS,
+        "1",
+        "c1",
+        vec![eds_cluster_with("new", "1s", ", initial_fetch_timeout: 0s")],
+    ));
+    h.sotw(sotw(LDS, "1", "l1", vec![listener("l", "r")]));
+    let step = h.sotw(sotw(RDS, "1", "r1", vec![routes("r", "new")]));
+    assert_eq!(
+        change_names(&step),
+        ["+routes r"],
+        "cluster `new` still warms"
+    );
+    assert!(h.record(ResourceType::Listener, "l").warming);
+
+    let step = h.sotw(sotw(EDS, "1", "e1", vec![endpoints("new-eds", 1)]));
+    assert_eq!(
+        change_names(&step),
+        ["+cluster new", "endpoints new-eds", "+listener l"],
+        "the cluster and its endpoints go live before the listener, in one publication"
+    );
+    assert!(!h.record(ResourceType::Listener, "l").warming);
+
+    // A route to a cluster nobody declared does not hold a listener back (Envoy answers 503).
+    let step = h.sotw(sotw(
+        LDS,
+        "2",
+        "l2",
+        vec![listener("l", "r"), listener("m", "r2")],
+    ));
+    assert!(step.changes.is_empty());
+    let step = h.sotw(sotw(
+        RDS,
+        "2",
+        "r2",
+        vec![routes("r", "new"), routes("r2", "typo")],
+    ));
+    assert_eq!(change_names(&step), ["+routes r2", "+listener m"]);
+}
