@@ -5,6 +5,10 @@
 //! on, and misbehaves on command (drops streams, resends NACKed versions, duplicates, unrequested
 //! resources, silence, raw injection) so a client can be proven robust against real servers.
 //!
+//! [`suite`] runs any xDS client binary (Outrider, Envoy) against it, scenario by scenario, and
+//! checks the protocol rules through the client's admin interface and the recorded requests
+//! (`xds-conformance suite -- <client command>`).
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::time::Duration;
@@ -29,6 +33,7 @@ mod shared;
 mod snapshot;
 mod snapshot_file;
 mod sotw;
+pub mod suite;
 pub mod type_url;
 
 pub use behavior::{Behavior, ServerOptions};

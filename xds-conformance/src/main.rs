@@ -1,10 +1,13 @@
 //! `xds-conformance serve`: serve a snapshot file over ADS and log what a client does with it.
+//! `xds-conformance suite -- <client command>`: run the scenario suite against an xDS client.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use xds_conformance::suite::{ClientCommand, Mode, SuiteOptions, run_suite, scenarios};
 use xds_conformance::{FileWatcher, ManagementServer, ServerOptions};
 
 #[derive(Parser)]
@@ -33,22 +36,106 @@ enum Command {
         #[arg(long)]
         ads_strict: bool,
     },
+    /// Run the scenario suite against an xDS client and print a pass/fail table; exits non-zero
+    /// if a scenario fails. The client command may use {bootstrap} and {admin_address_path}.
+    ///
+    /// Example: xds-conformance suite --both -- target/debug/outrider -c {bootstrap}
+    /// --admin-address-path {admin_address_path}
+    Suite(SuiteArgs),
+}
+
+#[derive(Args)]
+struct SuiteArgs {
+    /// Only state-of-the-world scenarios.
+    #[arg(long, conflicts_with_all = ["delta", "both"])]
+    sotw: bool,
+    /// Only delta scenarios.
+    #[arg(long, conflicts_with_all = ["sotw", "both"])]
+    delta: bool,
+    /// Both modes (the default).
+    #[arg(long, conflicts_with_all = ["sotw", "delta"])]
+    both: bool,
+    /// Only scenarios whose name (e.g. `sotw.nack_keeps_last_good_version`) contains this.
+    #[arg(long)]
+    only: Option<String>,
+    /// How many scenarios run at once.
+    #[arg(long, default_value_t = 2)]
+    parallel: usize,
+    /// List the scenarios and exit.
+    #[arg(long)]
+    list: bool,
+    /// The client: program and arguments.
+    #[arg(last = true, required_unless_present = "list")]
+    command: Vec<String>,
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<ExitCode> {
+    let cli = Cli::parse();
+    // The suite's own log would drown its table: quiet unless RUST_LOG asks.
+    let default_level = match cli.command {
+        Command::Serve { .. } => "info",
+        Command::Suite(_) => "error",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
         )
+        .with_writer(std::io::stderr)
         .init();
-    match Cli::parse().command {
+    match cli.command {
         Command::Serve {
             snapshot,
             address,
             ads_strict,
-        } => serve(snapshot, address, ads_strict).await,
+        } => serve(snapshot, address, ads_strict)
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        Command::Suite(args) => Ok(suite(args).await),
+    }
+}
+
+#[allow(
+    clippy::print_stdout,
+    reason = "the scenario list and the result table are the command's output"
+)]
+async fn suite(args: SuiteArgs) -> ExitCode {
+    if args.list {
+        for scenario in scenarios() {
+            let modes: Vec<&str> = scenario.modes.iter().map(|m| m.as_str()).collect();
+            println!(
+                "{:<40} {:<11} {}",
+                scenario.name,
+                modes.join(","),
+                scenario.checks
+            );
+        }
+        return ExitCode::SUCCESS;
+    }
+    let modes = if args.sotw {
+        vec![Mode::Sotw]
+    } else if args.delta {
+        vec![Mode::Delta]
+    } else {
+        vec![Mode::Sotw, Mode::Delta]
+    };
+    let Some((program, rest)) = args.command.split_first() else {
+        eprintln!("xds-conformance suite: give the client command after --");
+        return ExitCode::from(2);
+    };
+    let client = ClientCommand::new(program, rest);
+    let options = SuiteOptions {
+        modes,
+        only: args.only,
+        parallel: args.parallel.max(1),
+    };
+    let report = run_suite(&client, &options).await;
+    println!("{}", report.table());
+    if report.all_passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 
