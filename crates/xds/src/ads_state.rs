@@ -244,19 +244,10 @@ impl AdsState {
     /// A state-of-the-world response.
     pub fn on_sotw_response(&mut self, response: DiscoveryResponse, now: Now) -> Step {
         let mut step = Step::default();
-        let Some(kind) = self.response_kind(&response.type_url, now) else {
+        let hash = hash_sotw(&response);
+        let Some(kind) = self.begin_response(&response.type_url, &response.nonce, hash, now) else {
             return step;
         };
-        let hash = hash_sotw(&response);
-        let sub = self.subscription(kind);
-        sub.nonce = response.nonce.clone();
-        if sub.rejected == Some(hash) {
-            let delay = sub.repeat_nack_delay();
-            let request = self.sotw_request(kind);
-            self.subscription(kind).pending_nack = Some((now.instant + delay, request));
-            return step;
-        }
-        sub.pending_nack = None;
 
         let mut errors = Vec::new();
         let mut incoming = Vec::new();
@@ -328,19 +319,10 @@ impl AdsState {
     /// An incremental (delta) response.
     pub fn on_delta_response(&mut self, response: DeltaDiscoveryResponse, now: Now) -> Step {
         let mut step = Step::default();
-        let Some(kind) = self.response_kind(&response.type_url, now) else {
+        let hash = hash_delta(&response);
+        let Some(kind) = self.begin_response(&response.type_url, &response.nonce, hash, now) else {
             return step;
         };
-        let hash = hash_delta(&response);
-        let sub = self.subscription(kind);
-        sub.nonce = response.nonce.clone();
-        if sub.rejected == Some(hash) {
-            let delay = sub.repeat_nack_delay();
-            let request = self.delta_ack(kind);
-            self.subscription(kind).pending_nack = Some((now.instant + delay, request));
-            return step;
-        }
-        sub.pending_nack = None;
 
         let mut errors = Vec::new();
         let mut incoming = Vec::new();
@@ -426,6 +408,33 @@ impl AdsState {
         step.requests.insert(0, ack);
         self.update_initialized();
         step
+    }
+
+    /// Takes in a response's type and nonce. `None` when there is nothing more to do with it:
+    /// a type we did not subscribe to (ignored), or the same response we just rejected, sent
+    /// again (its NACK is held back, longer each time, so the two sides cannot busy-loop).
+    fn begin_response(
+        &mut self,
+        type_url: &str,
+        nonce: &str,
+        hash: u64,
+        now: Now,
+    ) -> Option<ResourceType> {
+        let kind = self.response_kind(type_url, now)?;
+        let sub = self.subscription(kind);
+        sub.nonce = nonce.to_string();
+        if sub.rejected != Some(hash) {
+            sub.pending_nack = None;
+            return Some(kind);
+        }
+        let delay = sub.repeat_nack_delay();
+        let request = if self.config.delta {
+            self.delta_ack(kind)
+        } else {
+            self.sotw_request(kind)
+        };
+        self.subscription(kind).pending_nack = Some((now.instant + delay, request));
+        None
     }
 
     /// The resource type of a response we subscribed to; `None` (ignored) otherwise.

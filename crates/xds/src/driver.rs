@@ -82,58 +82,56 @@ impl AdsClient {
             let (tx, rx) = mpsc::unbounded_channel();
             let sender = Sender::Delta(tx);
             self.execute(first, &sender);
-            let mut inbound = match client
+            match client
                 .delta_aggregated_resources(UnboundedReceiverStream::new(rx))
                 .await
             {
-                Ok(response) => response.into_inner(),
-                Err(status) => return format!("opening the delta ADS stream: {status}"),
-            };
-            tracing::info!(server = %self.endpoint.uri(), "delta ADS stream open");
-            loop {
-                tokio::select! {
-                    message = inbound.message() => match message {
-                        Ok(Some(response)) => {
-                            self.backoff.reset();
-                            let step = self.state.on_delta_response(response, Now::real());
-                            self.execute(step, &sender);
-                        }
-                        Ok(None) => return "the server closed the stream".to_string(),
-                        Err(status) => return format!("stream error: {status}"),
-                    },
-                    () = sleep_until_deadline(self.state.next_deadline()) => {
-                        let step = self.state.on_timer(Now::real());
-                        self.execute(step, &sender);
-                    }
+                Ok(inbound) => {
+                    self.serve_stream(inbound.into_inner(), &sender, AdsState::on_delta_response)
+                        .await
                 }
+                Err(status) => format!("opening the delta ADS stream: {status}"),
             }
         } else {
             let (tx, rx) = mpsc::unbounded_channel();
             let sender = Sender::Sotw(tx);
             self.execute(first, &sender);
-            let mut inbound = match client
+            match client
                 .stream_aggregated_resources(UnboundedReceiverStream::new(rx))
                 .await
             {
-                Ok(response) => response.into_inner(),
-                Err(status) => return format!("opening the ADS stream: {status}"),
-            };
-            tracing::info!(server = %self.endpoint.uri(), "ADS stream open");
-            loop {
-                tokio::select! {
-                    message = inbound.message() => match message {
-                        Ok(Some(response)) => {
-                            self.backoff.reset();
-                            let step = self.state.on_sotw_response(response, Now::real());
-                            self.execute(step, &sender);
-                        }
-                        Ok(None) => return "the server closed the stream".to_string(),
-                        Err(status) => return format!("stream error: {status}"),
-                    },
-                    () = sleep_until_deadline(self.state.next_deadline()) => {
-                        let step = self.state.on_timer(Now::real());
-                        self.execute(step, &sender);
+                Ok(inbound) => {
+                    self.serve_stream(inbound.into_inner(), &sender, AdsState::on_sotw_response)
+                        .await
+                }
+                Err(status) => format!("opening the ADS stream: {status}"),
+            }
+        }
+    }
+
+    /// Feeds an open stream's responses and the timers to the state machine until the stream
+    /// ends; returns why it ended.
+    async fn serve_stream<R>(
+        &mut self,
+        mut inbound: tonic::Streaming<R>,
+        sender: &Sender,
+        on_response: fn(&mut AdsState, R, Now) -> Step,
+    ) -> String {
+        tracing::info!(server = %self.endpoint.uri(), delta = self.state.is_delta(), "ADS stream open");
+        loop {
+            tokio::select! {
+                message = inbound.message() => match message {
+                    Ok(Some(response)) => {
+                        self.backoff.reset();
+                        let step = on_response(&mut self.state, response, Now::real());
+                        self.execute(step, sender);
                     }
+                    Ok(None) => return "the server closed the stream".to_string(),
+                    Err(status) => return format!("stream error: {status}"),
+                },
+                () = sleep_until_deadline(self.state.next_deadline()) => {
+                    let step = self.state.on_timer(Now::real());
+                    self.execute(step, sender);
                 }
             }
         }
