@@ -60,6 +60,9 @@ pub struct RunArgs {
     /// Use incremental (delta) xDS even if the bootstrap says GRPC.
     #[arg(long)]
     pub xds_delta: bool,
+    /// Seconds a removed or changed listener's connections may take to finish (Envoy's flag).
+    #[arg(long, default_value_t = 600)]
+    pub drain_time_s: u64,
     /// Write the admin server's bound address to this file once it listens (Envoy's flag).
     #[arg(long)]
     pub admin_address_path: Option<PathBuf>,

@@ -83,6 +83,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     print_instructions(&args, server.addr());
     let options = RunOptions {
         concurrency: 1,
+        drain_time: std::time::Duration::from_secs(5),
         admin_address_path: args.admin_address_path.clone(),
         log_level: args.log_level.clone(),
     };

@@ -76,6 +76,7 @@ fn run(args: RunArgs) -> ExitCode {
             .concurrency
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         admin_address_path: args.admin_address_path,
+        drain_time: std::time::Duration::from_secs(args.drain_time_s),
         log_level: args.log_level,
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()

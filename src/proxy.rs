@@ -10,6 +10,7 @@ use anyhow::Context;
 use arc_swap::ArcSwap;
 use envoy_types::pb::envoy::admin::v3::CommandLineOptions;
 use outrider_admin::{AdminState, ServerInfoSource};
+use outrider_dataplane::{Dataplane, DataplaneOptions};
 use outrider_tables::{Change, Tables};
 use outrider_xds::{AdsClient, AdsConfig, AdsState, ClientStatus, Now};
 use tonic::transport::Endpoint;
@@ -20,6 +21,8 @@ use crate::bootstrap::LoadedBootstrap;
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     pub concurrency: usize,
+    /// How long drained listeners' connections may finish (`--drain-time-s`).
+    pub drain_time: Duration,
     pub admin_address_path: Option<PathBuf>,
     pub log_level: String,
 }
@@ -61,16 +64,36 @@ pub async fn serve(
         ..ClientStatus::default()
     }));
 
+    let dataplane = Arc::new(
+        Dataplane::start(
+            tables.clone(),
+            DataplaneOptions {
+                concurrency: options.concurrency,
+                drain_time: options.drain_time,
+                explain_no_healthy_upstream: true,
+            },
+        )
+        .context("starting the data plane workers")?,
+    );
+
     let admin = match bootstrap.admin_address {
         None => None,
         Some(address) => {
             let listener = std::net::TcpListener::bind(address)
                 .with_context(|| format!("binding the admin address {address}"))?;
+            let bound = dataplane.clone();
             let state = AdminState::new(
                 Arc::new(bootstrap.proto.clone()),
                 status.clone(),
                 server_info(&bootstrap, &options),
-            );
+            )
+            .with_listeners(Arc::new(move || {
+                bound
+                    .listeners()
+                    .into_iter()
+                    .map(|l| (l.config.name.clone(), l.address))
+                    .collect()
+            }));
             let handle =
                 outrider_admin::spawn(listener, state).context("starting the admin server")?;
             tracing::info!(address = %handle.local_addr, "admin interface listening");
@@ -97,41 +120,60 @@ pub async fn serve(
         }
     };
 
-    match bootstrap.ads.clone() {
-        Some(ads) => {
-            let config = AdsConfig {
-                node: bootstrap.node.clone(),
-                delta: ads.delta,
-                lds: ads.lds.clone(),
-                cds: ads.cds.clone(),
-                server: ads.uri.clone(),
-            };
-            let state = AdsState::new(
-                config,
-                bootstrap.static_clusters.clone(),
-                bootstrap.static_listeners.clone(),
-                Now::real(),
-            );
-            let endpoint = Endpoint::from_shared(ads.uri.clone())
-                .with_context(|| format!("ADS server address {}", ads.uri))?
-                .connect_timeout(ads.connect_timeout)
-                // A management server that vanishes without closing the connection (a dead
-                // node, a dropped route) must end the stream so we reconnect elsewhere.
-                .http2_keep_alive_interval(Duration::from_secs(30))
-                .keep_alive_timeout(Duration::from_secs(10))
-                .keep_alive_while_idle(true);
-            tracing::info!(server = %ads.uri, delta = ads.delta, "subscribing over ADS");
-            AdsClient::new(state, endpoint, tables.clone(), status.clone())
-                .run(stop)
-                .await;
+    let xds = match bootstrap.ads.clone() {
+        Some(ads) => Some(ads_client(&bootstrap, ads, tables.clone(), status.clone())?),
+        None => None,
+    };
+    let xds = async move {
+        match xds {
+            Some(client) => client.run(std::future::pending()).await,
+            None => std::future::pending().await,
         }
-        None => stop.await,
+    };
+    // The control thread: the xDS client and the listener manager, until asked to stop.
+    tokio::select! {
+        () = stop => {}
+        () = xds => {}
+        () = dataplane.run(std::future::pending()) => {}
     }
     if let Some(admin) = admin {
         admin.shutdown();
         admin.join().context("admin server")?;
     }
+    // The last reference: dropping it ends the workers and their connections.
+    drop(dataplane);
     Ok(())
+}
+
+fn ads_client(
+    bootstrap: &LoadedBootstrap,
+    ads: crate::bootstrap::AdsServer,
+    tables: Arc<Tables>,
+    status: Arc<ArcSwap<ClientStatus>>,
+) -> anyhow::Result<AdsClient> {
+    let config = AdsConfig {
+        node: bootstrap.node.clone(),
+        delta: ads.delta,
+        lds: ads.lds.clone(),
+        cds: ads.cds.clone(),
+        server: ads.uri.clone(),
+    };
+    let state = AdsState::new(
+        config,
+        bootstrap.static_clusters.clone(),
+        bootstrap.static_listeners.clone(),
+        Now::real(),
+    );
+    let endpoint = Endpoint::from_shared(ads.uri.clone())
+        .with_context(|| format!("ADS server address {}", ads.uri))?
+        .connect_timeout(ads.connect_timeout)
+        // A management server that vanishes without closing the connection (a dead node, a
+        // dropped route) must end the stream so we reconnect elsewhere.
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(Duration::from_secs(10))
+        .keep_alive_while_idle(true);
+    tracing::info!(server = %ads.uri, delta = ads.delta, "subscribing over ADS");
+    Ok(AdsClient::new(state, endpoint, tables, status))
 }
 
 fn server_info(bootstrap: &LoadedBootstrap, options: &RunOptions) -> ServerInfoSource {

@@ -79,6 +79,12 @@ const ENDPOINTS: &[Endpoint] = &[
         params: &[],
     },
     Endpoint {
+        path: "/listeners",
+        help: "print listener info",
+        mutates: false,
+        params: &[("format", "json for Envoy's ListenersStatus JSON, else text")],
+    },
+    Endpoint {
         path: "/logging",
         help: "query or change log levels (not implemented yet)",
         mutates: true,
@@ -129,6 +135,7 @@ pub(crate) fn handle(
         "/" | "/help" => text(StatusCode::OK, help()),
         "/config_dump" => config_dump(state, &params),
         "/control_plane" => json(Ok(control_plane_json(&state.xds.load()))),
+        "/listeners" => listeners(state, &params),
         "/ready" => {
             let (status, body) = ready(state);
             text(status, body)
@@ -151,6 +158,32 @@ pub(crate) fn handle(
             format!("{} is not implemented yet\n", endpoint.path),
         ),
     }
+}
+
+/// Envoy's `/listeners`: `name::address` lines, or `?format=json` with `listener_statuses`.
+fn listeners(state: &AdminState, params: &QueryParams) -> AdminResponse {
+    let mut listeners = (state.listeners)();
+    listeners.sort();
+    if params.first("format") == Some("json") {
+        let statuses: Vec<serde_json::Value> = listeners
+            .iter()
+            .map(|(name, address)| {
+                serde_json::json!({
+                    "name": name,
+                    "local_address": { "socket_address": {
+                        "address": address.ip().to_string(),
+                        "port_value": address.port(),
+                    } },
+                })
+            })
+            .collect();
+        return json(Ok(serde_json::json!({ "listener_statuses": statuses })));
+    }
+    let text_body: String = listeners
+        .iter()
+        .map(|(name, address)| format!("{name}::{address}\n"))
+        .collect();
+    text(StatusCode::OK, text_body)
 }
 
 fn config_dump(state: &AdminState, params: &QueryParams) -> AdminResponse {

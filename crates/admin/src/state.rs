@@ -20,7 +20,12 @@ pub struct AdminState {
     pub server_info: Arc<ServerInfoSource>,
     /// Signals raised by POST endpoints, observed by the binary.
     pub control: AdminControl,
+    /// The listeners the data plane serves, with their bound addresses (`/listeners`).
+    pub listeners: ListenerSource,
 }
+
+/// Where `/listeners` reads the bound listeners from: the data plane, when there is one.
+pub type ListenerSource = Arc<dyn Fn() -> Vec<(String, std::net::SocketAddr)> + Send + Sync>;
 
 impl AdminState {
     pub fn new(
@@ -33,7 +38,14 @@ impl AdminState {
             xds,
             server_info: Arc::new(server_info),
             control: AdminControl::new(),
+            listeners: Arc::new(Vec::new),
         }
+    }
+
+    /// Shows the data plane's bound listeners at `/listeners`.
+    pub fn with_listeners(mut self, listeners: ListenerSource) -> Self {
+        self.listeners = listeners;
+        self
     }
 }
 

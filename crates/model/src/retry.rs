@@ -110,6 +110,23 @@ pub struct RetryPolicy {
     pub host_selection_retry_max_attempts: u32,
 }
 
+/// Envoy's policy when only `x-envoy-retry-on` asks for retries: one retry, 25 ms back-off base.
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            retry_on: RetryOn::default(),
+            num_retries: 1,
+            per_try_timeout: None,
+            per_try_idle_timeout: None,
+            back_off_base: DEFAULT_RETRY_BASE_INTERVAL,
+            back_off_max: DEFAULT_RETRY_BASE_INTERVAL.saturating_mul(10),
+            retriable_status_codes: Vec::new(),
+            avoid_previous_hosts: false,
+            host_selection_retry_max_attempts: 1,
+        }
+    }
+}
+
 impl RetryPolicy {
     pub(crate) fn from_proto(proto: &route::RetryPolicy) -> Result<Self> {
         let route::RetryPolicy {

@@ -1,17 +1,20 @@
 //! The data plane's configuration tables: immutable `Snapshot`s of listeners, route
 //! configurations and clusters (with endpoints) behind one `ArcSwap`, replaced whole by
-//! `Tables::apply`, and the per-endpoint `EndpointState` that survives those replacements.
+//! `Tables::apply`, and the per-endpoint `EndpointState` and per-cluster `ClusterState` that
+//! survive those replacements.
 //!
 //! Maps are persistent (`imbl`): publishing an EDS update for one cluster copies O(log n) map
 //! nodes plus that cluster's endpoint set, never the other clusters.
 
 mod change;
+mod cluster_state;
 mod endpoint_set;
 mod endpoint_state;
 mod snapshot;
 mod tables;
 
 pub use change::Change;
+pub use cluster_state::{ClusterCounters, ClusterState, ResourceCounts};
 pub use endpoint_set::{EndpointSet, LocalityEndpoints, PriorityLevel};
 pub use endpoint_state::{EndpointState, HealthFlags, OutlierCounters};
 pub use snapshot::{ClusterEntry, Snapshot};

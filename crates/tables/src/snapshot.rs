@@ -7,13 +7,19 @@ use std::time::SystemTime;
 use outrider_model::{Cluster, ClusterLoadAssignment, Discovery, Listener, RouteConfiguration};
 
 use crate::change::Change;
+use crate::cluster_state::ClusterState;
 use crate::endpoint_set::{EndpointSet, NewEndpointPolicy};
 
-/// A cluster with its current endpoints.
+/// A cluster with its current endpoints. A new `ClusterEntry` is published whenever the
+/// cluster's config or endpoints change, so its pointer identifies that pair.
 #[derive(Debug)]
 pub struct ClusterEntry {
     pub config: Arc<Cluster>,
     pub endpoints: Arc<EndpointSet>,
+    /// Shared by every entry of this cluster name since it was added (kept across
+    /// `UpsertCluster` and EDS updates; a removed and re-added cluster starts afresh, as Envoy's
+    /// stats do).
+    pub state: Arc<ClusterState>,
 }
 
 /// Everything the data plane routes with, at one generation.
@@ -144,8 +150,23 @@ impl Snapshot {
             !config.health_checks.is_empty(),
             config.outlier_detection.is_some(),
         );
-        self.clusters
-            .insert(name, Arc::new(ClusterEntry { config, endpoints }));
+        let state = match &old {
+            Some(old) => {
+                // The flags just cleared (or a STATIC rebuild's EDS health) may belong to hosts
+                // the old entry's balancers still use.
+                old.state.note_health_change();
+                Arc::clone(&old.state)
+            }
+            None => Arc::new(ClusterState::new()),
+        };
+        self.clusters.insert(
+            name,
+            Arc::new(ClusterEntry {
+                config,
+                endpoints,
+                state,
+            }),
+        );
     }
 
     fn set_endpoints(&mut self, resource: &str, assignment: &ClusterLoadAssignment, version: &str) {
@@ -170,8 +191,12 @@ impl Snapshot {
                 Arc::new(ClusterEntry {
                     config: Arc::clone(&entry.config),
                     endpoints: Arc::new(endpoints),
+                    state: Arc::clone(&entry.state),
                 }),
             );
+            // Building refreshed the EDS health of kept hosts in place, under the balancers of
+            // the previous set.
+            entry.state.note_health_change();
         }
     }
 

@@ -4,6 +4,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::{ArcSwap, Guard};
+use tokio::sync::watch;
 
 use crate::change::Change;
 use crate::snapshot::Snapshot;
@@ -15,6 +16,9 @@ pub struct Tables {
     /// Serialises writers so two concurrent `apply` calls cannot lose each other's changes.
     /// Readers never touch it.
     writer: Mutex<()>,
+    /// The generation of every publication, for what must act on a change rather than read per
+    /// request (workers binding and draining listeners). Not on the request path.
+    published: watch::Sender<u64>,
 }
 
 impl Default for Tables {
@@ -29,6 +33,7 @@ impl Tables {
         Self {
             current: ArcSwap::from_pointee(Snapshot::default()),
             writer: Mutex::new(()),
+            published: watch::channel(0).0,
         }
     }
 
@@ -48,6 +53,17 @@ impl Tables {
         }
         let generation = next.generation();
         self.current.store(Arc::new(next));
+        self.published.send_replace(generation);
         generation
+    }
+
+    /// The current snapshot as an owned `Arc`, to hold across awaits.
+    pub fn load_full(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
+    /// Wakes on every publication (the value is the new generation).
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.published.subscribe()
     }
 }

@@ -1,0 +1,363 @@
+//! Forwarding a request to its cluster: pick an endpoint, send, and retry per the route's
+//! policy (to a different endpoint when there is one), within the route timeout and each try's
+//! own; every attempt's outcome goes into the endpoint's state.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Request, Response, StatusCode, Uri, Version};
+
+use http_body_util::{BodyExt, Either, Full};
+use hyper::body::Incoming;
+use outrider_model::{
+    ForwardAction, HttpConnectionManager, RetryOn, RetryPolicy, ServerHeaderTransformation,
+    VirtualHost,
+};
+use outrider_tables::{EndpointState, Snapshot};
+use outrider_upstream::{try_request, try_retry};
+
+use crate::headers::{
+    EXPECTED_TIMEOUT_MS, MAX_RETRIES, RETRY_ON, UPSTREAM_SERVICE_TIME, UPSTREAM_TIMEOUT_MS,
+    add_forwarded, ensure_request_id, millis, number, strip_hop_by_hop,
+};
+use crate::local_reply::{ProxyBody, ResponseFlag, local_reply};
+use crate::no_healthy::explain;
+use crate::outcome::{Outcome, record};
+use crate::worker_context::WorkerContext;
+
+/// Envoy's default route timeout.
+const DEFAULT_ROUTE_TIMEOUT: Duration = Duration::from_secs(15);
+/// Bodies up to this size are kept so that the request can be retried (Envoy buffers up to the
+/// listener's buffer limit, 1 MiB by default); larger ones are streamed and not retried.
+const RETRY_BUFFER_LIMIT: u64 = 1024 * 1024;
+
+pub(crate) struct ForwardContext<'a> {
+    pub worker: &'a Rc<WorkerContext>,
+    pub snapshot: &'a Snapshot,
+    pub hcm: &'a HttpConnectionManager,
+    pub vhost: &'a VirtualHost,
+    pub action: &'a ForwardAction,
+    pub peer: SocketAddr,
+    pub grpc: bool,
+    pub started: Instant,
+}
+
+/// What routing decided for this request, owned so the request can be taken apart.
+pub(crate) struct Plan {
+    /// `None` when the route names its cluster by a header the request lacks.
+    pub cluster: Option<String>,
+    /// For RING_HASH and MAGLEV.
+    pub hash: Option<u64>,
+    /// The path and query to send, after prefix or regex rewrites.
+    pub path: String,
+    /// A new `:authority`/`Host`, when the route rewrites it.
+    pub authority: Option<String>,
+}
+
+/// The request body as it can be sent: streamed once, or kept for retries.
+enum Body {
+    Stream(Option<Incoming>),
+    Kept(Bytes),
+}
+
+pub(crate) async fn forward(
+    cx: ForwardContext<'_>,
+    plan: Plan,
+    mut parts: http::request::Parts,
+    body: Incoming,
+) -> Response<ProxyBody> {
+    let cluster_name = plan.cluster;
+    let Some(entry) = cluster_name
+        .as_deref()
+        .and_then(|n| cx.snapshot.cluster(n))
+        .cloned()
+    else {
+        let status = StatusCode::from_u16(cx.action.cluster_not_found_response_code)
+            .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+        tracing::debug!(cluster = ?cluster_name, flag = ResponseFlag::NoClusterFound.code(), "cluster not found");
+        return local_reply(status, "", cx.grpc, None);
+    };
+
+    let counters = &entry.state.counters;
+    counters.upstream_rq_total.fetch_add(1, Relaxed);
+    let breakers = &entry.config.circuit_breakers;
+    let Some(_active_request) = try_request(&entry.state, breakers, cx.action.priority) else {
+        tracing::debug!(cluster = %entry.config.name, flag = ResponseFlag::UpstreamOverflow.code(), "max_requests reached");
+        return local_reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "upstream connect error or disconnect/reset before headers. reset reason: overflow",
+            cx.grpc,
+            Some(("x-envoy-overloaded", "true".to_string())),
+        );
+    };
+
+    // Timeouts: the header wins over the route; 0 disables.
+    let route_timeout = millis(&parts.headers, UPSTREAM_TIMEOUT_MS)
+        .or(cx.action.timeout)
+        .unwrap_or(DEFAULT_ROUTE_TIMEOUT);
+    let deadline = (!route_timeout.is_zero()).then(|| cx.started + route_timeout);
+    let mut policy = cx
+        .action
+        .retry_policy
+        .as_ref()
+        .or(cx.vhost.retry_policy.as_ref())
+        .cloned();
+    if let Some(retry_on) = parts.headers.get(RETRY_ON).and_then(|v| v.to_str().ok()) {
+        let policy = policy.get_or_insert_with(RetryPolicy::default);
+        policy.retry_on = policy.retry_on | RetryOn::parse(retry_on);
+    }
+    if let (Some(policy), Some(max)) = (policy.as_mut(), number(&parts.headers, MAX_RETRIES)) {
+        policy.num_retries = max;
+    }
+
+    // Headers for the upstream.
+    strip_hop_by_hop(&mut parts.headers, false);
+    add_forwarded(&mut parts.headers, cx.hcm, cx.peer.ip());
+    ensure_request_id(&mut parts.headers, cx.hcm);
+    if !route_timeout.is_zero()
+        && let Ok(value) = HeaderValue::from_str(&route_timeout.as_millis().to_string())
+    {
+        parts.headers.insert(EXPECTED_TIMEOUT_MS, value);
+    }
+    let path = if plan.path.is_empty() {
+        "/".to_string()
+    } else {
+        plan.path
+    };
+    if let Some(authority) = &plan.authority
+        && let Ok(value) = HeaderValue::from_str(authority)
+    {
+        if cx.action.append_x_forwarded_host
+            && let Some(original) = parts.headers.get(header::HOST).cloned()
+        {
+            parts.headers.append("x-forwarded-host", original);
+        }
+        parts.headers.insert(header::HOST, value);
+    }
+    let downstream_h2 = parts.version == Version::HTTP_2;
+
+    // The body: kept when it may be needed again.
+    let replayable = policy.as_ref().is_some_and(|p| p.num_retries > 0);
+    let small = body_size_hint(&body).is_some_and(|n| n <= RETRY_BUFFER_LIMIT);
+    let mut body = if replayable && small {
+        match body.collect().await {
+            Ok(collected) => Body::Kept(collected.to_bytes()),
+            Err(_) => {
+                return local_reply(StatusCode::BAD_REQUEST, "", cx.grpc, None);
+            }
+        }
+    } else {
+        Body::Stream(Some(body))
+    };
+    let max_retries = match &body {
+        Body::Kept(_) => policy.as_ref().map_or(0, |p| p.num_retries),
+        Body::Stream(_) => 0,
+    };
+
+    let client = cx.worker.client(&entry.config, downstream_h2);
+    let balancer = cx.worker.balancer(&entry);
+    let mut tried: Vec<Arc<EndpointState>> = Vec::new();
+    let mut attempt: u32 = 0;
+    let mut retry_guard = None;
+    loop {
+        let avoid: Vec<&Arc<EndpointState>> = tried.iter().collect();
+        let endpoint = match balancer.pick(plan.hash, &avoid) {
+            Ok(pick) => pick.endpoint,
+            Err(why) => {
+                counters.upstream_cx_none_healthy.fetch_add(1, Relaxed);
+                tracing::debug!(cluster = %entry.config.name, flag = ResponseFlag::NoHealthyUpstream.code(), "no healthy upstream");
+                let explanation = cx
+                    .worker
+                    .options
+                    .explain_no_healthy_upstream
+                    .then(|| explain(&entry, &why));
+                return local_reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "no healthy upstream",
+                    cx.grpc,
+                    explanation.map(|e| ("x-outrider-no-healthy-upstream", e)),
+                );
+            }
+        };
+        let Some(address) = endpoint.address.ip() else {
+            // DNS endpoints are resolved by the upstream layer; until then they cannot serve.
+            return local_reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no healthy upstream",
+                cx.grpc,
+                None,
+            );
+        };
+        let request_body: ProxyBody = match &mut body {
+            Body::Kept(bytes) => Either::Right(Full::new(bytes.clone())),
+            Body::Stream(stream) => match stream.take() {
+                Some(stream) => Either::Left(stream),
+                None => Either::Right(Full::default()),
+            },
+        };
+        let upstream_request = match build_request(&parts, &path, address, request_body) {
+            Ok(request) => request,
+            Err(_) => return local_reply(StatusCode::BAD_REQUEST, "", cx.grpc, None),
+        };
+        let per_try = policy.as_ref().and_then(|p| p.per_try_timeout);
+        let try_deadline = match (deadline, per_try) {
+            (Some(d), Some(t)) => Some(d.min(Instant::now() + t)),
+            (d, t) => d.or(t.map(|t| Instant::now() + t)),
+        };
+        let attempt_started = Instant::now();
+        endpoint.active_requests.fetch_add(1, Relaxed);
+        let sent = client.request(upstream_request);
+        let result = match try_deadline {
+            Some(at) => tokio::time::timeout_at(at.into(), sent).await.ok(),
+            None => Some(sent.await),
+        };
+        endpoint.active_requests.fetch_sub(1, Relaxed);
+        let outcome = match &result {
+            None => Outcome::Timeout,
+            Some(Ok(response)) => Outcome::Status(response.status().as_u16()),
+            Some(Err(e)) if e.is_connect() => Outcome::ConnectFailure,
+            Some(Err(_)) => Outcome::Reset,
+        };
+        record(&endpoint, outcome);
+        tried.push(endpoint);
+
+        let wants_retry = policy.as_ref().is_some_and(|p| should_retry(p, outcome));
+        let in_time = deadline.is_none_or(|d| Instant::now() < d);
+        if wants_retry && in_time && attempt < max_retries {
+            // Retries in flight are bounded per cluster (`max_retries`, default 3).
+            if let Some(guard) = try_retry(&entry.state, breakers, cx.action.priority) {
+                counters.upstream_rq_retry.fetch_add(1, Relaxed);
+                attempt += 1;
+                let wait = policy
+                    .as_ref()
+                    .map_or(Duration::ZERO, |p| backoff(p, attempt));
+                tokio::time::sleep(wait).await;
+                retry_guard = Some(guard);
+                continue;
+            }
+            counters.upstream_rq_retry_overflow.fetch_add(1, Relaxed);
+        }
+        drop(retry_guard.take());
+        if wants_retry {
+            let flag = ResponseFlag::UpstreamRetryLimitExceeded;
+            tracing::debug!(flag = flag.code(), "retries exhausted");
+        }
+        return match result {
+            Some(Ok(response)) => {
+                let elapsed = attempt_started.elapsed();
+                downstream_response(response, elapsed, cx.hcm)
+            }
+            None => {
+                let flag = ResponseFlag::UpstreamRequestTimeout;
+                tracing::debug!(flag = flag.code(), "upstream request timeout");
+                local_reply(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "upstream request timeout",
+                    cx.grpc,
+                    None,
+                )
+            }
+            Some(Err(e)) => {
+                let flag = if e.is_connect() {
+                    ResponseFlag::UpstreamConnectFailure
+                } else {
+                    ResponseFlag::UpstreamConnectionTermination
+                };
+                tracing::debug!(flag = flag.code(), error = %e, "upstream failure");
+                local_reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "upstream connect error or disconnect/reset before headers",
+                    cx.grpc,
+                    None,
+                )
+            }
+        };
+    }
+}
+
+fn body_size_hint(body: &Incoming) -> Option<u64> {
+    use hyper::body::Body as _;
+    body.size_hint().exact()
+}
+
+fn build_request(
+    parts: &http::request::Parts,
+    path: &str,
+    address: SocketAddr,
+    body: ProxyBody,
+) -> Result<Request<ProxyBody>, http::Error> {
+    let uri = Uri::builder()
+        .scheme("http")
+        .authority(address.to_string())
+        .path_and_query(path)
+        .build()?;
+    let mut request = Request::builder()
+        .method(parts.method.clone())
+        .uri(uri)
+        .body(body)?;
+    *request.headers_mut() = parts.headers.clone();
+    Ok(request)
+}
+
+/// Envoy's retry conditions.
+fn should_retry(policy: &RetryPolicy, outcome: Outcome) -> bool {
+    let on = policy.retry_on;
+    match outcome {
+        Outcome::ConnectFailure => {
+            on.contains(RetryOn::CONNECT_FAILURE) || on.contains(RetryOn::FIVE_XX)
+        }
+        Outcome::Reset => on.contains(RetryOn::RESET) || on.contains(RetryOn::FIVE_XX),
+        Outcome::Timeout => on.contains(RetryOn::FIVE_XX) || on.contains(RetryOn::GATEWAY_ERROR),
+        Outcome::Status(status) => {
+            (on.contains(RetryOn::FIVE_XX) && status >= 500)
+                || (on.contains(RetryOn::GATEWAY_ERROR) && matches!(status, 502..=504))
+                || (on.contains(RetryOn::RETRIABLE_4XX) && status == 409)
+                || (on.contains(RetryOn::RETRIABLE_STATUS_CODES)
+                    && policy.retriable_status_codes.contains(&status))
+        }
+    }
+}
+
+/// Envoy's jittered exponential back-off: a random wait in [0, base·2^n), capped at max.
+fn backoff(policy: &RetryPolicy, attempt: u32) -> Duration {
+    let factor = 1u32.checked_shl(attempt.min(16)).unwrap_or(u32::MAX);
+    let ceiling = policy
+        .back_off_base
+        .saturating_mul(factor)
+        .min(policy.back_off_max);
+    let millis = u64::try_from(ceiling.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1);
+    Duration::from_millis(rand::random::<u64>() % millis)
+}
+
+fn downstream_response(
+    response: Response<Incoming>,
+    upstream_time: Duration,
+    hcm: &HttpConnectionManager,
+) -> Response<ProxyBody> {
+    let (mut parts, body) = response.into_parts();
+    strip_hop_by_hop(&mut parts.headers, false);
+    if let Ok(value) = HeaderValue::from_str(&upstream_time.as_millis().to_string()) {
+        parts.headers.insert(UPSTREAM_SERVICE_TIME, value);
+    }
+    let server = if hcm.server_name.is_empty() {
+        "envoy"
+    } else {
+        hcm.server_name.as_str()
+    };
+    let set_server = match hcm.server_header_transformation {
+        ServerHeaderTransformation::Overwrite => true,
+        ServerHeaderTransformation::AppendIfAbsent => !parts.headers.contains_key(header::SERVER),
+        ServerHeaderTransformation::PassThrough => false,
+    };
+    if set_server && let Ok(value) = HeaderValue::from_str(server) {
+        parts.headers.insert(header::SERVER, value);
+    }
+    Response::from_parts(parts, Either::Left(body))
+}

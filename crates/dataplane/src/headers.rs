@@ -1,0 +1,154 @@
+//! Request and response header handling on the way through: hop-by-hop headers removed,
+//! `x-forwarded-for`, `x-forwarded-proto`, `x-request-id`, and the `x-envoy-*` controls users
+//! rely on.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use outrider_model::HttpConnectionManager;
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1) plus the proxy-only ones Envoy strips.
+const HOP_BY_HOP: [&str; 7] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-authenticate",
+    "proxy-authorization",
+];
+
+pub(crate) const X_REQUEST_ID: &str = "x-request-id";
+pub(crate) const X_FORWARDED_FOR: &str = "x-forwarded-for";
+pub(crate) const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
+pub(crate) const UPSTREAM_TIMEOUT_MS: &str = "x-envoy-upstream-rq-timeout-ms";
+pub(crate) const MAX_RETRIES: &str = "x-envoy-max-retries";
+pub(crate) const RETRY_ON: &str = "x-envoy-retry-on";
+pub(crate) const EXPECTED_TIMEOUT_MS: &str = "x-envoy-expected-rq-timeout-ms";
+pub(crate) const UPSTREAM_SERVICE_TIME: &str = "x-envoy-upstream-service-time";
+
+/// Removes hop-by-hop headers, and any header the `Connection` header names. `te: trailers`
+/// survives: gRPC needs it end to end.
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        if !(keep_upgrade && name == header::UPGRADE) {
+            headers.remove(name);
+        }
+    }
+    for name in HOP_BY_HOP {
+        if keep_upgrade && (name == "upgrade" || name == "connection") {
+            continue;
+        }
+        headers.remove(name);
+    }
+    let te_trailers = headers
+        .get(header::TE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
+        });
+    headers.remove(header::TE);
+    if te_trailers {
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    }
+}
+
+/// Envoy's edge rules for `x-forwarded-for` and `x-forwarded-proto`: with `use_remote_address`
+/// the peer's address is appended; otherwise the header is passed on as received. The protocol
+/// is set when absent.
+pub(crate) fn add_forwarded(headers: &mut HeaderMap, hcm: &HttpConnectionManager, peer: IpAddr) {
+    if hcm.use_remote_address && !hcm.skip_xff_append {
+        let value = match headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+            Some(existing) if !existing.is_empty() => format!("{existing}, {peer}"),
+            _ => peer.to_string(),
+        };
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(X_FORWARDED_FOR, value);
+        }
+    }
+    if !headers.contains_key(X_FORWARDED_PROTO) {
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+    }
+}
+
+/// Adds `x-request-id` (a random UUID v4) when absent and the manager generates them.
+pub(crate) fn ensure_request_id(headers: &mut HeaderMap, hcm: &HttpConnectionManager) {
+    if !hcm.generate_request_id || headers.contains_key(X_REQUEST_ID) {
+        return;
+    }
+    if let Ok(value) = HeaderValue::from_str(&uuid_v4()) {
+        headers.insert(X_REQUEST_ID, value);
+    }
+}
+
+fn uuid_v4() -> String {
+    let mut bytes: [u8; 16] = rand::random();
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+/// A millisecond count from a header (`x-envoy-upstream-rq-timeout-ms`), if valid.
+pub(crate) fn millis(headers: &HeaderMap, name: &str) -> Option<Duration> {
+    headers
+        .get(name)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_millis)
+}
+
+/// A small integer from a header (`x-envoy-max-retries`), if valid.
+pub(crate) fn number(headers: &HeaderMap, name: &str) -> Option<u32> {
+    headers.get(name)?.to_str().ok()?.trim().parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_go_and_te_trailers_stays() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "connection",
+            HeaderValue::from_static("keep-alive, x-secret"),
+        );
+        headers.insert("x-secret", HeaderValue::from_static("1"));
+        headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        headers.insert("te", HeaderValue::from_static("trailers, gzip"));
+        headers.insert("x-kept", HeaderValue::from_static("yes"));
+        strip_hop_by_hop(&mut headers, false);
+        let names: Vec<&str> = headers.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, ["x-kept", "te"]);
+        assert_eq!(headers["te"], "trailers");
+    }
+
+    #[test]
+    fn request_ids_are_uuid_v4() {
+        let id = uuid_v4();
+        assert_eq!(id.len(), 36);
+        assert_eq!(&id[14..15], "4");
+        assert!(matches!(&id[19..20], "8" | "9" | "a" | "b"));
+        assert_ne!(id, uuid_v4());
+    }
+}

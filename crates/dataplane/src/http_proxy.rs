@@ -1,0 +1,113 @@
+//! One downstream HTTP request: find its route in the current tables, then answer it directly,
+//! redirect it, or forward it to the route's cluster.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode, header};
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+use outrider_model::{RouteAction, RouteSource};
+
+use crate::connection::ChainRef;
+use crate::forward::{ForwardContext, Plan, forward};
+use crate::local_reply::{ProxyBody, ResponseFlag, local_reply};
+use crate::routing::{
+    RequestView, choose_cluster, direct_response, redirect, request_hash, rewrite_authority,
+    rewrite_path,
+};
+use crate::worker_context::WorkerContext;
+
+/// hyper's service: never fails; every error becomes a response.
+pub(crate) async fn proxy_request(
+    context: Rc<WorkerContext>,
+    chain: ChainRef,
+    peer: SocketAddr,
+    local: SocketAddr,
+    request: Request<Incoming>,
+) -> Result<Response<ProxyBody>, Infallible> {
+    let started = Instant::now();
+    let (parts, body) = request.into_parts();
+    let grpc = RequestView::from_parts(&parts, false).is_grpc;
+    let Some(hcm) = chain.http() else {
+        return Ok(local_reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "",
+            grpc,
+            None,
+        ));
+    };
+    // One owned snapshot for the whole request: a concurrent update cannot mix two versions.
+    let snapshot = context.tables.load_full();
+    let routes = match &hcm.routes {
+        RouteSource::Inline(routes) => routes.clone(),
+        RouteSource::Rds {
+            route_config_name, ..
+        } => match snapshot.route_config(route_config_name) {
+            Some(routes) => routes.clone(),
+            None => return Ok(no_route(grpc)),
+        },
+    };
+    let compiled = context.routes(&routes);
+    let view = RequestView::from_parts(&parts, false);
+    let Some((vhost, route)) = compiled.route(&view) else {
+        return Ok(no_route(grpc));
+    };
+    let response = match &route.action {
+        RouteAction::DirectResponse(direct) => {
+            let local = direct_response(direct, &view);
+            let mut response =
+                Response::new(Either::Right(Full::new(Bytes::copy_from_slice(local.body))));
+            *response.status_mut() = StatusCode::from_u16(local.status).unwrap_or(StatusCode::OK);
+            if !local.body.is_empty() {
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+            }
+            if let Some(location) = local.location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+                response.headers_mut().insert(header::LOCATION, location);
+            }
+            response
+        }
+        RouteAction::Redirect(action) => {
+            let target = redirect(&route.route_match, action, &view);
+            let mut response = Response::new(Either::Right(Full::default()));
+            *response.status_mut() =
+                StatusCode::from_u16(target.status).unwrap_or(StatusCode::MOVED_PERMANENTLY);
+            if let Ok(location) = HeaderValue::from_str(&target.location) {
+                response.headers_mut().insert(header::LOCATION, location);
+            }
+            response
+        }
+        RouteAction::Forward(action) => {
+            let choice = choose_cluster(action, &view, rand::random());
+            let plan = Plan {
+                cluster: choice.cluster.map(|c| c.into_owned()),
+                hash: request_hash(&action.hash_policy, &view, peer, local).hash,
+                path: rewrite_path(route, view.path_and_query).into_owned(),
+                authority: rewrite_authority(action, choice.weighted, &view, None)
+                    .map(|a| a.into_owned()),
+            };
+            let forward_context = ForwardContext {
+                worker: &context,
+                snapshot: &snapshot,
+                hcm,
+                vhost,
+                action,
+                peer,
+                grpc,
+                started,
+            };
+            forward(forward_context, plan, parts, body).await
+        }
+    };
+    Ok(response)
+}
+
+fn no_route(grpc: bool) -> Response<ProxyBody> {
+    tracing::debug!(flag = ResponseFlag::NoRoute.code(), "no route");
+    local_reply(StatusCode::NOT_FOUND, "", grpc, None)
+}

@@ -1,0 +1,80 @@
+//! The downstream HTTP side of a connection: hyper serving HTTP/1.1 and HTTP/2 (h2c, detected
+//! by its preface) on the worker's own thread, and draining on command (HTTP/1.1 `Connection:
+//! close`, HTTP/2 GOAWAY) with `--drain-time-s` as the limit.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use hyper_util::server::conn::auto;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use crate::connection::ChainRef;
+use crate::http_proxy::proxy_request;
+use crate::worker_context::WorkerContext;
+
+/// Runs hyper's tasks (HTTP/2 streams) on this worker's `LocalSet`: they may hold the worker's
+/// `Rc` state, and never move to another thread.
+#[derive(Clone, Copy)]
+pub(crate) struct LocalExec;
+
+impl<F> hyper::rt::Executor<F> for LocalExec
+where
+    F: Future + 'static,
+{
+    fn execute(&self, future: F) {
+        tokio::task::spawn_local(future);
+    }
+}
+
+pub(crate) async fn serve_http(
+    context: Rc<WorkerContext>,
+    chain: ChainRef,
+    stream: TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+    mut drained: watch::Receiver<bool>,
+) {
+    let Some(hcm) = chain.http() else {
+        return;
+    };
+    let header_limit = usize::try_from(hcm.max_request_headers_kb)
+        .unwrap_or(usize::MAX)
+        .saturating_mul(1024);
+    let mut builder = auto::Builder::new(LocalExec);
+    builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .max_buf_size(header_limit.max(8192))
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .max_header_list_size(u32::try_from(header_limit).unwrap_or(u32::MAX));
+    let drain_time = context.options.drain_time;
+    let service = {
+        let chain = chain.clone();
+        service_fn(move |request| {
+            proxy_request(context.clone(), chain.clone(), peer, local, request)
+        })
+    };
+    let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    tokio::pin!(connection);
+    tokio::select! {
+        result = connection.as_mut() => {
+            if let Err(e) = result {
+                tracing::debug!(%peer, error = %e, "downstream connection ended with an error");
+            }
+            return;
+        }
+        _ = drained.wait_for(|d| *d) => {}
+    }
+    // Draining: finish what is in flight, refuse new requests, then close.
+    connection.as_mut().graceful_shutdown();
+    if tokio::time::timeout(drain_time, connection).await.is_err() {
+        tracing::debug!(%peer, "drain time over; closing the connection");
+    }
+}

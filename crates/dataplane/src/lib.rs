@@ -1,0 +1,20 @@
+//! The data plane: per-core workers that accept connections on the listeners of the tables,
+//! route, balance and proxy. See `worker.rs` for the threading model.
+
+mod connection;
+mod forward;
+mod headers;
+mod http_proxy;
+mod http_server;
+mod listener_manager;
+mod local_reply;
+mod no_healthy;
+mod outcome;
+pub mod routing;
+mod socket;
+mod tcp_proxy;
+mod worker;
+mod worker_context;
+
+pub use listener_manager::ActiveListener;
+pub use worker::{Dataplane, DataplaneOptions};

@@ -1,0 +1,98 @@
+//! Follows the tables' listeners: binds sockets for new and changed listeners (one per worker,
+//! SO_REUSEPORT), hands them to the workers, and tells the workers to drain the connections of
+//! changed and removed ones. Runs on the control thread; nothing here is on the request path.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use outrider_model::Listener;
+use outrider_tables::Tables;
+
+use crate::socket::{DEFAULT_BACKLOG, bind_for_workers};
+use crate::worker::{WorkerCommand, WorkerHandle};
+
+/// A listener being served, as the workers know it.
+#[derive(Debug, Clone)]
+pub struct ActiveListener {
+    /// Distinguishes the generations of one listener while the old one drains.
+    pub id: u64,
+    pub config: Arc<Listener>,
+    /// The bound address (the configured one, with port 0 resolved).
+    pub address: SocketAddr,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct ListenerManager {
+    active: Mutex<BTreeMap<String, ActiveListener>>,
+    next_id: std::sync::atomic::AtomicU64,
+}
+
+impl ListenerManager {
+    /// Makes the workers serve exactly the listeners of the current snapshot.
+    pub(crate) fn reconcile(&self, tables: &Tables, workers: &[WorkerHandle]) {
+        let snapshot = tables.load_full();
+        let mut active = self.active.lock().unwrap_or_else(PoisonError::into_inner);
+        // Removed, or changed (a new `Arc` means a new version): drain the old generation.
+        let stale: Vec<String> = active
+            .iter()
+            .filter(|(name, running)| {
+                snapshot
+                    .listener(name)
+                    .is_none_or(|current| !Arc::ptr_eq(current, &running.config))
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        let mut draining = Vec::new();
+        for name in stale {
+            if let Some(old) = active.remove(&name) {
+                draining.push(old);
+            }
+        }
+        // New and changed: bind first, so the new generation accepts before the old one stops
+        // (make-before-break; SO_REUSEPORT lets both hold the port for that moment).
+        for (name, config) in snapshot.listeners() {
+            if active.contains_key(name) {
+                continue;
+            }
+            let backlog = config.tcp_backlog_size.unwrap_or(DEFAULT_BACKLOG);
+            match bind_for_workers(config.address, backlog, workers.len()) {
+                Ok((address, sockets)) => {
+                    let id = self
+                        .next_id
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    for (worker, socket) in workers.iter().zip(sockets) {
+                        worker.send(WorkerCommand::Serve {
+                            id,
+                            listener: config.clone(),
+                            socket,
+                        });
+                    }
+                    tracing::info!(listener = %name, %address, "listening");
+                    active.insert(
+                        name.to_string(),
+                        ActiveListener {
+                            id,
+                            config: config.clone(),
+                            address,
+                        },
+                    );
+                }
+                Err(e) => {
+                    tracing::error!(listener = %name, address = %config.address, error = %e, "cannot bind listener");
+                }
+            }
+        }
+        for old in draining {
+            tracing::info!(listener = %old.config.name, address = %old.address, "draining");
+            for worker in workers {
+                worker.send(WorkerCommand::Drain { id: old.id });
+            }
+        }
+    }
+
+    pub(crate) fn active(&self) -> Vec<ActiveListener> {
+        let active = self.active.lock().unwrap_or_else(PoisonError::into_inner);
+        active.values().cloned().collect()
+    }
+}

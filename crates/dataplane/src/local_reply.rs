@@ -1,0 +1,92 @@
+//! Responses the proxy makes itself (no route, no healthy upstream, overflow, timeouts…), with
+//! Envoy's bodies and response flags, and gRPC's trailers-only form for gRPC requests.
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+
+/// The body of every response the proxy sends downstream.
+pub(crate) type ProxyBody = Either<Incoming, Full<Bytes>>;
+
+/// Envoy's response flags (XDS-SPEC §4), for the access log and stats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ResponseFlag {
+    NoHealthyUpstream,
+    UpstreamConnectFailure,
+    UpstreamOverflow,
+    NoRoute,
+    NoClusterFound,
+    UpstreamRetryLimitExceeded,
+    UpstreamRequestTimeout,
+    UpstreamConnectionTermination,
+}
+
+impl ResponseFlag {
+    pub(crate) fn code(self) -> &'static str {
+        match self {
+            ResponseFlag::NoHealthyUpstream => "UH",
+            ResponseFlag::UpstreamConnectFailure => "UF",
+            ResponseFlag::UpstreamOverflow => "UO",
+            ResponseFlag::NoRoute => "NR",
+            ResponseFlag::NoClusterFound => "NC",
+            ResponseFlag::UpstreamRetryLimitExceeded => "URX",
+            ResponseFlag::UpstreamRequestTimeout => "UT",
+            ResponseFlag::UpstreamConnectionTermination => "UC",
+        }
+    }
+}
+
+/// HTTP status → gRPC status, as Envoy maps local replies to gRPC requests.
+fn grpc_status(status: StatusCode) -> u8 {
+    match status.as_u16() {
+        400 => 13,
+        401 => 16,
+        403 => 7,
+        404 => 12,
+        429 | 502..=504 => 14,
+        _ => 2,
+    }
+}
+
+/// A local reply. For a gRPC request, a trailers-only response: HTTP 200 with `grpc-status`
+/// and `grpc-message` in the headers, as Envoy sends.
+pub(crate) fn local_reply(
+    status: StatusCode,
+    body: &'static str,
+    grpc: bool,
+    extra: Option<(&'static str, String)>,
+) -> Response<ProxyBody> {
+    let mut response = if grpc {
+        let mut r = Response::new(Either::Right(Full::new(Bytes::new())));
+        let headers = r.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/grpc"),
+        );
+        headers.insert(
+            "grpc-status",
+            HeaderValue::from(u16::from(grpc_status(status))),
+        );
+        if let Ok(message) = HeaderValue::from_str(body) {
+            headers.insert("grpc-message", message);
+        }
+        r
+    } else {
+        let mut r = Response::new(Either::Right(Full::new(Bytes::from_static(
+            body.as_bytes(),
+        ))));
+        *r.status_mut() = status;
+        if !body.is_empty() {
+            r.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        }
+        r
+    };
+    if let Some((name, value)) = extra
+        && let Ok(value) = HeaderValue::from_str(&value)
+    {
+        response.headers_mut().insert(name, value);
+    }
+    response
+}

@@ -1,0 +1,72 @@
+//! `envoy.filters.network.tcp_proxy`: bytes both ways between the downstream connection and an
+//! endpoint of the cluster, with the same balancing and connect-failure accounting as HTTP, and
+//! half-close passed on (a FIN one way does not end the other way).
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+use outrider_model::{TcpProxy, TcpProxyCluster};
+use tokio::net::TcpStream;
+
+use crate::outcome::{Outcome, record};
+use crate::worker_context::WorkerContext;
+
+pub(crate) async fn serve_tcp_proxy(
+    context: Rc<WorkerContext>,
+    config: &TcpProxy,
+    mut downstream: TcpStream,
+    peer: SocketAddr,
+) {
+    let cluster = match &config.cluster {
+        TcpProxyCluster::Cluster(name) => name.clone(),
+        TcpProxyCluster::Weighted(weighted) => {
+            let total: u64 = weighted.iter().map(|(_, w)| u64::from(*w)).sum();
+            let mut pick = rand::random::<u64>() % total.max(1);
+            let mut chosen = weighted.first().map(|(n, _)| n.clone()).unwrap_or_default();
+            for (name, weight) in weighted {
+                if pick < u64::from(*weight) {
+                    chosen = name.clone();
+                    break;
+                }
+                pick -= u64::from(*weight);
+            }
+            chosen
+        }
+    };
+    let snapshot = context.tables.load_full();
+    let Some(entry) = snapshot.cluster(&cluster).cloned() else {
+        tracing::debug!(%cluster, %peer, "tcp_proxy: no such cluster; closing");
+        return;
+    };
+    let balancer = context.balancer(&entry);
+    let attempts = config.max_connect_attempts.max(1);
+    let mut tried = Vec::new();
+    for _ in 0..attempts {
+        let avoid: Vec<_> = tried.iter().collect();
+        let Ok(pick) = balancer.pick(None, &avoid) else {
+            tracing::debug!(%cluster, %peer, "tcp_proxy: no healthy upstream; closing");
+            return;
+        };
+        let endpoint = pick.endpoint;
+        let Some(address) = endpoint.address.ip() else {
+            return;
+        };
+        let connected =
+            tokio::time::timeout(entry.config.connect_timeout, TcpStream::connect(address)).await;
+        match connected {
+            Ok(Ok(mut upstream)) => {
+                let _ = upstream.set_nodelay(true);
+                record(&endpoint, Outcome::Status(200));
+                if let Err(e) = tokio::io::copy_bidirectional(&mut downstream, &mut upstream).await
+                {
+                    tracing::debug!(%cluster, %peer, error = %e, "tcp_proxy connection ended");
+                }
+                return;
+            }
+            Ok(Err(_)) | Err(_) => {
+                record(&endpoint, Outcome::ConnectFailure);
+                tried.push(endpoint);
+            }
+        }
+    }
+}

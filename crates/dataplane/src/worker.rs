@@ -1,0 +1,230 @@
+//! The workers: N OS threads, each with a `current_thread` tokio runtime and a `LocalSet`, each
+//! serving its own socket of every listener with its own upstream connection pools. A worker
+//! shares nothing mutable with the others on the request path: it reads the tables with
+//! `ArcSwap::load` and keeps its caches in `Rc`/`RefCell`.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use outrider_model::Listener;
+use outrider_tables::Tables;
+use tokio::sync::{mpsc, watch};
+
+use crate::connection::serve_connection;
+use crate::listener_manager::{ActiveListener, ListenerManager};
+use crate::worker_context::WorkerContext;
+
+/// How the data plane runs.
+#[derive(Debug, Clone)]
+pub struct DataplaneOptions {
+    /// Worker threads (Envoy's `--concurrency`).
+    pub concurrency: usize,
+    /// How long a drained listener's connections may finish (Envoy's `--drain-time-s`, 600 s).
+    pub drain_time: Duration,
+    /// Whether 503s for want of a healthy endpoint say why in `x-outrider-no-healthy-upstream`.
+    pub explain_no_healthy_upstream: bool,
+}
+
+impl Default for DataplaneOptions {
+    fn default() -> Self {
+        DataplaneOptions {
+            concurrency: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            drain_time: Duration::from_secs(600),
+            explain_no_healthy_upstream: true,
+        }
+    }
+}
+
+/// What the control thread tells a worker.
+pub(crate) enum WorkerCommand {
+    /// Accept on this socket with this listener's configuration.
+    Serve {
+        id: u64,
+        listener: Arc<Listener>,
+        socket: std::net::TcpListener,
+    },
+    /// Stop accepting for listener generation `id` and drain its connections.
+    Drain { id: u64 },
+}
+
+pub(crate) struct WorkerHandle {
+    commands: mpsc::UnboundedSender<WorkerCommand>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl WorkerHandle {
+    pub(crate) fn send(&self, command: WorkerCommand) {
+        // A worker that is gone has nothing left to serve; its thread's end is reported on join.
+        let _ = self.commands.send(command);
+    }
+}
+
+/// The running data plane.
+pub struct Dataplane {
+    tables: Arc<Tables>,
+    workers: Vec<WorkerHandle>,
+    listeners: ListenerManager,
+}
+
+impl Dataplane {
+    /// Starts the worker threads; they serve nothing until [`Dataplane::run`] hands them
+    /// listeners.
+    pub fn start(tables: Arc<Tables>, options: DataplaneOptions) -> io::Result<Dataplane> {
+        let count = options.concurrency.max(1);
+        let mut workers = Vec::with_capacity(count);
+        for index in 0..count {
+            let (commands, receiver) = mpsc::unbounded_channel();
+            let tables = tables.clone();
+            let options = options.clone();
+            let thread = std::thread::Builder::new()
+                .name(format!("outrider-worker-{index}"))
+                .spawn(move || run_worker(index, tables, options, receiver))?;
+            workers.push(WorkerHandle {
+                commands,
+                thread: Some(thread),
+            });
+        }
+        Ok(Dataplane {
+            tables,
+            workers,
+            listeners: ListenerManager::default(),
+        })
+    }
+
+    /// Follows the tables' listeners until `shutdown` completes. Runs on the control runtime.
+    pub async fn run(&self, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let mut published = self.tables.subscribe();
+        loop {
+            self.listeners.reconcile(&self.tables, &self.workers);
+            tokio::select! {
+                changed = published.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                }
+                () = &mut shutdown => return,
+            }
+        }
+    }
+
+    /// The listeners being served, with their bound addresses.
+    pub fn listeners(&self) -> Vec<ActiveListener> {
+        self.listeners.active()
+    }
+
+    /// The bound address of a listener, by name.
+    pub fn listener_address(&self, name: &str) -> Option<SocketAddr> {
+        self.listeners()
+            .into_iter()
+            .find(|l| l.config.name == name)
+            .map(|l| l.address)
+    }
+}
+
+impl Drop for Dataplane {
+    /// Closing the command channels ends the workers; their connections end with them.
+    fn drop(&mut self) {
+        let threads: Vec<JoinHandle<()>> = self
+            .workers
+            .iter_mut()
+            .filter_map(|w| w.thread.take())
+            .collect();
+        self.workers.clear();
+        for thread in threads {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn run_worker(
+    index: usize,
+    tables: Arc<Tables>,
+    options: DataplaneOptions,
+    mut commands: mpsc::UnboundedReceiver<WorkerCommand>,
+) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            tracing::error!(worker = index, error = %e, "cannot start the worker runtime");
+            return;
+        }
+    };
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&runtime, async move {
+        let context = Rc::new(WorkerContext::new(tables, options));
+        let mut draining: HashMap<u64, watch::Sender<bool>> = HashMap::new();
+        while let Some(command) = commands.recv().await {
+            match command {
+                WorkerCommand::Serve {
+                    id,
+                    listener,
+                    socket,
+                } => {
+                    let (drain, drained) = watch::channel(false);
+                    draining.insert(id, drain);
+                    match tokio::net::TcpListener::from_std(socket) {
+                        Ok(socket) => {
+                            tokio::task::spawn_local(accept_loop(
+                                context.clone(),
+                                listener,
+                                socket,
+                                drained,
+                            ));
+                        }
+                        Err(e) => {
+                            tracing::error!(worker = index, error = %e, "cannot register a listening socket");
+                        }
+                    }
+                }
+                WorkerCommand::Drain { id } => {
+                    if let Some(drain) = draining.remove(&id) {
+                        drain.send_replace(true);
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Accepts until the listener is drained; each connection is served on this worker.
+async fn accept_loop(
+    context: Rc<WorkerContext>,
+    listener: Arc<Listener>,
+    socket: tokio::net::TcpListener,
+    drained: watch::Receiver<bool>,
+) {
+    let mut stop = drained.clone();
+    loop {
+        tokio::select! {
+            accepted = socket.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    tokio::task::spawn_local(serve_connection(
+                        context.clone(),
+                        listener.clone(),
+                        stream,
+                        peer,
+                        drained.clone(),
+                    ));
+                }
+                // Out of file descriptors and the like: keep the listener, back off briefly so
+                // a persistent error does not spin.
+                Err(e) => {
+                    tracing::warn!(listener = %listener.name, error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            },
+            _ = stop.wait_for(|d| *d) => return,
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! What one worker keeps for itself: its upstream connection pools and the balancers and
+//! compiled routes it built, each cached against the `Arc` of the configuration it came from
+//! and rebuilt lazily when that changes. `RefCell`, not locks: only this worker's thread sees it.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use outrider_model::{Cluster, RouteConfiguration, UpstreamProtocol};
+use outrider_tables::{ClusterEntry, Tables};
+use outrider_upstream::Balancer;
+
+use crate::DataplaneOptions;
+use crate::local_reply::ProxyBody;
+use crate::routing::CompiledRoutes;
+
+pub(crate) type UpstreamClient = Client<HttpConnector, ProxyBody>;
+
+/// One cluster's connection pools on this worker.
+struct UpstreamPools {
+    config: Arc<Cluster>,
+    http1: Option<UpstreamClient>,
+    http2: Option<UpstreamClient>,
+}
+
+pub(crate) struct WorkerContext {
+    pub tables: Arc<Tables>,
+    pub options: DataplaneOptions,
+    pools: RefCell<HashMap<String, UpstreamPools>>,
+    balancers: RefCell<HashMap<String, Rc<Balancer>>>,
+    routes: RefCell<HashMap<String, Rc<CompiledRoutes>>>,
+}
+
+impl WorkerContext {
+    pub(crate) fn new(tables: Arc<Tables>, options: DataplaneOptions) -> Self {
+        WorkerContext {
+            tables,
+            options,
+            pools: RefCell::new(HashMap::new()),
+            balancers: RefCell::new(HashMap::new()),
+            routes: RefCell::new(HashMap::new()),
+        }
+    }
+
+    /// The client (and so the connection pool) for a cluster, speaking HTTP/2 when the cluster
+    /// says so (or follows a downstream that does).
+    pub(crate) fn client(&self, cluster: &Arc<Cluster>, downstream_h2: bool) -> UpstreamClient {
+        let http2 = match cluster.http.protocol {
+            UpstreamProtocol::Http2 => true,
+            UpstreamProtocol::UseDownstream => downstream_h2,
+            UpstreamProtocol::Http1 | UpstreamProtocol::Auto => false,
+        };
+        let mut pools = self.pools.borrow_mut();
+        let entry = pools
+            .entry(cluster.name.clone())
+            .or_insert_with(|| UpstreamPools {
+                config: cluster.clone(),
+                http1: None,
+                http2: None,
+            });
+        if !Arc::ptr_eq(&entry.config, cluster) {
+            // New cluster settings (timeouts, protocol): new pools; the old connections close
+            // as their requests finish.
+            *entry = UpstreamPools {
+                config: cluster.clone(),
+                http1: None,
+                http2: None,
+            };
+        }
+        let slot = if http2 {
+            &mut entry.http2
+        } else {
+            &mut entry.http1
+        };
+        slot.get_or_insert_with(|| build_client(cluster, http2))
+            .clone()
+    }
+
+    /// This worker's balancer for a cluster's current endpoints.
+    pub(crate) fn balancer(&self, entry: &Arc<ClusterEntry>) -> Rc<Balancer> {
+        let mut balancers = self.balancers.borrow_mut();
+        if let Some(balancer) = balancers.get(entry.config.name.as_str())
+            && balancer.is_current(entry)
+        {
+            return balancer.clone();
+        }
+        let balancer = Rc::new(Balancer::new(entry));
+        balancers.insert(entry.config.name.clone(), balancer.clone());
+        balancer
+    }
+
+    /// The compiled form of a route configuration.
+    pub(crate) fn routes(&self, config: &Arc<RouteConfiguration>) -> Rc<CompiledRoutes> {
+        let mut routes = self.routes.borrow_mut();
+        if let Some(compiled) = routes.get(config.name.as_str())
+            && compiled.is_compiled_from(config)
+        {
+            return compiled.clone();
+        }
+        let compiled = Rc::new(CompiledRoutes::new(config));
+        routes.insert(config.name.clone(), compiled.clone());
+        compiled
+    }
+}
+
+fn build_client(cluster: &Cluster, http2: bool) -> UpstreamClient {
+    let mut connector = HttpConnector::new();
+    connector.set_connect_timeout(Some(cluster.connect_timeout));
+    connector.set_nodelay(true);
+    connector.enforce_http(true);
+    let mut builder = Client::builder(TokioExecutor::new());
+    builder
+        .timer(TokioTimer::new())
+        .pool_timer(TokioTimer::new())
+        .http2_only(http2);
+    builder.build(connector)
+}

@@ -1,0 +1,62 @@
+//! Real upstream servers for Outrider's demo, end-to-end tests and load benchmark.
+//!
+//! [`UpstreamServer`] serves HTTP/1.1 and h2c (prior knowledge) on one port with hyper. Every
+//! response carries `x-upstream-name: <name>` and `server: outrider-upstream`, so a test can see
+//! which upstream answered. Endpoints:
+//!
+//! | request | response |
+//! |---|---|
+//! | `GET /` (and any unmatched path) | 200 `hello from <name>\n` |
+//! | `/echo` (any method) | 200 JSON describing the request as received ([`echo`]) |
+//! | `/status/<code>` | that status |
+//! | `/delay/<ms>` | waits, then 200 |
+//! | `/bytes/<n>` | 200 with `n` bytes |
+//! | `POST`/`PUT`/`PATCH` to an unmatched path | 200 with the request body echoed back |
+//! | `content-type: application/grpc*` | a minimal gRPC unary echo: the request message back, trailer `grpc-status: 0` |
+//! | `GET /ws` with `Upgrade: websocket` (HTTP/1.1) | a WebSocket echo |
+//!
+//! Failures can be injected at start ([`UpstreamConfig`]) and changed at runtime
+//! ([`UpstreamServer::set_failing`], [`UpstreamServer::set_fail_ratio`],
+//! [`UpstreamServer::set_fail_every`]): a failed HTTP request is answered with `fail_status`
+//! (503 by default), a failed gRPC request with `grpc-status: 14` (UNAVAILABLE), which is what a
+//! proxy's `5xx` / `unavailable` retry policies look at.
+//!
+//! [`GrpcUpstream`] is a tonic server with the standard `grpc.health.v1.Health` service whose
+//! status a test flips at runtime (for active gRPC health checking).
+
+mod config;
+pub mod echo;
+mod grpc;
+mod handler;
+mod server;
+mod stats;
+mod websocket;
+
+pub use config::UpstreamConfig;
+pub use grpc::GrpcUpstream;
+pub use server::UpstreamServer;
+pub use stats::PathCounts;
+
+/// Header naming the upstream that produced a response.
+pub const UPSTREAM_NAME_HEADER: &str = "x-upstream-name";
+/// Value of the `server` header on every response.
+pub const SERVER_HEADER_VALUE: &str = "outrider-upstream";
+/// Header set (to `true`) on responses whose failure was injected, so a test can tell an injected
+/// 503 from a 503 the proxy generated itself.
+pub const INJECTED_FAILURE_HEADER: &str = "x-upstream-injected-failure";
+
+/// Why a server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid upstream config: {0}")]
+    InvalidConfig(String),
+    #[error("binding {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("listener: {0}")]
+    Listener(#[source] std::io::Error),
+    #[error("an upstream server must be started from within a tokio runtime")]
+    NoRuntime,
+}

@@ -1,0 +1,198 @@
+//! How a load balancer sees one host's health (`HostClass`, from the atomic health flags), and
+//! `NoHealthyUpstream`, the explanation returned when there is no host to pick.
+
+use std::fmt;
+use std::sync::Arc;
+
+use outrider_tables::{EndpointState, HealthFlags};
+
+/// A host's health as load balancing uses it (Envoy's Healthy / Degraded / Unhealthy, plus
+/// Excluded).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum HostClass {
+    Healthy,
+    /// Used only when healthy hosts are not enough (their own load share, after the healthy one).
+    Degraded,
+    Unhealthy,
+    /// Not counted and never picked, not even in panic: a new host waiting for its first health
+    /// check under `ignore_new_hosts_until_first_hc`.
+    Excluded,
+}
+
+const DEGRADED: HealthFlags = HealthFlags::from_bits(
+    HealthFlags::DEGRADED_ACTIVE_HC.bits() | HealthFlags::DEGRADED_EDS_HEALTH.bits(),
+);
+
+impl HostClass {
+    /// `exclude_pending`: the cluster's `ignore_new_hosts_until_first_hc`.
+    pub(crate) fn of(flags: HealthFlags, exclude_pending: bool) -> Self {
+        if exclude_pending && flags.intersects(HealthFlags::PENDING_ACTIVE_HC) {
+            Self::Excluded
+        } else if flags.intersects(HealthFlags::UNHEALTHY) {
+            Self::Unhealthy
+        } else if flags.intersects(DEGRADED) {
+            Self::Degraded
+        } else {
+            Self::Healthy
+        }
+    }
+}
+
+/// Which hosts a pick may return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Source {
+    Healthy,
+    Degraded,
+    /// Panic mode: every host that is not excluded.
+    All,
+}
+
+impl Source {
+    pub(crate) fn admits(self, class: HostClass) -> bool {
+        match self {
+            Self::Healthy => class == HostClass::Healthy,
+            Self::Degraded => class == HostClass::Degraded,
+            Self::All => class != HostClass::Excluded,
+        }
+    }
+}
+
+/// No host could be picked. The counts say why (a host may count under several reasons), for the
+/// `x-outrider-no-healthy-upstream` header; `Display` renders it, e.g.
+/// `0 of 3 endpoints healthy (2 ejected by outlier detection, 1 failing active health checks)`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, thiserror::Error)]
+pub struct NoHealthyUpstream {
+    /// Hosts in the cluster (all priorities).
+    pub total: usize,
+    pub failed_outlier: usize,
+    pub failed_active_hc: usize,
+    /// EDS said UNHEALTHY, DRAINING or TIMEOUT.
+    pub eds_unhealthy: usize,
+    pub degraded: usize,
+    /// Hosts the request had already tried.
+    pub avoided: usize,
+}
+
+impl NoHealthyUpstream {
+    /// Counts the reasons over `hosts` (the error path only: O(hosts)).
+    pub(crate) fn explain<'a>(
+        hosts: impl IntoIterator<Item = &'a Arc<EndpointState>>,
+        avoid: &[&Arc<EndpointState>],
+    ) -> Self {
+        let mut why = Self::default();
+        for host in hosts {
+            let flags = host.health_flags();
+            why.total += 1;
+            why.failed_outlier += usize::from(flags.intersects(HealthFlags::FAILED_OUTLIER_CHECK));
+            why.failed_active_hc += usize::from(flags.intersects(HealthFlags::FAILED_ACTIVE_HC));
+            why.eds_unhealthy += usize::from(flags.intersects(HealthFlags::FAILED_EDS_HEALTH));
+            why.degraded += usize::from(flags.intersects(DEGRADED));
+            why.avoided += usize::from(avoid.iter().any(|a| Arc::ptr_eq(a, host)));
+        }
+        why
+    }
+}
+
+impl fmt::Display for NoHealthyUpstream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.total == 0 {
+            return f.write_str("no endpoints");
+        }
+        // Nothing was pickable, so no host was healthy (bar a race with a flag flip).
+        write!(f, "0 of {} endpoints healthy", self.total)?;
+        let reasons = [
+            (self.failed_outlier, "ejected by outlier detection"),
+            (self.failed_active_hc, "failing active health checks"),
+            (self.eds_unhealthy, "unhealthy per EDS"),
+            (self.degraded, "degraded"),
+            (self.avoided, "already tried"),
+        ];
+        let mut first = true;
+        for (count, reason) in reasons.into_iter().filter(|(n, _)| *n > 0) {
+            f.write_str(if first { " (" } else { ", " })?;
+            write!(f, "{count} {reason}")?;
+            first = false;
+        }
+        if !first {
+            f.write_str(")")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes_from_flags() {
+        let cases = [
+            (HealthFlags::default(), false, HostClass::Healthy),
+            (
+                HealthFlags::FAILED_OUTLIER_CHECK,
+                false,
+                HostClass::Unhealthy,
+            ),
+            (HealthFlags::FAILED_ACTIVE_HC, false, HostClass::Unhealthy),
+            (HealthFlags::FAILED_EDS_HEALTH, false, HostClass::Unhealthy),
+            (HealthFlags::DEGRADED_EDS_HEALTH, false, HostClass::Degraded),
+            (HealthFlags::DEGRADED_ACTIVE_HC, false, HostClass::Degraded),
+            (
+                HealthFlags::DEGRADED_ACTIVE_HC | HealthFlags::FAILED_OUTLIER_CHECK,
+                false,
+                HostClass::Unhealthy,
+            ),
+            (
+                HealthFlags::FAILED_ACTIVE_HC | HealthFlags::PENDING_ACTIVE_HC,
+                false,
+                HostClass::Unhealthy,
+            ),
+            (
+                HealthFlags::FAILED_ACTIVE_HC | HealthFlags::PENDING_ACTIVE_HC,
+                true,
+                HostClass::Excluded,
+            ),
+            (
+                HealthFlags::PENDING_DYNAMIC_REMOVAL,
+                false,
+                HostClass::Healthy,
+            ),
+        ];
+        for (flags, exclude, want) in cases {
+            assert_eq!(
+                HostClass::of(flags, exclude),
+                want,
+                "{}",
+                flags.envoy_string()
+            );
+        }
+    }
+
+    #[test]
+    fn explanation_text() {
+        let cases = [
+            (NoHealthyUpstream::default(), "no endpoints"),
+            (
+                NoHealthyUpstream {
+                    total: 3,
+                    failed_outlier: 2,
+                    failed_active_hc: 1,
+                    ..Default::default()
+                },
+                "0 of 3 endpoints healthy (2 ejected by outlier detection, 1 failing active health checks)",
+            ),
+            (
+                NoHealthyUpstream {
+                    total: 1,
+                    eds_unhealthy: 1,
+                    ..Default::default()
+                },
+                "0 of 1 endpoints healthy (1 unhealthy per EDS)",
+            ),
+        ];
+        for (why, want) in cases {
+            assert_eq!(why.to_string(), want);
+        }
+    }
+}

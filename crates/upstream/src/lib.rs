@@ -1,0 +1,27 @@
+//! Upstream selection and protection: `Balancer` picks an endpoint of a cluster (priority
+//! levels, panic mode, locality weights, and the ROUND_ROBIN, LEAST_REQUEST, RANDOM, RING_HASH
+//! and MAGLEV policies, reading host health live), and the circuit-breaker guards limit a
+//! cluster's connections, pending requests, requests and retries.
+
+mod balancer;
+mod circuit_breaker;
+mod edf;
+mod hash;
+mod health;
+mod health_summary;
+mod host_table;
+mod least_request;
+mod locality;
+mod maglev;
+mod priority;
+mod random;
+mod ring_hash;
+mod rng;
+mod round_robin;
+
+pub use balancer::{Balancer, Pick};
+pub use circuit_breaker::{
+    BreakerGuard, Resource, remaining, try_acquire, try_connection, try_pending, try_request,
+    try_retry,
+};
+pub use health::NoHealthyUpstream;
