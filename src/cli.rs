@@ -85,6 +85,9 @@ pub struct DemoArgs {
     /// Write the admin server's bound address to this file once it listens.
     #[arg(long)]
     pub admin_address_path: Option<PathBuf>,
+    /// Do not start the demo upstreams (127.0.0.1:8081-8083 and the gRPC one on 8091).
+    #[arg(long)]
+    pub no_upstreams: bool,
     #[arg(short = 'l', long = "log-level", default_value = "info")]
     pub log_level: String,
 }

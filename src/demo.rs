@@ -6,6 +6,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use envoy_types::pb::envoy::config::bootstrap::v3::Bootstrap;
+use outrider_upstream_server::{GrpcUpstream, UpstreamConfig, UpstreamServer};
 use xds_conformance::{FileWatcher, ManagementServer, ServerOptions};
 
 use crate::bootstrap::{self, Overrides};
@@ -60,6 +61,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             snapshot.display()
         );
     }
+    let _upstreams = if args.no_upstreams {
+        DemoUpstreams::default()
+    } else {
+        start_upstreams().await?
+    };
     let listener = tokio::net::TcpListener::bind(args.xds_address)
         .await
         .with_context(|| {
@@ -92,6 +98,40 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     result
 }
 
+/// The demo's upstreams, as `examples/demo.yaml` names them: `a` and `b` healthy, `c` failing
+/// a third of its requests (503) so retries and, later, outlier ejections have something to do.
+async fn start_upstreams() -> anyhow::Result<DemoUpstreams> {
+    let grpc_address = SocketAddr::from(([127, 0, 0, 1], 8091));
+    let grpc_listener = tokio::net::TcpListener::bind(grpc_address)
+        .await
+        .with_context(|| {
+            format!("demo gRPC upstream on {grpc_address} (or run with --no-upstreams)")
+        })?;
+    let grpc = GrpcUpstream::start(grpc_listener).context("demo gRPC upstream")?;
+    let mut upstreams = Vec::new();
+    for (name, port, fail_ratio) in [("a", 8081, 0.0), ("b", 8082, 0.0), ("c", 8083, 1.0 / 3.0)] {
+        let address = SocketAddr::from(([127, 0, 0, 1], port));
+        let config = UpstreamConfig::new(name).with_fail_ratio(fail_ratio);
+        let upstream = UpstreamServer::bind(address, config)
+            .await
+            .with_context(|| {
+                format!("demo upstream {name} on {address} (or run with --no-upstreams)")
+            })?;
+        upstreams.push(upstream);
+    }
+    Ok(DemoUpstreams {
+        _http: upstreams,
+        _grpc: Some(grpc),
+    })
+}
+
+/// Kept alive for the demo's lifetime; dropping them stops them.
+#[derive(Default)]
+struct DemoUpstreams {
+    _http: Vec<UpstreamServer>,
+    _grpc: Option<GrpcUpstream>,
+}
+
 #[allow(
     clippy::print_stdout,
     reason = "the demo's instructions are its output"
@@ -108,9 +148,13 @@ fn print_instructions(args: &DemoArgs, xds: SocketAddr) {
         r#"
 Outrider demo
   management server  {xds} ({mode} ADS), serving {snapshot} (reloaded on save)
+  proxy              http://127.0.0.1:10000/ -> upstreams a, b (healthy), c (fails 1 in 3)
   admin              http://{admin}/
 
 Try:
+  curl -si 127.0.0.1:10000/                              # round robin over a, b, c (x-upstream-name)
+  curl -s 127.0.0.1:10000/echo                           # what the upstream received
+  curl -si --http2-prior-knowledge 127.0.0.1:10000/      # h2c
   curl -s {admin}/ready                                  # LIVE once the initial config is in
   curl -s {admin}/config_dump                            # everything, in Envoy's shape
   curl -s '{admin}/config_dump?resource=dynamic_active_clusters'

@@ -34,7 +34,10 @@ fn active_cluster<'a>(dump: &'a Value, name: &str) -> Option<&'a Value> {
 fn demo_serves_reloads_and_rejects_invalid_config_while_keeping_the_last_good() {
     let dir = temp_dir("demo-flow");
     let snapshot = dir.join("snapshot.yaml");
-    let original = include_str!("../examples/demo.yaml");
+    // The listener on port 0, and no demo upstreams: this test is about configuration, and
+    // must not need fixed ports (tests/dataplane.rs covers forwarding).
+    let original =
+        &include_str!("../examples/demo.yaml").replace("port_value: 10000", "port_value: 0");
     std::fs::write(&snapshot, original).expect("write snapshot");
     let admin_path = dir.join("admin-address");
     let demo = Running::start(
@@ -49,6 +52,7 @@ fn demo_serves_reloads_and_rejects_invalid_config_while_keeping_the_last_good() 
             "127.0.0.1:0",
             "--admin-address-path",
             admin_path.to_str().expect("utf-8 path"),
+            "--no-upstreams",
         ],
         &dir,
     );

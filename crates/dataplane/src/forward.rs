@@ -23,9 +23,9 @@ use outrider_upstream::{try_request, try_retry};
 
 use crate::headers::{
     EXPECTED_TIMEOUT_MS, MAX_RETRIES, RETRY_ON, UPSTREAM_SERVICE_TIME, UPSTREAM_TIMEOUT_MS,
-    add_forwarded, ensure_request_id, millis, number, strip_hop_by_hop,
+    add_forwarded, millis, number, strip_hop_by_hop,
 };
-use crate::local_reply::{ProxyBody, ResponseFlag, local_reply};
+use crate::local_reply::{Flagged, ProxyBody, ResponseFlag, local_reply};
 use crate::no_healthy::explain;
 use crate::outcome::{Outcome, record};
 use crate::worker_context::WorkerContext;
@@ -80,7 +80,7 @@ pub(crate) async fn forward(
         let status = StatusCode::from_u16(cx.action.cluster_not_found_response_code)
             .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
         tracing::debug!(cluster = ?cluster_name, flag = ResponseFlag::NoClusterFound.code(), "cluster not found");
-        return local_reply(status, "", cx.grpc, None);
+        return local_reply(status, "", cx.grpc, None).flagged(ResponseFlag::NoClusterFound, None);
     };
 
     let counters = &entry.state.counters;
@@ -93,7 +93,8 @@ pub(crate) async fn forward(
             "upstream connect error or disconnect/reset before headers. reset reason: overflow",
             cx.grpc,
             Some(("x-envoy-overloaded", "true".to_string())),
-        );
+        )
+        .flagged(ResponseFlag::UpstreamOverflow, None);
     };
 
     // Timeouts: the header wins over the route; 0 disables.
@@ -118,7 +119,6 @@ pub(crate) async fn forward(
     // Headers for the upstream.
     strip_hop_by_hop(&mut parts.headers, false);
     add_forwarded(&mut parts.headers, cx.hcm, cx.peer.ip());
-    ensure_request_id(&mut parts.headers, cx.hcm);
     if !route_timeout.is_zero()
         && let Ok(value) = HeaderValue::from_str(&route_timeout.as_millis().to_string())
     {
@@ -181,7 +181,8 @@ pub(crate) async fn forward(
                     "no healthy upstream",
                     cx.grpc,
                     explanation.map(|e| ("x-outrider-no-healthy-upstream", e)),
-                );
+                )
+                .flagged(ResponseFlag::NoHealthyUpstream, None);
             }
         };
         let Some(address) = endpoint.address.ip() else {
@@ -191,7 +192,8 @@ pub(crate) async fn forward(
                 "no healthy upstream",
                 cx.grpc,
                 None,
-            );
+            )
+            .flagged(ResponseFlag::NoHealthyUpstream, None);
         };
         let request_body: ProxyBody = match &mut body {
             Body::Kept(bytes) => Either::Right(Full::new(bytes.clone())),
@@ -243,14 +245,16 @@ pub(crate) async fn forward(
             counters.upstream_rq_retry_overflow.fetch_add(1, Relaxed);
         }
         drop(retry_guard.take());
-        if wants_retry {
-            let flag = ResponseFlag::UpstreamRetryLimitExceeded;
-            tracing::debug!(flag = flag.code(), "retries exhausted");
-        }
+        let upstream = Some(address);
         return match result {
             Some(Ok(response)) => {
                 let elapsed = attempt_started.elapsed();
-                downstream_response(response, elapsed, cx.hcm)
+                let response = downstream_response(response, elapsed, cx.hcm);
+                if wants_retry {
+                    response.flagged(ResponseFlag::UpstreamRetryLimitExceeded, upstream)
+                } else {
+                    response.unflagged(upstream)
+                }
             }
             None => {
                 let flag = ResponseFlag::UpstreamRequestTimeout;
@@ -261,6 +265,7 @@ pub(crate) async fn forward(
                     cx.grpc,
                     None,
                 )
+                .flagged(flag, upstream)
             }
             Some(Err(e)) => {
                 let flag = if e.is_connect() {
@@ -275,6 +280,7 @@ pub(crate) async fn forward(
                     cx.grpc,
                     None,
                 )
+                .flagged(flag, upstream)
             }
         };
     }

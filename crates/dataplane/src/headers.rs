@@ -80,9 +80,9 @@ pub(crate) fn add_forwarded(headers: &mut HeaderMap, hcm: &HttpConnectionManager
     }
 }
 
-/// Adds `x-request-id` (a random UUID v4) when absent and the manager generates them.
-pub(crate) fn ensure_request_id(headers: &mut HeaderMap, hcm: &HttpConnectionManager) {
-    if !hcm.generate_request_id || headers.contains_key(X_REQUEST_ID) {
+/// Adds `x-request-id` (a random UUID v4) when absent.
+pub(crate) fn ensure_request_id(headers: &mut HeaderMap) {
+    if headers.contains_key(X_REQUEST_ID) {
         return;
     }
     if let Ok(value) = HeaderValue::from_str(&uuid_v4()) {

@@ -14,7 +14,7 @@ use outrider_model::{RouteAction, RouteSource};
 
 use crate::connection::ChainRef;
 use crate::forward::{ForwardContext, Plan, forward};
-use crate::local_reply::{ProxyBody, ResponseFlag, local_reply};
+use crate::local_reply::{Flagged, ProxyBody, ResponseFlag, local_reply};
 use crate::routing::{
     RequestView, choose_cluster, direct_response, redirect, request_hash, rewrite_authority,
     rewrite_path,
@@ -109,5 +109,5 @@ pub(crate) async fn proxy_request(
 
 fn no_route(grpc: bool) -> Response<ProxyBody> {
     tracing::debug!(flag = ResponseFlag::NoRoute.code(), "no route");
-    local_reply(StatusCode::NOT_FOUND, "", grpc, None)
+    local_reply(StatusCode::NOT_FOUND, "", grpc, None).flagged(ResponseFlag::NoRoute, None)
 }

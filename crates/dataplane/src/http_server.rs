@@ -12,7 +12,15 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
+use std::convert::Infallible;
+
+use http::Request;
+use hyper::body::Incoming;
+use outrider_model::AccessLogSink;
+
+use crate::access_log::{LoggedBody, RequestRecord};
 use crate::connection::ChainRef;
+use crate::headers::ensure_request_id;
 use crate::http_proxy::proxy_request;
 use crate::worker_context::WorkerContext;
 
@@ -55,10 +63,24 @@ pub(crate) async fn serve_http(
         .timer(hyper_util::rt::TokioTimer::new())
         .max_header_list_size(u32::try_from(header_limit).unwrap_or(u32::MAX));
     let drain_time = context.options.drain_time;
+    let sinks: Rc<[AccessLogSink]> = hcm.access_log.clone().into();
+    let generate_request_id = hcm.generate_request_id;
     let service = {
         let chain = chain.clone();
-        service_fn(move |request| {
-            proxy_request(context.clone(), chain.clone(), peer, local, request)
+        service_fn(move |mut request: Request<Incoming>| {
+            let context = context.clone();
+            let chain = chain.clone();
+            let sinks = sinks.clone();
+            async move {
+                // Generated here, not when forwarding, so the access log shows it too.
+                if generate_request_id {
+                    ensure_request_id(request.headers_mut());
+                }
+                let record = (!sinks.is_empty()).then(|| RequestRecord::new(&request));
+                let buffers = context.access_log.clone();
+                let response = proxy_request(context, chain, peer, local, request).await?;
+                Ok::<_, Infallible>(LoggedBody::wrap(response, record, &sinks, &buffers))
+            }
         })
     };
     let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);

@@ -1,6 +1,7 @@
 //! The data plane: per-core workers that accept connections on the listeners of the tables,
 //! route, balance and proxy. See `worker.rs` for the threading model.
 
+mod access_log;
 mod connection;
 mod forward;
 mod headers;

@@ -37,6 +37,44 @@ impl ResponseFlag {
     }
 }
 
+/// What the access log needs to know of a response that the response itself does not say:
+/// Envoy's response flag and the upstream host that answered. Carried in its extensions.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct AccessInfo {
+    pub flag: Option<ResponseFlag>,
+    pub upstream: Option<std::net::SocketAddr>,
+}
+
+pub(crate) trait Flagged {
+    /// Marks the response with a response flag (and the upstream host, if one was involved).
+    fn flagged(self, flag: ResponseFlag, upstream: Option<std::net::SocketAddr>) -> Self;
+    /// Marks the response as an upstream's, without a flag.
+    fn unflagged(self, upstream: Option<std::net::SocketAddr>) -> Self;
+}
+
+impl<B> Flagged for Response<B> {
+    fn flagged(mut self, flag: ResponseFlag, upstream: Option<std::net::SocketAddr>) -> Self {
+        tracing::debug!(
+            flag = flag.code(),
+            status = self.status().as_u16(),
+            "local reply"
+        );
+        self.extensions_mut().insert(AccessInfo {
+            flag: Some(flag),
+            upstream,
+        });
+        self
+    }
+
+    fn unflagged(mut self, upstream: Option<std::net::SocketAddr>) -> Self {
+        self.extensions_mut().insert(AccessInfo {
+            flag: None,
+            upstream,
+        });
+        self
+    }
+}
+
 /// HTTP status → gRPC status, as Envoy maps local replies to gRPC requests.
 fn grpc_status(status: StatusCode) -> u8 {
     match status.as_u16() {

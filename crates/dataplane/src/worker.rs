@@ -162,6 +162,16 @@ fn run_worker(
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async move {
         let context = Rc::new(WorkerContext::new(tables, options));
+        // Access-log lines are written once a second (Envoy's default flush interval), and at
+        // the worker's end.
+        let flushing = context.access_log.clone();
+        let flusher = tokio::task::spawn_local(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                every.tick().await;
+                flushing.flush();
+            }
+        });
         let mut draining: HashMap<u64, watch::Sender<bool>> = HashMap::new();
         while let Some(command) = commands.recv().await {
             match command {
@@ -193,6 +203,8 @@ fn run_worker(
                 }
             }
         }
+        flusher.abort();
+        context.access_log.flush();
     });
 }
 

@@ -15,6 +15,7 @@ use outrider_tables::{ClusterEntry, Tables};
 use outrider_upstream::Balancer;
 
 use crate::DataplaneOptions;
+use crate::access_log::AccessLogBuffers;
 use crate::local_reply::ProxyBody;
 use crate::routing::CompiledRoutes;
 
@@ -28,6 +29,8 @@ struct UpstreamPools {
 }
 
 pub(crate) struct WorkerContext {
+    /// This worker's access-log lines waiting to be written.
+    pub access_log: Rc<AccessLogBuffers>,
     pub tables: Arc<Tables>,
     pub options: DataplaneOptions,
     pools: RefCell<HashMap<String, UpstreamPools>>,
@@ -38,6 +41,7 @@ pub(crate) struct WorkerContext {
 impl WorkerContext {
     pub(crate) fn new(tables: Arc<Tables>, options: DataplaneOptions) -> Self {
         WorkerContext {
+            access_log: Rc::new(AccessLogBuffers::default()),
             tables,
             options,
             pools: RefCell::new(HashMap::new()),

@@ -11,6 +11,7 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
 };
 use prost::Name;
 
+use crate::access_log::{AccessLogSink, access_log_sinks};
 use crate::config_source::ConfigSource;
 use crate::error::{Result, ValidationError, Within, non_empty, reject_if_set, required};
 use crate::http_protocol::{
@@ -66,6 +67,8 @@ pub struct HttpConnectionManager {
     pub strip_any_host_port: bool,
     pub strip_trailing_host_dot: bool,
     pub append_x_forwarded_port: bool,
+    /// Where each request is logged, in Envoy's default format (see `access_log.rs`).
+    pub access_log: Vec<AccessLogSink>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,8 +140,8 @@ impl HttpConnectionManager {
             // Spreads drains over time only.
             drain_timeout_jitter: _,
             delayed_close_timeout,
-            // Access logging does not change what is proxied.
-            access_log: _,
+            access_log,
+            // We flush every second, as Envoy does by default.
             access_log_flush_interval: _,
             flush_access_log_on_new_request: _,
             access_log_options: _,
@@ -358,6 +361,7 @@ impl HttpConnectionManager {
             ),
             strip_trailing_host_dot: *strip_trailing_host_dot,
             append_x_forwarded_port: *append_x_forwarded_port,
+            access_log: access_log_sinks(access_log)?,
         })
     }
 }

@@ -9,6 +9,7 @@
 // options); we must read them to behave as Envoy does, so their deprecation warnings are noise.
 #![allow(deprecated)]
 
+mod access_log;
 mod address;
 mod circuit_breaker;
 mod cluster;
@@ -33,6 +34,7 @@ mod tcp_proxy;
 mod tls;
 mod upstream_http;
 
+pub use access_log::AccessLogSink;
 pub use address::EndpointAddress;
 pub use circuit_breaker::{CircuitBreakers, Thresholds};
 pub use cluster::{

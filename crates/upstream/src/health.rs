@@ -100,7 +100,12 @@ impl fmt::Display for NoHealthyUpstream {
             return f.write_str("no endpoints");
         }
         // Nothing was pickable, so no host was healthy (bar a race with a flag flip).
-        write!(f, "0 of {} endpoints healthy", self.total)?;
+        let noun = if self.total == 1 {
+            "endpoint"
+        } else {
+            "endpoints"
+        };
+        write!(f, "0 of {} {noun} healthy", self.total)?;
         let reasons = [
             (self.failed_outlier, "ejected by outlier detection"),
             (self.failed_active_hc, "failing active health checks"),
@@ -188,7 +193,7 @@ mod tests {
                     eds_unhealthy: 1,
                     ..Default::default()
                 },
-                "0 of 1 endpoints healthy (1 unhealthy per EDS)",
+                "0 of 1 endpoint healthy (1 unhealthy per EDS)",
             ),
         ];
         for (why, want) in cases {

@@ -1,0 +1,152 @@
+//! Every load-balancing policy's distribution, seen through the real binary with one worker (so
+//! one balancer sees every request): weighted round robin, least request against a slow
+//! endpoint, random, ring hash and Maglev with a header hash policy, and weighted clusters on a
+//! route. Bounds are loose enough for randomness and tight enough to tell the policies apart.
+
+mod common;
+
+use std::time::Duration;
+
+use common::xds_proxy::{
+    Answer, XdsProxy, cluster, endpoints, get, get_with, http_listener, http1_client, routes,
+    tally, weighted_endpoints,
+};
+use outrider_upstream_server::{UpstreamConfig, UpstreamServer};
+use xds_conformance::Snapshot;
+
+async fn upstream(name: &str) -> UpstreamServer {
+    UpstreamServer::start_local(UpstreamConfig::new(name))
+        .await
+        .expect("upstream")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_lb_policy_spreads_requests_as_envoy_does() {
+    let (a, b, c) = (
+        upstream("a").await,
+        upstream("b").await,
+        upstream("c").await,
+    );
+    let slow = UpstreamServer::start_local(
+        UpstreamConfig::new("slow").with_latency(Duration::from_millis(100)),
+    )
+    .await
+    .expect("upstream");
+    let three = [a.addr(), b.addr(), c.addr()];
+    let snapshot = Snapshot::new("1")
+        .with(cluster("rr", "lb_policy: ROUND_ROBIN"))
+        .with(weighted_endpoints("rr", &[(a.addr(), 1), (b.addr(), 3)]))
+        .with(cluster("lr", "lb_policy: LEAST_REQUEST"))
+        .with(endpoints("lr", &[slow.addr(), a.addr(), b.addr()]))
+        .with(cluster("random", "lb_policy: RANDOM"))
+        .with(endpoints("random", &three))
+        .with(cluster("ring", "lb_policy: RING_HASH"))
+        .with(endpoints("ring", &three))
+        .with(cluster("maglev", "lb_policy: MAGLEV"))
+        .with(endpoints("maglev", &three))
+        .with(cluster("split_a", ""))
+        .with(endpoints("split_a", &[a.addr()]))
+        .with(cluster("split_b", ""))
+        .with(endpoints("split_b", &[b.addr()]))
+        .with(http_listener("ingress", 0, "ingress", ""))
+        .with(routes(
+            r#"  - match: { prefix: /rr }
+    route: { cluster: rr }
+  - match: { prefix: /lr }
+    route: { cluster: lr }
+  - match: { prefix: /random }
+    route: { cluster: random }
+  - match: { prefix: /ring }
+    route: { cluster: ring, hash_policy: [{ header: { header_name: x-user } }] }
+  - match: { prefix: /maglev }
+    route: { cluster: maglev, hash_policy: [{ header: { header_name: x-user } }] }
+  - match: { prefix: /split }
+    route:
+      weighted_clusters:
+        clusters: [{ name: split_a, weight: 20 }, { name: split_b, weight: 80 }]"#,
+        ));
+    let proxy = XdsProxy::start("policies", snapshot, &["--concurrency", "1"]).await;
+    let base = format!("http://127.0.0.1:{}", proxy.listener_port("ingress").await);
+    let client = http1_client();
+
+    // Weighted round robin, 1:3: smooth weighted rotation, so 200 requests split 50/150 give
+    // or take the rotation's starting point.
+    let mut answers = Vec::new();
+    for _ in 0..200 {
+        answers.push(get(&client, &format!("{base}/rr")).await);
+    }
+    let counts = tally(&answers);
+    assert!(answers.iter().all(|r| r.status == 200), "{counts:?}");
+    assert!((40..=60).contains(&counts["a"]), "{counts:?}");
+    assert!((140..=160).contains(&counts["b"]), "{counts:?}");
+
+    // Random: every endpoint used, roughly a third each (expected 100, sd ≈ 8).
+    let mut answers = Vec::new();
+    for _ in 0..300 {
+        answers.push(get(&client, &format!("{base}/random")).await);
+    }
+    let counts = tally(&answers);
+    assert_eq!(counts.keys().collect::<Vec<_>>(), ["a", "b", "c"]);
+    assert!(
+        counts.values().all(|n| (60..=140).contains(n)),
+        "{counts:?}"
+    );
+
+    // Least request (power of two choices): with eight requests always in flight, the slow
+    // endpoint holds more of them, so it is chosen only when both draws land on it (1 in 9),
+    // against 1 in 3 under round robin or random.
+    let mut load = Vec::new();
+    for _ in 0..8 {
+        let client = client.clone();
+        let url = format!("{base}/lr");
+        load.push(tokio::spawn(async move {
+            let mut answers = Vec::new();
+            for _ in 0..25 {
+                answers.push(get(&client, &url).await);
+            }
+            answers
+        }));
+    }
+    let mut answers: Vec<Answer> = Vec::new();
+    for task in load {
+        answers.extend(task.await.expect("load task"));
+    }
+    let counts = tally(&answers);
+    assert!(answers.iter().all(|r| r.status == 200), "{counts:?}");
+    let slow_share = counts.get("slow").copied().unwrap_or(0);
+    assert!(slow_share < 40, "slow got {slow_share} of 200: {counts:?}");
+    assert!(counts["a"] > 60 && counts["b"] > 60, "{counts:?}");
+
+    // Ring hash and Maglev: one user always lands on one endpoint; many users spread.
+    for policy in ["ring", "maglev"] {
+        let url = format!("{base}/{policy}");
+        for user in ["alice", "bob", "carol"] {
+            let mut answers = Vec::new();
+            for _ in 0..10 {
+                answers.push(get_with(&client, &url, &[("x-user", user)]).await);
+            }
+            let counts = tally(&answers);
+            assert_eq!(counts.len(), 1, "{policy} {user}: {counts:?}");
+        }
+        let mut answers = Vec::new();
+        for user in 0..60 {
+            let user = format!("user-{user}");
+            answers.push(get_with(&client, &url, &[("x-user", &user)]).await);
+        }
+        let counts = tally(&answers);
+        assert_eq!(
+            counts.keys().collect::<Vec<_>>(),
+            ["a", "b", "c"],
+            "{policy}"
+        );
+    }
+
+    // Weighted clusters 20/80 over 300 requests (expected 60/240, sd ≈ 7).
+    let mut answers = Vec::new();
+    for _ in 0..300 {
+        answers.push(get(&client, &format!("{base}/split")).await);
+    }
+    let counts = tally(&answers);
+    assert!((35..=85).contains(&counts["a"]), "{counts:?}");
+    assert_eq!(counts["a"] + counts["b"], 300, "{counts:?}");
+}

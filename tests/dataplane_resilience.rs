@@ -1,0 +1,212 @@
+//! Timeouts, retries, circuit breaking and connect failures through the real binary, as a
+//! client sees them: the status, Envoy's headers, how long it took, and which upstream answered.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::xds_proxy::{
+    XdsProxy, closed_port, cluster, endpoints, eventually, get, get_with, http_listener,
+    http1_client, routes,
+};
+use outrider_upstream_server::{UpstreamConfig, UpstreamServer};
+use xds_conformance::Snapshot;
+
+async fn upstream(config: UpstreamConfig) -> UpstreamServer {
+    UpstreamServer::start_local(config).await.expect("upstream")
+}
+
+const ROUTES: &str = r#"  - match: { prefix: /timeout/ }
+    route: { cluster: single, timeout: 0.2s, prefix_rewrite: / }
+  - match: { prefix: /default/ }
+    route: { cluster: single, prefix_rewrite: / }
+  - match: { prefix: /per-try/ }
+    route:
+      cluster: pair
+      timeout: 5s
+      prefix_rewrite: /
+      retry_policy: { retry_on: 5xx, num_retries: 1, per_try_timeout: 0.3s }
+  - match: { prefix: /teapot-retry/ }
+    route:
+      cluster: teapots
+      prefix_rewrite: /
+      retry_policy: { retry_on: retriable-status-codes, retriable_status_codes: [418], num_retries: 1 }
+  - match: { prefix: /teapot/ }
+    route: { cluster: teapots, prefix_rewrite: / }
+  - match: { prefix: /broken/ }
+    route:
+      cluster: broken
+      prefix_rewrite: /
+      retry_policy: { retry_on: 5xx, num_retries: 1 }
+  - match: { prefix: /guarded/ }
+    route: { cluster: guarded, prefix_rewrite: / }
+  - match: { prefix: /dead/ }
+    route: { cluster: dead, prefix_rewrite: / }
+  - match: { prefix: /half-dead/ }
+    route:
+      cluster: half_dead
+      prefix_rewrite: /
+      retry_policy: { retry_on: connect-failure, num_retries: 1 }"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeouts_retries_breakers_and_connect_failures() {
+    let plain = upstream(UpstreamConfig::new("plain")).await;
+    let sleepy = upstream(UpstreamConfig::new("sleepy").with_latency(Duration::from_secs(1))).await;
+    let quick = upstream(UpstreamConfig::new("quick")).await;
+    let teapot = upstream(UpstreamConfig::new("teapot")).await;
+    teapot.set_fail_status(418).expect("status");
+    teapot.set_failing(true);
+    let fine = upstream(UpstreamConfig::new("fine")).await;
+    let mut broken = Vec::new();
+    for name in ["f1", "f2", "f3"] {
+        let server = upstream(UpstreamConfig::new(name)).await;
+        server.set_fail_status(503).expect("status");
+        server.set_failing(true);
+        broken.push(server);
+    }
+    let dead = closed_port();
+    let snapshot = Snapshot::new("1")
+        .with(cluster("single", ""))
+        .with(endpoints("single", &[plain.addr()]))
+        .with(cluster("pair", ""))
+        .with(endpoints("pair", &[sleepy.addr(), quick.addr()]))
+        .with(cluster("teapots", ""))
+        .with(endpoints("teapots", &[teapot.addr(), fine.addr()]))
+        .with(cluster("broken", ""))
+        .with(endpoints(
+            "broken",
+            &broken.iter().map(UpstreamServer::addr).collect::<Vec<_>>(),
+        ))
+        .with(cluster(
+            "guarded",
+            "circuit_breakers: { thresholds: [{ max_requests: 1 }] }",
+        ))
+        .with(endpoints("guarded", &[plain.addr()]))
+        .with(cluster("dead", ""))
+        .with(endpoints("dead", &[dead]))
+        .with(cluster("half_dead", ""))
+        .with(endpoints("half_dead", &[dead, plain.addr()]))
+        .with(http_listener("ingress", 0, "ingress", ""))
+        .with(routes(ROUTES));
+    let proxy = XdsProxy::start("resilience", snapshot, &["--concurrency", "1"]).await;
+    let base = format!("http://127.0.0.1:{}", proxy.listener_port("ingress").await);
+    let client = http1_client();
+
+    // Route timeout: a 2 s upstream behind a 0.2 s route is a 504 long before the upstream
+    // would have answered.
+    let started = Instant::now();
+    let answer = get(&client, &format!("{base}/timeout/delay/2000")).await;
+    let took = started.elapsed();
+    assert_eq!(answer.status, 504, "{answer:?}");
+    assert_eq!(answer.body, "upstream request timeout");
+    assert!(took < Duration::from_millis(1500), "took {took:?}");
+
+    // x-envoy-upstream-rq-timeout-ms overrides the route's timeout, both ways.
+    let started = Instant::now();
+    let answer = get_with(
+        &client,
+        &format!("{base}/default/delay/2000"),
+        &[("x-envoy-upstream-rq-timeout-ms", "100")],
+    )
+    .await;
+    assert_eq!(answer.status, 504, "{answer:?}");
+    assert!(started.elapsed() < Duration::from_millis(1500));
+    let answer = get_with(
+        &client,
+        &format!("{base}/timeout/delay/400"),
+        &[("x-envoy-upstream-rq-timeout-ms", "5000")],
+    )
+    .await;
+    assert_eq!(
+        (answer.status, answer.upstream()),
+        (200, "plain"),
+        "{answer:?}"
+    );
+
+    // Per-try timeout: a try stuck on the sleepy endpoint is cut at 0.3 s and retried on the
+    // quick one, well inside the route's 5 s.
+    for _ in 0..4 {
+        let started = Instant::now();
+        let answer = get(&client, &format!("{base}/per-try/")).await;
+        assert_eq!(
+            (answer.status, answer.upstream()),
+            (200, "quick"),
+            "{answer:?}"
+        );
+        assert!(started.elapsed() < Duration::from_millis(900));
+    }
+    assert!(
+        sleepy.requests_served() >= 1,
+        "the sleepy endpoint was tried"
+    );
+
+    // retriable-status-codes: 418 is retried on the other endpoint; without the policy the
+    // client sees the 418s.
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(get(&client, &format!("{base}/teapot/")).await.status);
+    }
+    assert!(statuses.contains(&418), "{statuses:?}");
+    for _ in 0..4 {
+        let answer = get(&client, &format!("{base}/teapot-retry/")).await;
+        assert_eq!(
+            (answer.status, answer.upstream()),
+            (200, "fine"),
+            "{answer:?}"
+        );
+    }
+
+    // x-envoy-max-retries replaces the route's num_retries: with every endpoint failing, one
+    // request makes 1 + 1 tries by the route, 1 + 2 with the header.
+    let failures = |servers: &[UpstreamServer]| -> u64 {
+        servers.iter().map(UpstreamServer::failures_injected).sum()
+    };
+    let answer = get(&client, &format!("{base}/broken/")).await;
+    assert_eq!(answer.status, 503);
+    assert_eq!(failures(&broken), 2);
+    let answer = get_with(
+        &client,
+        &format!("{base}/broken/"),
+        &[("x-envoy-max-retries", "2")],
+    )
+    .await;
+    assert_eq!(answer.status, 503);
+    assert_eq!(failures(&broken), 5);
+
+    // Circuit breaker: max_requests 1, so a second request while one is in flight overflows.
+    let in_flight = {
+        let client = client.clone();
+        let url = format!("{base}/guarded/delay/1000");
+        tokio::spawn(async move { get(&client, &url).await })
+    };
+    assert!(
+        eventually(Duration::from_secs(5), || plain.requests_for("/delay/1000")
+            == 1)
+        .await,
+        "the first request never reached the upstream"
+    );
+    let overflow = get(&client, &format!("{base}/guarded/")).await;
+    assert_eq!(overflow.status, 503, "{overflow:?}");
+    assert_eq!(overflow.header("x-envoy-overloaded"), Some("true"));
+    let first = in_flight.await.expect("first request");
+    assert_eq!(first.status, 200, "{first:?}");
+    let after = get(&client, &format!("{base}/guarded/")).await;
+    assert_eq!(after.status, 200, "the breaker closes again: {after:?}");
+
+    // Connect failure: 503 with Envoy's body; with retry_on connect-failure the live endpoint
+    // answers every time.
+    let answer = get(&client, &format!("{base}/dead/")).await;
+    assert_eq!(answer.status, 503, "{answer:?}");
+    assert!(
+        answer.body.starts_with("upstream connect error"),
+        "{answer:?}"
+    );
+    for _ in 0..4 {
+        let answer = get(&client, &format!("{base}/half-dead/")).await;
+        assert_eq!(
+            (answer.status, answer.upstream()),
+            (200, "plain"),
+            "{answer:?}"
+        );
+    }
+}
