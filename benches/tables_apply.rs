@@ -178,5 +178,24 @@ fn direct_assignment(index: usize) -> Arc<ClusterLoadAssignment> {
     Arc::new(cla)
 }
 
-criterion_group!(benches, bench_apply);
+/// What every request pays to read the configuration: one `ArcSwap` load (and, where the
+/// request holds it across awaits, one `load_full`), then a cluster lookup in the 10 000-cluster
+/// persistent map.
+fn bench_load(c: &mut Criterion) {
+    let tables = populated(10_000);
+    let mut group = c.benchmark_group("tables_read_per_request");
+    group.bench_function("load", |b| b.iter(|| black_box(tables.load().generation())));
+    group.bench_function("load_full", |b| {
+        b.iter(|| black_box(tables.load_full().generation()))
+    });
+    group.bench_function("load_and_find_cluster", |b| {
+        b.iter(|| {
+            let snapshot = tables.load();
+            black_box(snapshot.cluster("c5000").map(|e| e.endpoints.len()))
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_apply, bench_load);
 criterion_main!(benches);

@@ -202,7 +202,13 @@ pub(crate) async fn forward(
                 None => Either::Right(Full::default()),
             },
         };
-        let upstream_request = match build_request(&parts, &path, address, request_body) {
+        // The headers are copied only while another attempt may still need them.
+        let headers = if attempt < max_retries {
+            parts.headers.clone()
+        } else {
+            std::mem::take(&mut parts.headers)
+        };
+        let upstream_request = match build_request(&parts, headers, &path, address, request_body) {
             Ok(request) => request,
             Err(_) => return local_reply(StatusCode::BAD_REQUEST, "", cx.grpc, None),
         };
@@ -226,7 +232,6 @@ pub(crate) async fn forward(
             Some(Err(_)) => Outcome::Reset,
         };
         record(&endpoint, outcome);
-        tried.push(endpoint);
 
         let wants_retry = policy.as_ref().is_some_and(|p| should_retry(p, outcome));
         let in_time = deadline.is_none_or(|d| Instant::now() < d);
@@ -234,6 +239,7 @@ pub(crate) async fn forward(
             // Retries in flight are bounded per cluster (`max_retries`, default 3).
             if let Some(guard) = try_retry(&entry.state, breakers, cx.action.priority) {
                 counters.upstream_rq_retry.fetch_add(1, Relaxed);
+                tried.push(endpoint);
                 attempt += 1;
                 let wait = policy
                     .as_ref()
@@ -293,6 +299,7 @@ fn body_size_hint(body: &Incoming) -> Option<u64> {
 
 fn build_request(
     parts: &http::request::Parts,
+    headers: http::HeaderMap,
     path: &str,
     address: SocketAddr,
     body: ProxyBody,
@@ -306,7 +313,7 @@ fn build_request(
         .method(parts.method.clone())
         .uri(uri)
         .body(body)?;
-    *request.headers_mut() = parts.headers.clone();
+    *request.headers_mut() = headers;
     Ok(request)
 }
 
