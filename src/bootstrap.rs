@@ -79,6 +79,9 @@ pub struct LoadedBootstrap {
     pub ads: Option<AdsServer>,
     /// Fields that are set but that we do not act on, by path (see `ignored.rs`).
     pub ignored: Vec<&'static str>,
+    /// Whether 503s for want of an endpoint say why (runtime key
+    /// `outrider.no_healthy_upstream_header`, default true).
+    pub explain_no_healthy_upstream: bool,
 }
 
 /// Reads and checks a bootstrap file. YAML and JSON are both read by the YAML parser (JSON is
@@ -174,9 +177,13 @@ pub fn check(
     };
 
     let ignored = ignored::ignored_fields(&proto);
+    let explain_no_healthy_upstream =
+        runtime_flags::runtime_bool(&proto, runtime_flags::NO_HEALTHY_UPSTREAM_HEADER)?
+            .unwrap_or(true);
     Ok(LoadedBootstrap {
         file: PathBuf::new(),
         ignored,
+        explain_no_healthy_upstream,
         proto,
         node,
         admin_address,
@@ -361,5 +368,6 @@ fn socket_address(
 }
 
 mod ignored;
+pub mod runtime_flags;
 #[cfg(test)]
 mod tests;

@@ -70,7 +70,7 @@ pub async fn serve(
             DataplaneOptions {
                 concurrency: options.concurrency,
                 drain_time: options.drain_time,
-                explain_no_healthy_upstream: true,
+                explain_no_healthy_upstream: bootstrap.explain_no_healthy_upstream,
             },
         )
         .context("starting the data plane workers")?,

@@ -172,3 +172,26 @@ fn sections_we_do_not_act_on_are_accepted_and_listed() {
     let plain = check_yaml(ENVOY_BOOTSTRAP, &Overrides::default()).expect("valid");
     assert!(plain.ignored.is_empty(), "{:?}", plain.ignored);
 }
+
+#[test]
+fn the_no_healthy_upstream_header_is_on_unless_a_runtime_layer_turns_it_off() {
+    let on = check_yaml(ENVOY_BOOTSTRAP, &Overrides::default()).expect("valid");
+    assert!(on.explain_no_healthy_upstream);
+    let layers = "layered_runtime: { layers: [ { name: a, static_layer: { outrider.no_healthy_upstream_header: true } }, { name: b, static_layer: { outrider.no_healthy_upstream_header: false } } ] }";
+    let off = check_yaml(
+        &format!("{ENVOY_BOOTSTRAP}\n{layers}\n"),
+        &Overrides::default(),
+    )
+    .expect("valid");
+    assert!(!off.explain_no_healthy_upstream, "the later layer wins");
+    let bad = "layered_runtime: { layers: [ { name: a, static_layer: { outrider.no_healthy_upstream_header: 'no' } } ] }";
+    let (path, _) = check_yaml(
+        &format!("{ENVOY_BOOTSTRAP}\n{bad}\n"),
+        &Overrides::default(),
+    )
+    .expect_err("not a bool");
+    assert_eq!(
+        path,
+        "layered_runtime.layers[0].static_layer.outrider.no_healthy_upstream_header"
+    );
+}
