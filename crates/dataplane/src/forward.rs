@@ -28,6 +28,7 @@ use crate::headers::{
 use crate::local_reply::{Flagged, ProxyBody, ResponseFlag, local_reply};
 use crate::no_healthy::explain;
 use crate::outcome::{Outcome, record};
+use crate::upgrade;
 use crate::worker_context::WorkerContext;
 
 /// Envoy's default route timeout.
@@ -79,14 +80,39 @@ pub(crate) async fn forward(
     else {
         let status = StatusCode::from_u16(cx.action.cluster_not_found_response_code)
             .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-        tracing::debug!(cluster = ?cluster_name, flag = ResponseFlag::NoClusterFound.code(), "cluster not found");
-        return local_reply(status, "", cx.grpc, None).flagged(ResponseFlag::NoClusterFound, None);
+        // Not in the tables: never sent by CDS, removed, or still warming (waiting for its
+        // endpoints; `/config_dump` tells which).
+        let explanation = cx.worker.options.explain_no_healthy_upstream.then(|| {
+            let name = cluster_name
+                .as_deref()
+                .unwrap_or("(named by a missing request header)");
+            format!("cluster {name}: not found (unknown to this proxy, or still warming)")
+        });
+        return local_reply(
+            status,
+            "",
+            cx.grpc,
+            explanation.map(|e| ("x-outrider-no-healthy-upstream", e)),
+        )
+        .flagged(ResponseFlag::NoClusterFound, None);
     };
+
+    // An HTTP/1.1 upgrade (WebSocket) goes through only if the route or the listener enables
+    // it; Envoy refuses the others with a 403.
+    let upgrade = upgrade::requested(parts.version, &parts.headers);
+    if upgrade
+        .as_deref()
+        .is_some_and(|kind| !upgrade::allowed(kind, cx.hcm, cx.action))
+    {
+        return local_reply(StatusCode::FORBIDDEN, "", cx.grpc, None);
+    }
+    let downstream_upgrade =
+        upgrade.and_then(|_| upgrade::take_downstream(&mut parts.extensions));
 
     let counters = &entry.state.counters;
     counters.upstream_rq_total.fetch_add(1, Relaxed);
     let breakers = &entry.config.circuit_breakers;
-    let Some(_active_request) = try_request(&entry.state, breakers, cx.action.priority) else {
+    let Some(active_request) = try_request(&entry.state, breakers, cx.action.priority) else {
         tracing::debug!(cluster = %entry.config.name, flag = ResponseFlag::UpstreamOverflow.code(), "max_requests reached");
         return local_reply(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -117,7 +143,7 @@ pub(crate) async fn forward(
     }
 
     // Headers for the upstream.
-    strip_hop_by_hop(&mut parts.headers, false);
+    strip_hop_by_hop(&mut parts.headers, downstream_upgrade.is_some());
     add_forwarded(&mut parts.headers, cx.hcm, cx.peer.ip());
     if !route_timeout.is_zero()
         && let Ok(value) = HeaderValue::from_str(&route_timeout.as_millis().to_string())
@@ -253,9 +279,17 @@ pub(crate) async fn forward(
         drop(retry_guard.take());
         let upstream = Some(address);
         return match result {
-            Some(Ok(response)) => {
+            Some(Ok(mut response)) => {
                 let elapsed = attempt_started.elapsed();
-                let response = downstream_response(response, elapsed, cx.hcm);
+                let upgraded = response.status() == StatusCode::SWITCHING_PROTOCOLS;
+                let upgraded = match downstream_upgrade.filter(|_| upgraded) {
+                    Some(downstream) => {
+                        upgrade::tunnel(&mut response, downstream, active_request);
+                        true
+                    }
+                    None => false,
+                };
+                let response = downstream_response(response, elapsed, cx.hcm, upgraded);
                 if wants_retry {
                     response.flagged(ResponseFlag::UpstreamRetryLimitExceeded, upstream)
                 } else {
@@ -353,9 +387,10 @@ fn downstream_response(
     response: Response<Incoming>,
     upstream_time: Duration,
     hcm: &HttpConnectionManager,
+    upgraded: bool,
 ) -> Response<ProxyBody> {
     let (mut parts, body) = response.into_parts();
-    strip_hop_by_hop(&mut parts.headers, false);
+    strip_hop_by_hop(&mut parts.headers, upgraded);
     if let Ok(value) = HeaderValue::from_str(&upstream_time.as_millis().to_string()) {
         parts.headers.insert(UPSTREAM_SERVICE_TIME, value);
     }
