@@ -28,7 +28,7 @@ async fn each_lb_policy_spreads_requests_as_envoy_does() {
         upstream("c").await,
     );
     let slow = UpstreamServer::start_local(
-        UpstreamConfig::new("slow").with_latency(Duration::from_millis(100)),
+        UpstreamConfig::new("slow").with_latency(Duration::from_millis(200)),
     )
     .await
     .expect("upstream");
@@ -114,7 +114,8 @@ async fn each_lb_policy_spreads_requests_as_envoy_does() {
     let counts = tally(&answers);
     assert!(answers.iter().all(|r| r.status == 200), "{counts:?}");
     let slow_share = counts.get("slow").copied().unwrap_or(0);
-    assert!(slow_share < 40, "slow got {slow_share} of 200: {counts:?}");
+    // Round robin or random would give it about 67; the bound leaves room for a loaded CI box.
+    assert!(slow_share < 50, "slow got {slow_share} of 200: {counts:?}");
     assert!(counts["a"] > 60 && counts["b"] > 60, "{counts:?}");
 
     // Ring hash and Maglev: one user always lands on one endpoint; many users spread.

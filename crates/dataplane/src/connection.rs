@@ -37,7 +37,7 @@ pub(crate) async fn serve_connection(
         }
         NetworkFilter::TcpProxy(tcp) => {
             let tcp = tcp.clone();
-            serve_tcp_proxy(context, &tcp, stream, peer).await;
+            serve_tcp_proxy(context, &tcp, stream, peer, drained).await;
         }
     }
 }

@@ -16,7 +16,7 @@ use http_body_util::{BodyExt, Either, Full};
 use hyper::body::Incoming;
 use outrider_model::{
     ForwardAction, HttpConnectionManager, RetryOn, RetryPolicy, ServerHeaderTransformation,
-    VirtualHost,
+    UpstreamProtocol, VirtualHost,
 };
 use outrider_tables::{EndpointState, Snapshot};
 use outrider_upstream::{try_request, try_retry};
@@ -106,8 +106,7 @@ pub(crate) async fn forward(
     {
         return local_reply(StatusCode::FORBIDDEN, "", cx.grpc, None);
     }
-    let downstream_upgrade =
-        upgrade.and_then(|_| upgrade::take_downstream(&mut parts.extensions));
+    let downstream_upgrade = upgrade.and_then(|_| upgrade::take_downstream(&mut parts.extensions));
 
     let counters = &entry.state.counters;
     counters.upstream_rq_total.fetch_add(1, Relaxed);
@@ -155,6 +154,20 @@ pub(crate) async fn forward(
     } else {
         plan.path
     };
+    // HTTP/2 carries the authority in `:authority`, not in a Host header; without one, the
+    // HTTP/1.1 client would name the endpoint's address instead of the client's authority.
+    // (An HTTP/2 upstream gets no Host header: it must not contradict `:authority`.)
+    let http1_upstream = matches!(
+        entry.config.http.protocol,
+        UpstreamProtocol::Http1 | UpstreamProtocol::Auto
+    );
+    if http1_upstream
+        && !parts.headers.contains_key(header::HOST)
+        && let Some(authority) = parts.uri.authority()
+        && let Ok(value) = HeaderValue::from_str(authority.as_str())
+    {
+        parts.headers.insert(header::HOST, value);
+    }
     if let Some(authority) = &plan.authority
         && let Ok(value) = HeaderValue::from_str(authority)
     {
@@ -406,6 +419,10 @@ fn downstream_response(
     };
     if set_server && let Ok(value) = HeaderValue::from_str(server) {
         parts.headers.insert(header::SERVER, value);
+    }
+    if upgraded {
+        // The bytes after a 101 belong to the tunnel, not to a body.
+        return Response::from_parts(parts, Either::Right(Full::default()));
     }
     Response::from_parts(parts, Either::Left(body))
 }

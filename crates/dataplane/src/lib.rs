@@ -14,6 +14,7 @@ mod outcome;
 pub mod routing;
 mod socket;
 mod tcp_proxy;
+mod upgrade;
 mod worker;
 mod worker_context;
 

@@ -1,12 +1,15 @@
 //! `envoy.filters.network.tcp_proxy`: bytes both ways between the downstream connection and an
 //! endpoint of the cluster, with the same balancing and connect-failure accounting as HTTP, and
-//! half-close passed on (a FIN one way does not end the other way).
+//! half-close passed on (a FIN one way does not end the other way). A drained listener's
+//! connections are closed once `--drain-time-s` has passed, as Envoy closes them.
 
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::time::Duration;
 
 use outrider_model::{TcpProxy, TcpProxyCluster};
 use tokio::net::TcpStream;
+use tokio::sync::watch;
 
 use crate::outcome::{Outcome, record};
 use crate::worker_context::WorkerContext;
@@ -16,6 +19,7 @@ pub(crate) async fn serve_tcp_proxy(
     config: &TcpProxy,
     mut downstream: TcpStream,
     peer: SocketAddr,
+    drained: watch::Receiver<bool>,
 ) {
     let cluster = match &config.cluster {
         TcpProxyCluster::Cluster(name) => name.clone(),
@@ -57,9 +61,14 @@ pub(crate) async fn serve_tcp_proxy(
             Ok(Ok(mut upstream)) => {
                 let _ = upstream.set_nodelay(true);
                 record(&endpoint, Outcome::Status(200));
-                if let Err(e) = tokio::io::copy_bidirectional(&mut downstream, &mut upstream).await
-                {
-                    tracing::debug!(%cluster, %peer, error = %e, "tcp_proxy connection ended");
+                let copied = tokio::io::copy_bidirectional(&mut downstream, &mut upstream);
+                tokio::select! {
+                    result = copied => if let Err(e) = result {
+                        tracing::debug!(%cluster, %peer, error = %e, "tcp_proxy connection ended");
+                    },
+                    () = drain_over(drained, context.options.drain_time) => {
+                        tracing::debug!(%cluster, %peer, "drain time over; closing the connection");
+                    }
                 }
                 return;
             }
@@ -69,4 +78,13 @@ pub(crate) async fn serve_tcp_proxy(
             }
         }
     }
+}
+
+/// Resolves `drain_time` after the listener starts draining; never if it does not.
+async fn drain_over(mut drained: watch::Receiver<bool>, drain_time: Duration) {
+    if drained.wait_for(|d| *d).await.is_err() {
+        // The worker is gone, and the connection with it: nothing to wait for.
+        std::future::pending::<()>().await;
+    }
+    tokio::time::sleep(drain_time).await;
 }

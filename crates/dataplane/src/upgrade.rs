@@ -1,0 +1,112 @@
+//! HTTP/1.1 upgrades (WebSocket and the like): whether a request asks for one and the listener
+//! and route allow it (Envoy's `upgrade_configs`), and, once the upstream answers 101, the
+//! tunnel that copies bytes both ways between the two upgraded connections.
+
+use http::header::{self, HeaderMap};
+use http::{Response, Version};
+use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+use outrider_model::{ForwardAction, HttpConnectionManager};
+use outrider_upstream::BreakerGuard;
+
+/// The upgrade a request asks for (lower case, e.g. `websocket`): an HTTP/1.1 request whose
+/// `Connection` header names `upgrade` and that carries an `Upgrade` header.
+pub(crate) fn requested(version: Version, headers: &HeaderMap) -> Option<String> {
+    if version != Version::HTTP_11 {
+        return None;
+    }
+    let connection_upgrade = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
+    if !connection_upgrade {
+        return None;
+    }
+    let kind = headers.get(header::UPGRADE)?.to_str().ok()?.trim();
+    (!kind.is_empty()).then(|| kind.to_ascii_lowercase())
+}
+
+/// Envoy's rule: the route's entry for this upgrade type wins (enabled or not); without one,
+/// the connection manager's entry decides; an upgrade neither names is refused.
+pub(crate) fn allowed(kind: &str, hcm: &HttpConnectionManager, action: &ForwardAction) -> bool {
+    let entry = |upgrades: &[(String, bool)]| {
+        upgrades
+            .iter()
+            .find(|(k, _)| k == kind)
+            .map(|(_, enabled)| *enabled)
+    };
+    entry(&action.upgrades)
+        .or_else(|| entry(&hcm.upgrades))
+        .unwrap_or(false)
+}
+
+/// The downstream side of an upgrade, taken from the request before it is forwarded (the
+/// upstream request is built from the headers alone, so it never carries it).
+pub(crate) fn take_downstream(extensions: &mut http::Extensions) -> Option<OnUpgrade> {
+    extensions.remove::<OnUpgrade>()
+}
+
+/// Once hyper hands over both connections (the downstream's when its 101 is written, the
+/// upstream's now), joins them in a task of this worker. The breaker guard travels with the
+/// tunnel: an upgraded stream is an active request until it closes, as in Envoy.
+pub(crate) fn tunnel(
+    response: &mut Response<Incoming>,
+    downstream: OnUpgrade,
+    active_request: BreakerGuard,
+) {
+    let upstream = hyper::upgrade::on(response);
+    tokio::task::spawn_local(async move {
+        let (downstream, upstream) = match tokio::try_join!(downstream, upstream) {
+            Ok(both) => both,
+            Err(e) => {
+                tracing::debug!(error = %e, "upgrade not completed");
+                return;
+            }
+        };
+        let mut downstream = TokioIo::new(downstream);
+        let mut upstream = TokioIo::new(upstream);
+        match tokio::io::copy_bidirectional(&mut downstream, &mut upstream).await {
+            Ok((sent, received)) => {
+                tracing::debug!(sent, received, "upgraded connection closed");
+            }
+            Err(e) => tracing::debug!(error = %e, "upgraded connection ended"),
+        }
+        drop(active_request);
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use http::HeaderValue;
+
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(*name, HeaderValue::from_static(value));
+        }
+        map
+    }
+
+    #[test]
+    fn an_upgrade_needs_connection_upgrade_and_http_1_1() {
+        let ws = headers(&[
+            ("connection", "keep-alive, Upgrade"),
+            ("upgrade", "WebSocket"),
+        ]);
+        assert_eq!(
+            requested(Version::HTTP_11, &ws).as_deref(),
+            Some("websocket")
+        );
+        assert_eq!(requested(Version::HTTP_10, &ws), None);
+        assert_eq!(requested(Version::HTTP_2, &ws), None);
+        let no_token = headers(&[("connection", "keep-alive"), ("upgrade", "websocket")]);
+        assert_eq!(requested(Version::HTTP_11, &no_token), None);
+        let no_upgrade = headers(&[("connection", "upgrade")]);
+        assert_eq!(requested(Version::HTTP_11, &no_upgrade), None);
+    }
+}

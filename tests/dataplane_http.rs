@@ -1,0 +1,194 @@
+//! HTTP details through the real binary: HTTP/1.1 and h2c downstream, request smuggling and
+//! oversized headers refused (raw sockets, to see exactly what goes over the wire),
+//! `x-forwarded-for` only at the edge, `x-request-id`, `x-envoy-upstream-service-time`, no
+//! route and redirects.
+
+mod common;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use common::xds_proxy::{
+    XdsProxy, cluster, endpoints, get, get_with, h2c_client, http_listener, http1_client, routes,
+};
+use outrider_upstream_server::echo::EchoedRequest;
+use outrider_upstream_server::{UpstreamConfig, UpstreamServer};
+use xds_conformance::Snapshot;
+
+/// Writes `request` on a fresh connection and reads until the proxy closes it (or 5 s pass).
+/// Returns what was read and whether the connection was closed.
+fn raw_exchange(addr: SocketAddr, request: &[u8]) -> (String, bool) {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    stream.write_all(request).expect("write");
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 4096];
+    let closed = loop {
+        match stream.read(&mut buffer) {
+            Ok(0) => break true,
+            Ok(n) => received.extend_from_slice(&buffer[..n]),
+            // A reset after the response (the proxy closed with unread input) is a close too.
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => break true,
+            Err(_) => break false,
+        }
+    };
+    (String::from_utf8_lossy(&received).into_owned(), closed)
+}
+
+fn status_line(response: &str) -> &str {
+    response.lines().next().unwrap_or("")
+}
+
+fn echoed(body: &str) -> EchoedRequest {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("echo JSON: {e}: {body}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_versions_headers_smuggling_limits_and_local_answers() {
+    let backend = UpstreamServer::start_local(UpstreamConfig::new("backend"))
+        .await
+        .expect("upstream");
+    let snapshot = Snapshot::new("1")
+        .with(cluster("backend", ""))
+        .with(endpoints("backend", &[backend.addr()]))
+        .with(http_listener("ingress", 0, "ingress", ""))
+        .with(http_listener(
+            "edge",
+            0,
+            "edge",
+            "      use_remote_address: true",
+        ))
+        .with(routes(
+            r#"  - match: { prefix: /old }
+    redirect: { path_redirect: /new }
+  - match: { prefix: /echo }
+    route: { cluster: backend }
+  - match: { prefix: /status }
+    route: { cluster: backend }"#,
+        ));
+    let proxy = XdsProxy::start("http", snapshot, &["--concurrency", "1"]).await;
+    let ingress: SocketAddr = ([127, 0, 0, 1], proxy.listener_port("ingress").await).into();
+    let edge: SocketAddr = ([127, 0, 0, 1], proxy.listener_port("edge").await).into();
+    let base = format!("http://{ingress}");
+
+    // HTTP/1.1 and h2c downstream both reach the upstream.
+    for (client, version) in [(http1_client(), "HTTP/1.1"), (h2c_client(), "HTTP/2.0")] {
+        let answer = get(&client, &format!("{base}/echo")).await;
+        assert_eq!(answer.status, 200, "{version}: {answer:?}");
+        let seen = echoed(&answer.body);
+        assert_eq!(seen.upstream, "backend");
+        // The upstream sees the client's authority, not the endpoint's address.
+        assert_eq!(
+            seen.authority.as_deref(),
+            Some(ingress.to_string().as_str()),
+            "{version}: {seen:?}"
+        );
+        // Envoy's header on every proxied response.
+        let service_time = answer.header("x-envoy-upstream-service-time");
+        assert!(
+            service_time.is_some_and(|t| t.parse::<u64>().is_ok()),
+            "{version}: {answer:?}"
+        );
+    }
+    let client = http1_client();
+
+    // x-request-id: generated when absent (a UUID), kept when present.
+    let generated = echoed(&get(&client, &format!("{base}/echo")).await.body);
+    let id = generated.header("x-request-id").expect("x-request-id");
+    assert_eq!(id.len(), 36, "{id}");
+    let kept = echoed(
+        &get_with(
+            &client,
+            &format!("{base}/echo"),
+            &[("x-request-id", "mine")],
+        )
+        .await
+        .body,
+    );
+    assert_eq!(kept.header_all("x-request-id"), ["mine"]);
+
+    // x-forwarded-for: appended with use_remote_address only.
+    let xff = [("x-forwarded-for", "10.0.0.1")];
+    let inner = echoed(&get_with(&client, &format!("{base}/echo"), &xff).await.body);
+    assert_eq!(inner.header_all("x-forwarded-for"), ["10.0.0.1"]);
+    let bare = echoed(&get(&client, &format!("{base}/echo")).await.body);
+    assert_eq!(bare.header("x-forwarded-for"), None);
+    let outer = echoed(
+        &get_with(&client, &format!("http://{edge}/echo"), &xff)
+            .await
+            .body,
+    );
+    assert_eq!(outer.header_all("x-forwarded-for"), ["10.0.0.1, 127.0.0.1"]);
+
+    // No route: 404. Redirect: 301 with the new location.
+    let answer = get(&client, &format!("{base}/nowhere")).await;
+    assert_eq!(answer.status, 404, "{answer:?}");
+    let answer = get(&client, &format!("{base}/old")).await;
+    assert_eq!(answer.status, 301, "{answer:?}");
+    let location = answer.header("location").unwrap_or_default();
+    assert!(location.ends_with("/new"), "{location}");
+
+    let served_before = backend.requests_served();
+    let raw = tokio::task::spawn_blocking(move || {
+        // Smuggling: Content-Length and Transfer-Encoding together. The request hidden after
+        // the chunked body must never reach the upstream, and the connection must close after
+        // the answer (RFC 9112 §6.3). Envoy refuses such a request with a 400; hyper, which
+        // parses for us, reads it by Transfer-Encoding alone and closes, which RFC 9112 also
+        // allows and which is just as safe: nothing on the connection is read after it.
+        let smuggle = format!(
+            "POST /echo HTTP/1.1\r\nHost: {ingress}\r\nContent-Length: 4\r\n\
+             Transfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /status/299 HTTP/1.1\r\nHost: x\r\n\r\n"
+        );
+        let smuggled = raw_exchange(ingress, smuggle.as_bytes());
+
+        // Headers over max_request_headers_kb (Envoy's default, 60 KiB): 431 and closed.
+        let big = format!(
+            "GET /echo HTTP/1.1\r\nHost: {ingress}\r\nx-big: {}\r\n\r\n",
+            "a".repeat(70 * 1024)
+        );
+        let too_big = raw_exchange(ingress, big.as_bytes());
+
+        // Below the limit passes.
+        let fits = format!(
+            "GET /echo HTTP/1.1\r\nHost: {ingress}\r\nConnection: close\r\nx-big: {}\r\n\r\n",
+            "a".repeat(40 * 1024)
+        );
+        let fits = raw_exchange(ingress, fits.as_bytes());
+        (smuggled, too_big, fits)
+    })
+    .await
+    .expect("raw exchanges");
+    let ((smuggled, smuggled_closed), (too_big, too_big_closed), (fits, _)) = raw;
+    assert_eq!(
+        status_line(&too_big),
+        "HTTP/1.1 431 Request Header Fields Too Large",
+        "{too_big}"
+    );
+    assert!(too_big_closed, "the connection stays open: {too_big}");
+    assert_eq!(status_line(&fits), "HTTP/1.1 200 OK", "{fits}");
+    let (head, body) = smuggled.split_once("\r\n\r\n").unwrap_or_default();
+    assert!(
+        head.to_ascii_lowercase().contains("\r\nconnection: close"),
+        "{smuggled}"
+    );
+    assert!(smuggled_closed, "the connection stays open: {smuggled}");
+    let seen = echoed(body);
+    assert_eq!(
+        (seen.body_length, seen.header("content-length")),
+        (0, None),
+        "the body is the empty chunked one, not 4 bytes: {smuggled}"
+    );
+    assert_eq!(
+        backend.requests_for("/status/299"),
+        0,
+        "a request was smuggled"
+    );
+    assert_eq!(
+        backend.requests_served(),
+        served_before + 2,
+        "the POST and the request that fits reached the upstream, nothing else"
+    );
+}

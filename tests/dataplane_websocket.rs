@@ -1,0 +1,142 @@
+//! WebSocket through the real binary: the HTTP/1.1 upgrade reaches the upstream's `/ws` echo,
+//! the 101 comes back with its `Upgrade` headers, and frames flow both ways over the tunnel;
+//! an upgrade that neither the route nor the listener enables is refused with Envoy's 403.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::xds_proxy::{XdsProxy, cluster, endpoints, get, http_listener, http1_client, routes};
+use outrider_upstream_server::{UpstreamConfig, UpstreamServer};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use xds_conformance::Snapshot;
+
+/// Sends the opening handshake for `path`; returns the response head and the stream.
+async fn handshake(addr: SocketAddr, path: &str) -> (String, TcpStream) {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.expect("write");
+    // Read the head byte by byte so no frame byte after it is consumed.
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let byte = tokio::time::timeout(Duration::from_secs(5), stream.read_u8())
+            .await
+            .expect("the response head in time")
+            .expect("read");
+        head.push(byte);
+        assert!(head.len() < 16 * 1024, "no end of head");
+    }
+    (String::from_utf8_lossy(&head).into_owned(), stream)
+}
+
+/// A masked client frame (RFC 6455 §5.2) with a short payload.
+fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mask = [0x12u8, 0x34, 0x56, 0x78];
+    let len = u8::try_from(payload.len()).expect("short payload");
+    assert!(len < 126);
+    let mut frame = vec![0x80 | opcode, 0x80 | len];
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    frame
+}
+
+/// Reads one unmasked server frame with a short payload: (opcode, payload).
+async fn server_frame(stream: &mut TcpStream) -> (u8, Vec<u8>) {
+    let mut header = [0u8; 2];
+    tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut header))
+        .await
+        .expect("a frame in time")
+        .expect("read");
+    let len = usize::from(header[1] & 0x7f);
+    assert!(len < 126, "short frames only");
+    let mut payload = vec![0u8; len];
+    stream.read_exact(&mut payload).await.expect("payload");
+    (header[0] & 0x0f, payload)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_upgrades_tunnel_frames_both_ways() {
+    let backend = UpstreamServer::start_local(UpstreamConfig::new("backend"))
+        .await
+        .expect("upstream");
+    let snapshot = Snapshot::new("1")
+        .with(cluster("backend", ""))
+        .with(endpoints("backend", &[backend.addr()]))
+        .with(http_listener("ingress", 0, "ingress", ""))
+        .with(http_listener(
+            "edge",
+            0,
+            "edge",
+            "      upgrade_configs: [{ upgrade_type: websocket }]",
+        ))
+        .with(routes(
+            r#"  - match: { path: /ws }
+    route: { cluster: backend, upgrade_configs: [{ upgrade_type: websocket }] }
+  - match: { path: /plain-ws }
+    route: { cluster: backend, prefix_rewrite: /ws }
+  - match: { path: /off-ws }
+    route:
+      cluster: backend
+      prefix_rewrite: /ws
+      upgrade_configs: [{ upgrade_type: websocket, enabled: false }]
+  - match: { prefix: / }
+    route: { cluster: backend }"#,
+        ));
+    let proxy = XdsProxy::start("websocket", snapshot, &["--concurrency", "1"]).await;
+    let ingress: SocketAddr = ([127, 0, 0, 1], proxy.listener_port("ingress").await).into();
+    let edge: SocketAddr = ([127, 0, 0, 1], proxy.listener_port("edge").await).into();
+
+    // Enabled on the route: the upstream's 101, then an echo of every frame.
+    let (head, mut stream) = handshake(ingress, "/ws").await;
+    let lower = head.to_ascii_lowercase();
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert!(lower.contains("\r\nupgrade: websocket\r\n"), "{head}");
+    assert!(lower.contains("\r\nconnection: upgrade\r\n"), "{head}");
+    // RFC 6455's own example key and answer: the upstream's handshake came through intact.
+    assert!(
+        lower.contains("\r\nsec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo=\r\n"),
+        "{head}"
+    );
+    for message in ["hello", "through the proxy", "third"] {
+        stream
+            .write_all(&client_frame(0x1, message.as_bytes()))
+            .await
+            .expect("send");
+        let (opcode, payload) = server_frame(&mut stream).await;
+        assert_eq!((opcode, payload.as_slice()), (0x1, message.as_bytes()));
+    }
+    // A close is answered with a close, then the tunnel ends.
+    stream
+        .write_all(&client_frame(0x8, &1000u16.to_be_bytes()))
+        .await
+        .expect("close");
+    let (opcode, _) = server_frame(&mut stream).await;
+    assert_eq!(opcode, 0x8);
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest)).await;
+    assert!(
+        matches!(read, Ok(Ok(0))),
+        "the tunnel closes: {read:?} {rest:?}"
+    );
+
+    // Enabled on the listener only: the route inherits it.
+    let (head, _) = handshake(edge, "/plain-ws").await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    // Neither enables it: Envoy's 403, and the upstream never sees the request.
+    let before = backend.requests_for("/ws");
+    let (head, _) = handshake(ingress, "/plain-ws").await;
+    assert!(head.starts_with("HTTP/1.1 403"), "{head}");
+    // The route disables it, whatever the listener says.
+    let (head, _) = handshake(edge, "/off-ws").await;
+    assert!(head.starts_with("HTTP/1.1 403"), "{head}");
+    assert_eq!(backend.requests_for("/ws"), before);
+
+    // Plain requests on the same listener are unaffected.
+    let answer = get(&http1_client(), &format!("http://{ingress}/echo")).await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+}
