@@ -25,6 +25,7 @@ use crate::headers::{
     EXPECTED_TIMEOUT_MS, MAX_RETRIES, RETRY_ON, UPSTREAM_SERVICE_TIME, UPSTREAM_TIMEOUT_MS,
     add_forwarded, millis, number, strip_hop_by_hop,
 };
+use crate::http1_pool::SendError;
 use crate::local_reply::{Flagged, ProxyBody, ResponseFlag, local_reply};
 use crate::no_healthy::explain;
 use crate::outcome::{Outcome, record};
@@ -247,7 +248,10 @@ pub(crate) async fn forward(
         } else {
             std::mem::take(&mut parts.headers)
         };
-        let upstream_request = match build_request(&parts, headers, &path, address, request_body) {
+        let built = client
+            .uri(address, &path)
+            .and_then(|uri| build_request(&parts, headers, uri, request_body));
+        let upstream_request = match built {
             Ok(request) => request,
             Err(_) => return local_reply(StatusCode::BAD_REQUEST, "", cx.grpc, None),
         };
@@ -258,7 +262,7 @@ pub(crate) async fn forward(
         };
         let attempt_started = Instant::now();
         endpoint.active_requests.fetch_add(1, Relaxed);
-        let sent = client.request(upstream_request);
+        let sent = client.send(address, upstream_request);
         let result = match try_deadline {
             Some(at) => tokio::time::timeout_at(at.into(), sent).await.ok(),
             None => Some(sent.await),
@@ -267,7 +271,7 @@ pub(crate) async fn forward(
         let outcome = match &result {
             None => Outcome::Timeout,
             Some(Ok(response)) => Outcome::Status(response.status().as_u16()),
-            Some(Err(e)) if e.is_connect() => Outcome::ConnectFailure,
+            Some(Err(SendError::Connect(_))) => Outcome::ConnectFailure,
             Some(Err(_)) => Outcome::Reset,
         };
         record(&endpoint, outcome);
@@ -321,7 +325,7 @@ pub(crate) async fn forward(
                 .flagged(flag, upstream)
             }
             Some(Err(e)) => {
-                let flag = if e.is_connect() {
+                let flag = if matches!(e, SendError::Connect(_)) {
                     ResponseFlag::UpstreamConnectFailure
                 } else {
                     ResponseFlag::UpstreamConnectionTermination
@@ -347,15 +351,9 @@ fn body_size_hint(body: &Incoming) -> Option<u64> {
 fn build_request(
     parts: &http::request::Parts,
     headers: http::HeaderMap,
-    path: &str,
-    address: SocketAddr,
+    uri: Uri,
     body: ProxyBody,
 ) -> Result<Request<ProxyBody>, http::Error> {
-    let uri = Uri::builder()
-        .scheme("http")
-        .authority(address.to_string())
-        .path_and_query(path)
-        .build()?;
     let mut request = Request::builder()
         .method(parts.method.clone())
         .uri(uri)

@@ -5,6 +5,7 @@ mod access_log;
 mod connection;
 mod forward;
 mod headers;
+mod http1_pool;
 mod http_proxy;
 mod http_server;
 mod listener_manager;

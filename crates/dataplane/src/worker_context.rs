@@ -16,6 +16,7 @@ use outrider_upstream::Balancer;
 
 use crate::DataplaneOptions;
 use crate::access_log::AccessLogBuffers;
+use crate::http1_pool::{Http1Pool, SendError};
 use crate::local_reply::ProxyBody;
 use crate::routing::CompiledRoutes;
 
@@ -24,8 +25,52 @@ pub(crate) type UpstreamClient = Client<HttpConnector, ProxyBody>;
 /// One cluster's connection pools on this worker.
 struct UpstreamPools {
     config: Arc<Cluster>,
-    http1: Option<UpstreamClient>,
+    http1: Option<Rc<Http1Pool>>,
     http2: Option<UpstreamClient>,
+}
+
+/// How this worker reaches a cluster's endpoints.
+#[derive(Clone)]
+pub(crate) enum Upstream {
+    Http1(Rc<Http1Pool>),
+    Http2(UpstreamClient),
+}
+
+impl Upstream {
+    /// Sends a request built by [`Upstream::uri`] to `address`.
+    pub(crate) async fn send(
+        &self,
+        address: std::net::SocketAddr,
+        request: http::Request<ProxyBody>,
+    ) -> Result<http::Response<hyper::body::Incoming>, SendError> {
+        match self {
+            Upstream::Http1(pool) => pool.send(address, request).await,
+            Upstream::Http2(client) => client.request(request).await.map_err(|e| {
+                if e.is_connect() {
+                    SendError::Connect(e.to_string())
+                } else {
+                    SendError::Reset(e.to_string())
+                }
+            }),
+        }
+    }
+
+    /// The request URI: origin-form for our HTTP/1.1 pool (the `Host` header names the
+    /// authority), absolute for hyper's HTTP/2 client, which connects to the URI's authority.
+    pub(crate) fn uri(
+        &self,
+        address: std::net::SocketAddr,
+        path: &str,
+    ) -> Result<http::Uri, http::Error> {
+        match self {
+            Upstream::Http1(_) => http::Uri::builder().path_and_query(path).build(),
+            Upstream::Http2(_) => http::Uri::builder()
+                .scheme("http")
+                .authority(address.to_string())
+                .path_and_query(path)
+                .build(),
+        }
+    }
 }
 
 pub(crate) struct WorkerContext {
@@ -52,7 +97,7 @@ impl WorkerContext {
 
     /// The client (and so the connection pool) for a cluster, speaking HTTP/2 when the cluster
     /// says so (or follows a downstream that does).
-    pub(crate) fn client(&self, cluster: &Arc<Cluster>, downstream_h2: bool) -> UpstreamClient {
+    pub(crate) fn client(&self, cluster: &Arc<Cluster>, downstream_h2: bool) -> Upstream {
         let http2 = match cluster.http.protocol {
             UpstreamProtocol::Http2 => true,
             UpstreamProtocol::UseDownstream => downstream_h2,
@@ -75,13 +120,15 @@ impl WorkerContext {
                 http2: None,
             };
         }
-        let slot = if http2 {
-            &mut entry.http2
+        if http2 {
+            let client = entry.http2.get_or_insert_with(|| build_client(cluster));
+            Upstream::Http2(client.clone())
         } else {
-            &mut entry.http1
-        };
-        slot.get_or_insert_with(|| build_client(cluster, http2))
-            .clone()
+            let pool = entry
+                .http1
+                .get_or_insert_with(|| Rc::new(Http1Pool::new(cluster.connect_timeout)));
+            Upstream::Http1(pool.clone())
+        }
     }
 
     /// This worker's balancer for a cluster's current endpoints.
@@ -111,7 +158,8 @@ impl WorkerContext {
     }
 }
 
-fn build_client(cluster: &Cluster, http2: bool) -> UpstreamClient {
+/// hyper's pooled client, speaking HTTP/2 (prior knowledge) to the cluster's endpoints.
+fn build_client(cluster: &Cluster) -> UpstreamClient {
     let mut connector = HttpConnector::new();
     connector.set_connect_timeout(Some(cluster.connect_timeout));
     connector.set_nodelay(true);
@@ -120,6 +168,6 @@ fn build_client(cluster: &Cluster, http2: bool) -> UpstreamClient {
     builder
         .timer(TokioTimer::new())
         .pool_timer(TokioTimer::new())
-        .http2_only(http2);
+        .http2_only(true);
     builder.build(connector)
 }
