@@ -26,14 +26,14 @@ pub(crate) type UpstreamClient = Client<HttpConnector, ProxyBody>;
 struct UpstreamPools {
     config: Arc<Cluster>,
     http1: Option<Rc<Http1Pool>>,
-    http2: Option<UpstreamClient>,
+    http2: Option<Rc<UpstreamClient>>,
 }
 
 /// How this worker reaches a cluster's endpoints.
 #[derive(Clone)]
 pub(crate) enum Upstream {
     Http1(Rc<Http1Pool>),
-    Http2(UpstreamClient),
+    Http2(Rc<UpstreamClient>),
 }
 
 impl Upstream {
@@ -121,7 +121,9 @@ impl WorkerContext {
             };
         }
         if http2 {
-            let client = entry.http2.get_or_insert_with(|| build_client(cluster));
+            let client = entry
+                .http2
+                .get_or_insert_with(|| Rc::new(build_client(cluster)));
             Upstream::Http2(client.clone())
         } else {
             let pool = entry
