@@ -146,9 +146,11 @@ pub(crate) async fn forward(
     strip_hop_by_hop(&mut parts.headers, downstream_upgrade.is_some());
     add_forwarded(&mut parts.headers, cx.hcm, cx.peer.ip());
     if !route_timeout.is_zero()
-        && let Ok(value) = HeaderValue::from_str(&route_timeout.as_millis().to_string())
+        && let Ok(millis) = u64::try_from(route_timeout.as_millis())
     {
-        parts.headers.insert(EXPECTED_TIMEOUT_MS, value);
+        parts
+            .headers
+            .insert(EXPECTED_TIMEOUT_MS, HeaderValue::from(millis));
     }
     let path = if plan.path.is_empty() {
         "/".to_string()
@@ -402,8 +404,10 @@ fn downstream_response(
 ) -> Response<ProxyBody> {
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers, upgraded);
-    if let Ok(value) = HeaderValue::from_str(&upstream_time.as_millis().to_string()) {
-        parts.headers.insert(UPSTREAM_SERVICE_TIME, value);
+    if let Ok(millis) = u64::try_from(upstream_time.as_millis()) {
+        parts
+            .headers
+            .insert(UPSTREAM_SERVICE_TIME, HeaderValue::from(millis));
     }
     let server = if hcm.server_name.is_empty() {
         "envoy"
@@ -415,7 +419,13 @@ fn downstream_response(
         ServerHeaderTransformation::AppendIfAbsent => !parts.headers.contains_key(header::SERVER),
         ServerHeaderTransformation::PassThrough => false,
     };
-    if set_server && let Ok(value) = HeaderValue::from_str(server) {
+    // Envoy's default name is a static header value: no copy per response.
+    let value = if server == "envoy" {
+        Ok(HeaderValue::from_static("envoy"))
+    } else {
+        HeaderValue::from_str(server)
+    };
+    if set_server && let Ok(value) = value {
         parts.headers.insert(header::SERVER, value);
     }
     if upgraded {
