@@ -108,10 +108,10 @@ async fn routes_balances_retries_and_follows_updates_without_dropping_requests()
         })
     };
     for version in 2..12 {
-        let set: Vec<SocketAddr> = if version % 2 == 0 {
-            vec![addr(1), addr(2), addr(3)]
+        let (set, names): (Vec<SocketAddr>, &[&str]) = if version % 2 == 0 {
+            (vec![addr(1), addr(2), addr(3)], &["b", "c", "d"])
         } else {
-            vec![addr(0), addr(3)]
+            (vec![addr(0), addr(3)], &["a", "d"])
         };
         proxy.server.update_snapshot(|snapshot| {
             snapshot.set_version(version.to_string());
@@ -120,6 +120,15 @@ async fn routes_balances_retries_and_follows_updates_without_dropping_requests()
         });
         proxy.wait_for_version("eds", &version.to_string()).await;
         proxy.wait_for_version("rds", &version.to_string()).await;
+        // ACKed means published: the very next requests see the new endpoints only.
+        for _ in 0..6 {
+            let answer = get(&client, &format!("{base}/after/{version}")).await;
+            assert!(
+                names.contains(&answer.upstream()),
+                "version {version}: {} answered, expected one of {names:?}",
+                answer.upstream()
+            );
+        }
     }
     let failures = load.await.expect("load task");
     assert!(
