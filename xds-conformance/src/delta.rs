@@ -19,7 +19,6 @@ use std::collections::{BTreeSet, HashMap};
 use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource,
 };
-use tokio::sync::mpsc;
 
 use crate::recorder::{Protocol, RecordedResponse, RequestBody, RequestClass, ResponseOrigin};
 use crate::shared::{Env, Shared, StreamCommand};
@@ -268,64 +267,37 @@ fn duplicate_if_asked(env: &Env<'_>, out: Outgoing) -> Vec<Outgoing> {
     }
 }
 
-type Outbound = mpsc::UnboundedSender<Result<DeltaDiscoveryResponse, tonic::Status>>;
+type Outbound = crate::stream_loop::Outbound<DeltaDiscoveryResponse>;
 
-/// Drives one delta stream until the client goes away or the server drops it.
-pub(crate) async fn run(
-    shared: std::sync::Arc<Shared>,
-    id: u64,
-    mut inbound: tonic::Streaming<DeltaDiscoveryRequest>,
-    outbound: Outbound,
-    mut commands: mpsc::UnboundedReceiver<StreamCommand>,
-) {
-    let mut state = DeltaState::default();
-    let mut snapshots = shared.snapshot.subscribe();
-    let mut behaviors = shared.behavior.subscribe();
-    let reason = loop {
-        tokio::select! {
-            message = inbound.message() => match message {
-                Ok(Some(req)) => {
-                    if let Err(status) = on_request(&shared, id, &mut state, req, &outbound) {
-                        let reason = format!("closed by the server: {}", status.message());
-                        let _ = outbound.send(Err(status));
-                        break reason;
-                    }
-                }
-                Ok(None) => break "client closed the stream".to_string(),
-                Err(status) => break format!("client stream error: {status}"),
-            },
-            changed = snapshots.changed() => {
-                if changed.is_err() {
-                    break "server stopped".to_string();
-                }
-                let out = with_env(&shared, |env| state.respond_all(env));
-                send(&shared, id, &outbound, out);
-            }
-            changed = behaviors.changed() => {
-                if changed.is_err() {
-                    break "server stopped".to_string();
-                }
-                let out = with_env(&shared, |env| state.respond_all(env));
-                send(&shared, id, &outbound, out);
-            }
-            command = commands.recv() => match command {
-                Some(StreamCommand::Drop(status)) => {
-                    let reason = format!("dropped by the server: {}", status.message());
-                    let _ = outbound.send(Err(status));
-                    break reason;
-                }
-                Some(StreamCommand::RawDelta(response)) => {
-                    state.note_raw(&response);
-                    let out = Outgoing { response, origin: ResponseOrigin::Raw };
-                    send(&shared, id, &outbound, vec![out]);
-                }
-                Some(StreamCommand::Raw(_)) => {}
-                None => break "server stopped".to_string(),
-            },
-            () = outbound.closed() => break "client went away".to_string(),
+impl crate::stream_loop::StreamProtocol for DeltaState {
+    type Request = DeltaDiscoveryRequest;
+    type Response = DeltaDiscoveryResponse;
+
+    fn on_request(
+        &mut self,
+        shared: &Shared,
+        id: u64,
+        request: DeltaDiscoveryRequest,
+        outbound: &Outbound,
+    ) -> Result<(), tonic::Status> {
+        on_request(shared, id, self, request, outbound)
+    }
+
+    fn on_change(&mut self, shared: &Shared, id: u64, outbound: &Outbound) {
+        let out = with_env(shared, |env| self.respond_all(env));
+        send(shared, id, outbound, out);
+    }
+
+    fn on_raw(&mut self, shared: &Shared, id: u64, command: StreamCommand, outbound: &Outbound) {
+        if let StreamCommand::RawDelta(response) = command {
+            self.note_raw(&response);
+            let out = Outgoing {
+                response,
+                origin: ResponseOrigin::Raw,
+            };
+            send(shared, id, outbound, vec![out]);
         }
-    };
-    shared.close_stream(id, reason);
+    }
 }
 
 fn with_env<T>(shared: &Shared, f: impl FnOnce(&Env<'_>) -> T) -> T {

@@ -33,6 +33,7 @@ mod shared;
 mod snapshot;
 mod snapshot_file;
 mod sotw;
+mod stream_loop;
 pub mod suite;
 pub mod type_url;
 

@@ -317,7 +317,7 @@ impl AggregatedDiscoveryService for AdsService {
         let peer = request.remote_addr();
         let (id, commands) = self.shared.open_stream(Protocol::Sotw, peer);
         let (outbound, responses) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(sotw::run(
+        tokio::spawn(crate::stream_loop::run::<sotw::SotwState>(
             self.shared.clone(),
             id,
             request.into_inner(),
@@ -336,7 +336,7 @@ impl AggregatedDiscoveryService for AdsService {
         let peer = request.remote_addr();
         let (id, commands) = self.shared.open_stream(Protocol::Delta, peer);
         let (outbound, responses) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(delta::run(
+        tokio::spawn(crate::stream_loop::run::<delta::DeltaState>(
             self.shared.clone(),
             id,
             request.into_inner(),

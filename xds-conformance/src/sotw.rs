@@ -19,7 +19,6 @@
 use std::collections::{BTreeSet, HashMap};
 
 use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
-use tokio::sync::mpsc;
 
 use crate::recorder::{Protocol, RecordedResponse, RequestBody, RequestClass, ResponseOrigin};
 use crate::shared::{Env, Shared, StreamCommand};
@@ -233,65 +232,39 @@ pub(crate) fn resource_name(any: &envoy_types::pb::google::protobuf::Any) -> Str
         .unwrap_or_default()
 }
 
-type Outbound = mpsc::UnboundedSender<Result<DiscoveryResponse, tonic::Status>>;
+type Outbound = crate::stream_loop::Outbound<DiscoveryResponse>;
 
-/// Drives one SotW stream until the client goes away or the server drops it.
-pub(crate) async fn run(
-    shared: std::sync::Arc<Shared>,
-    id: u64,
-    mut inbound: tonic::Streaming<DiscoveryRequest>,
-    outbound: Outbound,
-    mut commands: mpsc::UnboundedReceiver<StreamCommand>,
-) {
-    let mut state = SotwState::default();
-    let mut snapshots = shared.snapshot.subscribe();
-    let mut behaviors = shared.behavior.subscribe();
-    let reason = loop {
-        tokio::select! {
-            message = inbound.message() => match message {
-                Ok(Some(req)) => {
-                    if let Err(status) = on_request(&shared, id, &mut state, req, &outbound) {
-                        let reason = format!("closed by the server: {}", status.message());
-                        let _ = outbound.send(Err(status));
-                        break reason;
-                    }
-                }
-                Ok(None) => break "client closed the stream".to_string(),
-                Err(status) => break format!("client stream error: {status}"),
-            },
-            changed = snapshots.changed() => {
-                if changed.is_err() {
-                    break "server stopped".to_string();
-                }
-                let out = with_env(&shared, |env| state.respond_all(env));
-                send(&shared, id, &outbound, out);
-            }
-            changed = behaviors.changed() => {
-                if changed.is_err() {
-                    break "server stopped".to_string();
-                }
-                let out = with_env(&shared, |env| state.respond_all(env));
-                send(&shared, id, &outbound, out);
-            }
-            command = commands.recv() => match command {
-                Some(StreamCommand::Drop(status)) => {
-                    let reason = format!("dropped by the server: {}", status.message());
-                    let _ = outbound.send(Err(status));
-                    break reason;
-                }
-                Some(StreamCommand::Raw(response)) => {
-                    let names: Vec<String> = response.resources.iter().map(resource_name).collect();
-                    state.note_raw(&response, &names);
-                    let out = Outgoing { response, names, origin: ResponseOrigin::Raw };
-                    send(&shared, id, &outbound, vec![out]);
-                }
-                Some(StreamCommand::RawDelta(_)) => {}
-                None => break "server stopped".to_string(),
-            },
-            () = outbound.closed() => break "client went away".to_string(),
+impl crate::stream_loop::StreamProtocol for SotwState {
+    type Request = DiscoveryRequest;
+    type Response = DiscoveryResponse;
+
+    fn on_request(
+        &mut self,
+        shared: &Shared,
+        id: u64,
+        request: DiscoveryRequest,
+        outbound: &Outbound,
+    ) -> Result<(), tonic::Status> {
+        on_request(shared, id, self, request, outbound)
+    }
+
+    fn on_change(&mut self, shared: &Shared, id: u64, outbound: &Outbound) {
+        let out = with_env(shared, |env| self.respond_all(env));
+        send(shared, id, outbound, out);
+    }
+
+    fn on_raw(&mut self, shared: &Shared, id: u64, command: StreamCommand, outbound: &Outbound) {
+        if let StreamCommand::Raw(response) = command {
+            let names: Vec<String> = response.resources.iter().map(resource_name).collect();
+            self.note_raw(&response, &names);
+            let out = Outgoing {
+                response,
+                names,
+                origin: ResponseOrigin::Raw,
+            };
+            send(shared, id, outbound, vec![out]);
         }
-    };
-    shared.close_stream(id, reason);
+    }
 }
 
 fn with_env<T>(shared: &Shared, f: impl FnOnce(&Env<'_>) -> T) -> T {
