@@ -25,7 +25,7 @@ use crate::headers::{
     EXPECTED_TIMEOUT_MS, MAX_RETRIES, RETRY_ON, UPSTREAM_SERVICE_TIME, UPSTREAM_TIMEOUT_MS,
     add_forwarded, millis, number, strip_hop_by_hop,
 };
-use crate::http1_pool::SendError;
+use crate::http1_pool::{Limits, SendError};
 use crate::local_reply::{Flagged, ProxyBody, ResponseFlag, local_reply};
 use crate::no_healthy::explain;
 use crate::outcome::{Outcome, record};
@@ -113,14 +113,7 @@ pub(crate) async fn forward(
     counters.upstream_rq_total.fetch_add(1, Relaxed);
     let breakers = &entry.config.circuit_breakers;
     let Some(active_request) = try_request(&entry.state, breakers, cx.action.priority) else {
-        tracing::debug!(cluster = %entry.config.name, flag = ResponseFlag::UpstreamOverflow.code(), "max_requests reached");
-        return local_reply(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "upstream connect error or disconnect/reset before headers. reset reason: overflow",
-            cx.grpc,
-            Some(("x-envoy-overloaded", "true".to_string())),
-        )
-        .flagged(ResponseFlag::UpstreamOverflow, None);
+        return overflow_reply(cx.grpc);
     };
 
     // Timeouts: the header wins over the route; 0 disables.
@@ -264,12 +257,22 @@ pub(crate) async fn forward(
         };
         let attempt_started = Instant::now();
         endpoint.active_requests.fetch_add(1, Relaxed);
-        let sent = client.send(address, upstream_request);
+        let limits = Limits {
+            state: &entry.state,
+            breakers,
+            priority: cx.action.priority,
+        };
+        let sent = client.send(address, upstream_request, &limits);
         let result = match try_deadline {
             Some(at) => tokio::time::timeout_at(at.into(), sent).await.ok(),
             None => Some(sent.await),
         };
         endpoint.active_requests.fetch_sub(1, Relaxed);
+        if let Some(Err(SendError::Overflow)) = &result {
+            // The circuit breaker refused: nothing reached the endpoint, nothing to record or
+            // retry (Envoy's `UO`).
+            return overflow_reply(cx.grpc);
+        }
         let outcome = match &result {
             None => Outcome::Timeout,
             Some(Ok(response)) => Outcome::Status(response.status().as_u16()),
@@ -343,6 +346,17 @@ pub(crate) async fn forward(
             }
         };
     }
+}
+
+/// Envoy's answer when a circuit breaker is open.
+fn overflow_reply(grpc: bool) -> Response<ProxyBody> {
+    local_reply(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "upstream connect error or disconnect/reset before headers. reset reason: overflow",
+        grpc,
+        Some(("x-envoy-overloaded", "true".to_string())),
+    )
+    .flagged(ResponseFlag::UpstreamOverflow, None)
 }
 
 fn body_size_hint(body: &Incoming) -> Option<u64> {

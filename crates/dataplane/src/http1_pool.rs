@@ -2,17 +2,27 @@
 //! client does the same job through a shared, locked pool keyed by hashed URI authorities; here
 //! the pool is the worker's own (`RefCell`, no lock), keyed by the endpoint's socket address.
 //! HTTP/2 upstreams, which multiplex, keep hyper's client (see `worker_context.rs`).
+//!
+//! The cluster's circuit breakers apply here as in Envoy: a new connection needs a
+//! `max_connections` slot (held until the connection closes); without one the request waits as
+//! pending (`max_pending_requests`) for a connection to come free, or overflows.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::rc::{Rc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
+use outrider_model::{CircuitBreakers, Priority};
+use outrider_tables::ClusterState;
+use outrider_upstream::{BreakerGuard, try_connection, try_pending};
 use tokio::net::TcpStream;
+use tokio::sync::Notify;
 
 use crate::local_reply::ProxyBody;
 
@@ -26,6 +36,15 @@ pub(crate) enum SendError {
     Connect(String),
     /// The connection failed or was reset before the response headers.
     Reset(String),
+    /// No connection slot and no pending slot (circuit breakers).
+    Overflow,
+}
+
+/// The circuit breakers a request is subject to.
+pub(crate) struct Limits<'a> {
+    pub state: &'a Arc<ClusterState>,
+    pub breakers: &'a CircuitBreakers,
+    pub priority: Priority,
 }
 
 impl std::fmt::Display for SendError {
@@ -33,13 +52,19 @@ impl std::fmt::Display for SendError {
         match self {
             SendError::Connect(e) => write!(f, "connect: {e}"),
             SendError::Reset(e) => write!(f, "reset: {e}"),
+            SendError::Overflow => f.write_str("overflow"),
         }
     }
 }
 
 pub(crate) struct Http1Pool {
     connect_timeout: Duration,
+    /// Connections ready for a request.
     idle: RefCell<HashMap<SocketAddr, Vec<SendRequest<ProxyBody>>>>,
+    /// Wakes pending requests when a connection comes back or closes.
+    released: Notify,
+    /// How many requests wait as pending (so a checkin without any pays nothing).
+    pending: std::cell::Cell<usize>,
 }
 
 impl Http1Pool {
@@ -47,26 +72,37 @@ impl Http1Pool {
         Http1Pool {
             connect_timeout,
             idle: RefCell::new(HashMap::new()),
+            released: Notify::new(),
+            pending: std::cell::Cell::new(0),
         }
     }
 
-    /// Sends `request` (origin-form URI, `Host` set) to `address` on an idle connection, or a
-    /// new one; the connection goes back to the pool once the response headers are in (it is
-    /// reusable when its response body has been read).
+    /// Sends `request` (origin-form URI, `Host` set) to `address` on a ready connection, a new
+    /// one, or, at `max_connections`, the first one to come free. The connection goes back to
+    /// the pool as soon as the response headers are in; it takes the next request once its
+    /// response body has been read.
     pub(crate) async fn send(
-        &self,
+        self: &Rc<Self>,
         address: SocketAddr,
         request: Request<ProxyBody>,
+        limits: &Limits<'_>,
     ) -> Result<Response<Incoming>, SendError> {
         let mut sender = match self.checkout(address) {
             Some(sender) => sender,
-            None => self.connect(address).await?,
+            None => match try_connection(limits.state, limits.breakers, limits.priority) {
+                Some(slot) => self.connect(address, slot).await?,
+                None => self.wait_as_pending(address, limits).await?,
+            },
         };
         let response = sender
             .send_request(request)
             .await
             .map_err(|e| SendError::Reset(e.to_string()))?;
-        self.checkin(address, sender);
+        self.checkin(address, vec![sender]);
+        if self.pending.get() > 0 {
+            // A pending request may now wait on this connection finishing its response.
+            self.released.notify_waiters();
+        }
         Ok(response)
     }
 
@@ -86,18 +122,70 @@ impl Http1Pool {
         None
     }
 
-    fn checkin(&self, address: SocketAddr, sender: SendRequest<ProxyBody>) {
-        if sender.is_closed() {
-            return;
-        }
+    /// The connections to `address` still busy with a response, taken out to be waited on.
+    fn take_busy(&self, address: SocketAddr) -> Vec<SendRequest<ProxyBody>> {
         let mut idle = self.idle.borrow_mut();
         let connections = idle.entry(address).or_default();
-        if connections.len() < MAX_IDLE_PER_ENDPOINT {
-            connections.push(sender);
+        connections.retain(|c| !c.is_closed());
+        std::mem::take(connections)
+    }
+
+    fn checkin(&self, address: SocketAddr, senders: Vec<SendRequest<ProxyBody>>) {
+        let mut idle = self.idle.borrow_mut();
+        let connections = idle.entry(address).or_default();
+        for sender in senders {
+            if !sender.is_closed() && connections.len() < MAX_IDLE_PER_ENDPOINT {
+                connections.push(sender);
+            }
         }
     }
 
-    async fn connect(&self, address: SocketAddr) -> Result<SendRequest<ProxyBody>, SendError> {
+    /// Waits, as a pending request, for a busy connection to finish its response or a
+    /// connection slot to free up (the caller's timeout bounds the wait).
+    async fn wait_as_pending(
+        self: &Rc<Self>,
+        address: SocketAddr,
+        limits: &Limits<'_>,
+    ) -> Result<SendRequest<ProxyBody>, SendError> {
+        let _pending = try_pending(limits.state, limits.breakers, limits.priority)
+            .ok_or(SendError::Overflow)?;
+        let _counted = PendingCount::new(&self.pending);
+        loop {
+            // Registered before checking, so a release between the check and the wait counts.
+            let released = self.released.notified();
+            if let Some(sender) = self.checkout(address) {
+                return Ok(sender);
+            }
+            if let Some(slot) = try_connection(limits.state, limits.breakers, limits.priority) {
+                return self.connect(address, slot).await;
+            }
+            let mut busy = self.take_busy(address);
+            if busy.is_empty() {
+                released.await;
+                continue;
+            }
+            let first_ready = {
+                let ready = busy.iter_mut().map(|sender| Box::pin(sender.ready()));
+                tokio::select! {
+                    (result, index, _) = futures::future::select_all(ready) => result.ok().map(|()| index),
+                    () = released => None,
+                }
+            };
+            let chosen = first_ready.map(|index| busy.swap_remove(index));
+            // The others go back for whoever needs them next.
+            self.checkin(address, busy);
+            if let Some(sender) = chosen {
+                return Ok(sender);
+            }
+        }
+    }
+
+    /// Opens a connection holding `slot` (a `max_connections` unit) for as long as it lives.
+    async fn connect(
+        self: &Rc<Self>,
+        address: SocketAddr,
+        slot: BreakerGuard,
+    ) -> Result<SendRequest<ProxyBody>, SendError> {
         let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(address))
             .await
             .map_err(|_| SendError::Connect("connect timeout".to_string()))?
@@ -109,11 +197,32 @@ impl Http1Pool {
             .map_err(|e| SendError::Connect(e.to_string()))?;
         // The connection's I/O runs as its own task on this worker; upgrades (WebSocket) hand
         // the socket over when a 101 comes back.
+        let released: Weak<Self> = Rc::downgrade(self);
         tokio::task::spawn_local(async move {
             if let Err(e) = connection.with_upgrades().await {
                 tracing::debug!(%address, error = %e, "upstream connection ended");
             }
+            drop(slot);
+            if let Some(pool) = released.upgrade() {
+                pool.released.notify_waiters();
+            }
         });
         Ok(sender)
+    }
+}
+
+/// Counts a pending request for as long as it waits.
+struct PendingCount<'a>(&'a std::cell::Cell<usize>);
+
+impl<'a> PendingCount<'a> {
+    fn new(count: &'a std::cell::Cell<usize>) -> Self {
+        count.set(count.get() + 1);
+        PendingCount(count)
+    }
+}
+
+impl Drop for PendingCount<'_> {
+    fn drop(&mut self) {
+        self.0.set(self.0.get().saturating_sub(1));
     }
 }

@@ -16,7 +16,7 @@ use outrider_upstream::Balancer;
 
 use crate::DataplaneOptions;
 use crate::access_log::AccessLogBuffers;
-use crate::http1_pool::{Http1Pool, SendError};
+use crate::http1_pool::{Http1Pool, Limits, SendError};
 use crate::local_reply::ProxyBody;
 use crate::routing::CompiledRoutes;
 
@@ -42,9 +42,12 @@ impl Upstream {
         &self,
         address: std::net::SocketAddr,
         request: http::Request<ProxyBody>,
+        limits: &Limits<'_>,
     ) -> Result<http::Response<hyper::body::Incoming>, SendError> {
         match self {
-            Upstream::Http1(pool) => pool.send(address, request).await,
+            // hyper's HTTP/2 client manages its own connections: only the HTTP/1.1 pool
+            // enforces max_connections and max_pending_requests.
+            Upstream::Http1(pool) => pool.send(address, request, limits).await,
             Upstream::Http2(client) => client.request(request).await.map_err(|e| {
                 if e.is_connect() {
                     SendError::Connect(e.to_string())
