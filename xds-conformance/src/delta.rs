@@ -21,7 +21,7 @@ use envoy_types::pb::envoy::service::discovery::v3::{
 };
 
 use crate::recorder::{Protocol, RecordedResponse, RequestBody, RequestClass, ResponseOrigin};
-use crate::shared::{Env, Shared, StreamCommand};
+use crate::shared::{Env, Shared, StreamCommand, with_env};
 use crate::type_url;
 
 #[derive(Debug, Default)]
@@ -298,17 +298,6 @@ impl crate::stream_loop::StreamProtocol for DeltaState {
             send(shared, id, outbound, vec![out]);
         }
     }
-}
-
-fn with_env<T>(shared: &Shared, f: impl FnOnce(&Env<'_>) -> T) -> T {
-    let snapshot = shared.snapshot.borrow().clone();
-    let behavior = shared.behavior.borrow().clone();
-    let env = Env {
-        snapshot: &snapshot,
-        behavior: &behavior,
-        shared,
-    };
-    f(&env)
 }
 
 fn on_request(

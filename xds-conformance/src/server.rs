@@ -305,6 +305,31 @@ struct AdsService {
 
 type ResponseStream<T> = UnboundedReceiverStream<Result<T, tonic::Status>>;
 
+impl AdsService {
+    /// Registers a new stream and runs its loop; the client reads the returned responses.
+    fn open<P>(
+        &self,
+        protocol: Protocol,
+        request: tonic::Request<tonic::Streaming<P::Request>>,
+    ) -> tonic::Response<ResponseStream<P::Response>>
+    where
+        P: crate::stream_loop::StreamProtocol + Send + 'static,
+        P::Request: Send + 'static,
+        P::Response: Send + 'static,
+    {
+        let (id, commands) = self.shared.open_stream(protocol, request.remote_addr());
+        let (outbound, responses) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(crate::stream_loop::run::<P>(
+            self.shared.clone(),
+            id,
+            request.into_inner(),
+            outbound,
+            commands,
+        ));
+        tonic::Response::new(UnboundedReceiverStream::new(responses))
+    }
+}
+
 #[tonic::async_trait]
 impl AggregatedDiscoveryService for AdsService {
     type StreamAggregatedResourcesStream = ResponseStream<DiscoveryResponse>;
@@ -314,37 +339,13 @@ impl AggregatedDiscoveryService for AdsService {
         &self,
         request: tonic::Request<tonic::Streaming<DiscoveryRequest>>,
     ) -> Result<tonic::Response<Self::StreamAggregatedResourcesStream>, tonic::Status> {
-        let peer = request.remote_addr();
-        let (id, commands) = self.shared.open_stream(Protocol::Sotw, peer);
-        let (outbound, responses) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(crate::stream_loop::run::<sotw::SotwState>(
-            self.shared.clone(),
-            id,
-            request.into_inner(),
-            outbound,
-            commands,
-        ));
-        Ok(tonic::Response::new(UnboundedReceiverStream::new(
-            responses,
-        )))
+        Ok(self.open::<sotw::SotwState>(Protocol::Sotw, request))
     }
 
     async fn delta_aggregated_resources(
         &self,
         request: tonic::Request<tonic::Streaming<DeltaDiscoveryRequest>>,
     ) -> Result<tonic::Response<Self::DeltaAggregatedResourcesStream>, tonic::Status> {
-        let peer = request.remote_addr();
-        let (id, commands) = self.shared.open_stream(Protocol::Delta, peer);
-        let (outbound, responses) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(crate::stream_loop::run::<delta::DeltaState>(
-            self.shared.clone(),
-            id,
-            request.into_inner(),
-            outbound,
-            commands,
-        ));
-        Ok(tonic::Response::new(UnboundedReceiverStream::new(
-            responses,
-        )))
+        Ok(self.open::<delta::DeltaState>(Protocol::Delta, request))
     }
 }

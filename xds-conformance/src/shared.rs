@@ -120,3 +120,16 @@ impl Env<'_> {
         &self.shared.options
     }
 }
+
+/// Runs `f` against the current snapshot and behaviour (cloned `Arc`/value, so a change made
+/// meanwhile cannot tear what one response sees).
+pub(crate) fn with_env<T>(shared: &Shared, f: impl FnOnce(&Env<'_>) -> T) -> T {
+    let snapshot = shared.snapshot.borrow().clone();
+    let behavior = shared.behavior.borrow().clone();
+    let env = Env {
+        snapshot: &snapshot,
+        behavior: &behavior,
+        shared,
+    };
+    f(&env)
+}
