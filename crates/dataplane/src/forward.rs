@@ -2,6 +2,7 @@
 //! policy (to a different endpoint when there is one), within the route timeout and each try's
 //! own; every attempt's outcome goes into the endpoint's state.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -121,18 +122,21 @@ pub(crate) async fn forward(
         .or(cx.action.timeout)
         .unwrap_or(DEFAULT_ROUTE_TIMEOUT);
     let deadline = (!route_timeout.is_zero()).then(|| cx.started + route_timeout);
-    let mut policy = cx
+    // Borrowed from the route; copied only when a request header changes it.
+    let mut policy: Option<Cow<'_, RetryPolicy>> = cx
         .action
         .retry_policy
         .as_ref()
         .or(cx.vhost.retry_policy.as_ref())
-        .cloned();
+        .map(Cow::Borrowed);
     if let Some(retry_on) = parts.headers.get(RETRY_ON).and_then(|v| v.to_str().ok()) {
-        let policy = policy.get_or_insert_with(RetryPolicy::default);
+        let policy = policy
+            .get_or_insert_with(|| Cow::Owned(RetryPolicy::default()))
+            .to_mut();
         policy.retry_on = policy.retry_on | RetryOn::parse(retry_on);
     }
     if let (Some(policy), Some(max)) = (policy.as_mut(), number(&parts.headers, MAX_RETRIES)) {
-        policy.num_retries = max;
+        policy.to_mut().num_retries = max;
     }
 
     // Headers for the upstream.
@@ -320,7 +324,6 @@ pub(crate) async fn forward(
             }
             None => {
                 let flag = ResponseFlag::UpstreamRequestTimeout;
-                tracing::debug!(flag = flag.code(), "upstream request timeout");
                 local_reply(
                     StatusCode::GATEWAY_TIMEOUT,
                     "upstream request timeout",

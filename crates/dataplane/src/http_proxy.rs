@@ -31,7 +31,8 @@ pub(crate) async fn proxy_request(
 ) -> Result<Response<ProxyBody>, Infallible> {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
-    let grpc = RequestView::from_parts(&parts, false).is_grpc;
+    let view = RequestView::from_parts(&parts, false);
+    let grpc = view.is_grpc;
     let Some(hcm) = chain.http() else {
         return Ok(local_reply(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -52,7 +53,6 @@ pub(crate) async fn proxy_request(
         },
     };
     let compiled = context.routes(&routes);
-    let view = RequestView::from_parts(&parts, false);
     let Some((vhost, route)) = compiled.route(&view) else {
         return Ok(no_route(grpc));
     };
@@ -108,6 +108,5 @@ pub(crate) async fn proxy_request(
 }
 
 fn no_route(grpc: bool) -> Response<ProxyBody> {
-    tracing::debug!(flag = ResponseFlag::NoRoute.code(), "no route");
     local_reply(StatusCode::NOT_FOUND, "", grpc, None).flagged(ResponseFlag::NoRoute, None)
 }
