@@ -118,7 +118,10 @@ pub fn ignored_fields(proto: &Bootstrap) -> Vec<&'static str> {
     );
     note(watchdog.is_some() || watchdogs.is_some(), "watchdogs");
     note(tracing.is_some(), "tracing");
-    note(layered_runtime.is_some(), "layered_runtime");
+    note(
+        layered_runtime.as_ref().is_some_and(has_foreign_runtime),
+        "layered_runtime",
+    );
     note(overload_manager.is_some(), "overload_manager");
     note(*enable_dispatcher_stats, "enable_dispatcher_stats");
     note(!header_prefix.is_empty(), "header_prefix");
@@ -167,4 +170,22 @@ pub fn ignored_fields(proto: &Bootstrap) -> Vec<&'static str> {
     note(*enable_worker_cpu_affinity, "enable_worker_cpu_affinity");
     note(stats_eviction.is_some(), "stats_eviction");
     ignored
+}
+
+/// A runtime with anything but Outrider's own static keys (`outrider.*`, read by
+/// `runtime_flags.rs`): Envoy's runtime keys, disk, admin or RTDS layers are not acted on.
+fn has_foreign_runtime(
+    runtime: &envoy_types::pb::envoy::config::bootstrap::v3::LayeredRuntime,
+) -> bool {
+    use envoy_types::pb::envoy::config::bootstrap::v3::runtime_layer::LayerSpecifier;
+    runtime
+        .layers
+        .iter()
+        .any(|layer| match &layer.layer_specifier {
+            Some(LayerSpecifier::StaticLayer(fields)) => fields
+                .fields
+                .keys()
+                .any(|key| !key.starts_with(super::runtime_flags::PREFIX)),
+            _ => true,
+        })
 }

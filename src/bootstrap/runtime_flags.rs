@@ -14,6 +14,9 @@ use envoy_types::pb::envoy::config::bootstrap::v3::Bootstrap;
 use envoy_types::pb::envoy::config::bootstrap::v3::runtime_layer::LayerSpecifier;
 use envoy_types::pb::google::protobuf::value::Kind;
 
+/// Every Outrider runtime key starts with this.
+pub const PREFIX: &str = "outrider.";
+
 /// `x-outrider-no-healthy-upstream` on 503s for want of an endpoint (default on).
 pub const NO_HEALTHY_UPSTREAM_HEADER: &str = "outrider.no_healthy_upstream_header";
 

@@ -165,7 +165,7 @@ fn load_reports_file_path_and_reason() {
 #[test]
 fn sections_we_do_not_act_on_are_accepted_and_listed() {
     let yaml = format!(
-        "{ENVOY_BOOTSTRAP}\nlayered_runtime: {{ layers: [{{ name: static, static_layer: {{}} }}] }}\nstats_flush_interval: 5s\n"
+        "{ENVOY_BOOTSTRAP}\nlayered_runtime: {{ layers: [{{ name: static, static_layer: {{ re2.max_program_size.error_level: 100 }} }}] }}\nstats_flush_interval: 5s\n"
     );
     let loaded = check_yaml(&yaml, &Overrides::default()).expect("still valid");
     assert_eq!(loaded.ignored, ["stats_flush_interval", "layered_runtime"]);
@@ -184,6 +184,11 @@ fn the_no_healthy_upstream_header_is_on_unless_a_runtime_layer_turns_it_off() {
     )
     .expect("valid");
     assert!(!off.explain_no_healthy_upstream, "the later layer wins");
+    assert!(
+        off.ignored.is_empty(),
+        "our own runtime keys are acted on: {:?}",
+        off.ignored
+    );
     let bad = "layered_runtime: { layers: [ { name: a, static_layer: { outrider.no_healthy_upstream_header: 'no' } } ] }";
     let (path, _) = check_yaml(
         &format!("{ENVOY_BOOTSTRAP}\n{bad}\n"),
