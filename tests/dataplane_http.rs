@@ -192,3 +192,55 @@ async fn http_versions_headers_smuggling_limits_and_local_answers() {
         "the POST and the request that fits reached the upstream, nothing else"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_upstreams_get_the_client_authority() {
+    let backend = UpstreamServer::start_local(UpstreamConfig::new("h2-backend"))
+        .await
+        .expect("upstream");
+    let snapshot = Snapshot::new("1")
+        .with(common::xds_proxy::http2_cluster("backend"))
+        .with(endpoints("backend", &[backend.addr()]))
+        .with(http_listener("ingress", 0, "ingress", ""))
+        .with(routes(
+            r#"  - match: { prefix: /renamed }
+    route: { cluster: backend, prefix_rewrite: /echo, host_rewrite_literal: rewritten.test }
+  - match: { prefix: / }
+    route: { cluster: backend }"#,
+        ));
+    let proxy = XdsProxy::start("h2-authority", snapshot, &["--concurrency", "1"]).await;
+    let ingress: SocketAddr = ([127, 0, 0, 1], proxy.listener_port("ingress").await).into();
+
+    for (client, version) in [(http1_client(), "HTTP/1.1"), (h2c_client(), "HTTP/2.0")] {
+        let answer = get(&client, &format!("http://{ingress}/echo")).await;
+        assert_eq!(answer.status, 200, "{version}: {answer:?}");
+        let seen = echoed(&answer.body);
+        assert_eq!(seen.version, "HTTP/2.0", "{version}: {seen:?}");
+        // `:authority` is what the client asked for, not the endpoint's address, and no Host
+        // header contradicts it.
+        assert_eq!(
+            seen.authority.as_deref(),
+            Some(ingress.to_string().as_str()),
+            "{version}: {seen:?}"
+        );
+        assert_eq!(seen.header("host"), None, "{version}: {seen:?}");
+
+        let renamed = echoed(
+            &get(&client, &format!("http://{ingress}/renamed"))
+                .await
+                .body,
+        );
+        assert_eq!(
+            renamed.authority.as_deref(),
+            Some("rewritten.test"),
+            "{version}: {renamed:?}"
+        );
+    }
+    // Both downstream connections' requests went over one upstream connection.
+    let last = echoed(
+        &get(&http1_client(), &format!("http://{ingress}/echo"))
+            .await
+            .body,
+    );
+    assert_eq!(last.connection, 1, "{last:?}");
+}

@@ -140,3 +140,63 @@ async fn websocket_upgrades_tunnel_frames_both_ways() {
     let answer = get(&http1_client(), &format!("http://{ingress}/echo")).await;
     assert_eq!(answer.status, 200, "{answer:?}");
 }
+
+/// A tunnel outlives its HTTP exchange but not its listener: once the listener is removed it
+/// keeps working for the drain time, then closes (as Envoy closes upgraded streams).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_tunnels_close_after_the_drain_time() {
+    let backend = UpstreamServer::start_local(UpstreamConfig::new("backend"))
+        .await
+        .expect("upstream");
+    let snapshot = Snapshot::new("1")
+        .with(cluster("backend", ""))
+        .with(endpoints("backend", &[backend.addr()]))
+        .with(http_listener(
+            "ingress",
+            0,
+            "ingress",
+            "      upgrade_configs: [{ upgrade_type: websocket }]",
+        ))
+        .with(routes(
+            "  - match: { prefix: / }\n    route: { cluster: backend }",
+        ));
+    let proxy = XdsProxy::start(
+        "websocket-drain",
+        snapshot,
+        &["--concurrency", "1", "--drain-time-s", "2"],
+    )
+    .await;
+    let ingress: SocketAddr = ([127, 0, 0, 1], proxy.listener_port("ingress").await).into();
+    let (head, mut stream) = handshake(ingress, "/ws").await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    let echoes = async |stream: &mut TcpStream, message: &str| {
+        stream
+            .write_all(&client_frame(0x1, message.as_bytes()))
+            .await
+            .expect("send");
+        let (opcode, payload) = server_frame(stream).await;
+        assert_eq!((opcode, payload.as_slice()), (0x1, message.as_bytes()));
+    };
+    echoes(&mut stream, "before").await;
+
+    proxy.server.update_snapshot(|snapshot| {
+        snapshot.set_version("2");
+        snapshot.remove(xds_conformance::type_url::LISTENER, "ingress");
+    });
+    proxy.wait_for_version("lds", "2").await;
+    let removed_at = std::time::Instant::now();
+    // Still a working tunnel during the drain time...
+    echoes(&mut stream, "draining").await;
+    // ...then closed, well before the upstream would have closed it.
+    let mut rest = Vec::new();
+    let end = tokio::time::timeout(Duration::from_secs(15), stream.read_to_end(&mut rest)).await;
+    assert!(
+        matches!(end, Ok(Ok(0)) | Ok(Err(_))),
+        "the tunnel outlives the drain time: {end:?}"
+    );
+    assert!(
+        removed_at.elapsed() >= Duration::from_millis(1500),
+        "closed before the drain time: {:?}",
+        removed_at.elapsed()
+    );
+}

@@ -17,7 +17,7 @@ use http_body_util::{BodyExt, Either, Full};
 use hyper::body::Incoming;
 use outrider_model::{
     ForwardAction, HttpConnectionManager, RetryOn, RetryPolicy, ServerHeaderTransformation,
-    UpstreamProtocol, VirtualHost,
+    VirtualHost,
 };
 use outrider_tables::{EndpointState, Snapshot};
 use outrider_upstream::{try_request, try_retry};
@@ -154,14 +154,12 @@ pub(crate) async fn forward(
     } else {
         plan.path
     };
-    // HTTP/2 carries the authority in `:authority`, not in a Host header; without one, the
-    // HTTP/1.1 client would name the endpoint's address instead of the client's authority.
-    // (An HTTP/2 upstream gets no Host header: it must not contradict `:authority`.)
-    let http1_upstream = matches!(
-        entry.config.http.protocol,
-        UpstreamProtocol::Http1 | UpstreamProtocol::Auto
-    );
-    if http1_upstream
+    let client = cx
+        .worker
+        .client(&entry.config, parts.version == Version::HTTP_2);
+    // An HTTP/1.1 upstream needs a Host header: an HTTP/2 downstream carried the authority in
+    // `:authority` instead.
+    if !client.is_http2()
         && !parts.headers.contains_key(header::HOST)
         && let Some(authority) = parts.uri.authority()
         && let Ok(value) = HeaderValue::from_str(authority.as_str())
@@ -178,7 +176,16 @@ pub(crate) async fn forward(
         }
         parts.headers.insert(header::HOST, value);
     }
-    let downstream_h2 = parts.version == Version::HTTP_2;
+    // An HTTP/2 upstream gets the client's authority (or the rewritten one) as `:authority`,
+    // and no Host header that could contradict it.
+    let authority: Option<String> = if client.is_http2() {
+        match parts.headers.remove(header::HOST) {
+            Some(host) => host.to_str().ok().map(str::to_owned),
+            None => parts.uri.authority().map(|a| a.as_str().to_owned()),
+        }
+    } else {
+        None
+    };
 
     // The body: kept when it may be needed again.
     let replayable = policy.as_ref().is_some_and(|p| p.num_retries > 0);
@@ -198,7 +205,6 @@ pub(crate) async fn forward(
         Body::Stream(_) => 0,
     };
 
-    let client = cx.worker.client(&entry.config, downstream_h2);
     let balancer = cx.worker.balancer(&entry);
     let mut tried: Vec<Arc<EndpointState>> = Vec::new();
     let mut attempt: u32 = 0;
@@ -248,7 +254,7 @@ pub(crate) async fn forward(
             std::mem::take(&mut parts.headers)
         };
         let built = client
-            .uri(address, &path)
+            .uri(authority.as_deref(), address, &path)
             .and_then(|uri| build_request(&parts, headers, uri, request_body));
         let upstream_request = match built {
             Ok(request) => request,

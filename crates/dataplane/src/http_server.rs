@@ -20,6 +20,7 @@ use outrider_model::AccessLogSink;
 
 use crate::access_log::{LoggedBody, RequestRecord};
 use crate::connection::ChainRef;
+use crate::drain::DrainSignal;
 use crate::headers::ensure_request_id;
 use crate::http_proxy::proxy_request;
 use crate::worker_context::WorkerContext;
@@ -65,9 +66,14 @@ pub(crate) async fn serve_http(
     let drain_time = context.options.drain_time;
     let sinks: Rc<[AccessLogSink]> = hcm.access_log.clone().into();
     let generate_request_id = hcm.generate_request_id;
+    let drain = DrainSignal::new(drained.clone(), drain_time);
     let service = {
         let chain = chain.clone();
         service_fn(move |mut request: Request<Incoming>| {
+            if request.headers().contains_key(http::header::UPGRADE) {
+                // A tunnel outlives this connection's HTTP exchange: it must see the drain.
+                request.extensions_mut().insert(drain.clone());
+            }
             let context = context.clone();
             let chain = chain.clone();
             let sinks = sinks.clone();

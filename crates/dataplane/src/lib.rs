@@ -3,9 +3,11 @@
 
 mod access_log;
 mod connection;
+mod drain;
 mod forward;
 mod headers;
 mod http1_pool;
+mod http2_pool;
 mod http_proxy;
 mod http_server;
 mod listener_manager;

@@ -5,12 +5,12 @@
 
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::time::Duration;
 
 use outrider_model::{TcpProxy, TcpProxyCluster};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
+use crate::drain::DrainSignal;
 use crate::outcome::{Outcome, record};
 use crate::worker_context::WorkerContext;
 
@@ -66,7 +66,7 @@ pub(crate) async fn serve_tcp_proxy(
                     result = copied => if let Err(e) = result {
                         tracing::debug!(%cluster, %peer, error = %e, "tcp_proxy connection ended");
                     },
-                    () = drain_over(drained, context.options.drain_time) => {
+                    () = DrainSignal::new(drained, context.options.drain_time).over() => {
                         tracing::debug!(%cluster, %peer, "drain time over; closing the connection");
                     }
                 }
@@ -78,13 +78,4 @@ pub(crate) async fn serve_tcp_proxy(
             }
         }
     }
-}
-
-/// Resolves `drain_time` after the listener starts draining; never if it does not.
-async fn drain_over(mut drained: watch::Receiver<bool>, drain_time: Duration) {
-    if drained.wait_for(|d| *d).await.is_err() {
-        // The worker is gone, and the connection with it: nothing to wait for.
-        std::future::pending::<()>().await;
-    }
-    tokio::time::sleep(drain_time).await;
 }

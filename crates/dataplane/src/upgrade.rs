@@ -10,6 +10,8 @@ use hyper_util::rt::TokioIo;
 use outrider_model::{ForwardAction, HttpConnectionManager};
 use outrider_upstream::BreakerGuard;
 
+use crate::drain::DrainSignal;
+
 /// The upgrade a request asks for (lower case, e.g. `websocket`): an HTTP/1.1 request whose
 /// `Connection` header names `upgrade` and that carries an `Upgrade` header.
 pub(crate) fn requested(version: Version, headers: &HeaderMap) -> Option<String> {
@@ -43,10 +45,21 @@ pub(crate) fn allowed(kind: &str, hcm: &HttpConnectionManager, action: &ForwardA
         .unwrap_or(false)
 }
 
+/// The downstream side of an upgrade.
+pub(crate) struct Downstream {
+    upgrade: OnUpgrade,
+    /// The listener's drain, which ends the tunnel after the drain time.
+    drain: Option<DrainSignal>,
+}
+
 /// The downstream side of an upgrade, taken from the request before it is forwarded (the
 /// upstream request is built from the headers alone, so it never carries it).
-pub(crate) fn take_downstream(extensions: &mut http::Extensions) -> Option<OnUpgrade> {
-    extensions.remove::<OnUpgrade>()
+pub(crate) fn take_downstream(extensions: &mut http::Extensions) -> Option<Downstream> {
+    let upgrade = extensions.remove::<OnUpgrade>()?;
+    Some(Downstream {
+        upgrade,
+        drain: extensions.remove::<DrainSignal>(),
+    })
 }
 
 /// Once hyper hands over both connections (the downstream's when its 101 is written, the
@@ -54,12 +67,13 @@ pub(crate) fn take_downstream(extensions: &mut http::Extensions) -> Option<OnUpg
 /// tunnel: an upgraded stream is an active request until it closes, as in Envoy.
 pub(crate) fn tunnel(
     response: &mut Response<Incoming>,
-    downstream: OnUpgrade,
+    downstream: Downstream,
     active_request: BreakerGuard,
 ) {
     let upstream = hyper::upgrade::on(response);
+    let Downstream { upgrade, drain } = downstream;
     tokio::task::spawn_local(async move {
-        let (downstream, upstream) = match tokio::try_join!(downstream, upstream) {
+        let (downstream, upstream) = match tokio::try_join!(upgrade, upstream) {
             Ok(both) => both,
             Err(e) => {
                 tracing::debug!(error = %e, "upgrade not completed");
@@ -68,11 +82,20 @@ pub(crate) fn tunnel(
         };
         let mut downstream = TokioIo::new(downstream);
         let mut upstream = TokioIo::new(upstream);
-        match tokio::io::copy_bidirectional(&mut downstream, &mut upstream).await {
-            Ok((sent, received)) => {
-                tracing::debug!(sent, received, "upgraded connection closed");
+        let drain_over = async {
+            match drain {
+                Some(drain) => drain.over().await,
+                None => std::future::pending().await,
             }
-            Err(e) => tracing::debug!(error = %e, "upgraded connection ended"),
+        };
+        tokio::select! {
+            copied = tokio::io::copy_bidirectional(&mut downstream, &mut upstream) => match copied {
+                Ok((sent, received)) => {
+                    tracing::debug!(sent, received, "upgraded connection closed");
+                }
+                Err(e) => tracing::debug!(error = %e, "upgraded connection ended"),
+            },
+            () = drain_over => tracing::debug!("drain time over; closing the upgraded connection"),
         }
         drop(active_request);
     });

@@ -7,9 +7,6 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use outrider_model::{Cluster, RouteConfiguration, UpstreamProtocol};
 use outrider_tables::{ClusterEntry, Tables};
 use outrider_upstream::Balancer;
@@ -17,23 +14,22 @@ use outrider_upstream::Balancer;
 use crate::DataplaneOptions;
 use crate::access_log::AccessLogBuffers;
 use crate::http1_pool::{Http1Pool, Limits, SendError};
+use crate::http2_pool::Http2Pool;
 use crate::local_reply::ProxyBody;
 use crate::routing::CompiledRoutes;
-
-pub(crate) type UpstreamClient = Client<HttpConnector, ProxyBody>;
 
 /// One cluster's connection pools on this worker.
 struct UpstreamPools {
     config: Arc<Cluster>,
     http1: Option<Rc<Http1Pool>>,
-    http2: Option<Rc<UpstreamClient>>,
+    http2: Option<Rc<Http2Pool>>,
 }
 
 /// How this worker reaches a cluster's endpoints.
 #[derive(Clone)]
 pub(crate) enum Upstream {
     Http1(Rc<Http1Pool>),
-    Http2(Rc<UpstreamClient>),
+    Http2(Rc<Http2Pool>),
 }
 
 impl Upstream {
@@ -45,34 +41,35 @@ impl Upstream {
         limits: &Limits<'_>,
     ) -> Result<http::Response<hyper::body::Incoming>, SendError> {
         match self {
-            // hyper's HTTP/2 client manages its own connections: only the HTTP/1.1 pool
-            // enforces max_connections and max_pending_requests.
             Upstream::Http1(pool) => pool.send(address, request, limits).await,
-            Upstream::Http2(client) => client.request(request).await.map_err(|e| {
-                if e.is_connect() {
-                    SendError::Connect(e.to_string())
-                } else {
-                    SendError::Reset(e.to_string())
-                }
-            }),
+            Upstream::Http2(pool) => pool.send(address, request, limits).await,
         }
     }
 
-    /// The request URI: origin-form for our HTTP/1.1 pool (the `Host` header names the
-    /// authority), absolute for hyper's HTTP/2 client, which connects to the URI's authority.
+    /// The request URI: origin-form for HTTP/1.1 (the `Host` header names the authority);
+    /// absolute for HTTP/2, whose `:authority` comes from the URI (`authority`, else the
+    /// endpoint's address).
     pub(crate) fn uri(
         &self,
+        authority: Option<&str>,
         address: std::net::SocketAddr,
         path: &str,
     ) -> Result<http::Uri, http::Error> {
         match self {
             Upstream::Http1(_) => http::Uri::builder().path_and_query(path).build(),
-            Upstream::Http2(_) => http::Uri::builder()
-                .scheme("http")
-                .authority(address.to_string())
-                .path_and_query(path)
-                .build(),
+            Upstream::Http2(_) => {
+                let builder = http::Uri::builder().scheme("http");
+                let builder = match authority {
+                    Some(authority) => builder.authority(authority),
+                    None => builder.authority(address.to_string()),
+                };
+                builder.path_and_query(path).build()
+            }
         }
+    }
+
+    pub(crate) fn is_http2(&self) -> bool {
+        matches!(self, Upstream::Http2(_))
     }
 }
 
@@ -126,7 +123,7 @@ impl WorkerContext {
         if http2 {
             let client = entry
                 .http2
-                .get_or_insert_with(|| Rc::new(build_client(cluster)));
+                .get_or_insert_with(|| Rc::new(Http2Pool::new(cluster)));
             Upstream::Http2(client.clone())
         } else {
             let pool = entry
@@ -161,18 +158,4 @@ impl WorkerContext {
         routes.insert(config.name.clone(), compiled.clone());
         compiled
     }
-}
-
-/// hyper's pooled client, speaking HTTP/2 (prior knowledge) to the cluster's endpoints.
-fn build_client(cluster: &Cluster) -> UpstreamClient {
-    let mut connector = HttpConnector::new();
-    connector.set_connect_timeout(Some(cluster.connect_timeout));
-    connector.set_nodelay(true);
-    connector.enforce_http(true);
-    let mut builder = Client::builder(TokioExecutor::new());
-    builder
-        .timer(TokioTimer::new())
-        .pool_timer(TokioTimer::new())
-        .http2_only(true);
-    builder.build(connector)
 }

@@ -1,0 +1,222 @@
+//! This worker's HTTP/2 connections to upstream endpoints: one multiplexed connection per
+//! endpoint, keyed by socket address, in a `RefCell` only this worker touches.
+//!
+//! The cluster's circuit breakers apply as in Envoy: opening a connection needs a
+//! `max_connections` slot, held for as long as the connection lives; requests that arrive while
+//! their endpoint's connection is being set up, or while no slot is free, wait as pending
+//! (`max_pending_requests`) or overflow. A connection attempt runs as its own task, so a
+//! request that times out does not cancel it for the others waiting on it.
+//!
+//! Differs from Envoy: Envoy opens another connection when one reaches the server's
+//! `SETTINGS_MAX_CONCURRENT_STREAMS`; here streams beyond it queue on the one connection.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::rc::{Rc, Weak};
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::client::conn::http2::{self, SendRequest};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use outrider_model::Cluster;
+use outrider_upstream::{BreakerGuard, try_connection, try_pending};
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+
+use crate::http_server::LocalExec;
+use crate::http1_pool::{Limits, SendError};
+use crate::local_reply::ProxyBody;
+
+pub(crate) struct Http2Pool {
+    builder: http2::Builder<LocalExec>,
+    connect_timeout: std::time::Duration,
+    connections: RefCell<HashMap<SocketAddr, Connection>>,
+    /// Wakes waiting requests when a connection attempt ends or a connection closes.
+    changed: Notify,
+}
+
+enum Connection {
+    /// Being set up; requests for this endpoint wait for it.
+    Connecting(Rc<Attempt>),
+    Ready(SendRequest<ProxyBody>),
+}
+
+/// One connection attempt, shared by the requests waiting on it.
+#[derive(Default)]
+struct Attempt {
+    /// Why it failed, once it has.
+    failure: RefCell<Option<String>>,
+}
+
+impl Http2Pool {
+    pub(crate) fn new(cluster: &Cluster) -> Self {
+        let options = &cluster.http.http2;
+        let mut builder = http2::Builder::new(LocalExec);
+        builder
+            .timer(TokioTimer::new())
+            .initial_stream_window_size(options.initial_stream_window_size)
+            .initial_connection_window_size(options.initial_connection_window_size);
+        if let Some(keepalive) = &options.keepalive {
+            builder
+                .keep_alive_interval(keepalive.interval)
+                .keep_alive_timeout(keepalive.timeout);
+        }
+        Http2Pool {
+            builder,
+            connect_timeout: cluster.connect_timeout,
+            connections: RefCell::new(HashMap::new()),
+            changed: Notify::new(),
+        }
+    }
+
+    /// Sends `request` (absolute URI: its authority becomes `:authority`) to `address` on the
+    /// endpoint's connection, opening it first if needed.
+    pub(crate) async fn send(
+        self: &Rc<Self>,
+        address: SocketAddr,
+        request: Request<ProxyBody>,
+        limits: &Limits<'_>,
+    ) -> Result<Response<Incoming>, SendError> {
+        let mut sender = self.sender(address, limits).await?;
+        sender
+            .send_request(request)
+            .await
+            .map_err(|e| SendError::Reset(e.to_string()))
+    }
+
+    /// The endpoint's open connection, once there is one.
+    async fn sender(
+        self: &Rc<Self>,
+        address: SocketAddr,
+        limits: &Limits<'_>,
+    ) -> Result<SendRequest<ProxyBody>, SendError> {
+        // Taken the first time this request has to wait; held until it stops waiting.
+        let mut pending: Option<BreakerGuard> = None;
+        let mut started_attempt = false;
+        loop {
+            // Registered before looking, so a change between the look and the wait counts.
+            let changed = self.changed.notified();
+            let attempt = match self.connections.borrow().get(&address) {
+                Some(Connection::Ready(sender)) if !sender.is_closed() => {
+                    return Ok(sender.clone());
+                }
+                Some(Connection::Connecting(attempt)) => Some(attempt.clone()),
+                _ => None,
+            };
+            let attempt = match attempt {
+                Some(attempt) => attempt,
+                None => match try_connection(limits.state, limits.breakers, limits.priority) {
+                    Some(slot) => {
+                        started_attempt = true;
+                        self.start_connecting(address, slot)
+                    }
+                    None => {
+                        // No slot: wait for a connection of this cluster to close.
+                        if pending.is_none() {
+                            pending = Some(take_pending(limits)?);
+                        }
+                        changed.await;
+                        continue;
+                    }
+                },
+            };
+            // The request that started the attempt waits on it without being pending, as
+            // in the HTTP/1.1 pool.
+            if !started_attempt && pending.is_none() {
+                pending = Some(take_pending(limits)?);
+            }
+            let changed = self.changed.notified();
+            if attempt.failure.borrow().is_none() && self.is_connecting(address, &attempt) {
+                changed.await;
+            }
+            if let Some(failure) = attempt.failure.borrow().clone() {
+                return Err(SendError::Connect(failure));
+            }
+        }
+    }
+
+    fn is_connecting(&self, address: SocketAddr, attempt: &Rc<Attempt>) -> bool {
+        matches!(
+            self.connections.borrow().get(&address),
+            Some(Connection::Connecting(current)) if Rc::ptr_eq(current, attempt)
+        )
+    }
+
+    /// Starts connecting to `address` in a task of its own, holding `slot` for the life of the
+    /// connection.
+    fn start_connecting(self: &Rc<Self>, address: SocketAddr, slot: BreakerGuard) -> Rc<Attempt> {
+        let attempt = Rc::new(Attempt::default());
+        self.connections
+            .borrow_mut()
+            .insert(address, Connection::Connecting(attempt.clone()));
+        let weak_pool: Weak<Self> = Rc::downgrade(self);
+        let this_attempt = attempt.clone();
+        let builder = self.builder.clone();
+        let connect_timeout = self.connect_timeout;
+        tokio::task::spawn_local(async move {
+            let connected = connect(&builder, address, connect_timeout).await;
+            let Some(pool) = weak_pool.upgrade() else {
+                return;
+            };
+            let connection = match connected {
+                Ok((sender, connection)) => {
+                    pool.connections
+                        .borrow_mut()
+                        .insert(address, Connection::Ready(sender));
+                    connection
+                }
+                Err(failure) => {
+                    *this_attempt.failure.borrow_mut() = Some(failure);
+                    if pool.is_connecting(address, &this_attempt) {
+                        pool.connections.borrow_mut().remove(&address);
+                    }
+                    pool.changed.notify_waiters();
+                    return;
+                }
+            };
+            pool.changed.notify_waiters();
+            // The pool must not stay alive for a connection's sake.
+            drop(pool);
+            if let Err(e) = connection.await {
+                tracing::debug!(%address, error = %e, "upstream HTTP/2 connection ended");
+            }
+            drop(slot);
+            if let Some(pool) = weak_pool.upgrade() {
+                let mut connections = pool.connections.borrow_mut();
+                if matches!(connections.get(&address), Some(Connection::Ready(s)) if s.is_closed())
+                {
+                    connections.remove(&address);
+                }
+                drop(connections);
+                pool.changed.notify_waiters();
+            }
+        });
+        attempt
+    }
+}
+
+fn take_pending(limits: &Limits<'_>) -> Result<BreakerGuard, SendError> {
+    try_pending(limits.state, limits.breakers, limits.priority).ok_or(SendError::Overflow)
+}
+
+type Handshake = (
+    SendRequest<ProxyBody>,
+    http2::Connection<TokioIo<TcpStream>, ProxyBody, LocalExec>,
+);
+
+async fn connect(
+    builder: &http2::Builder<LocalExec>,
+    address: SocketAddr,
+    connect_timeout: std::time::Duration,
+) -> Result<Handshake, String> {
+    let stream = tokio::time::timeout(connect_timeout, TcpStream::connect(address))
+        .await
+        .map_err(|_| "connect timeout".to_string())?
+        .map_err(|e| e.to_string())?;
+    let _ = stream.set_nodelay(true);
+    builder
+        .handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| e.to_string())
+}
