@@ -94,7 +94,7 @@ impl RequestRecord {
             .uri()
             .authority()
             .map(|a| a.as_str().to_string())
-            .or_else(|| header(headers, "host"));
+            .or_else(|| header(headers, &http::header::HOST));
         RequestRecord {
             start: SystemTime::now(),
             started: Instant::now(),
@@ -104,16 +104,16 @@ impl RequestRecord {
                 .path_and_query()
                 .map_or_else(|| "/".to_string(), |p| p.as_str().to_string()),
             version: request.version(),
-            forwarded_for: header(headers, X_FORWARDED_FOR),
-            user_agent: header(headers, "user-agent"),
-            request_id: header(headers, X_REQUEST_ID),
+            forwarded_for: header(headers, &X_FORWARDED_FOR),
+            user_agent: header(headers, &http::header::USER_AGENT),
+            request_id: header(headers, &X_REQUEST_ID),
             authority,
             bytes_received: request.body().size_hint().exact().unwrap_or(0),
         }
     }
 }
 
-fn header(headers: &HeaderMap, name: &str) -> Option<String> {
+fn header(headers: &HeaderMap, name: &http::HeaderName) -> Option<String> {
     headers
         .get(name)
         .and_then(|v| v.to_str().ok())
@@ -145,7 +145,7 @@ impl<B> LoggedBody<B> {
         buffers: &Rc<AccessLogBuffers>,
     ) -> Response<LoggedBody<B>> {
         let status = response.status().as_u16();
-        let upstream_time = header(response.headers(), UPSTREAM_SERVICE_TIME);
+        let upstream_time = header(response.headers(), &UPSTREAM_SERVICE_TIME);
         let info = response
             .extensions()
             .get::<AccessInfo>()

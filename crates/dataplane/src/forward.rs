@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
+use http::uri::PathAndQuery;
 use http::{Request, Response, StatusCode, Uri, Version};
 
 use http_body_util::{BodyExt, Either, Full};
@@ -56,8 +57,9 @@ pub(crate) struct Plan {
     pub cluster: Option<String>,
     /// For RING_HASH and MAGLEV.
     pub hash: Option<u64>,
-    /// The path and query to send, after prefix or regex rewrites.
-    pub path: String,
+    /// The path and query to send when a prefix or regex rewrite changed it (`None`: the
+    /// request's own, sent without copying).
+    pub path: Option<String>,
     /// A new `:authority`/`Host`, when the route rewrites it.
     pub authority: Option<String>,
 }
@@ -118,7 +120,7 @@ pub(crate) async fn forward(
     };
 
     // Timeouts: the header wins over the route; 0 disables.
-    let route_timeout = millis(&parts.headers, UPSTREAM_TIMEOUT_MS)
+    let route_timeout = millis(&parts.headers, &UPSTREAM_TIMEOUT_MS)
         .or(cx.action.timeout)
         .unwrap_or(DEFAULT_ROUTE_TIMEOUT);
     let deadline = (!route_timeout.is_zero()).then(|| cx.started + route_timeout);
@@ -129,13 +131,13 @@ pub(crate) async fn forward(
         .as_ref()
         .or(cx.vhost.retry_policy.as_ref())
         .map(Cow::Borrowed);
-    if let Some(retry_on) = parts.headers.get(RETRY_ON).and_then(|v| v.to_str().ok()) {
+    if let Some(retry_on) = parts.headers.get(&RETRY_ON).and_then(|v| v.to_str().ok()) {
         let policy = policy
             .get_or_insert_with(|| Cow::Owned(RetryPolicy::default()))
             .to_mut();
         policy.retry_on = policy.retry_on | RetryOn::parse(retry_on);
     }
-    if let (Some(policy), Some(max)) = (policy.as_mut(), number(&parts.headers, MAX_RETRIES)) {
+    if let (Some(policy), Some(max)) = (policy.as_mut(), number(&parts.headers, &MAX_RETRIES)) {
         policy.to_mut().num_retries = max;
     }
 
@@ -145,14 +147,24 @@ pub(crate) async fn forward(
     if !route_timeout.is_zero()
         && let Ok(millis) = u64::try_from(route_timeout.as_millis())
     {
-        parts
-            .headers
-            .insert(EXPECTED_TIMEOUT_MS, HeaderValue::from(millis));
+        // The default timeout's value is a static: no allocation on the common path.
+        let value = if route_timeout == DEFAULT_ROUTE_TIMEOUT {
+            HeaderValue::from_static("15000")
+        } else {
+            HeaderValue::from(millis)
+        };
+        parts.headers.insert(EXPECTED_TIMEOUT_MS, value);
     }
-    let path = if plan.path.is_empty() {
-        "/".to_string()
-    } else {
-        plan.path
+    let path = match plan.path.map(PathAndQuery::try_from) {
+        Some(Ok(rewritten)) => rewritten,
+        // A rewrite produced what cannot be a request target.
+        Some(Err(_)) => return local_reply(StatusCode::BAD_REQUEST, "", cx.grpc, None),
+        None => parts
+            .uri
+            .path_and_query()
+            .filter(|p| !p.as_str().is_empty())
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/")),
     };
     let client = cx
         .worker
@@ -254,7 +266,7 @@ pub(crate) async fn forward(
             std::mem::take(&mut parts.headers)
         };
         let built = client
-            .uri(authority.as_deref(), address, &path)
+            .uri(authority.as_deref(), address, path.clone())
             .and_then(|uri| build_request(&parts, headers, uri, request_body));
         let upstream_request = match built {
             Ok(request) => request,

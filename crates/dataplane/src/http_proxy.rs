@@ -1,6 +1,7 @@
 //! One downstream HTTP request: find its route in the current tables, then answer it directly,
 //! redirect it, or forward it to the route's cluster.
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -87,7 +88,10 @@ pub(crate) async fn proxy_request(
             let plan = Plan {
                 cluster: choice.cluster.map(|c| c.into_owned()),
                 hash: request_hash(&action.hash_policy, &view, peer, local).hash,
-                path: rewrite_path(route, view.path_and_query).into_owned(),
+                path: match rewrite_path(route, view.path_and_query) {
+                    Cow::Owned(rewritten) => Some(rewritten),
+                    Cow::Borrowed(_) => None,
+                },
                 authority: rewrite_authority(action, choice.weighted, &view, None)
                     .map(|a| a.into_owned()),
             };

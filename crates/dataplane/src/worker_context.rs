@@ -4,6 +4,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -23,6 +24,23 @@ struct UpstreamPools {
     config: Arc<Cluster>,
     http1: Option<Rc<Http1Pool>>,
     http2: Option<Rc<Http2Pool>>,
+}
+
+impl UpstreamPools {
+    fn upstream(&mut self, http2: bool) -> Upstream {
+        let cluster = &self.config;
+        if http2 {
+            let pool = self
+                .http2
+                .get_or_insert_with(|| Rc::new(Http2Pool::new(cluster)));
+            Upstream::Http2(pool.clone())
+        } else {
+            let pool = self
+                .http1
+                .get_or_insert_with(|| Rc::new(Http1Pool::new(cluster.connect_timeout)));
+            Upstream::Http1(pool.clone())
+        }
+    }
 }
 
 /// How this worker reaches a cluster's endpoints.
@@ -53,10 +71,10 @@ impl Upstream {
         &self,
         authority: Option<&str>,
         address: std::net::SocketAddr,
-        path: &str,
+        path: http::uri::PathAndQuery,
     ) -> Result<http::Uri, http::Error> {
         match self {
-            Upstream::Http1(_) => http::Uri::builder().path_and_query(path).build(),
+            Upstream::Http1(_) => Ok(http::Uri::from(path)),
             Upstream::Http2(_) => {
                 let builder = http::Uri::builder().scheme("http");
                 let builder = match authority {
@@ -104,33 +122,26 @@ impl WorkerContext {
             UpstreamProtocol::Http1 | UpstreamProtocol::Auto => false,
         };
         let mut pools = self.pools.borrow_mut();
-        let entry = pools
-            .entry(cluster.name.clone())
-            .or_insert_with(|| UpstreamPools {
-                config: cluster.clone(),
-                http1: None,
-                http2: None,
-            });
-        if !Arc::ptr_eq(&entry.config, cluster) {
-            // New cluster settings (timeouts, protocol): new pools; the old connections close
-            // as their requests finish.
-            *entry = UpstreamPools {
-                config: cluster.clone(),
-                http1: None,
-                http2: None,
-            };
+        if let Some(entry) = pools.get_mut(cluster.name.as_str())
+            && Arc::ptr_eq(&entry.config, cluster)
+        {
+            return entry.upstream(http2);
         }
-        if http2 {
-            let client = entry
-                .http2
-                .get_or_insert_with(|| Rc::new(Http2Pool::new(cluster)));
-            Upstream::Http2(client.clone())
-        } else {
-            let pool = entry
-                .http1
-                .get_or_insert_with(|| Rc::new(Http1Pool::new(cluster.connect_timeout)));
-            Upstream::Http1(pool.clone())
-        }
+        // New cluster, or new settings (timeouts, protocol): new pools; the old connections
+        // close as their requests finish. (Only here is the name copied.)
+        let fresh = UpstreamPools {
+            config: cluster.clone(),
+            http1: None,
+            http2: None,
+        };
+        let entry = match pools.entry(cluster.name.clone()) {
+            Entry::Occupied(mut occupied) => {
+                occupied.insert(fresh);
+                occupied.into_mut()
+            }
+            Entry::Vacant(vacant) => vacant.insert(fresh),
+        };
+        entry.upstream(http2)
     }
 
     /// This worker's balancer for a cluster's current endpoints.
