@@ -5,6 +5,9 @@ use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 
 use outrider_model::{EndpointAddress, HealthStatus, LbEndpoint};
 
+use crate::health_check_state::HealthCheckState;
+use crate::outlier_state::OutlierState;
+
 /// Why a host is unhealthy or degraded; the names are Envoy's `/clusters` `health_flags`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct HealthFlags(u32);
@@ -89,20 +92,6 @@ impl std::ops::BitOr for HealthFlags {
     }
 }
 
-/// Outlier-detection counters of one host (owned by the outlier detector).
-#[derive(Debug, Default)]
-pub struct OutlierCounters {
-    pub consecutive_5xx: AtomicU32,
-    pub consecutive_gateway_failure: AtomicU32,
-    pub consecutive_local_origin_failure: AtomicU32,
-    /// Requests and successes in the current success-rate interval.
-    pub interval_requests: AtomicU64,
-    pub interval_successes: AtomicU64,
-    pub num_ejections: AtomicU32,
-    /// Milliseconds since the Unix epoch of the last ejection; 0 = never.
-    pub last_ejection_ms: AtomicU64,
-}
-
 /// One upstream host of one cluster. Shared by every snapshot that contains it: EDS updates
 /// that keep the address keep this very `Arc`, so health, outlier and load state survive.
 #[derive(Debug)]
@@ -123,7 +112,10 @@ pub struct EndpointState {
     pub rq_success: AtomicU64,
     pub rq_error: AtomicU64,
     pub rq_timeout: AtomicU64,
-    pub outlier: OutlierCounters,
+    /// Outcome counters and ejection state (written by the data plane and outlier detector).
+    pub outlier: OutlierState,
+    /// Active health checking's view of this host (written by the health checker).
+    pub health_check: HealthCheckState,
 }
 
 impl EndpointState {
@@ -158,7 +150,8 @@ impl EndpointState {
             rq_success: AtomicU64::new(0),
             rq_error: AtomicU64::new(0),
             rq_timeout: AtomicU64::new(0),
-            outlier: OutlierCounters::default(),
+            outlier: OutlierState::default(),
+            health_check: HealthCheckState::default(),
         };
         state.set_eds_health(*health_status);
         state

@@ -10,12 +10,16 @@ mod change;
 mod cluster_state;
 mod endpoint_set;
 mod endpoint_state;
+mod health_check_state;
+mod outlier_state;
 mod snapshot;
 mod tables;
 
 pub use change::Change;
 pub use cluster_state::{ClusterCounters, ClusterState, ResourceCounts};
 pub use endpoint_set::{EndpointSet, LocalityEndpoints, PriorityLevel};
-pub use endpoint_state::{EndpointState, HealthFlags, OutlierCounters};
+pub use endpoint_state::{EndpointState, HealthFlags};
+pub use health_check_state::HealthCheckState;
+pub use outlier_state::OutlierState;
 pub use snapshot::{ClusterEntry, Snapshot};
 pub use tables::Tables;

@@ -6,6 +6,7 @@
 mod balancer;
 mod circuit_breaker;
 mod edf;
+pub mod events;
 mod hash;
 mod health;
 mod health_summary;
