@@ -13,13 +13,14 @@ use envoy_types::pb::envoy::config::core::v3::api_config_source::ApiType;
 use envoy_types::pb::envoy::config::core::v3::grpc_service::TargetSpecifier;
 use envoy_types::pb::envoy::config::core::v3::node::UserAgentVersionType;
 use envoy_types::pb::envoy::config::core::v3::{
-    ApiConfigSource, Node, address, socket_address::PortSpecifier,
+    ApiConfigSource, GrpcService, Node, address, socket_address::PortSpecifier,
 };
 use envoy_types::pb::envoy::extensions::upstreams::http::v3::HttpProtocolOptions;
 use envoy_types::pb::envoy::extensions::upstreams::http::v3::http_protocol_options::{
     UpstreamProtocolOptions, explicit_http_config::ProtocolConfig,
 };
 use outrider_model::{Cluster, ConfigSource, Listener};
+use outrider_report::ReportConfig;
 use prost::Message;
 
 /// The key of the upstream HTTP protocol options in `typed_extension_protocol_options`.
@@ -79,6 +80,9 @@ pub struct LoadedBootstrap {
     pub ads: Option<AdsServer>,
     /// Fields that are set but that we do not act on, by path (see `ignored.rs`).
     pub ignored: Vec<&'static str>,
+    /// What to report to the control plane, and where (`cluster_manager`: outlier
+    /// `event_service` and `event_log_path`, `load_stats_config`).
+    pub report: ReportConfig,
     /// Whether 503s for want of an endpoint say why (runtime key
     /// `outrider.no_healthy_upstream_header`, default true).
     pub explain_no_healthy_upstream: bool,
@@ -176,6 +180,7 @@ pub fn check(
         }
     };
 
+    let report = report::report_config(&proto, &statics.clusters)?;
     let ignored = ignored::ignored_fields(&proto);
     let explain_no_healthy_upstream =
         runtime_flags::runtime_bool(&proto, runtime_flags::NO_HEALTHY_UPSTREAM_HEADER)?
@@ -184,6 +189,7 @@ pub fn check(
         file: PathBuf::new(),
         ignored,
         explain_no_healthy_upstream,
+        report,
         proto,
         node,
         admin_address,
@@ -241,34 +247,9 @@ fn ads_server(
             ),
         ));
     };
-    let Some(TargetSpecifier::EnvoyGrpc(envoy_grpc)) = &service.target_specifier else {
-        return Err((
-            at("grpc_services[0]"),
-            "only envoy_grpc (a static cluster) is supported".into(),
-        ));
-    };
-    let name = &envoy_grpc.cluster_name;
-    let Some((index, cluster)) = clusters.iter().enumerate().find(|(_, c)| &c.name == name) else {
-        return Err((
-            at("grpc_services[0].envoy_grpc.cluster_name"),
-            format!("no static cluster named {name:?}"),
-        ));
-    };
+    let (index, cluster) = grpc_static_cluster(service, clusters, &at("grpc_services[0]"), "ADS")?;
+    let name = &cluster.name;
     let cluster_path = format!("static_resources.clusters[{index}]");
-    if !speaks_http2(cluster) {
-        return Err((
-            cluster_path,
-            format!(
-                "cluster {name:?} serves gRPC (ADS) so it must enable HTTP/2: set typed_extension_protocol_options.{HTTP_PROTOCOL_OPTIONS}.explicit_http_config.http2_protocol_options"
-            ),
-        ));
-    }
-    if cluster.transport_socket.is_some() {
-        return Err((
-            format!("{cluster_path}.transport_socket"),
-            "TLS to the ADS server is not supported yet".into(),
-        ));
-    }
     let endpoint = cluster
         .load_assignment
         .as_ref()
@@ -317,6 +298,55 @@ fn ads_server(
         lds,
         cds,
     })
+}
+
+/// The static cluster a gRPC service names (`envoy_grpc.cluster_name`), checked as one we can
+/// reach it through: HTTP/2 and plaintext. `at` is the service's field path; `purpose` names the
+/// service in errors (`ADS`, `load reporting`).
+fn grpc_static_cluster<'a>(
+    service: &GrpcService,
+    clusters: &'a [ClusterProto],
+    at: &str,
+    purpose: &str,
+) -> Result<(usize, &'a ClusterProto), (String, String)> {
+    let envoy_grpc = match &service.target_specifier {
+        Some(TargetSpecifier::EnvoyGrpc(envoy_grpc)) => envoy_grpc,
+        Some(TargetSpecifier::GoogleGrpc(_)) => {
+            return Err((
+                format!("{at}.google_grpc"),
+                "google_grpc is not supported: use envoy_grpc naming a static cluster".into(),
+            ));
+        }
+        None => {
+            return Err((
+                at.to_string(),
+                "required: envoy_grpc naming a static cluster".into(),
+            ));
+        }
+    };
+    let name = &envoy_grpc.cluster_name;
+    let Some((index, cluster)) = clusters.iter().enumerate().find(|(_, c)| &c.name == name) else {
+        return Err((
+            format!("{at}.envoy_grpc.cluster_name"),
+            format!("no static cluster named {name:?}"),
+        ));
+    };
+    let cluster_path = format!("static_resources.clusters[{index}]");
+    if !speaks_http2(cluster) {
+        return Err((
+            cluster_path,
+            format!(
+                "cluster {name:?} serves gRPC ({purpose}) so it must enable HTTP/2: set typed_extension_protocol_options.{HTTP_PROTOCOL_OPTIONS}.explicit_http_config.http2_protocol_options"
+            ),
+        ));
+    }
+    if cluster.transport_socket.is_some() {
+        return Err((
+            format!("{cluster_path}.transport_socket"),
+            format!("TLS to the {purpose} server is not supported yet"),
+        ));
+    }
+    Ok((index, cluster))
 }
 
 /// HTTP/2 upstream, declared either way Envoy accepts.
@@ -368,6 +398,7 @@ fn socket_address(
 }
 
 mod ignored;
+mod report;
 pub mod runtime_flags;
 #[cfg(test)]
 mod tests;

@@ -28,6 +28,18 @@ pub enum Command {
     },
     /// Run the built-in management server serving a snapshot file, and the proxy subscribed to it.
     Demo(DemoArgs),
+    /// Ask a running Outrider why a cluster has (no) healthy upstream (its admin `/diagnose`).
+    Diagnose {
+        /// The admin interface's address.
+        #[arg(long, default_value = "127.0.0.1:9901")]
+        admin: std::net::SocketAddr,
+        /// The cluster to diagnose.
+        #[arg(long)]
+        cluster: String,
+        /// Print the JSON report instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Envoy's `--mode`.

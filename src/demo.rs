@@ -160,6 +160,13 @@ Try:
   curl -s '{admin}/config_dump?resource=dynamic_active_clusters'
   curl -s '{admin}/config_dump?include_eds'              # with endpoints
   curl -s {admin}/server_info
+  curl -s {admin}/clusters                               # hosts, counters, health flags
+  curl -s {admin}/stats/prometheus                       # Envoy's stat names
+  outrider diagnose --admin {admin} --cluster demo-backend   # why (no) healthy upstream?
+
+Outlier detection: send some traffic (for i in $(seq 50); do curl -s -o /dev/null
+127.0.0.1:10000/; done) and c is ejected for failing 1 in 3 (failure percentage): see
+/failed_outlier_check in /clusters and the ejection in outrider diagnose.
 
 Live updates: edit {snapshot} (e.g. change `version` and a cluster's lb_policy), save, and
 see the new version in /config_dump within a second. Put an invalid value in (e.g.

@@ -4,5 +4,7 @@
 pub mod bootstrap;
 pub mod cli;
 pub mod demo;
+pub mod diagnose;
 pub mod logging;
 pub mod proxy;
+mod stats;

@@ -13,6 +13,11 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::Validate { config_path }) => validate(&config_path, &Overrides::default()),
         Some(Command::Demo(args)) => demo(args),
+        Some(Command::Diagnose {
+            admin,
+            cluster,
+            json,
+        }) => diagnose(admin, &cluster, json),
         None if cli.run.mode == Mode::Validate => match &cli.run.config_path {
             Some(path) => validate(path, &overrides(&cli.run)),
             None => missing_config(),
@@ -51,6 +56,24 @@ fn validate(path: &std::path::Path, overrides: &Overrides) -> ExitCode {
         }
         Err(e) => {
             eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[allow(clippy::print_stdout, reason = "the command's answer")]
+fn diagnose(admin: std::net::SocketAddr, cluster: &str, json: bool) -> ExitCode {
+    match outrider::diagnose::fetch(admin, cluster, json) {
+        Ok((200, body)) => {
+            print!("{body}");
+            ExitCode::SUCCESS
+        }
+        Ok((status, body)) => {
+            eprintln!("outrider: {admin} answered {status}: {}", body.trim());
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("outrider: cannot reach the admin interface at {admin}: {e}");
             ExitCode::FAILURE
         }
     }

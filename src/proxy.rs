@@ -1,5 +1,5 @@
-//! Wiring of a running proxy: tables, admin server (own thread), and the xDS client on the
-//! control runtime.
+//! Wiring of a running proxy: tables, admin server (own thread), and the xDS client and DNS
+//! resolver on the control runtime.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -12,6 +12,7 @@ use envoy_types::pb::envoy::admin::v3::CommandLineOptions;
 use outrider_admin::{AdminState, ServerInfoSource};
 use outrider_dataplane::{Dataplane, DataplaneOptions};
 use outrider_tables::{Change, Tables};
+use outrider_upstream::events::EventBus;
 use outrider_xds::{AdsClient, AdsConfig, AdsState, ClientStatus, Now};
 use tonic::transport::Endpoint;
 
@@ -40,6 +41,8 @@ pub async fn serve(
             "bootstrap fields that Outrider accepts but does not act on"
         );
     }
+    // Counters get one shard per worker: set before any cluster state is built.
+    outrider_tables::set_worker_count(options.concurrency);
     let tables = Arc::new(Tables::new());
     let mut statics: Vec<Change> = Vec::new();
     statics.extend(
@@ -76,12 +79,26 @@ pub async fn serve(
         .context("starting the data plane workers")?,
     );
 
+    // Host events (outlier ejections, health-check transitions) for every producer and
+    // reporter: each takes a clone.
+    let events = EventBus::default();
+    // Host events and load to the control plane (cluster_manager's event_service,
+    // event_log_path and load_stats_config); subscribed to the bus from here on.
+    let reporter = outrider_report::Reporter::new(
+        bootstrap.report.clone(),
+        tables.clone(),
+        &events,
+        bootstrap.node.clone(),
+    );
+    let report_stats = reporter.stats();
+
     let admin = match bootstrap.admin_address {
         None => None,
         Some(address) => {
             let listener = std::net::TcpListener::bind(address)
                 .with_context(|| format!("binding the admin address {address}"))?;
             let bound = dataplane.clone();
+            let http_stats = dataplane.http_stats();
             let state = AdminState::new(
                 Arc::new(bootstrap.proto.clone()),
                 status.clone(),
@@ -93,7 +110,10 @@ pub async fn serve(
                     .into_iter()
                     .map(|l| (l.config.name.clone(), l.address))
                     .collect()
-            }));
+            }))
+            .with_tables(tables.clone())
+            .with_stats(Arc::new(move || crate::stats::http_stats(&http_stats)))
+            .with_stats(Arc::new(move || crate::stats::report_stats(&report_stats)));
             let handle =
                 outrider_admin::spawn(listener, state).context("starting the admin server")?;
             tracing::info!(address = %handle.local_addr, "admin interface listening");
@@ -130,10 +150,23 @@ pub async fn serve(
             None => std::future::pending().await,
         }
     };
-    // The control thread: the xDS client and the listener manager, until asked to stop.
+    // Host names of STRICT_DNS and LOGICAL_DNS clusters; its refresh loops end with it.
+    let dns = outrider_dns::run(tables.clone(), outrider_dns::SystemLookup);
+    // Outlier detection: one detector per cluster that has it, woken by the data plane.
+    let outliers = outrider_upstream::outlier::run(tables.clone(), events.clone());
+    // Active health checks: one session per (cluster, host, check), started and stopped as
+    // the tables change.
+    let health_checks = outrider_health_check::run(tables.clone(), events.clone());
+    let reports = reporter.run();
+    // The control thread: the xDS client, the DNS resolver, the outlier detectors, the health
+    // checker, the reporters and the listener manager, until asked to stop.
     tokio::select! {
         () = stop => {}
         () = xds => {}
+        () = dns => {}
+        () = outliers => {}
+        () = health_checks => {}
+        () = reports => {}
         () = dataplane.run(std::future::pending()) => {}
     }
     if let Some(admin) = admin {

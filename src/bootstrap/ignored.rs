@@ -4,7 +4,12 @@
 //! Every field is named here (the struct is destructured whole), so a new field in a newer
 //! envoy-types is a compile error until someone decides about it.
 
-use envoy_types::pb::envoy::config::bootstrap::v3::{Admin, Bootstrap, bootstrap};
+use envoy_types::pb::envoy::config::bootstrap::v3::{
+    Admin, Bootstrap, ClusterManager, bootstrap, cluster_manager,
+};
+use envoy_types::pb::envoy::config::core::v3::event_service_config::ConfigSourceSpecifier;
+use envoy_types::pb::envoy::config::core::v3::grpc_service::{EnvoyGrpc, TargetSpecifier};
+use envoy_types::pb::envoy::config::core::v3::{ApiConfigSource, EventServiceConfig, GrpcService};
 
 /// The paths of the fields that are set and ignored, in the bootstrap's order.
 pub fn ignored_fields(proto: &Bootstrap) -> Vec<&'static str> {
@@ -106,7 +111,9 @@ pub fn ignored_fields(proto: &Bootstrap) -> Vec<&'static str> {
         note(!socket_options.is_empty(), "admin.socket_options");
         note(!allow_paths.is_empty(), "admin.allow_paths");
     }
-    note(cluster_manager.is_some(), "cluster_manager");
+    if let Some(manager) = cluster_manager {
+        cluster_manager_ignored(manager, &mut note);
+    }
     note(hds_config.is_some(), "hds_config");
     note(!flags_path.is_empty(), "flags_path");
     note(!stats_sinks.is_empty(), "stats_sinks");
@@ -170,6 +177,135 @@ pub fn ignored_fields(proto: &Bootstrap) -> Vec<&'static str> {
     note(*enable_worker_cpu_affinity, "enable_worker_cpu_affinity");
     note(stats_eviction.is_some(), "stats_eviction");
     ignored
+}
+
+/// `cluster_manager`: the reporting fields are acted on (`report.rs`); the rest is not.
+fn cluster_manager_ignored(manager: &ClusterManager, note: &mut impl FnMut(bool, &'static str)) {
+    let ClusterManager {
+        local_cluster_name,
+        outlier_detection,
+        upstream_bind_config,
+        load_stats_config,
+        enable_deferred_cluster_creation,
+    } = manager;
+    note(
+        !local_cluster_name.is_empty(),
+        "cluster_manager.local_cluster_name",
+    );
+    if let Some(outlier) = outlier_detection {
+        let cluster_manager::OutlierDetection {
+            event_log_path: _,
+            event_service,
+        } = outlier;
+        if let Some(EventServiceConfig {
+            config_source_specifier: Some(ConfigSourceSpecifier::GrpcService(service)),
+        }) = event_service
+        {
+            grpc_service_ignored(service, &EVENT_SERVICE_PATHS, note);
+        }
+    }
+    note(
+        upstream_bind_config.is_some(),
+        "cluster_manager.upstream_bind_config",
+    );
+    if let Some(source) = load_stats_config {
+        let ApiConfigSource {
+            api_type: _,
+            transport_api_version: _,
+            cluster_names: _,
+            grpc_services,
+            refresh_delay,
+            request_timeout,
+            rate_limit_settings,
+            // We send the node on the first message only either way.
+            set_node_on_first_message_only: _,
+            config_validators,
+        } = source;
+        note(
+            refresh_delay.is_some(),
+            "cluster_manager.load_stats_config.refresh_delay",
+        );
+        note(
+            request_timeout.is_some(),
+            "cluster_manager.load_stats_config.request_timeout",
+        );
+        note(
+            rate_limit_settings.is_some(),
+            "cluster_manager.load_stats_config.rate_limit_settings",
+        );
+        note(
+            !config_validators.is_empty(),
+            "cluster_manager.load_stats_config.config_validators",
+        );
+        for service in grpc_services {
+            grpc_service_ignored(service, &LOAD_STATS_PATHS, note);
+        }
+    }
+    note(
+        *enable_deferred_cluster_creation,
+        "cluster_manager.enable_deferred_cluster_creation",
+    );
+}
+
+/// The paths of a `GrpcService`'s fields we do not act on, at one place in the bootstrap.
+struct GrpcServicePaths {
+    timeout: &'static str,
+    retry_policy: &'static str,
+    authority: &'static str,
+    envoy_grpc_retry_policy: &'static str,
+    max_receive_message_length: &'static str,
+    skip_envoy_headers: &'static str,
+}
+
+macro_rules! grpc_service_paths {
+    ($at:literal) => {
+        GrpcServicePaths {
+            timeout: concat!($at, ".timeout"),
+            retry_policy: concat!($at, ".retry_policy"),
+            authority: concat!($at, ".envoy_grpc.authority"),
+            envoy_grpc_retry_policy: concat!($at, ".envoy_grpc.retry_policy"),
+            max_receive_message_length: concat!($at, ".envoy_grpc.max_receive_message_length"),
+            skip_envoy_headers: concat!($at, ".envoy_grpc.skip_envoy_headers"),
+        }
+    };
+}
+
+const EVENT_SERVICE_PATHS: GrpcServicePaths =
+    grpc_service_paths!("cluster_manager.outlier_detection.event_service.grpc_service");
+const LOAD_STATS_PATHS: GrpcServicePaths =
+    grpc_service_paths!("cluster_manager.load_stats_config.grpc_services[0]");
+
+/// `timeout` and the retry policies do not apply to a stream that lives for the process; we
+/// neither set `:authority` overrides nor Envoy's own headers.
+fn grpc_service_ignored(
+    service: &GrpcService,
+    paths: &GrpcServicePaths,
+    note: &mut impl FnMut(bool, &'static str),
+) {
+    let GrpcService {
+        timeout,
+        initial_metadata: _,
+        retry_policy,
+        target_specifier,
+    } = service;
+    note(timeout.is_some(), paths.timeout);
+    note(retry_policy.is_some(), paths.retry_policy);
+    if let Some(TargetSpecifier::EnvoyGrpc(envoy_grpc)) = target_specifier {
+        let EnvoyGrpc {
+            cluster_name: _,
+            authority,
+            retry_policy,
+            max_receive_message_length,
+            skip_envoy_headers,
+        } = envoy_grpc;
+        note(!authority.is_empty(), paths.authority);
+        note(retry_policy.is_some(), paths.envoy_grpc_retry_policy);
+        note(
+            max_receive_message_length.is_some(),
+            paths.max_receive_message_length,
+        );
+        note(*skip_envoy_headers, paths.skip_envoy_headers);
+    }
 }
 
 /// A runtime with anything but Outrider's own static keys (`outrider.*`, read by

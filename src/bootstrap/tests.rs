@@ -200,3 +200,172 @@ fn the_no_healthy_upstream_header_is_on_unless_a_runtime_layer_turns_it_off() {
         "layered_runtime.layers[0].static_layer.outrider.no_healthy_upstream_header"
     );
 }
+
+/// The reporting fields of `cluster_manager`, all pointing at the ADS cluster.
+const CLUSTER_MANAGER: &str = r#"
+cluster_manager:
+  outlier_detection:
+    event_log_path: /var/log/outrider/outlier.log
+    event_service:
+      grpc_service:
+        envoy_grpc: { cluster_name: xds_cluster }
+        initial_metadata: [{ key: X-Token, value: secret }]
+  load_stats_config:
+    api_type: GRPC
+    transport_api_version: V3
+    grpc_services: [{ envoy_grpc: { cluster_name: xds_cluster } }]
+"#;
+
+fn with_cluster_manager(cluster_manager: &str) -> String {
+    format!("{ENVOY_BOOTSTRAP}{cluster_manager}")
+}
+
+#[test]
+fn reads_the_reporting_fields_of_cluster_manager() {
+    let loaded = check_yaml(
+        &with_cluster_manager(CLUSTER_MANAGER),
+        &Overrides::default(),
+    )
+    .expect("valid");
+    let report = &loaded.report;
+    assert_eq!(
+        report.event_log_path.as_deref(),
+        Some(Path::new("/var/log/outrider/outlier.log"))
+    );
+    let events = report.event_service.as_ref().expect("event service");
+    assert_eq!(events.cluster, "xds_cluster");
+    assert_eq!(
+        events.initial_metadata,
+        [("x-token".to_string(), "secret".to_string())]
+    );
+    let lrs = report.load_stats.as_ref().expect("LRS");
+    assert_eq!(lrs.cluster, "xds_cluster");
+    assert!(lrs.initial_metadata.is_empty());
+    assert!(loaded.ignored.is_empty(), "{:?}", loaded.ignored);
+
+    // DELTA_GRPC is accepted for LRS, as Envoy does.
+    let delta =
+        with_cluster_manager(&CLUSTER_MANAGER.replace("api_type: GRPC", "api_type: DELTA_GRPC"));
+    let loaded = check_yaml(&delta, &Overrides::default()).expect("valid");
+    assert!(loaded.report.load_stats.is_some());
+
+    // Without cluster_manager nothing reports.
+    let plain = check_yaml(ENVOY_BOOTSTRAP, &Overrides::default()).expect("valid");
+    assert!(plain.report.is_empty());
+}
+
+#[test]
+fn the_rest_of_cluster_manager_is_listed_as_ignored() {
+    let yaml = with_cluster_manager(
+        &CLUSTER_MANAGER
+            .replace(
+                "cluster_manager:\n",
+                "cluster_manager:\n  local_cluster_name: me\n",
+            )
+            .replace(
+                "    grpc_services: [{ envoy_grpc: { cluster_name: xds_cluster } }]",
+                "    request_timeout: 1s\n    grpc_services: [{ envoy_grpc: { cluster_name: xds_cluster, authority: lrs.example }, timeout: 5s }]",
+            ),
+    );
+    let loaded = check_yaml(&yaml, &Overrides::default()).expect("still valid");
+    assert_eq!(
+        loaded.ignored,
+        [
+            "cluster_manager.local_cluster_name",
+            "cluster_manager.load_stats_config.request_timeout",
+            "cluster_manager.load_stats_config.grpc_services[0].timeout",
+            "cluster_manager.load_stats_config.grpc_services[0].envoy_grpc.authority",
+        ]
+    );
+    let only_ignored = with_cluster_manager("cluster_manager: { local_cluster_name: me }\n");
+    let loaded = check_yaml(&only_ignored, &Overrides::default()).expect("valid");
+    assert_eq!(loaded.ignored, ["cluster_manager.local_cluster_name"]);
+    assert!(loaded.report.is_empty());
+}
+
+#[test]
+fn reporting_errors_name_the_field_path() {
+    let event_service = "cluster_manager.outlier_detection.event_service.grpc_service";
+    let lrs = "cluster_manager.load_stats_config";
+    let cases: Vec<(String, String)> = vec![
+        (
+            CLUSTER_MANAGER.replace(
+                "        envoy_grpc: { cluster_name: xds_cluster }\n",
+                "        google_grpc: { target_uri: 'x:1', stat_prefix: x }\n",
+            ),
+            format!("{event_service}.google_grpc"),
+        ),
+        (
+            CLUSTER_MANAGER.replace(
+                "      grpc_service:\n        envoy_grpc: { cluster_name: xds_cluster }\n        initial_metadata: [{ key: X-Token, value: secret }]\n",
+                "      {}\n",
+            ),
+            event_service.to_string(),
+        ),
+        (
+            CLUSTER_MANAGER.replace(
+                "        envoy_grpc: { cluster_name: xds_cluster }\n",
+                "        envoy_grpc: { cluster_name: nope }\n",
+            ),
+            format!("{event_service}.envoy_grpc.cluster_name"),
+        ),
+        (
+            CLUSTER_MANAGER.replace("value: secret", "value: \"s\\u00e9cret\""),
+            format!("{event_service}.initial_metadata[0]"),
+        ),
+        (
+            CLUSTER_MANAGER.replace("api_type: GRPC", "api_type: REST"),
+            format!("{lrs}.api_type"),
+        ),
+        (
+            CLUSTER_MANAGER.replace("    transport_api_version: V3\n", ""),
+            format!("{lrs}.transport_api_version"),
+        ),
+        (
+            CLUSTER_MANAGER.replace(
+                "[{ envoy_grpc: { cluster_name: xds_cluster } }]",
+                "[{ envoy_grpc: { cluster_name: xds_cluster } }, { envoy_grpc: { cluster_name: xds_cluster } }]",
+            ),
+            format!("{lrs}.grpc_services"),
+        ),
+        (
+            CLUSTER_MANAGER.replace(
+                "[{ envoy_grpc: { cluster_name: xds_cluster } }]",
+                "[{ google_grpc: { target_uri: 'x:1', stat_prefix: x } }]",
+            ),
+            format!("{lrs}.grpc_services[0].google_grpc"),
+        ),
+        (
+            CLUSTER_MANAGER.replace(
+                "    grpc_services: [{ envoy_grpc: { cluster_name: xds_cluster } }]",
+                "    cluster_names: [xds_cluster]\n    grpc_services: [{ envoy_grpc: { cluster_name: xds_cluster } }]",
+            ),
+            format!("{lrs}.cluster_names"),
+        ),
+    ];
+    for (cluster_manager, path) in cases {
+        assert_ne!(
+            cluster_manager, CLUSTER_MANAGER,
+            "{path}: the case changes nothing"
+        );
+        let (got, reason) = check_yaml(
+            &with_cluster_manager(&cluster_manager),
+            &Overrides::default(),
+        )
+        .expect_err(&path);
+        assert_eq!(got, path, "{reason}");
+        assert!(!reason.is_empty());
+    }
+
+    // The reporting cluster must speak HTTP/2, as the ADS one must.
+    let http1 = format!(
+        "{ENVOY_BOOTSTRAP}  - name: plain\n    type: STATIC\n    load_assignment: {{ cluster_name: plain, endpoints: [] }}\n{}",
+        CLUSTER_MANAGER.replace(
+            "grpc_services: [{ envoy_grpc: { cluster_name: xds_cluster } }]",
+            "grpc_services: [{ envoy_grpc: { cluster_name: plain } }]",
+        )
+    );
+    let (path, reason) = check_yaml(&http1, &Overrides::default()).expect_err("HTTP/1 cluster");
+    assert_eq!(path, "static_resources.clusters[1]");
+    assert!(reason.contains("load reporting"), "{reason}");
+}

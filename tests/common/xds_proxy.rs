@@ -150,6 +150,17 @@ impl XdsProxy {
     /// Serves `snapshot` from a new management server and starts the binary against it with
     /// `args` added (e.g. `["--concurrency", "1"]`).
     pub async fn start(test: &str, snapshot: Snapshot, args: &[&str]) -> XdsProxy {
+        XdsProxy::start_with_bootstrap(test, snapshot, args, "").await
+    }
+
+    /// As `start`, with `extra` appended to the bootstrap: more top-level YAML (e.g. a
+    /// `cluster_manager` block; the management server's static cluster is named `xds`).
+    pub async fn start_with_bootstrap(
+        test: &str,
+        snapshot: Snapshot,
+        args: &[&str],
+        extra: &str,
+    ) -> XdsProxy {
         let server = ManagementServer::start(ServerOptions::default())
             .await
             .expect("management server");
@@ -158,7 +169,7 @@ impl XdsProxy {
         let bootstrap = dir.join("bootstrap.yaml");
         std::fs::write(
             &bootstrap,
-            BOOTSTRAP.replace("XDS_PORT", &server.addr().port().to_string()),
+            BOOTSTRAP.replace("XDS_PORT", &server.addr().port().to_string()) + extra,
         )
         .expect("bootstrap");
         let admin_path = dir.join("admin");

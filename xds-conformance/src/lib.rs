@@ -1,4 +1,5 @@
-//! A scriptable xDS v3 management server: ADS over gRPC, state of the world and delta.
+//! A scriptable xDS v3 management server: ADS over gRPC, state of the world and delta, plus the
+//! reporting services a proxy talks back to (EventReportingService and LRS), recorded for tests.
 //!
 //! It serves a [`Snapshot`] (set from code or from a YAML file of Envoy-format resources) with
 //! go-control-plane's semantics, records every request and response for tests to read and wait
@@ -26,8 +27,11 @@
 
 mod behavior;
 mod delta;
+mod events_service;
 mod file_watcher;
+mod lrs_service;
 mod recorder;
+mod report_log;
 mod server;
 mod shared;
 mod snapshot;
@@ -38,7 +42,9 @@ pub mod suite;
 pub mod type_url;
 
 pub use behavior::{Behavior, ServerOptions};
+pub use events_service::RecordedEvents;
 pub use file_watcher::{DEFAULT_POLL_INTERVAL, FileWatcher, ReloadStatus};
+pub use lrs_service::RecordedLoadReport;
 pub use recorder::{
     Protocol, RecordedRequest, RecordedResponse, Recorder, RequestBody, RequestClass,
     ResponseOrigin, StreamInfo,

@@ -11,12 +11,16 @@ use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service
 use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
 };
+use envoy_types::pb::envoy::service::event_reporting::v3::event_reporting_service_server::EventReportingServiceServer;
+use envoy_types::pb::envoy::service::load_stats::v3::load_reporting_service_server::LoadReportingServiceServer;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
 use crate::behavior::{Behavior, ServerOptions};
+use crate::events_service::{EventsService, EventsState};
+use crate::lrs_service::{LrsService, LrsState};
 use crate::recorder::{Protocol, RecordedRequest, RecordedResponse, Recorder, StreamInfo};
 use crate::shared::{Shared, StreamCommand};
 use crate::snapshot::Snapshot;
@@ -52,6 +56,9 @@ pub struct ManagementServer {
 
 struct Inner {
     shared: Arc<Shared>,
+    /// The reporting services (host events, load reports) on the same gRPC server.
+    events: Arc<EventsState>,
+    lrs: Arc<LrsState>,
     addr: SocketAddr,
     stop: Mutex<Option<oneshot::Sender<()>>>,
     task: Mutex<Option<JoinHandle<()>>>,
@@ -98,11 +105,19 @@ impl ManagementServer {
         let service = AggregatedDiscoveryServiceServer::new(AdsService {
             shared: shared.clone(),
         });
+        let events = Arc::new(EventsState::new());
+        let lrs = Arc::new(LrsState::new());
+        let events_service = EventReportingServiceServer::new(EventsService {
+            state: events.clone(),
+        });
+        let lrs_service = LoadReportingServiceServer::new(LrsService { state: lrs.clone() });
         let (stop, stopped) = oneshot::channel::<()>();
         let incoming = tonic::transport::server::TcpIncoming::from(listener);
         let task = runtime.spawn(async move {
             let result = tonic::transport::Server::builder()
                 .add_service(service)
+                .add_service(events_service)
+                .add_service(lrs_service)
                 .serve_with_incoming_shutdown(incoming, async {
                     // A dropped sender (handle gone) also stops the server.
                     let _ = stopped.await;
@@ -116,6 +131,8 @@ impl ManagementServer {
         Ok(ManagementServer {
             inner: Arc::new(Inner {
                 shared,
+                events,
+                lrs,
                 addr,
                 stop: Mutex::new(Some(stop)),
                 task: Mutex::new(Some(task)),
@@ -136,6 +153,9 @@ impl ManagementServer {
     /// Ends every stream with `UNAVAILABLE`, stops accepting, and waits (briefly) for the
     /// connections to close.
     pub async fn shutdown(&self) {
+        // Reporting streams never end on their own; a client reconnecting meanwhile is refused.
+        self.inner.events.close();
+        self.inner.lrs.close();
         self.drop_streams_with(tonic::Status::unavailable("server shutting down"));
         let stop = lock(&self.inner.stop).take();
         if let Some(stop) = stop {
@@ -292,6 +312,23 @@ impl ManagementServer {
         timeout: Duration,
     ) -> Option<StreamInfo> {
         self.recorder().wait_for_stream(pred, timeout).await
+    }
+}
+
+impl ManagementServer {
+    pub(crate) fn events_state(&self) -> &EventsState {
+        &self.inner.events
+    }
+
+    pub(crate) fn lrs_state(&self) -> &LrsState {
+        &self.inner.lrs
+    }
+
+    /// Ends every open event-reporting and load-reporting stream now with `UNAVAILABLE` (the
+    /// server stays up; clients may reconnect).
+    pub fn drop_report_streams(&self) {
+        self.inner.events.drop_streams();
+        self.inner.lrs.drop_streams();
     }
 }
 

@@ -32,6 +32,15 @@ const ENDPOINTS: &[Endpoint] = &[
         params: &[],
     },
     Endpoint {
+        path: "/clusters",
+        help: "upstream cluster status: thresholds, hosts, their counters and health flags",
+        mutates: false,
+        params: &[(
+            "format",
+            "json for Envoy's envoy.admin.v3.Clusters JSON, else text",
+        )],
+    },
+    Endpoint {
         path: "/config_dump",
         help: "dump current configs (Envoy's envoy.admin.v3.ConfigDump)",
         mutates: false,
@@ -53,6 +62,15 @@ const ENDPOINTS: &[Endpoint] = &[
         help: "the ADS stream's state and resources per status (Outrider only)",
         mutates: false,
         params: &[],
+    },
+    Endpoint {
+        path: "/diagnose",
+        help: "why a cluster has (no) healthy upstream: cluster, endpoints, ejections, health checks, breakers (Outrider only)",
+        mutates: false,
+        params: &[
+            ("cluster", "the cluster to diagnose (required)"),
+            ("format", "json for JSON, else text"),
+        ],
     },
     Endpoint {
         path: "/drain_listeners",
@@ -108,6 +126,30 @@ const ENDPOINTS: &[Endpoint] = &[
         mutates: false,
         params: &[],
     },
+    Endpoint {
+        path: "/stats",
+        help: "print server stats (counters and gauges, Envoy's names)",
+        mutates: false,
+        params: &[
+            (
+                "filter",
+                "print only the stats whose name matches this regex",
+            ),
+            (
+                "format",
+                "json for {\"stats\":[{\"name\",\"value\"}]}, else text",
+            ),
+        ],
+    },
+    Endpoint {
+        path: "/stats/prometheus",
+        help: "print server stats in the Prometheus text format",
+        mutates: false,
+        params: &[(
+            "filter",
+            "print only the stats whose name matches this regex",
+        )],
+    },
 ];
 
 /// What a GET to a POST-only endpoint gets. Envoy's documentation (and our spec) says 400;
@@ -133,6 +175,7 @@ pub(crate) fn handle(
     let params = QueryParams::parse(query.unwrap_or_default());
     match endpoint.path {
         "/" | "/help" => text(StatusCode::OK, help()),
+        "/clusters" => clusters_page(state, &params),
         "/config_dump" => config_dump(state, &params),
         "/control_plane" => json(Ok(control_plane_json(&state.xds.load()))),
         "/listeners" => listeners(state, &params),
@@ -141,6 +184,12 @@ pub(crate) fn handle(
             text(status, body)
         }
         "/server_info" => json(server_info_json(state, SystemTime::now())),
+        "/stats" | "/stats/prometheus" => stats_page(state, endpoint.path, &params),
+        // Answered by `diagnose_page` (it waits for connect probes); reached only without one.
+        "/diagnose" => text(
+            StatusCode::BAD_REQUEST,
+            "usage: /diagnose?cluster=NAME\n".to_string(),
+        ),
         "/quitquitquit" => {
             state.control.request_quit();
             text(StatusCode::OK, "OK\n".to_string())
@@ -158,6 +207,70 @@ pub(crate) fn handle(
             format!("{} is not implemented yet\n", endpoint.path),
         ),
     }
+}
+
+/// `/diagnose?cluster=NAME`: async, as it probes each endpoint with a TCP connect. `None` when
+/// the request is not a diagnosis (or lacks its cluster), for `handle` to answer.
+pub(crate) async fn diagnose_page(
+    state: &AdminState,
+    path: &str,
+    query: Option<&str>,
+) -> Option<AdminResponse> {
+    if path != "/diagnose" {
+        return None;
+    }
+    let params = QueryParams::parse(query.unwrap_or_default());
+    let cluster = params.first("cluster").filter(|c| !c.is_empty())?;
+    let report = crate::diagnose::diagnose(state, cluster).await;
+    if params.first("format") == Some("json") {
+        return Some(json(Ok(report)));
+    }
+    Some(text(StatusCode::OK, crate::diagnose::text(&report)))
+}
+
+/// `/clusters`, text or `?format=json`.
+fn clusters_page(state: &AdminState, params: &QueryParams) -> AdminResponse {
+    let Some(tables) = &state.tables else {
+        return text(StatusCode::OK, String::new());
+    };
+    let snapshot = tables.load_full();
+    let statics: std::collections::HashSet<&str> = state
+        .bootstrap
+        .static_resources
+        .as_ref()
+        .map(|r| r.clusters.iter().map(|c| c.name.as_str()).collect())
+        .unwrap_or_default();
+    let is_static = |name: &str| statics.contains(name);
+    if params.first("format") == Some("json") {
+        return json(Ok(crate::clusters::json(&snapshot, is_static)));
+    }
+    text(StatusCode::OK, crate::clusters::text(&snapshot, is_static))
+}
+
+/// `/stats` (text or JSON) and `/stats/prometheus`.
+fn stats_page(state: &AdminState, path: &str, params: &QueryParams) -> AdminResponse {
+    let filter = match params.first("filter").map(regex::Regex::new).transpose() {
+        Ok(filter) => filter,
+        Err(e) => return text(StatusCode::BAD_REQUEST, format!("Invalid regex: {e}\n")),
+    };
+    let stats = crate::stats::collect(state);
+    if path == "/stats/prometheus" {
+        return text(
+            StatusCode::OK,
+            crate::stats::prometheus(stats, filter.as_ref()),
+        );
+    }
+    let as_json = params.first("format") == Some("json");
+    let body = crate::stats::text_or_json(stats, filter.as_ref(), as_json);
+    if as_json {
+        let mut response = text(StatusCode::OK, body);
+        response.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+        return response;
+    }
+    text(StatusCode::OK, body)
 }
 
 /// Envoy's `/listeners`: `name::address` lines, or `?format=json` with `listener_statuses`.

@@ -12,18 +12,22 @@
 //! [`AdminHandle::join`]. Tests use [`serve`] on their own runtime instead.
 
 mod admin_pages;
+mod clusters;
 mod config_dump;
 mod config_dump_query;
 mod control_plane;
 mod csds;
+mod diagnose;
 mod field_mask;
 mod redact;
 mod server;
 mod server_info;
 mod state;
+mod stats;
 mod xds_record;
 
 pub use csds::ClientStatusService;
 pub use server::{AdminHandle, serve, spawn};
 pub use server_info::{ServerInfoSource, server_state};
 pub use state::{AdminControl, AdminState};
+pub use stats::{Stat, StatKind, StatsSource};

@@ -173,6 +173,11 @@ async fn dispatch(
         let response = csds.call(request).await?;
         return Ok(response.map(Either::Right));
     }
+    if let Some(response) =
+        admin_pages::diagnose_page(&state, request.uri().path(), request.uri().query()).await
+    {
+        return Ok(response.map(Either::Left));
+    }
     let response = admin_pages::handle(
         &state,
         request.method(),

@@ -5,10 +5,12 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use envoy_types::pb::envoy::config::bootstrap::v3::Bootstrap;
+use outrider_tables::Tables;
 use outrider_xds::ClientStatus;
 use tokio::sync::watch;
 
 use crate::ServerInfoSource;
+use crate::stats::StatsSource;
 
 /// Everything the admin server shows. Cheap to clone: every field is shared.
 #[derive(Clone)]
@@ -22,6 +24,10 @@ pub struct AdminState {
     pub control: AdminControl,
     /// The listeners the data plane serves, with their bound addresses (`/listeners`).
     pub listeners: ListenerSource,
+    /// The data plane's tables: clusters and endpoints for `/stats` and `/clusters`.
+    pub tables: Option<Arc<Tables>>,
+    /// More stats for `/stats` (connection managers, reporters).
+    pub stats_sources: Vec<StatsSource>,
 }
 
 /// Where `/listeners` reads the bound listeners from: the data plane, when there is one.
@@ -39,7 +45,21 @@ impl AdminState {
             server_info: Arc::new(server_info),
             control: AdminControl::new(),
             listeners: Arc::new(Vec::new),
+            tables: None,
+            stats_sources: Vec::new(),
         }
+    }
+
+    /// Shows the data plane's clusters and endpoints (`/stats`, `/clusters`).
+    pub fn with_tables(mut self, tables: Arc<Tables>) -> Self {
+        self.tables = Some(tables);
+        self
+    }
+
+    /// Adds stats kept outside the tables to `/stats`.
+    pub fn with_stats(mut self, source: StatsSource) -> Self {
+        self.stats_sources.push(source);
+        self
     }
 
     /// Shows the data plane's bound listeners at `/listeners`.

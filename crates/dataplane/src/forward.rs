@@ -21,6 +21,7 @@ use outrider_model::{
     VirtualHost,
 };
 use outrider_tables::{EndpointState, Snapshot};
+use outrider_upstream::outlier::{Outcome, record};
 use outrider_upstream::{try_request, try_retry};
 
 use crate::headers::{
@@ -30,7 +31,6 @@ use crate::headers::{
 use crate::http1_pool::{Limits, SendError};
 use crate::local_reply::{Flagged, ProxyBody, ResponseFlag, local_reply};
 use crate::no_healthy::explain;
-use crate::outcome::{Outcome, record};
 use crate::upgrade;
 use crate::worker_context::WorkerContext;
 
@@ -112,7 +112,7 @@ pub(crate) async fn forward(
     }
     let downstream_upgrade = upgrade.and_then(|_| upgrade::take_downstream(&mut parts.extensions));
 
-    let counters = &entry.state.counters;
+    let counters = entry.state.counters.local();
     counters.upstream_rq_total.fetch_add(1, Relaxed);
     let breakers = &entry.config.circuit_breakers;
     let Some(active_request) = try_request(&entry.state, breakers, cx.action.priority) else {
@@ -281,6 +281,7 @@ pub(crate) async fn forward(
         endpoint.active_requests.fetch_add(1, Relaxed);
         let limits = Limits {
             state: &entry.state,
+            endpoint: &endpoint,
             breakers,
             priority: cx.action.priority,
         };
@@ -295,13 +296,28 @@ pub(crate) async fn forward(
             // retry (Envoy's `UO`).
             return overflow_reply(cx.grpc);
         }
+        match &result {
+            Some(Ok(response)) => {
+                counters.upstream_rq_completed.fetch_add(1, Relaxed);
+                if let Some(class) = counters.by_class(response.status().as_u16()) {
+                    class.fetch_add(1, Relaxed);
+                }
+            }
+            None if deadline.is_some_and(|d| Instant::now() >= d) => {
+                counters.upstream_rq_timeout.fetch_add(1, Relaxed);
+            }
+            None => {
+                counters.upstream_rq_per_try_timeout.fetch_add(1, Relaxed);
+            }
+            Some(Err(_)) => {}
+        }
         let outcome = match &result {
             None => Outcome::Timeout,
-            Some(Ok(response)) => Outcome::Status(response.status().as_u16()),
+            Some(Ok(response)) => Outcome::Response(response.status().as_u16()),
             Some(Err(SendError::Connect(_))) => Outcome::ConnectFailure,
             Some(Err(_)) => Outcome::Reset,
         };
-        record(&endpoint, outcome);
+        record(&entry, &endpoint, outcome);
 
         let wants_retry = policy.as_ref().is_some_and(|p| should_retry(p, outcome));
         let in_time = deadline.is_none_or(|d| Instant::now() < d);
@@ -408,7 +424,9 @@ fn should_retry(policy: &RetryPolicy, outcome: Outcome) -> bool {
         }
         Outcome::Reset => on.contains(RetryOn::RESET) || on.contains(RetryOn::FIVE_XX),
         Outcome::Timeout => on.contains(RetryOn::FIVE_XX) || on.contains(RetryOn::GATEWAY_ERROR),
-        Outcome::Status(status) => {
+        // A TCP proxy's outcome; an HTTP attempt never ends so.
+        Outcome::Connected => false,
+        Outcome::Response(status) => {
             (on.contains(RetryOn::FIVE_XX) && status >= 500)
                 || (on.contains(RetryOn::GATEWAY_ERROR) && matches!(status, 502..=504))
                 || (on.contains(RetryOn::RETRIABLE_4XX) && status == 409)

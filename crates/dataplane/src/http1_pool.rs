@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use http::{Request, Response};
@@ -19,7 +20,7 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use outrider_model::{CircuitBreakers, Priority};
-use outrider_tables::ClusterState;
+use outrider_tables::{ClusterState, EndpointState};
 use outrider_upstream::{BreakerGuard, try_connection, try_pending};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
@@ -40,9 +41,11 @@ pub(crate) enum SendError {
     Overflow,
 }
 
-/// The circuit breakers a request is subject to.
+/// The circuit breakers a request is subject to, and the host it goes to (whose connection
+/// counters the pools keep).
 pub(crate) struct Limits<'a> {
     pub state: &'a Arc<ClusterState>,
+    pub endpoint: &'a Arc<EndpointState>,
     pub breakers: &'a CircuitBreakers,
     pub priority: Priority,
 }
@@ -90,7 +93,7 @@ impl Http1Pool {
         let mut sender = match self.checkout(address) {
             Some(sender) => sender,
             None => match try_connection(limits.state, limits.breakers, limits.priority) {
-                Some(slot) => self.connect(address, slot).await?,
+                Some(slot) => self.connect(address, slot, limits).await?,
                 None => self.wait_as_pending(address, limits).await?,
             },
         };
@@ -157,7 +160,7 @@ impl Http1Pool {
                 return Ok(sender);
             }
             if let Some(slot) = try_connection(limits.state, limits.breakers, limits.priority) {
-                return self.connect(address, slot).await;
+                return self.connect(address, slot, limits).await;
             }
             let mut busy = self.take_busy(address);
             if busy.is_empty() {
@@ -185,16 +188,28 @@ impl Http1Pool {
         self: &Rc<Self>,
         address: SocketAddr,
         slot: BreakerGuard,
+        limits: &Limits<'_>,
     ) -> Result<SendRequest<ProxyBody>, SendError> {
-        let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(address))
-            .await
-            .map_err(|_| SendError::Connect("connect timeout".to_string()))?
-            .map_err(|e| SendError::Connect(e.to_string()))?;
-        let _ = stream.set_nodelay(true);
-        let (sender, connection) = http1::Builder::new()
-            .handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| SendError::Connect(e.to_string()))?;
+        let counters = limits.state.counters.local();
+        counters.upstream_cx_total.fetch_add(1, Relaxed);
+        let host = limits.endpoint.clone();
+        host.cx_total.fetch_add(1, Relaxed);
+        let connected = async {
+            let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(address))
+                .await
+                .map_err(|_| SendError::Connect("connect timeout".to_string()))?
+                .map_err(|e| SendError::Connect(e.to_string()))?;
+            let _ = stream.set_nodelay(true);
+            http1::Builder::new()
+                .handshake(TokioIo::new(stream))
+                .await
+                .map_err(|e| SendError::Connect(e.to_string()))
+        };
+        let (sender, connection) = connected.await.inspect_err(|_| {
+            counters.upstream_cx_connect_fail.fetch_add(1, Relaxed);
+            host.cx_connect_fail.fetch_add(1, Relaxed);
+        })?;
+        host.cx_active.fetch_add(1, Relaxed);
         // The connection's I/O runs as its own task on this worker; upgrades (WebSocket) hand
         // the socket over when a 101 comes back.
         let released: Weak<Self> = Rc::downgrade(self);
@@ -203,6 +218,7 @@ impl Http1Pool {
                 tracing::debug!(%address, error = %e, "upstream connection ended");
             }
             drop(slot);
+            host.cx_active.fetch_sub(1, Relaxed);
             if let Some(pool) = released.upgrade() {
                 pool.released.notify_waiters();
             }

@@ -14,12 +14,15 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::rc::{Rc, Weak};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::client::conn::http2::{self, SendRequest};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use outrider_model::Cluster;
+use outrider_tables::{ClusterState, EndpointState};
 use outrider_upstream::{BreakerGuard, try_connection, try_pending};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
@@ -109,7 +112,12 @@ impl Http2Pool {
                 None => match try_connection(limits.state, limits.breakers, limits.priority) {
                     Some(slot) => {
                         started_attempt = true;
-                        self.start_connecting(address, slot)
+                        self.start_connecting(
+                            address,
+                            slot,
+                            limits.state.clone(),
+                            limits.endpoint.clone(),
+                        )
                     }
                     None => {
                         // No slot: wait for a connection of this cluster to close.
@@ -145,7 +153,13 @@ impl Http2Pool {
 
     /// Starts connecting to `address` in a task of its own, holding `slot` for the life of the
     /// connection.
-    fn start_connecting(self: &Rc<Self>, address: SocketAddr, slot: BreakerGuard) -> Rc<Attempt> {
+    fn start_connecting(
+        self: &Rc<Self>,
+        address: SocketAddr,
+        slot: BreakerGuard,
+        state: Arc<ClusterState>,
+        host: Arc<EndpointState>,
+    ) -> Rc<Attempt> {
         let attempt = Rc::new(Attempt::default());
         self.connections
             .borrow_mut()
@@ -155,7 +169,19 @@ impl Http2Pool {
         let builder = self.builder.clone();
         let connect_timeout = self.connect_timeout;
         tokio::task::spawn_local(async move {
+            state
+                .counters
+                .local()
+                .upstream_cx_total
+                .fetch_add(1, Relaxed);
             let connected = connect(&builder, address, connect_timeout).await;
+            if connected.is_err() {
+                state
+                    .counters
+                    .local()
+                    .upstream_cx_connect_fail
+                    .fetch_add(1, Relaxed);
+            }
             let Some(pool) = weak_pool.upgrade() else {
                 return;
             };
@@ -182,6 +208,7 @@ impl Http2Pool {
                 tracing::debug!(%address, error = %e, "upstream HTTP/2 connection ended");
             }
             drop(slot);
+            host.cx_active.fetch_sub(1, Relaxed);
             if let Some(pool) = weak_pool.upgrade() {
                 let mut connections = pool.connections.borrow_mut();
                 if matches!(connections.get(&address), Some(Connection::Ready(s)) if s.is_closed())

@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::atomic::Ordering::Relaxed;
 
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -23,6 +24,7 @@ use crate::connection::ChainRef;
 use crate::drain::DrainSignal;
 use crate::headers::ensure_request_id;
 use crate::http_proxy::proxy_request;
+use crate::http_stats::{HttpCounters, HttpStats};
 use crate::worker_context::WorkerContext;
 
 /// Runs hyper's tasks (HTTP/2 streams) on this worker's `LocalSet`: they may hold the worker's
@@ -67,6 +69,8 @@ pub(crate) async fn serve_http(
     let sinks: Rc<[AccessLogSink]> = hcm.access_log.clone().into();
     let generate_request_id = hcm.generate_request_id;
     let drain = DrainSignal::new(drained.clone(), drain_time);
+    let stats = Rc::new(context.http_stats(&hcm.stat_prefix));
+    let _connection_counted = ConnectionCount::new(stats.clone());
     let service = {
         let chain = chain.clone();
         service_fn(move |mut request: Request<Incoming>| {
@@ -77,7 +81,9 @@ pub(crate) async fn serve_http(
             let context = context.clone();
             let chain = chain.clone();
             let sinks = sinks.clone();
+            let stats = stats.clone();
             async move {
+                let counted = RequestCount::new(stats.local());
                 // Generated here, not when forwarding, so the access log shows it too.
                 if generate_request_id {
                     ensure_request_id(request.headers_mut());
@@ -85,6 +91,9 @@ pub(crate) async fn serve_http(
                 let record = (!sinks.is_empty()).then(|| RequestRecord::new(&request));
                 let buffers = context.access_log.clone();
                 let response = proxy_request(context, chain, peer, local, request).await?;
+                // Counted when the response head is ready (Envoy counts at stream end).
+                counted.0.count_response(response.status().as_u16());
+                drop(counted);
                 Ok::<_, Infallible>(LoggedBody::wrap(response, record, &sinks, &buffers))
             }
         })
@@ -104,5 +113,42 @@ pub(crate) async fn serve_http(
     connection.as_mut().graceful_shutdown();
     if tokio::time::timeout(drain_time, connection).await.is_err() {
         tracing::debug!(%peer, "drain time over; closing the connection");
+    }
+}
+
+/// Counts a downstream connection in `downstream_cx_total` / `downstream_cx_active` for as
+/// long as it lives (on this worker's shard, which the decrement also hits).
+struct ConnectionCount(Rc<HttpStats>);
+
+impl ConnectionCount {
+    fn new(stats: Rc<HttpStats>) -> Self {
+        let counters = stats.local();
+        counters.downstream_cx_total.fetch_add(1, Relaxed);
+        counters.downstream_cx_active.fetch_add(1, Relaxed);
+        ConnectionCount(stats)
+    }
+}
+
+impl Drop for ConnectionCount {
+    fn drop(&mut self) {
+        self.0.local().downstream_cx_active.fetch_sub(1, Relaxed);
+    }
+}
+
+/// Counts a request in `downstream_rq_total` and, until dropped (answered or abandoned),
+/// `downstream_rq_active`.
+struct RequestCount<'a>(&'a HttpCounters);
+
+impl<'a> RequestCount<'a> {
+    fn new(counters: &'a HttpCounters) -> Self {
+        counters.downstream_rq_total.fetch_add(1, Relaxed);
+        counters.downstream_rq_active.fetch_add(1, Relaxed);
+        RequestCount(counters)
+    }
+}
+
+impl Drop for RequestCount<'_> {
+    fn drop(&mut self) {
+        self.0.downstream_rq_active.fetch_sub(1, Relaxed);
     }
 }

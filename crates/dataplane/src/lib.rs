@@ -10,10 +10,10 @@ mod http1_pool;
 mod http2_pool;
 mod http_proxy;
 mod http_server;
+mod http_stats;
 mod listener_manager;
 mod local_reply;
 mod no_healthy;
-mod outcome;
 pub mod routing;
 mod socket;
 mod tcp_proxy;
@@ -21,5 +21,6 @@ mod upgrade;
 mod worker;
 mod worker_context;
 
+pub use http_stats::{HttpCounters, HttpStats, HttpStatsRegistry};
 pub use listener_manager::ActiveListener;
 pub use worker::{Dataplane, DataplaneOptions};

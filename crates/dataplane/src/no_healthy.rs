@@ -17,10 +17,8 @@ pub(crate) fn explain(entry: &ClusterEntry, why: &NoHealthyUpstream) -> String {
     };
     let mut reasons = Vec::new();
     if why.failed_outlier > 0 {
-        reasons.push(format!(
-            "{} ejected by outlier detection",
-            why.failed_outlier
-        ));
+        // Names the detectors: `2 ejected by outlier detection (consecutive_5xx)`.
+        reasons.push(why.outlier_reason());
     }
     if why.failed_active_hc > 0 {
         reasons.push(format!(

@@ -5,13 +5,14 @@
 
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::atomic::Ordering::Relaxed;
 
 use outrider_model::{TcpProxy, TcpProxyCluster};
+use outrider_upstream::outlier::{Outcome, record};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::drain::DrainSignal;
-use crate::outcome::{Outcome, record};
 use crate::worker_context::WorkerContext;
 
 pub(crate) async fn serve_tcp_proxy(
@@ -55,12 +56,17 @@ pub(crate) async fn serve_tcp_proxy(
         let Some(address) = endpoint.address.ip() else {
             return;
         };
+        let counters = entry.state.counters.local();
+        counters.upstream_cx_total.fetch_add(1, Relaxed);
         let connected =
             tokio::time::timeout(entry.config.connect_timeout, TcpStream::connect(address)).await;
+        if !matches!(connected, Ok(Ok(_))) {
+            counters.upstream_cx_connect_fail.fetch_add(1, Relaxed);
+        }
         match connected {
             Ok(Ok(mut upstream)) => {
                 let _ = upstream.set_nodelay(true);
-                record(&endpoint, Outcome::Status(200));
+                record(&entry, &endpoint, Outcome::Connected);
                 let copied = tokio::io::copy_bidirectional(&mut downstream, &mut upstream);
                 tokio::select! {
                     result = copied => if let Err(e) = result {
@@ -73,7 +79,7 @@ pub(crate) async fn serve_tcp_proxy(
                 return;
             }
             Ok(Err(_)) | Err(_) => {
-                record(&endpoint, Outcome::ConnectFailure);
+                record(&entry, &endpoint, Outcome::ConnectFailure);
                 tried.push(endpoint);
             }
         }

@@ -17,6 +17,7 @@ use outrider_tables::Tables;
 use tokio::sync::{mpsc, watch};
 
 use crate::connection::serve_connection;
+use crate::http_stats::HttpStatsRegistry;
 use crate::listener_manager::{ActiveListener, ListenerManager};
 use crate::worker_context::WorkerContext;
 
@@ -68,6 +69,7 @@ impl WorkerHandle {
 /// The running data plane.
 pub struct Dataplane {
     tables: Arc<Tables>,
+    http_stats: HttpStatsRegistry,
     workers: Vec<WorkerHandle>,
     listeners: ListenerManager,
 }
@@ -78,13 +80,15 @@ impl Dataplane {
     pub fn start(tables: Arc<Tables>, options: DataplaneOptions) -> io::Result<Dataplane> {
         let count = options.concurrency.max(1);
         let mut workers = Vec::with_capacity(count);
+        let http_stats = HttpStatsRegistry::default();
         for index in 0..count {
             let (commands, receiver) = mpsc::unbounded_channel();
             let tables = tables.clone();
             let options = options.clone();
+            let stats = http_stats.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("outrider-worker-{index}"))
-                .spawn(move || run_worker(index, tables, options, receiver))?;
+                .spawn(move || run_worker(index, tables, options, stats, receiver))?;
             workers.push(WorkerHandle {
                 commands,
                 thread: Some(thread),
@@ -92,6 +96,7 @@ impl Dataplane {
         }
         Ok(Dataplane {
             tables,
+            http_stats,
             workers,
             listeners: ListenerManager::default(),
         })
@@ -112,6 +117,11 @@ impl Dataplane {
                 () = &mut shutdown => return,
             }
         }
+    }
+
+    /// The HTTP connection managers' counters, by stat prefix (`/stats`).
+    pub fn http_stats(&self) -> HttpStatsRegistry {
+        self.http_stats.clone()
     }
 
     /// The listeners being served, with their bound addresses.
@@ -147,8 +157,11 @@ fn run_worker(
     index: usize,
     tables: Arc<Tables>,
     options: DataplaneOptions,
+    http_stats: HttpStatsRegistry,
     mut commands: mpsc::UnboundedReceiver<WorkerCommand>,
 ) {
+    // This thread's counters go to its own shard.
+    outrider_tables::set_current_worker(index);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -161,7 +174,7 @@ fn run_worker(
     };
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async move {
-        let context = Rc::new(WorkerContext::new(tables, options));
+        let context = Rc::new(WorkerContext::new(tables, options, http_stats));
         // Access-log lines are written once a second (Envoy's default flush interval), and at
         // the worker's end.
         let flushing = context.access_log.clone();

@@ -14,6 +14,7 @@ use outrider_upstream::Balancer;
 
 use crate::DataplaneOptions;
 use crate::access_log::AccessLogBuffers;
+use crate::http_stats::{HttpStats, HttpStatsRegistry};
 use crate::http1_pool::{Http1Pool, Limits, SendError};
 use crate::http2_pool::Http2Pool;
 use crate::local_reply::ProxyBody;
@@ -96,17 +97,26 @@ pub(crate) struct WorkerContext {
     pub access_log: Rc<AccessLogBuffers>,
     pub tables: Arc<Tables>,
     pub options: DataplaneOptions,
+    http_stats_registry: HttpStatsRegistry,
+    /// This worker's view of the registry, so a connection finds its counters without a lock.
+    http_stats: RefCell<HashMap<String, HttpStats>>,
     pools: RefCell<HashMap<String, UpstreamPools>>,
     balancers: RefCell<HashMap<String, Rc<Balancer>>>,
     routes: RefCell<HashMap<String, Rc<CompiledRoutes>>>,
 }
 
 impl WorkerContext {
-    pub(crate) fn new(tables: Arc<Tables>, options: DataplaneOptions) -> Self {
+    pub(crate) fn new(
+        tables: Arc<Tables>,
+        options: DataplaneOptions,
+        http_stats_registry: HttpStatsRegistry,
+    ) -> Self {
         WorkerContext {
             access_log: Rc::new(AccessLogBuffers::default()),
             tables,
             options,
+            http_stats_registry,
+            http_stats: RefCell::new(HashMap::new()),
             pools: RefCell::new(HashMap::new()),
             balancers: RefCell::new(HashMap::new()),
             routes: RefCell::new(HashMap::new()),
@@ -142,6 +152,17 @@ impl WorkerContext {
             Entry::Vacant(vacant) => vacant.insert(fresh),
         };
         entry.upstream(http2)
+    }
+
+    /// The `http.<prefix>.*` counters of a connection manager.
+    pub(crate) fn http_stats(&self, prefix: &str) -> HttpStats {
+        let mut cache = self.http_stats.borrow_mut();
+        if let Some(stats) = cache.get(prefix) {
+            return stats.clone();
+        }
+        let stats = self.http_stats_registry.get(prefix);
+        cache.insert(prefix.to_string(), stats.clone());
+        stats
     }
 
     /// This worker's balancer for a cluster's current endpoints.

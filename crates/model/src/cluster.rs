@@ -67,7 +67,10 @@ pub enum Discovery {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DnsSettings {
+    /// `dns_refresh_rate`, Envoy's 5 s when unset.
     pub refresh_rate: Duration,
+    /// Accepted but not honoured: the system resolver reports no TTL, so refreshes always
+    /// follow `refresh_rate` (see `outrider-dns`).
     pub respect_dns_ttl: bool,
     pub lookup_family: DnsLookupFamily,
     /// Upper bound of a random delay added to each refresh.

@@ -6,6 +6,11 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use outrider_model::Priority;
 
+use crate::cluster_counters::ClusterCounters;
+use crate::cluster_outlier::ClusterOutlier;
+use crate::health_check_state::ClusterHealthCheckState;
+use crate::sharded::Sharded;
+
 /// Resources in use for one routing priority, checked against the circuit-breaker thresholds.
 #[derive(Debug, Default)]
 pub struct ResourceCounts {
@@ -19,27 +24,6 @@ pub struct ResourceCounts {
     pub retries: AtomicU32,
 }
 
-/// Counters with Envoy's `cluster.<name>.*` stat names. Shared by all workers: one contended
-/// cache line per cluster is acceptable for now (per-worker sharding can come later).
-#[derive(Debug, Default)]
-pub struct ClusterCounters {
-    pub upstream_rq_total: AtomicU64,
-    pub upstream_rq_pending_total: AtomicU64,
-    /// Requests refused by the `max_requests` or `max_pending_requests` breaker (Envoy counts
-    /// both here).
-    pub upstream_rq_pending_overflow: AtomicU64,
-    pub upstream_cx_total: AtomicU64,
-    /// Connections refused by the `max_connections` breaker.
-    pub upstream_cx_overflow: AtomicU64,
-    pub upstream_rq_retry: AtomicU64,
-    /// Retries refused by the `max_retries` breaker.
-    pub upstream_rq_retry_overflow: AtomicU64,
-    /// Picks made in panic mode (balancing over all hosts regardless of health).
-    pub lb_healthy_panic: AtomicU64,
-    /// Picks that found no host to send to (`UH`).
-    pub upstream_cx_none_healthy: AtomicU64,
-}
-
 /// Runtime state of one cluster. Keyed by cluster name in the snapshots: a config update of the
 /// cluster keeps the same `Arc`, so in-flight counts stay balanced (a guard taken before the
 /// update releases into the same counters) and counters keep counting.
@@ -47,8 +31,13 @@ pub struct ClusterCounters {
 pub struct ClusterState {
     default: ResourceCounts,
     high: ResourceCounts,
-    pub counters: ClusterCounters,
+    /// Envoy's `cluster.<name>.*` counters, one copy per worker.
+    pub counters: Sharded<ClusterCounters>,
+    /// Outlier-detection stats and the detector's wake-up.
+    pub outlier: ClusterOutlier,
     health_epoch: AtomicU64,
+    /// Active health checking: Envoy's `health_check.*` stats and the first-round flag.
+    pub health_check: ClusterHealthCheckState,
 }
 
 impl ClusterState {

@@ -108,6 +108,8 @@ pub struct EndpointState {
     pub active_requests: AtomicU32,
     pub cx_active: AtomicU64,
     pub cx_total: AtomicU64,
+    /// Connection attempts to this host that failed.
+    pub cx_connect_fail: AtomicU64,
     pub rq_total: AtomicU64,
     pub rq_success: AtomicU64,
     pub rq_error: AtomicU64,
@@ -146,12 +148,13 @@ impl EndpointState {
             active_requests: AtomicU32::new(0),
             cx_active: AtomicU64::new(0),
             cx_total: AtomicU64::new(0),
+            cx_connect_fail: AtomicU64::new(0),
             rq_total: AtomicU64::new(0),
             rq_success: AtomicU64::new(0),
             rq_error: AtomicU64::new(0),
             rq_timeout: AtomicU64::new(0),
             outlier: OutlierState::default(),
-            health_check: HealthCheckState::default(),
+            health_check: HealthCheckState::new(&health_check.hostname),
         };
         state.set_eds_health(*health_status);
         state
@@ -210,7 +213,7 @@ impl EndpointState {
 
     /// Sets the bits of `mask` to `value` in one atomic step, so a reader never sees a host
     /// briefly losing (or gaining) a flag it has before and after.
-    pub(crate) fn replace_flags(&self, mask: HealthFlags, value: HealthFlags) {
+    pub fn replace_flags(&self, mask: HealthFlags, value: HealthFlags) {
         let update = |bits: u32| Some((bits & !mask.0) | (value.0 & mask.0));
         // The closure always returns Some, so fetch_update cannot fail.
         let _ = self

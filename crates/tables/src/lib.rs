@@ -7,19 +7,25 @@
 //! nodes plus that cluster's endpoint set, never the other clusters.
 
 mod change;
+mod cluster_counters;
+mod cluster_outlier;
 mod cluster_state;
 mod endpoint_set;
 mod endpoint_state;
 mod health_check_state;
 mod outlier_state;
+mod sharded;
 mod snapshot;
 mod tables;
 
 pub use change::Change;
-pub use cluster_state::{ClusterCounters, ClusterState, ResourceCounts};
+pub use cluster_counters::ClusterCounters;
+pub use cluster_outlier::{ClusterOutlier, EJECTION_TYPE_STAT_NAMES, OutlierStats};
+pub use cluster_state::{ClusterState, ResourceCounts};
 pub use endpoint_set::{EndpointSet, LocalityEndpoints, PriorityLevel};
 pub use endpoint_state::{EndpointState, HealthFlags};
-pub use health_check_state::HealthCheckState;
-pub use outlier_state::OutlierState;
+pub use health_check_state::{ClusterHealthCheckState, HealthCheckResult, HealthCheckState};
+pub use outlier_state::{IntervalCounts, OutlierState, SuccessRateCell};
+pub use sharded::{Sharded, set_current_worker, set_worker_count};
 pub use snapshot::{ClusterEntry, Snapshot};
 pub use tables::Tables;

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use outrider_model::{Cluster, ClusterLoadAssignment, Discovery, Listener, RouteConfiguration};
+use outrider_model::{
+    Cluster, ClusterLoadAssignment, Discovery, EndpointAddress, Listener, RouteConfiguration,
+};
 
 use crate::change::Change;
 use crate::cluster_state::ClusterState;
@@ -102,6 +104,9 @@ impl Snapshot {
                 assignment,
                 version,
             } => self.set_endpoints(&cluster, &assignment, &version),
+            Change::SetResolvedEndpoints { config, assignment } => {
+                self.set_resolved_endpoints(&config, &assignment);
+            }
             Change::UpsertListener(l) => {
                 self.listeners.insert(l.name().into(), l);
             }
@@ -137,6 +142,16 @@ impl Snapshot {
                 Arc::clone(&old.endpoints)
             }
             (Discovery::Eds { .. }, _, _) => Arc::new(EndpointSet::empty()),
+            // The resolver answers a new config with `SetResolvedEndpoints` at once; until then
+            // the endpoints it replaces serve (as Envoy's old cluster serves while the new one
+            // warms), and an unchanged host list keeps its resolved addresses.
+            (Discovery::StrictDns(_) | Discovery::LogicalDns(_), _, Some(old)) => {
+                Arc::clone(&old.endpoints)
+            }
+            // A new DNS cluster: its IP addresses serve at once, its host names once resolved.
+            (Discovery::StrictDns(_) | Discovery::LogicalDns(_), Some(cla), None) => Arc::new(
+                EndpointSet::build(&ip_endpoints_only(cla), None, "", None, policy),
+            ),
             (_, Some(cla), old) => Arc::new(EndpointSet::build(
                 cla,
                 old.as_ref().map(|o| &*o.endpoints),
@@ -200,6 +215,39 @@ impl Snapshot {
         }
     }
 
+    fn set_resolved_endpoints(
+        &mut self,
+        config: &Arc<Cluster>,
+        assignment: &ClusterLoadAssignment,
+    ) {
+        let name = config.name();
+        let Some(entry) = self.clusters.get(name).cloned() else {
+            return;
+        };
+        // Resolved for a config since replaced or removed: the new config's own resolution
+        // follows, and this one's host list may be stale.
+        if !Arc::ptr_eq(&entry.config, config) {
+            return;
+        }
+        let endpoints = EndpointSet::build(
+            assignment,
+            Some(&entry.endpoints),
+            "",
+            None,
+            new_endpoint_policy(config),
+        );
+        self.clusters.insert(
+            name.into(),
+            Arc::new(ClusterEntry {
+                config: Arc::clone(config),
+                endpoints: Arc::new(endpoints),
+                state: Arc::clone(&entry.state),
+            }),
+        );
+        // Kept hosts had their weight and health status refreshed in place.
+        entry.state.note_health_change();
+    }
+
     fn index(&mut self, resource: &str, cluster: &Arc<str>) {
         let names: Arc<[Arc<str>]> = match self.eds_index.get(resource) {
             Some(existing) if existing.contains(cluster) => return,
@@ -228,6 +276,17 @@ impl Snapshot {
             self.eds_index.insert(resource.into(), rest);
         }
     }
+}
+
+/// `assignment` without its host-name endpoints (which cannot serve until resolved).
+fn ip_endpoints_only(assignment: &ClusterLoadAssignment) -> ClusterLoadAssignment {
+    let mut ips = assignment.clone();
+    for locality in &mut ips.localities {
+        locality
+            .lb_endpoints
+            .retain(|e| matches!(e.address, EndpointAddress::Ip(_)));
+    }
+    ips
 }
 
 fn new_endpoint_policy(cluster: &Cluster) -> NewEndpointPolicy {

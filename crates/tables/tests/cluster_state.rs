@@ -56,6 +56,7 @@ fn cluster_state_survives_config_and_endpoint_updates() {
     first
         .state
         .counters
+        .local()
         .upstream_rq_total
         .fetch_add(5, Ordering::Relaxed);
 
@@ -93,14 +94,7 @@ fn cluster_state_survives_config_and_endpoint_updates() {
             .load(Ordering::Relaxed),
         0
     );
-    assert_eq!(
-        third
-            .state
-            .counters
-            .upstream_rq_total
-            .load(Ordering::Relaxed),
-        5
-    );
+    assert_eq!(third.state.counters.total(|c| &c.upstream_rq_total), 5);
 
     tables.apply([Change::RemoveCluster("a".into())]);
     tables.apply([eds("ROUND_ROBIN")]);
@@ -109,14 +103,7 @@ fn cluster_state_survives_config_and_endpoint_updates() {
         !Arc::ptr_eq(&first.state, &fresh.state),
         "a removed cluster starts afresh"
     );
-    assert_eq!(
-        fresh
-            .state
-            .counters
-            .upstream_rq_total
-            .load(Ordering::Relaxed),
-        0
-    );
+    assert_eq!(fresh.state.counters.total(|c| &c.upstream_rq_total), 0);
 }
 
 #[test]

@@ -13,7 +13,9 @@ use tokio::sync::watch;
 
 use crate::stats::{ServerState, Verdict};
 use crate::websocket;
-use crate::{INJECTED_FAILURE_HEADER, SERVER_HEADER_VALUE, UPSTREAM_NAME_HEADER, echo, grpc};
+use crate::{
+    INJECTED_FAILURE_HEADER, SERVER_HEADER_VALUE, UPSTREAM_NAME_HEADER, echo, grpc, health,
+};
 
 pub(crate) type Body = BoxBody<Bytes, Infallible>;
 
@@ -40,14 +42,33 @@ pub(crate) struct ConnInfo {
 pub(crate) async fn handle(
     state: Arc<ServerState>,
     conn: Arc<ConnInfo>,
-    mut req: Request<Incoming>,
-) -> Result<Response<Body>, Infallible> {
+    req: Request<Incoming>,
+) -> Result<Response<Body>, health::ResetOnPurpose> {
+    // Health checks answer from their script: no failure injection, latency or counting.
+    let mut response = if health::is_health_request(&req) {
+        health::answer(&state.health, req, conn.shutdown.clone()).await?
+    } else {
+        serve(&state, &conn, req).await
+    };
+    let headers = response.headers_mut();
+    // The name was checked to be a valid header value when the server started.
+    if let Ok(name) = HeaderValue::from_str(&state.name) {
+        headers.insert(UPSTREAM_NAME_HEADER, name);
+    }
+    headers.insert(
+        header::SERVER,
+        HeaderValue::from_static(SERVER_HEADER_VALUE),
+    );
+    Ok(response)
+}
+
+async fn serve(state: &ServerState, conn: &ConnInfo, mut req: Request<Incoming>) -> Response<Body> {
     let verdict = state.admit(req.uri().path());
     if let Some(latency) = state.latency {
         tokio::time::sleep(latency).await;
     }
     let is_grpc = grpc::is_grpc(req.headers());
-    let mut response = match verdict {
+    match verdict {
         Verdict::Fail(status) => {
             drain(req.into_body()).await;
             let mut response = if is_grpc {
@@ -74,7 +95,7 @@ pub(crate) async fn handle(
                     if is_grpc {
                         grpc::unary_echo(&parts.headers, body)
                     } else {
-                        route(&state, &conn, &parts, body).await
+                        route(state, conn, &parts, body).await
                     }
                 }
                 Err(e) => {
@@ -87,17 +108,7 @@ pub(crate) async fn handle(
                 }
             }
         }
-    };
-    let headers = response.headers_mut();
-    // The name was checked to be a valid header value when the server started.
-    if let Ok(name) = HeaderValue::from_str(&state.name) {
-        headers.insert(UPSTREAM_NAME_HEADER, name);
     }
-    headers.insert(
-        header::SERVER,
-        HeaderValue::from_static(SERVER_HEADER_VALUE),
-    );
-    Ok(response)
 }
 
 async fn route(

@@ -14,6 +14,12 @@
 //! | `POST`/`PUT`/`PATCH` to an unmatched path | 200 with the request body echoed back |
 //! | `content-type: application/grpc*` | a minimal gRPC unary echo: the request message back, trailer `grpc-status: 0` |
 //! | `GET /ws` with `Upgrade: websocket` (HTTP/1.1) | a WebSocket echo |
+//! | `/healthz` (any method) | the health script's answer ([`HealthAnswer`]; 200 by default) |
+//! | gRPC `/grpc.health.v1.Health/Check` | SERVING or NOT_SERVING from the same script |
+//!
+//! The health endpoints serve active health checks: a test scripts their answers one check at
+//! a time ([`UpstreamServer::queue_health`], [`UpstreamServer::set_health`]), and they are
+//! neither failed by injection nor counted as requests.
 //!
 //! Failures can be injected at start ([`UpstreamConfig`]) and changed at runtime
 //! ([`UpstreamServer::set_failing`], [`UpstreamServer::set_fail_ratio`],
@@ -28,12 +34,14 @@ mod config;
 pub mod echo;
 mod grpc;
 mod handler;
+mod health;
 mod server;
 mod stats;
 mod websocket;
 
 pub use config::UpstreamConfig;
 pub use grpc::GrpcUpstream;
+pub use health::{GRPC_HEALTH_CHECK_PATH, HEALTH_PATH, HealthAnswer, HealthRequest};
 pub use server::UpstreamServer;
 pub use stats::PathCounts;
 

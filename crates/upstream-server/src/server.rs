@@ -15,6 +15,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use crate::Error;
 use crate::config::{UpstreamConfig, validate_status};
 use crate::handler::{self, ConnInfo};
+use crate::health::{HealthAnswer, HealthRequest};
 use crate::stats::{PathCounts, ServerState};
 
 /// How long shutdown waits for in-flight requests before cutting connections.
@@ -118,7 +119,33 @@ impl UpstreamServer {
         Ok(())
     }
 
-    /// Requests received so far, failed ones included.
+    /// The standing answer of the health endpoints, used when no queued answer is left;
+    /// `None` makes checks wait until an answer is queued. Starts as `Status(200)`.
+    pub fn set_health(&self, answer: Option<HealthAnswer>) {
+        self.state.health.set_standing(answer);
+    }
+
+    /// Answers for the next health checks, in order, before the standing answer.
+    pub fn queue_health(&self, answers: impl IntoIterator<Item = HealthAnswer>) {
+        self.state.health.queue(answers);
+    }
+
+    /// Health checks answered so far (resets included).
+    pub fn health_checks_answered(&self) -> u64 {
+        self.state.health.answered()
+    }
+
+    /// Health checks waiting for an answer right now.
+    pub fn health_checks_waiting(&self) -> usize {
+        self.state.health.waiting()
+    }
+
+    /// The last health check request received.
+    pub fn last_health_request(&self) -> Option<HealthRequest> {
+        self.state.health.last_request()
+    }
+
+    /// Requests received so far, failed ones included (health checks are not counted).
     pub fn requests_served(&self) -> u64 {
         self.state.requests()
     }

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, AtomicU64, AtomicUsize
 use std::time::Duration;
 
 use crate::UpstreamConfig;
+use crate::health::HealthScript;
 
 /// Requests seen per path (without the query), sorted by path.
 pub type PathCounts = BTreeMap<String, u64>;
@@ -37,6 +38,8 @@ pub(crate) struct ServerState {
     // A plain mutex: it is held for one map update, never across an await, and the server is a
     // test fixture rather than the thing being measured.
     per_path: Mutex<HashMap<String, u64>>,
+    /// Answers of the health endpoints (`/healthz`, gRPC health checks).
+    pub(crate) health: HealthScript,
 }
 
 impl ServerState {
@@ -54,6 +57,7 @@ impl ServerState {
             active_connections: AtomicUsize::new(0),
             connections_accepted: AtomicU64::new(0),
             per_path: Mutex::new(HashMap::new()),
+            health: HealthScript::default(),
         }
     }
 

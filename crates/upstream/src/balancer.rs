@@ -190,7 +190,7 @@ impl Balancer {
         avoid: &[&Arc<EndpointState>],
     ) -> Result<Pick, NoHealthyUpstream> {
         let epoch = self.entry.state.health_epoch();
-        let counters = &self.entry.state.counters;
+        let counters = self.entry.state.counters.local();
         for attempt in 0..2 {
             let refreshed = self.health.refresh_if_stale(&self.table, epoch);
             let result = self.try_pick(hash, avoid);

@@ -43,7 +43,7 @@ impl Resource {
     }
 
     fn overflow(self, state: &ClusterState) -> &AtomicU64 {
-        let c = &state.counters;
+        let c = state.counters.local();
         match self {
             Self::Connections => &c.upstream_cx_overflow,
             Self::PendingRequests | Self::Requests => &c.upstream_rq_pending_overflow,
@@ -232,13 +232,7 @@ mod tests {
             .map(|_| try_retry(&state, &b, Priority::Default).expect("3 retries by default"))
             .collect();
         assert!(try_retry(&state, &b, Priority::Default).is_none());
-        assert_eq!(
-            state
-                .counters
-                .upstream_rq_retry_overflow
-                .load(Ordering::Relaxed),
-            1
-        );
+        assert_eq!(state.counters.total(|c| &c.upstream_rq_retry_overflow), 1);
         drop(retries);
         let r = try_request(&state, &b, Priority::Default).expect("request");
         let p = try_pending(&state, &b, Priority::Default).expect("pending");

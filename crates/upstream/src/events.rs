@@ -35,6 +35,35 @@ impl EjectionType {
             Self::FailurePercentageLocalOrigin => "FAILURE_PERCENTAGE_LOCAL_ORIGIN",
         }
     }
+
+    /// Every type, by proto number.
+    pub const ALL: [Self; 7] = [
+        Self::Consecutive5xx,
+        Self::ConsecutiveGatewayFailure,
+        Self::SuccessRate,
+        Self::ConsecutiveLocalOriginFailure,
+        Self::SuccessRateLocalOrigin,
+        Self::FailurePercentage,
+        Self::FailurePercentageLocalOrigin,
+    ];
+
+    /// The type with this proto number.
+    pub fn from_number(number: u8) -> Option<Self> {
+        Self::ALL.get(usize::from(number)).copied()
+    }
+
+    /// The proto number (also the index of the per-type outlier stats).
+    pub fn number(self) -> u8 {
+        self as u8
+    }
+
+    /// The name in Envoy's stat names (`ejections_enforced_<name>`): `consecutive_5xx`, ...
+    pub fn stat_name(self) -> &'static str {
+        outrider_tables::EJECTION_TYPE_STAT_NAMES
+            .get(usize::from(self.number()))
+            .copied()
+            .unwrap_or("unknown")
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use outrider_tables::{EndpointState, HealthFlags};
 
+use crate::events::EjectionType;
+
 /// A host's health as load balancing uses it (Envoy's Healthy / Degraded / Unhealthy, plus
 /// Excluded).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +68,8 @@ pub struct NoHealthyUpstream {
     /// Hosts in the cluster (all priorities).
     pub total: usize,
     pub failed_outlier: usize,
+    /// Of `failed_outlier`, how many each detector ejected (by `OutlierEjectionType` number).
+    pub outlier_by_type: [usize; 7],
     pub failed_active_hc: usize,
     /// EDS said UNHEALTHY, DRAINING or TIMEOUT.
     pub eds_unhealthy: usize,
@@ -84,13 +88,47 @@ impl NoHealthyUpstream {
         for host in hosts {
             let flags = host.health_flags();
             why.total += 1;
-            why.failed_outlier += usize::from(flags.intersects(HealthFlags::FAILED_OUTLIER_CHECK));
+            if flags.intersects(HealthFlags::FAILED_OUTLIER_CHECK) {
+                why.failed_outlier += 1;
+                if let Some(n) = host.outlier.ejected_by().map(usize::from)
+                    && let Some(count) = why.outlier_by_type.get_mut(n)
+                {
+                    *count += 1;
+                }
+            }
             why.failed_active_hc += usize::from(flags.intersects(HealthFlags::FAILED_ACTIVE_HC));
             why.eds_unhealthy += usize::from(flags.intersects(HealthFlags::FAILED_EDS_HEALTH));
             why.degraded += usize::from(flags.intersects(DEGRADED));
             why.avoided += usize::from(avoid.iter().any(|a| Arc::ptr_eq(a, host)));
         }
         why
+    }
+
+    /// `2 ejected by outlier detection (consecutive_5xx)`, or with several detectors
+    /// `3 ejected by outlier detection (2 consecutive_5xx, 1 success_rate)`.
+    pub fn outlier_reason(&self) -> String {
+        let mut text = format!("{} ejected by outlier detection", self.failed_outlier);
+        let by: Vec<(usize, EjectionType)> = EjectionType::ALL
+            .iter()
+            .filter_map(|t| {
+                let n = self.outlier_by_type.get(usize::from(t.number())).copied()?;
+                (n > 0).then_some((n, *t))
+            })
+            .collect();
+        match by.as_slice() {
+            [] => {}
+            [(n, t)] if *n == self.failed_outlier => {
+                text.push_str(&format!(" ({})", t.stat_name()));
+            }
+            _ => {
+                let parts: Vec<String> = by
+                    .iter()
+                    .map(|(n, t)| format!("{n} {}", t.stat_name()))
+                    .collect();
+                text.push_str(&format!(" ({})", parts.join(", ")));
+            }
+        }
+        text
     }
 }
 
@@ -106,14 +144,17 @@ impl fmt::Display for NoHealthyUpstream {
             "endpoints"
         };
         write!(f, "0 of {} {noun} healthy", self.total)?;
+        let mut first = true;
+        if self.failed_outlier > 0 {
+            write!(f, " ({}", self.outlier_reason())?;
+            first = false;
+        }
         let reasons = [
-            (self.failed_outlier, "ejected by outlier detection"),
             (self.failed_active_hc, "failing active health checks"),
             (self.eds_unhealthy, "unhealthy per EDS"),
             (self.degraded, "degraded"),
             (self.avoided, "already tried"),
         ];
-        let mut first = true;
         for (count, reason) in reasons.into_iter().filter(|(n, _)| *n > 0) {
             f.write_str(if first { " (" } else { ", " })?;
             write!(f, "{count} {reason}")?;
@@ -194,6 +235,25 @@ mod tests {
                     ..Default::default()
                 },
                 "0 of 1 endpoint healthy (1 unhealthy per EDS)",
+            ),
+            (
+                NoHealthyUpstream {
+                    total: 2,
+                    failed_outlier: 2,
+                    outlier_by_type: [2, 0, 0, 0, 0, 0, 0],
+                    ..Default::default()
+                },
+                "0 of 2 endpoints healthy (2 ejected by outlier detection (consecutive_5xx))",
+            ),
+            (
+                NoHealthyUpstream {
+                    total: 4,
+                    failed_outlier: 3,
+                    outlier_by_type: [2, 0, 1, 0, 0, 0, 0],
+                    failed_active_hc: 1,
+                    ..Default::default()
+                },
+                "0 of 4 endpoints healthy (3 ejected by outlier detection (2 consecutive_5xx, 1 success_rate), 1 failing active health checks)",
             ),
         ];
         for (why, want) in cases {

@@ -1,7 +1,8 @@
 //! Upstream selection and protection: `Balancer` picks an endpoint of a cluster (priority
 //! levels, panic mode, locality weights, and the ROUND_ROBIN, LEAST_REQUEST, RANDOM, RING_HASH
-//! and MAGLEV policies, reading host health live), and the circuit-breaker guards limit a
-//! cluster's connections, pending requests, requests and retries.
+//! and MAGLEV policies, reading host health live), the circuit-breaker guards limit a
+//! cluster's connections, pending requests, requests and retries, and `outlier` ejects hosts
+//! that fail (Envoy's outlier detection).
 
 mod balancer;
 mod circuit_breaker;
@@ -14,6 +15,7 @@ mod host_table;
 mod least_request;
 mod locality;
 mod maglev;
+pub mod outlier;
 mod priority;
 mod random;
 mod ring_hash;

@@ -3,8 +3,6 @@
 
 mod support;
 
-use std::sync::atomic::Ordering;
-
 use outrider_tables::HealthFlags;
 use outrider_upstream::Balancer;
 use serde_json::json;
@@ -76,13 +74,7 @@ fn no_healthy_upstream_explains_why() {
             (why.total, why.failed_outlier, why.failed_active_hc),
             (3, 2, 1)
         );
-        assert!(
-            e.state
-                .counters
-                .upstream_cx_none_healthy
-                .load(Ordering::Relaxed)
-                >= 1
-        );
+        assert!(e.state.counters.total(|c| &c.upstream_cx_none_healthy) >= 1);
     }
     let empty = entry("ROUND_ROBIN", json!({}), json!({}), &[]);
     let why = Balancer::with_seed(&empty, 1)
@@ -132,7 +124,7 @@ fn panic_mode_at_and_below_the_threshold() {
                 picked_unhealthy, panic,
                 "{what}: panic balances over all hosts"
             );
-            let counted = e.state.counters.lb_healthy_panic.load(Ordering::Relaxed);
+            let counted = e.state.counters.total(|c| &c.lb_healthy_panic);
             assert_eq!(
                 counted,
                 if panic { 400 } else { 0 },

@@ -299,6 +299,7 @@ impl AdsState {
             );
         }
 
+        self.status.count_update(kind, errors.is_empty());
         let sub = self.subscription(kind);
         if errors.is_empty() {
             sub.version = response.version_info.clone();
@@ -313,6 +314,22 @@ impl AdsState {
         let ack = self.sotw_request(kind);
         step.requests.insert(0, ack);
         self.update_initialized();
+        step
+    }
+
+    /// New clusters whose first round of active health checks the driver must wait for.
+    pub fn awaiting_health_checks(&self) -> impl Iterator<Item = &String> {
+        self.cache.awaiting_health_checks()
+    }
+
+    /// The first round of active health checks of cluster `name` is done (or the cluster is
+    /// gone): it is warm, and listeners waiting for it may go live.
+    pub fn on_health_checked(&mut self, name: &str, now: Now) -> Step {
+        let mut step = Step::default();
+        if self.cache.health_checked(name) {
+            self.settle(now, &mut step);
+            self.update_initialized();
+        }
         step
     }
 
@@ -394,6 +411,7 @@ impl AdsState {
             );
         }
 
+        self.status.count_update(kind, errors.is_empty());
         let sub = self.subscription(kind);
         if errors.is_empty() {
             sub.accepted();

@@ -54,6 +54,10 @@ pub struct ConfigCache {
     listeners: BTreeMap<String, Entry<Listener>>,
     endpoints: BTreeMap<String, (Arc<ClusterLoadAssignment>, String)>,
     routes: BTreeMap<String, Arc<RouteConfiguration>>,
+    /// New clusters with active health checks, live in the tables (so the health checker sees
+    /// their hosts) but still warming until their first round of checks is done (Envoy), or
+    /// until the deadline (ours: a checker that never finishes must not hold listeners back).
+    awaiting_health_checks: BTreeMap<String, Instant>,
 }
 
 impl ConfigCache {
@@ -81,6 +85,18 @@ impl ConfigCache {
 
     pub fn cluster_is_warming(&self, name: &str) -> bool {
         self.clusters.get(name).is_some_and(|e| e.warming.is_some())
+            || self.awaiting_health_checks.contains_key(name)
+    }
+
+    /// Live clusters whose first round of active health checks has not completed.
+    pub fn awaiting_health_checks(&self) -> impl Iterator<Item = &String> {
+        self.awaiting_health_checks.keys()
+    }
+
+    /// The first round of health checks of `name` is done: listeners waiting for it may go
+    /// live at the next [`ConfigCache::settle`].
+    pub fn health_checked(&mut self, name: &str) -> bool {
+        self.awaiting_health_checks.remove(name).is_some()
     }
 
     pub fn listener_is_warming(&self, name: &str) -> bool {
@@ -92,6 +108,7 @@ impl ConfigCache {
     pub fn any_warming(&self) -> bool {
         self.clusters.values().any(|e| e.warming.is_some())
             || self.listeners.values().any(|e| e.warming.is_some())
+            || !self.awaiting_health_checks.is_empty()
     }
 
     pub fn dynamic_cluster_names(&self) -> impl Iterator<Item = &String> {
@@ -127,6 +144,12 @@ impl ConfigCache {
             }
             eds => {
                 entry.warming = None;
+                if entry.active.is_none() && !cluster.health_checks.is_empty() {
+                    self.awaiting_health_checks.insert(
+                        cluster.name().to_string(),
+                        now + DEFAULT_INITIAL_FETCH_TIMEOUT,
+                    );
+                }
                 entry.active = Some(cluster.clone());
                 out.push(Change::UpsertCluster(cluster.clone()));
                 if let Some((cla, version)) = eds.and_then(|n| self.endpoints.get(n)) {
@@ -141,6 +164,7 @@ impl ConfigCache {
     }
 
     pub fn remove_cluster(&mut self, name: &str, out: &mut Vec<Change>) {
+        self.awaiting_health_checks.remove(name);
         if let Some(entry) = self.clusters.remove(name)
             && entry.active.is_some()
         {
@@ -205,11 +229,13 @@ impl ConfigCache {
         !clusters.any(|cluster| self.cluster_is_pending(cluster))
     }
 
-    /// Known (from CDS) but with no version live yet.
+    /// Known (from CDS) but with no version live yet, or new and not yet health-checked.
     fn cluster_is_pending(&self, name: &str) -> bool {
-        self.clusters
-            .get(name)
-            .is_some_and(|e| e.active.is_none() && e.warming.is_some())
+        self.awaiting_health_checks.contains_key(name)
+            || self
+                .clusters
+                .get(name)
+                .is_some_and(|e| e.active.is_none() && e.warming.is_some())
     }
 
     pub fn remove_listener(&mut self, name: &str, out: &mut Vec<Change>) {
@@ -301,6 +327,10 @@ impl ConfigCache {
             }
             let cluster = warming.resource.clone();
             entry.warming = None;
+            if entry.active.is_none() && !cluster.health_checks.is_empty() {
+                self.awaiting_health_checks
+                    .insert(name.clone(), now + DEFAULT_INITIAL_FETCH_TIMEOUT);
+            }
             entry.active = Some(cluster.clone());
             out.push(Change::UpsertCluster(cluster));
             if let Some((cla, version)) = ready {
@@ -311,6 +341,13 @@ impl ConfigCache {
                 });
             }
         }
+        self.awaiting_health_checks.retain(|name, deadline| {
+            let waiting = *deadline > now;
+            if !waiting {
+                tracing::warn!(cluster = %name, "first round of health checks not done in time; cluster counts as warm");
+            }
+            waiting
+        });
         // Clusters first: a listener may be waiting for one of them.
         let waiting: Vec<(String, Arc<Listener>, Option<Instant>)> = self
             .listeners
@@ -346,6 +383,7 @@ impl ConfigCache {
             .map(|w| w.deadline)
             .chain(listeners.map(|w| w.deadline))
             .flatten()
+            .chain(self.awaiting_health_checks.values().copied())
             .min()
     }
 

@@ -119,7 +119,12 @@ impl AdsClient {
     ) -> String {
         tracing::info!(server = %self.endpoint.uri(), delta = self.state.is_delta(), "ADS stream open");
         loop {
+            let awaiting: Vec<String> = self.state.awaiting_health_checks().cloned().collect();
             tokio::select! {
+                name = first_round_done(self.tables.clone(), awaiting) => {
+                    let step = self.state.on_health_checked(&name, Now::real());
+                    self.execute(step, sender);
+                }
                 message = inbound.message() => match message {
                     Ok(Some(response)) => {
                         self.backoff.reset();
@@ -183,6 +188,29 @@ impl AdsClient {
 
     fn publish_status(&self) {
         self.status.store(Arc::new(self.state.status().clone()));
+    }
+}
+
+/// Resolves with the name of the first of `clusters` whose first round of active health
+/// checks is done (or that is no longer in the tables); never when there are none.
+async fn first_round_done(tables: Arc<Tables>, clusters: Vec<String>) -> String {
+    if clusters.is_empty() {
+        return std::future::pending().await;
+    }
+    let snapshot = tables.load_full();
+    let mut waits = futures::stream::FuturesUnordered::new();
+    for name in clusters {
+        let Some(entry) = snapshot.cluster(&name).cloned() else {
+            return name;
+        };
+        waits.push(async move {
+            entry.state.health_check.wait_first_round().await;
+            name
+        });
+    }
+    match futures::StreamExt::next(&mut waits).await {
+        Some(name) => name,
+        None => std::future::pending().await,
     }
 }
 

@@ -17,6 +17,7 @@ pub use backoff::Backoff;
 pub use driver::AdsClient;
 pub use resource_type::ResourceType;
 pub use status::{
-    ClientStatus, LiveVersion, ResourceRecord, ResourceStatus, StreamStatus, UpdateFailure,
+    ClientStatus, LiveVersion, ResourceRecord, ResourceStatus, StreamStatus, UpdateCounts,
+    UpdateFailure,
 };
 pub use validate::check_resource;

@@ -19,9 +19,31 @@ pub struct ClientStatus {
     /// The initial configuration is in: every type has been answered (or timed out) and nothing
     /// that was part of it is still warming. Once true, stays true (Envoy's init manager).
     pub initialized: bool,
+    /// Responses received per type, and how they ended (Envoy's `cluster_manager.cds.*`,
+    /// `listener_manager.lds.*` update counters).
+    pub updates: BTreeMap<ResourceType, UpdateCounts>,
+}
+
+/// Envoy's `update_attempt` / `update_success` / `update_rejected` of one resource type.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UpdateCounts {
+    pub attempt: u64,
+    pub success: u64,
+    pub rejected: u64,
 }
 
 impl ClientStatus {
+    /// Counts a response of `kind`: accepted whole, or rejected (NACKed).
+    pub(crate) fn count_update(&mut self, kind: ResourceType, accepted: bool) {
+        let counts = self.updates.entry(kind).or_default();
+        counts.attempt += 1;
+        if accepted {
+            counts.success += 1;
+        } else {
+            counts.rejected += 1;
+        }
+    }
+
     pub fn records(&self, kind: ResourceType) -> impl Iterator<Item = (&String, &ResourceRecord)> {
         self.resources.get(&kind).into_iter().flatten()
     }

@@ -187,6 +187,7 @@ fn change_names(step: &Step) -> Vec<String> {
             Change::UpsertCluster(c) => format!("+cluster {}", c.name()),
             Change::RemoveCluster(n) => format!("-cluster {n}"),
             Change::SetEndpoints { cluster, .. } => format!("endpoints {cluster}"),
+            Change::SetResolvedEndpoints { config, .. } => format!("resolved {}", config.name()),
             Change::UpsertListener(l) => format!("+listener {}", l.name()),
             Change::RemoveListener(n) => format!("-listener {n}"),
             Change::UpsertRouteConfiguration(r) => format!("+routes {}", r.name()),
@@ -789,4 +790,51 @@ fn a_listener_waits_for_the_clusters_its_routes_use_to_stop_warming() {
         vec![routes("r", "new"), routes("r2", "typo")],
     ));
     assert_eq!(change_names(&step), ["+routes r2", "+listener m"]);
+}
+
+#[test]
+fn a_new_health_checked_cluster_warms_until_its_first_round_of_checks() {
+    let mut h = Harness::new(false);
+    h.state.on_connected(h.now);
+    let checked = {
+        let yaml = "name: checked\ntype: STATIC\nconnect_timeout: 1s\nload_assignment: { cluster_name: checked, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: 9 } } } }] }] }\nhealth_checks: [{ timeout: 1s, interval: 1s, unhealthy_threshold: 1, healthy_threshold: 1, tcp_health_check: {} }]\n";
+        pack(&outrider_envoy_json::from_yaml_str::<ClusterProto>(yaml).expect("test cluster"))
+    };
+    let step = h.sotw(sotw(CDS, "1", "c1", vec![checked]));
+    // Live in the tables at once, so the health checker sees its hosts, but still warming.
+    assert_eq!(change_names(&step), ["+cluster checked"]);
+    assert!(h.record(ResourceType::Cluster, "checked").warming);
+    assert_eq!(
+        h.state.awaiting_health_checks().collect::<Vec<_>>(),
+        ["checked"]
+    );
+    h.sotw(sotw(LDS, "1", "l1", vec![listener("l", "r")]));
+    let step = h.sotw(sotw(RDS, "1", "r1", vec![routes("r", "checked")]));
+    assert_eq!(change_names(&step), ["+routes r"], "the listener waits");
+    assert!(!h.state.status().initialized);
+
+    let now = h.now;
+    let step = h.state.on_health_checked("checked", now);
+    assert_eq!(change_names(&step), ["+listener l"]);
+    assert!(!h.record(ResourceType::Cluster, "checked").warming);
+    assert!(h.state.status().initialized);
+    // Only once: a second report changes nothing.
+    assert!(h.state.on_health_checked("checked", now).changes.is_empty());
+}
+
+#[test]
+fn a_health_check_round_that_never_ends_stops_holding_listeners_after_15s() {
+    let mut h = Harness::new(false);
+    h.state.on_connected(h.now);
+    let checked = {
+        let yaml = "name: checked\ntype: STATIC\nconnect_timeout: 1s\nload_assignment: { cluster_name: checked, endpoints: [] }\nhealth_checks: [{ timeout: 1s, interval: 1s, unhealthy_threshold: 1, healthy_threshold: 1, tcp_health_check: {} }]\n";
+        pack(&outrider_envoy_json::from_yaml_str::<ClusterProto>(yaml).expect("test cluster"))
+    };
+    h.sotw(sotw(CDS, "1", "c1", vec![checked]));
+    h.sotw(sotw(LDS, "1", "l1", vec![listener("l", "r")]));
+    h.sotw(sotw(RDS, "1", "r1", vec![routes("r", "checked")]));
+    assert!(h.record(ResourceType::Listener, "l").warming);
+    let step = h.advance(Duration::from_secs(15));
+    assert!(change_names(&step).contains(&"+listener l".to_string()));
+    assert!(!h.record(ResourceType::Cluster, "checked").warming);
 }

@@ -1,0 +1,89 @@
+//! A gRPC channel to a cluster of our own, as the tables have it at connect time (so a DNS
+//! refresh or a changed static cluster is followed on the next reconnect): h2c, since gRPC
+//! needs HTTP/2 and the bootstrap only accepts plaintext HTTP/2 clusters for these services.
+
+use std::time::Duration;
+
+use outrider_model::EndpointAddress;
+use outrider_tables::Tables;
+use tonic::metadata::{Ascii, MetadataKey, MetadataValue};
+use tonic::transport::{Channel, Endpoint};
+
+use crate::config::GrpcTarget;
+
+/// Connects to one endpoint of the target's cluster. Successive `attempt`s rotate through the
+/// cluster's healthy endpoints (all of them if none is healthy), so one dead endpoint does not
+/// stall reporting.
+pub(crate) async fn connect(
+    tables: &Tables,
+    target: &GrpcTarget,
+    attempt: usize,
+) -> Result<Channel, String> {
+    let (uri, connect_timeout) = {
+        let snapshot = tables.load();
+        let entry = snapshot
+            .cluster(&target.cluster)
+            .ok_or_else(|| format!("no cluster named {:?}", target.cluster))?;
+        let all: Vec<_> = entry.endpoints.endpoints().collect();
+        let healthy: Vec<_> = all.iter().filter(|e| e.is_healthy()).collect();
+        let candidates: Vec<_> = if healthy.is_empty() {
+            all.iter().collect()
+        } else {
+            healthy
+        };
+        if candidates.is_empty() {
+            return Err(format!("cluster {:?} has no endpoint", target.cluster));
+        }
+        let endpoint = candidates[attempt % candidates.len()];
+        (uri(&endpoint.address), entry.config.connect_timeout)
+    };
+    let endpoint = Endpoint::from_shared(uri.clone())
+        .map_err(|e| format!("{uri}: {e}"))?
+        .connect_timeout(connect_timeout)
+        // A control plane that vanishes without closing the connection (a dead node, a dropped
+        // route) must end the stream so we reconnect elsewhere, as the ADS client does.
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(Duration::from_secs(10))
+        .keep_alive_while_idle(true);
+    endpoint
+        .connect()
+        .await
+        .map_err(|e| format!("connecting to {uri}: {}", error_chain(&e)))
+}
+
+/// Adds the target's `initial_metadata` to a request; pairs that are not valid metadata are
+/// skipped (the bootstrap has already rejected them).
+pub(crate) fn add_metadata<T>(request: &mut tonic::Request<T>, target: &GrpcTarget) {
+    for (key, value) in &target.initial_metadata {
+        let (Ok(key), Ok(value)) = (
+            MetadataKey::<Ascii>::from_bytes(key.as_bytes()),
+            MetadataValue::try_from(value.as_str()),
+        ) else {
+            continue;
+        };
+        request.metadata_mut().insert(key, value);
+    }
+}
+
+fn uri(address: &EndpointAddress) -> String {
+    match address {
+        EndpointAddress::Ip(socket) => format!("http://{socket}"),
+        EndpointAddress::Dns { hostname, port } if hostname.contains(':') => {
+            format!("http://[{hostname}]:{port}")
+        }
+        EndpointAddress::Dns { hostname, port } => format!("http://{hostname}:{port}"),
+    }
+}
+
+/// The error and its causes on one line (tonic's transport errors hide the useful part in
+/// their sources).
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

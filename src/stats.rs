@@ -1,0 +1,57 @@
+//! Stats kept outside the tables, turned into admin `Stat`s: the HTTP connection managers'
+//! `http.<stat_prefix>.*` counters and the reporters' own.
+
+use std::sync::atomic::AtomicU64;
+
+use outrider_admin::{Stat, StatKind};
+use outrider_dataplane::{HttpCounters, HttpStatsRegistry};
+use outrider_report::ReportStats;
+
+/// Reads one counter of a shard.
+type CounterOf = fn(&HttpCounters) -> &AtomicU64;
+
+const HTTP_COUNTERS: [(&str, StatKind, CounterOf); 4] = [
+    ("downstream_cx_total", StatKind::Counter, |c| {
+        &c.downstream_cx_total
+    }),
+    ("downstream_cx_active", StatKind::Gauge, |c| {
+        &c.downstream_cx_active
+    }),
+    ("downstream_rq_total", StatKind::Counter, |c| {
+        &c.downstream_rq_total
+    }),
+    ("downstream_rq_active", StatKind::Gauge, |c| {
+        &c.downstream_rq_active
+    }),
+];
+
+pub(crate) fn http_stats(registry: &HttpStatsRegistry) -> Vec<Stat> {
+    let mut stats = Vec::new();
+    for (prefix, counters) in registry.all() {
+        for (name, kind, counter) in HTTP_COUNTERS {
+            stats.push(Stat::http(&prefix, name, kind, counters.total(counter)));
+        }
+        for class in 1u8..=5 {
+            let value = counters.total(|c| &c.downstream_rq_by_class[usize::from(class - 1)]);
+            stats.push(Stat::http_class(&prefix, "downstream_rq", class, value));
+        }
+    }
+    stats
+}
+
+/// `event_reporting.*`, `event_log.*`, `load_reporter.*`: counters, bar the two connection
+/// states.
+pub(crate) fn report_stats(stats: &ReportStats) -> Vec<Stat> {
+    stats
+        .values()
+        .into_iter()
+        .map(|(name, value)| {
+            let kind = if name.ends_with("connected_state") {
+                StatKind::Gauge
+            } else {
+                StatKind::Counter
+            };
+            Stat::plain(name, kind, value)
+        })
+        .collect()
+}
