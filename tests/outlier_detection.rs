@@ -87,7 +87,7 @@ async fn consecutive_5xx_ejects_at_the_threshold_and_repeat_offenders_stay_out_l
     let snapshot = Snapshot::new("1")
         .with(cluster("solo", &format!("{od}\n{NO_PANIC}")))
         .with(endpoints("solo", &[solo.addr()]));
-    let (_proxy, base) = start("outlier-5xx", snapshot, &["solo"]).await;
+    let (proxy, base) = start("outlier-5xx", snapshot, &["solo"]).await;
     let client = http1_client();
     let fail = format!("{base}/solo/status/500");
     let fine = format!("{base}/solo/");
@@ -108,6 +108,36 @@ async fn consecutive_5xx_ejects_at_the_threshold_and_repeat_offenders_stay_out_l
         why.contains("1 ejected by outlier detection (consecutive_5xx)"),
         "{why}"
     );
+    // /diagnose, /clusters and /stats tell the same story.
+    let report = tokio::task::block_in_place(|| {
+        common::get_json(proxy.admin, "/diagnose?cluster=solo&format=json")
+    })
+    .expect("a diagnosis");
+    let host = &report["endpoints"][0];
+    assert_eq!(host["state"], "unhealthy", "{report:#}");
+    assert_eq!(host["outlier"]["detector"], "consecutive_5xx", "{report:#}");
+    assert_eq!(host["outlier"]["num_ejections"], 1);
+    assert!(
+        report["next_request"]["summary"]
+            .as_str()
+            .is_some_and(|s| s.contains("503 no healthy upstream")),
+        "{report:#}"
+    );
+    let (_, clusters) = tokio::task::block_in_place(|| common::http_get(proxy.admin, "/clusters"))
+        .expect("/clusters");
+    let flags = format!("solo::{}::health_flags::/failed_outlier_check", solo.addr());
+    assert!(clusters.lines().any(|l| l == flags), "{clusters}");
+    let (_, stats) = tokio::task::block_in_place(|| {
+        common::http_get(proxy.admin, "/stats?filter=outlier_detection")
+    })
+    .expect("/stats");
+    for line in [
+        "cluster.solo.outlier_detection.ejections_active: 1",
+        "cluster.solo.outlier_detection.ejections_enforced_consecutive_5xx: 1",
+        "cluster.solo.outlier_detection.ejections_enforced_total: 1",
+    ] {
+        assert!(stats.lines().any(|l| l == line), "{line} in\n{stats}");
+    }
     // The ejection is applied by the control thread, as Envoy's is by its main thread: a
     // request racing it may still go through, never more than that.
     let served = solo.requests_served();

@@ -78,6 +78,26 @@ pub(crate) fn text(snapshot: &Snapshot, is_static: impl Fn(&str) -> bool) -> Str
             }
         }
         let _ = writeln!(out, "{name}::added_via_api::{}", !is_static(name));
+        if entry.config.outlier_detection.is_some() {
+            let o = &entry.state.outlier;
+            for (stat, cell) in [
+                ("success_rate_average", &o.success_rate_average),
+                (
+                    "success_rate_ejection_threshold",
+                    &o.success_rate_ejection_threshold,
+                ),
+                (
+                    "local_origin_success_rate_average",
+                    &o.local_origin_success_rate_average,
+                ),
+                (
+                    "local_origin_success_rate_ejection_threshold",
+                    &o.local_origin_success_rate_ejection_threshold,
+                ),
+            ] {
+                let _ = writeln!(out, "{name}::outlier::{stat}::{}", rate_text(cell.get()));
+            }
+        }
         for host in hosts(entry) {
             let address = host.host.address.to_string();
             for (stat, value, _) in host_counters(host.host) {
@@ -100,6 +120,16 @@ pub(crate) fn text(snapshot: &Snapshot, is_static: impl Fn(&str) -> bool) -> Str
             );
             let _ = writeln!(out, "{name}::{address}::canary::false");
             let _ = writeln!(out, "{name}::{address}::priority::{}", host.priority);
+            let _ = writeln!(
+                out,
+                "{name}::{address}::success_rate::{}",
+                rate_text(h.outlier.success_rate.get())
+            );
+            let _ = writeln!(
+                out,
+                "{name}::{address}::local_origin_success_rate::{}",
+                rate_text(h.outlier.local_origin_success_rate.get())
+            );
         }
     }
     out
@@ -124,13 +154,22 @@ pub(crate) fn json(snapshot: &Snapshot, is_static: impl Fn(&str) -> bool) -> Val
                 })
                 .collect();
             let hosts: Vec<Value> = hosts(entry).iter().map(host_json).collect();
-            json!({
+            let mut status = json!({
                 "name": name,
                 "added_via_api": !is_static(name),
                 "host_statuses": hosts,
                 "circuit_breakers": { "thresholds": thresholds },
                 "observability_name": entry.config.alt_stat_name.as_deref().unwrap_or(name),
-            })
+            });
+            // Envoy sets these only when the detector has a threshold.
+            let o = &entry.state.outlier;
+            if let Some(t) = o.success_rate_ejection_threshold.get() {
+                status["success_rate_ejection_threshold"] = json!({ "value": t });
+            }
+            if let Some(t) = o.local_origin_success_rate_ejection_threshold.get() {
+                status["local_origin_success_rate_ejection_threshold"] = json!({ "value": t });
+            }
+            status
         })
         .collect();
     json!({ "cluster_statuses": statuses })
@@ -201,7 +240,7 @@ fn host_json(view: &HostView<'_>) -> Value {
             locality.insert(key.to_string(), json!(value));
         }
     }
-    json!({
+    let mut status = json!({
         "address": address,
         "stats": stats,
         "health_status": health,
@@ -209,5 +248,17 @@ fn host_json(view: &HostView<'_>) -> Value {
         "hostname": host.hostname.as_ref(),
         "priority": view.priority,
         "locality": locality,
-    })
+    });
+    if let Some(rate) = host.outlier.success_rate.get() {
+        status["success_rate"] = json!({ "value": rate });
+    }
+    if let Some(rate) = host.outlier.local_origin_success_rate.get() {
+        status["local_origin_success_rate"] = json!({ "value": rate });
+    }
+    status
+}
+
+/// Envoy prints an unavailable rate as -1.
+fn rate_text(rate: Option<f64>) -> String {
+    rate.map_or_else(|| "-1".to_string(), |r| r.to_string())
 }

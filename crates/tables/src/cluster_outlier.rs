@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use tokio::sync::Notify;
 
+use crate::outlier_state::SuccessRateCell;
+
 /// Envoy's `OutlierEjectionType` names as they appear in stat names, by proto number.
 pub const EJECTION_TYPE_STAT_NAMES: [&str; 7] = [
     "consecutive_5xx",
@@ -70,6 +72,13 @@ impl OutlierStats {
 #[derive(Debug, Default)]
 pub struct ClusterOutlier {
     pub stats: OutlierStats,
+    /// The success-rate statistic of the last interval, external origin (`None`: too few hosts
+    /// with enough requests), as Envoy's `/clusters` shows it.
+    pub success_rate_average: SuccessRateCell,
+    pub success_rate_ejection_threshold: SuccessRateCell,
+    /// The same for local-origin errors (split mode only).
+    pub local_origin_success_rate_average: SuccessRateCell,
+    pub local_origin_success_rate_ejection_threshold: SuccessRateCell,
     wake: Notify,
 }
 

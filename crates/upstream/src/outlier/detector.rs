@@ -39,6 +39,18 @@ impl Origin {
         }
     }
 
+    /// Where `/clusters` finds the cluster's average and threshold for this origin.
+    fn cluster_cells(self, state: &ClusterState) -> (&SuccessRateCell, &SuccessRateCell) {
+        let o = &state.outlier;
+        match self {
+            Self::External => (&o.success_rate_average, &o.success_rate_ejection_threshold),
+            Self::LocalOrigin => (
+                &o.local_origin_success_rate_average,
+                &o.local_origin_success_rate_ejection_threshold,
+            ),
+        }
+    }
+
     fn shown_rate(self, host: &EndpointState) -> &SuccessRateCell {
         match self {
             Self::External => &host.outlier.success_rate,
@@ -163,6 +175,11 @@ impl Detector {
             host.outlier.success_rate.set(None);
             host.outlier.local_origin_success_rate.set(None);
         }
+        for origin in [Origin::External, Origin::LocalOrigin] {
+            let (average, threshold) = origin.cluster_cells(state);
+            average.set(None);
+            threshold.set(None);
+        }
         self.judge(&cx, hosts, &external, Origin::External);
         if self.config.split_external_local_origin_errors {
             self.judge(&cx, hosts, &local, Origin::LocalOrigin);
@@ -198,6 +215,9 @@ impl Detector {
             c.success_rate_request_volume,
             c.success_rate_stdev_factor,
         );
+        let (average, threshold) = origin.cluster_cells(cx.state);
+        average.set(stat.map(|s| s.mean));
+        threshold.set(stat.map(|s| s.threshold));
         if let Some(stat) = stat {
             for (index, rate) in below {
                 let Some(host) = hosts.get(index) else {

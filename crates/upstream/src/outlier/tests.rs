@@ -410,6 +410,15 @@ fn success_rate_ejects_below_mean_minus_factor_stdev() {
         })
     );
     assert_eq!(f.stat("ejections_enforced_success_rate"), 1);
+    // What /clusters shows for the cluster: the interval's mean and threshold.
+    let o = &f.entry.state.outlier;
+    assert_eq!(o.success_rate_average.get(), Some(90.0));
+    let threshold = o
+        .success_rate_ejection_threshold
+        .get()
+        .expect("a threshold");
+    assert!((threshold - 52.0).abs() < 0.1, "{threshold}");
+    assert_eq!(o.local_origin_success_rate_average.get(), None);
     assert_eq!(f.host(1).outlier.success_rate.get(), Some(100.0));
     assert_eq!(
         f.host(5).outlier.success_rate.get(),
@@ -420,6 +429,7 @@ fn success_rate_ejects_below_mean_minus_factor_stdev() {
     f.interval(2_000);
     assert_eq!(f.ejected(), [0]);
     assert_eq!(f.host(1).outlier.success_rate.get(), None);
+    assert_eq!(f.entry.state.outlier.success_rate_average.get(), None);
 }
 
 #[test]
