@@ -1,7 +1,8 @@
-//! `cluster_manager.outlier_detection.event_log_path`: every outlier ejection and un-ejection
-//! appended as one line of proto3 JSON, as Envoy writes it (`OutlierDetectionEvent`, snake_case
-//! names, every primitive field printed even when it is the default). Health-check events are
-//! not written here: Envoy logs them through the health checker's own event log.
+//! `cluster_manager.outlier_detection.event_log_path`: every outlier ejection and un-ejection,
+//! and every active health-check event, appended as one line of proto3 JSON each, as Envoy
+//! writes them (`OutlierDetectionEvent` / `HealthCheckEvent`, snake_case names, every primitive
+//! field printed even when it is the default). Differs from Envoy, which writes health-check
+//! events to each health checker's own `event_log_path`: here one file holds the whole story.
 //!
 //! File I/O goes through `tokio::fs` (a blocking thread), never on the control thread itself;
 //! the file is flushed after each batch.
@@ -10,22 +11,37 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::data::cluster::v3::OutlierDetectionEvent;
+use envoy_types::pb::envoy::data::core::v3::HealthCheckEvent;
 use outrider_upstream::events::{HostEvent, OutlierEvent};
 use prost::{Message, Name};
 use prost_reflect::{DynamicMessage, SerializeOptions};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 
-use crate::convert::outlier_event;
+use crate::convert::{health_check_event, outlier_event};
 use crate::stats::{ReportStats, add};
 
 /// Envoy's JSON line for one outlier event (without the newline).
 pub fn json_line(event: &OutlierEvent) -> Result<String, String> {
     let proto = outlier_event(event);
-    let descriptor = outrider_envoy_json::descriptor(&OutlierDetectionEvent::full_name())
-        .map_err(|e| e.to_string())?;
-    let dynamic = DynamicMessage::decode(descriptor, proto.encode_to_vec().as_slice())
-        .map_err(|e| e.to_string())?;
+    proto_json_line(&OutlierDetectionEvent::full_name(), &proto.encode_to_vec())
+}
+
+/// Envoy's JSON line for any host event.
+pub fn host_event_json_line(event: &HostEvent) -> Result<String, String> {
+    match event {
+        HostEvent::Outlier(event) => json_line(event),
+        HostEvent::Health(event) => {
+            let proto = health_check_event(event);
+            proto_json_line(&HealthCheckEvent::full_name(), &proto.encode_to_vec())
+        }
+    }
+}
+
+/// One message, encoded, as Envoy's event-log JSON.
+fn proto_json_line(full_name: &str, encoded: &[u8]) -> Result<String, String> {
+    let descriptor = outrider_envoy_json::descriptor(full_name).map_err(|e| e.to_string())?;
+    let dynamic = DynamicMessage::decode(descriptor, encoded).map_err(|e| e.to_string())?;
     // Envoy: getJsonStringFromMessageOrError(event, pretty_print = false,
     // always_print_primitive_fields = true).
     let options = SerializeOptions::new()
@@ -86,10 +102,7 @@ impl EventLog {
         let mut text = String::new();
         let mut lines = 0u64;
         for event in batch {
-            let HostEvent::Outlier(event) = &**event else {
-                continue;
-            };
-            match json_line(event) {
+            match host_event_json_line(event) {
                 Ok(line) => {
                     text.push_str(&line);
                     text.push('\n');
@@ -97,7 +110,7 @@ impl EventLog {
                 }
                 Err(error) => {
                     add(&self.stats.event_log_dropped, 1);
-                    tracing::warn!(%error, "cannot print an outlier event as JSON");
+                    tracing::warn!(%error, "cannot print a host event as JSON");
                 }
             }
         }
@@ -110,7 +123,7 @@ impl EventLog {
                 // Reopen on the next batch (the file may have been removed or rotated).
                 self.file = None;
                 add(&self.stats.event_log_dropped, lines);
-                tracing::warn!(path = %self.path.display(), %error, "cannot write the outlier event log");
+                tracing::warn!(path = %self.path.display(), %error, "cannot write the event log");
             }
         }
     }

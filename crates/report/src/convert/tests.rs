@@ -4,7 +4,7 @@ use envoy_types::pb::envoy::data::cluster::v3::outlier_detection_event::Event as
 use envoy_types::pb::envoy::data::core::v3::health_check_event::Event as HealthDetail;
 
 use super::*;
-use crate::event_log::json_line;
+use crate::event_log::{host_event_json_line, json_line};
 
 /// 2024-01-02T03:04:05.678Z
 fn time() -> SystemTime {
@@ -285,4 +285,16 @@ fn the_event_log_line_is_envoys_json_with_primitive_defaults_printed() {
         line,
         r#"{"type":"CONSECUTIVE_5XX","timestamp":"2024-01-02T03:04:05.678Z","cluster_name":"backend","upstream_url":"tcp://10.0.0.1:8080","action":"UNEJECT","num_ejections":0,"enforced":false}"#
     );
+}
+
+#[test]
+fn health_check_events_go_to_the_event_log_too() {
+    let line = host_event_json_line(&HostEvent::Health(health(HealthTransition::EjectUnhealthy {
+        failure_type: HealthCheckFailureType::Active,
+    })))
+    .expect("prints");
+    let json: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+    assert_eq!(json["cluster_name"], "backend", "{line}");
+    assert_eq!(json["health_checker_type"], "GRPC", "{line}");
+    assert_eq!(json["eject_unhealthy_event"]["failure_type"], "ACTIVE", "{line}");
 }
