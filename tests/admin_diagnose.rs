@@ -88,6 +88,7 @@ endpoints:
     let missing = common::get_json(proxy.admin, "/diagnose?cluster=nowhere&format=json")
         .expect("a JSON diagnosis");
     assert_eq!(missing["state"], "missing", "{missing:#}");
+    assert_eq!(missing["control_plane"]["cds"]["status"], "never received");
     assert!(
         missing["summary"][0]
             .as_str()

@@ -53,6 +53,11 @@ pub(crate) async fn diagnose(state: &AdminState, cluster: &str) -> Value {
                 ),
             )
         };
+        let cds = if warming {
+            cds
+        } else {
+            json!({ "status": "never received" })
+        };
         return json!({
             "cluster": cluster,
             "state": state_name,
@@ -103,17 +108,89 @@ pub(crate) async fn diagnose(state: &AdminState, cluster: &str) -> Value {
     })
 }
 
-/// The JSON rendered for people: the summary first, then the details.
+/// The report for people: the summary (the answer and one line per endpoint), then the
+/// control plane's view, the endpoints' source and the circuit breakers.
 pub(crate) fn text(report: &Value) -> String {
     let mut out = String::new();
     for line in report["summary"].as_array().into_iter().flatten() {
         out.push_str(line.as_str().unwrap_or_default());
         out.push('\n');
     }
-    out.push('\n');
-    out.push_str(&serde_json::to_string_pretty(report).unwrap_or_default());
-    out.push('\n');
+    let plane = &report["control_plane"];
+    out.push_str("\ncontrol plane:\n");
+    for (label, key) in [("CDS", "cds"), ("EDS", "eds")] {
+        if let Some(line) = record_text(&plane[key]) {
+            out.push_str(&format!("  {label}: {line}\n"));
+        }
+    }
+    let stream = &plane["stream"];
+    if stream["connected"].as_bool() == Some(true) {
+        out.push_str(&format!(
+            "  ADS stream connected to {}\n",
+            text_of(&stream["server"])
+        ));
+    } else if let Some(error) = stream["last_error"].as_str() {
+        out.push_str(&format!("  ADS stream down: {error}\n"));
+    }
+    if report["state"] == "active" {
+        let eds = &report["eds"];
+        let mut source = format!("endpoints: from {}", text_of(&report["endpoints_from"]));
+        if let Some(version) = eds["version"].as_str().filter(|v| !v.is_empty()) {
+            source.push_str(&format!(", EDS version {version}"));
+        }
+        if let Some(ago) = eds["updated_secs_ago"].as_u64() {
+            source.push_str(&format!(", updated {ago}s ago"));
+        }
+        out.push_str(&format!("\n{source}\n"));
+        out.push_str("circuit breakers (in use / limit):\n");
+        for priority in ["default", "high"] {
+            let b = &report["circuit_breakers"][priority];
+            let pair = |key: &str| format!("{}/{}", b[key][0], b[key][1]);
+            out.push_str(&format!(
+                "  {priority}: connections {}, pending requests {}, requests {}, retries {}\n",
+                pair("connections"),
+                pair("pending_requests"),
+                pair("requests"),
+                pair("retries")
+            ));
+        }
+        out.push_str(&format!(
+            "panic threshold: {}%\n",
+            report["next_request"]["panic_threshold_percent"]
+        ));
+    }
+    out.push_str("\n(JSON with every detail: add &format=json)\n");
     out
+}
+
+/// One resource's record in one line: status, version, age, and the last rejection.
+fn record_text(record: &Value) -> Option<String> {
+    let status = record["status"].as_str()?;
+    let mut line = status.to_string();
+    if let Some(version) = record["version"].as_str().filter(|v| !v.is_empty()) {
+        line.push_str(&format!(" version {version}"));
+    }
+    if let Some(ago) = record["last_updated_secs_ago"].as_u64() {
+        line.push_str(&format!(", updated {ago}s ago"));
+    }
+    if record["warming"].as_bool() == Some(true) {
+        line.push_str(", warming");
+    }
+    let rejection = &record["last_rejection"];
+    if let Some(reason) = rejection["reason"].as_str() {
+        line.push_str(&format!(
+            "; version {} rejected {}s ago: {reason}",
+            text_of(&rejection["version"]),
+            rejection["secs_ago"]
+        ));
+    }
+    Some(line)
+}
+
+fn text_of(value: &Value) -> String {
+    value
+        .as_str()
+        .map_or_else(|| value.to_string(), str::to_string)
 }
 
 struct HostView<'a> {

@@ -289,12 +289,17 @@ fn the_event_log_line_is_envoys_json_with_primitive_defaults_printed() {
 
 #[test]
 fn health_check_events_go_to_the_event_log_too() {
-    let line = host_event_json_line(&HostEvent::Health(health(HealthTransition::EjectUnhealthy {
-        failure_type: HealthCheckFailureType::Active,
-    })))
+    let line = host_event_json_line(&HostEvent::Health(health(
+        HealthTransition::EjectUnhealthy {
+            failure_type: HealthCheckFailureType::Active,
+        },
+    )))
     .expect("prints");
     let json: serde_json::Value = serde_json::from_str(&line).expect("JSON");
     assert_eq!(json["cluster_name"], "backend", "{line}");
     assert_eq!(json["health_checker_type"], "GRPC", "{line}");
-    assert_eq!(json["eject_unhealthy_event"]["failure_type"], "ACTIVE", "{line}");
+    assert_eq!(
+        json["eject_unhealthy_event"]["failure_type"], "ACTIVE",
+        "{line}"
+    );
 }
