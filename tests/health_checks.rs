@@ -219,6 +219,18 @@ async fn http_checks_follow_envoys_thresholds() {
     assert!(!in_rotation(&client, &url, "a").await);
     let flags = tokio::task::block_in_place(|| admin_flags(&proxy, a.addr()));
     assert_eq!(flags, "/failed_active_hc");
+    // /diagnose says why, with the last failure.
+    let (_, diagnosis) =
+        tokio::task::block_in_place(|| http_get(proxy.admin, "/diagnose?cluster=checked"))
+            .expect("/diagnose");
+    let line = diagnosis
+        .lines()
+        .find(|l| l.trim_start().starts_with(&a.addr().to_string()))
+        .unwrap_or_else(|| panic!("{diagnosis}"));
+    assert!(
+        line.contains("unhealthy: failing active health checks (3 in a row; last: "),
+        "{line}"
+    );
 
     // Back at exactly healthy_threshold (2).
     step(&proxy, &a, HealthAnswer::Status(200)).await;
