@@ -308,3 +308,102 @@ cluster_manager:
     );
     let _ = std::fs::remove_dir_all(&log_dir);
 }
+
+/// EDS `drop_overloads`: the share of requests the control plane asks to shed is answered 503
+/// `drop_overload` (flag `DO`) without reaching an upstream, counted in
+/// `upstream_rq_drop_overload`, and reported over LRS by category.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drop_overloads_shed_requests_and_lrs_reports_them() {
+    let upstream = UpstreamServer::start_local(UpstreamConfig::new("upstream"))
+        .await
+        .expect("upstream");
+    let shedding: envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment =
+        common::xds_proxy::yaml(&format!(
+            "cluster_name: backend
+endpoints: [{{ lb_endpoints: [{{ endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {} }} }} }} }}] }}]
+policy: {{ drop_overloads: [{{ category: throttle, drop_percentage: {{ numerator: 100, denominator: HUNDRED }} }}] }}
+",
+            upstream.addr().port()
+        ));
+    let snapshot = Snapshot::new("1")
+        .with(cluster("backend", ""))
+        .with(shedding)
+        .with(http_listener("ingress", 0, "ingress", ""))
+        .with(routes(
+            "  - match: { prefix: / }\n    route: { cluster: backend }",
+        ));
+    let proxy = XdsProxy::start_with_bootstrap(
+        "report-drops",
+        snapshot,
+        &["--concurrency", "1"],
+        LOAD_STATS,
+    )
+    .await;
+    let server = &proxy.server;
+    server.set_load_reporting(&["backend"], Duration::from_millis(200), false, false);
+    server
+        .wait_for_load_report(
+            |r| {
+                r.request
+                    .cluster_stats
+                    .iter()
+                    .any(|c| c.cluster_name == "backend")
+            },
+            WAIT,
+        )
+        .await
+        .expect("reports of backend");
+
+    let base = format!("http://127.0.0.1:{}", proxy.listener_port("ingress").await);
+    let client = http1_client();
+    for _ in 0..10 {
+        let answer = get(&client, &format!("{base}/")).await;
+        assert_eq!(
+            (answer.status, answer.body.as_str()),
+            (503, "drop_overload")
+        );
+    }
+    assert_eq!(
+        upstream.requests_served(),
+        0,
+        "nothing reached the upstream"
+    );
+
+    let dropped = |server: &xds_conformance::ManagementServer| {
+        let mut total = 0;
+        let mut by_category = 0;
+        for report in server.load_reports() {
+            for cluster in report
+                .request
+                .cluster_stats
+                .iter()
+                .filter(|c| c.cluster_name == "backend")
+            {
+                total += cluster.total_dropped_requests;
+                by_category += cluster
+                    .dropped_requests
+                    .iter()
+                    .filter(|d| d.category == "throttle")
+                    .map(|d| d.dropped_count)
+                    .sum::<u64>();
+            }
+        }
+        (total, by_category)
+    };
+    assert!(
+        eventually(WAIT, || dropped(server).0 >= 10).await,
+        "{:?}",
+        dropped(server)
+    );
+    assert_eq!(dropped(server), (10, 10));
+    let (_, stats) = tokio::task::block_in_place(|| {
+        common::http_get(proxy.admin, "/stats?filter=drop_overload")
+    })
+    .expect("/stats");
+    assert!(
+        stats
+            .lines()
+            .any(|l| l == "cluster.backend.upstream_rq_drop_overload: 10"),
+        "{stats}"
+    );
+}

@@ -113,6 +113,21 @@ pub(crate) async fn forward(
     let downstream_upgrade = upgrade.and_then(|_| upgrade::take_downstream(&mut parts.extensions));
 
     let counters = entry.state.counters.local();
+    // EDS `drop_overloads` (one category, as Envoy supports): shed this share of requests
+    // before they take any resource.
+    if let Some(drop) = entry.endpoints.drop_overloads.first()
+        && drop.parts_per_million > 0
+        && rand::random::<u32>() % 1_000_000 < drop.parts_per_million
+    {
+        counters.upstream_rq_drop_overload.fetch_add(1, Relaxed);
+        return local_reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "drop_overload",
+            cx.grpc,
+            None,
+        )
+        .flagged(ResponseFlag::DropOverload, None);
+    }
     counters.upstream_rq_total.fetch_add(1, Relaxed);
     let breakers = &entry.config.circuit_breakers;
     let Some(active_request) = try_request(&entry.state, breakers, cx.action.priority) else {

@@ -20,6 +20,8 @@ pub(crate) enum ResponseFlag {
     UpstreamRetryLimitExceeded,
     UpstreamRequestTimeout,
     UpstreamConnectionTermination,
+    /// Dropped by the cluster's EDS `drop_overloads`.
+    DropOverload,
 }
 
 impl ResponseFlag {
@@ -33,6 +35,7 @@ impl ResponseFlag {
             ResponseFlag::UpstreamRetryLimitExceeded => "URX",
             ResponseFlag::UpstreamRequestTimeout => "UT",
             ResponseFlag::UpstreamConnectionTermination => "UC",
+            ResponseFlag::DropOverload => "DO",
         }
     }
 }

@@ -16,13 +16,14 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use envoy_types::pb::envoy::config::core::v3::{Address, Locality as LocalityProto};
+use envoy_types::pb::envoy::config::endpoint::v3::cluster_stats::DroppedRequests;
 use envoy_types::pb::envoy::config::endpoint::v3::{
     ClusterStats, UpstreamEndpointStats, UpstreamLocalityStats,
 };
 use envoy_types::pb::envoy::service::load_stats::v3::LoadStatsResponse;
 use envoy_types::pb::google::protobuf::Duration as DurationProto;
 use outrider_model::{Discovery, EndpointAddress, Locality};
-use outrider_tables::{ClusterEntry, EndpointState, Snapshot};
+use outrider_tables::{ClusterEntry, ClusterState, EndpointState, Snapshot};
 
 use crate::convert::socket_address;
 
@@ -81,6 +82,9 @@ pub struct LoadReporter {
     last_boundary: Instant,
     /// By endpoint identity (the address of its `EndpointState`).
     baselines: HashMap<usize, Baseline>,
+    /// Requests dropped by each tracked cluster's `drop_overloads`, at the last report, by the
+    /// identity of its `ClusterState` (a removed and re-added cluster starts from zero).
+    dropped: HashMap<usize, (Arc<ClusterState>, u64)>,
     /// A response has arrived: reports are due.
     active: bool,
 }
@@ -95,6 +99,7 @@ impl LoadReporter {
             period_start: HashMap::new(),
             last_boundary: now,
             baselines: HashMap::new(),
+            dropped: HashMap::new(),
             active: false,
         }
     }
@@ -188,6 +193,11 @@ impl LoadReporter {
 
     /// Remembers the current values of every endpoint of `entry`.
     fn latch(&mut self, entry: &ClusterEntry) {
+        let state = &entry.state;
+        self.dropped.insert(
+            Arc::as_ptr(state) as usize,
+            (state.clone(), dropped_total(state)),
+        );
         for endpoint in entry.endpoints.endpoints() {
             self.baselines.insert(
                 identity(endpoint),
@@ -214,6 +224,26 @@ impl LoadReporter {
             })
             .collect();
         self.baselines.retain(|id, _| live.contains(id));
+        let clusters: HashSet<usize> = self
+            .period_start
+            .keys()
+            .filter_map(|name| snapshot.cluster(name))
+            .map(|entry| Arc::as_ptr(&entry.state) as usize)
+            .collect();
+        self.dropped.retain(|id, _| clusters.contains(id));
+    }
+
+    /// Requests the cluster dropped since the last report; the baseline moves to now.
+    fn take_dropped(&mut self, state: &Arc<ClusterState>) -> u64 {
+        let now = dropped_total(state);
+        let id = Arc::as_ptr(state) as usize;
+        let earlier = match self.dropped.get(&id) {
+            Some((known, earlier)) if Arc::ptr_eq(known, state) => *earlier,
+            // Not tracked before: everything it dropped is in this period.
+            _ => 0,
+        };
+        self.dropped.insert(id, (state.clone(), now));
+        now.saturating_sub(earlier)
     }
 
     /// The delta of one endpoint since its baseline, which moves to now.
@@ -285,16 +315,30 @@ impl LoadReporter {
             Discovery::Eds { resource_name, .. } if resource_name != name => resource_name.clone(),
             _ => String::new(),
         };
+        let dropped = self.take_dropped(&entry.state);
+        // One category at most (as Envoy supports); drops are counted for the category in
+        // force when they happened, reported under the current one.
+        let dropped_requests = match entry.endpoints.drop_overloads.first() {
+            Some(category) if dropped > 0 => vec![DroppedRequests {
+                category: category.category.clone(),
+                dropped_count: dropped,
+            }],
+            _ => Vec::new(),
+        };
         ClusterStats {
             cluster_name: name.to_string(),
             cluster_service_name,
             upstream_locality_stats: localities,
-            // The data plane does not apply drop_overloads: nothing is dropped.
-            total_dropped_requests: 0,
-            dropped_requests: Vec::new(),
+            total_dropped_requests: dropped,
+            dropped_requests,
             load_report_interval: Some(duration_proto(interval)),
         }
     }
+}
+
+/// Every request the cluster has dropped, summed over the workers' shards.
+fn dropped_total(state: &ClusterState) -> u64 {
+    state.counters.total(|c| &c.upstream_rq_drop_overload)
 }
 
 fn identity(endpoint: &Arc<EndpointState>) -> usize {

@@ -30,6 +30,8 @@ pub struct ClusterCounters {
     pub lb_healthy_panic: AtomicU64,
     /// Picks that found no host to send to (`UH`).
     pub upstream_cx_none_healthy: AtomicU64,
+    /// Requests dropped by EDS `drop_overloads` (reported over LRS too).
+    pub upstream_rq_drop_overload: AtomicU64,
 }
 
 impl ClusterCounters {

@@ -27,7 +27,7 @@ pub(crate) fn collect(state: &AdminState) -> Vec<Stat> {
 type CounterOf = fn(&ClusterCounters) -> &AtomicU64;
 
 /// Envoy's counter names, in the order of `ClusterCounters`.
-const CLUSTER_COUNTERS: [(&str, CounterOf); 13] = [
+const CLUSTER_COUNTERS: [(&str, CounterOf); 14] = [
     ("upstream_rq_total", |c| &c.upstream_rq_total),
     ("upstream_rq_completed", |c| &c.upstream_rq_completed),
     ("upstream_rq_timeout", |c| &c.upstream_rq_timeout),
@@ -49,6 +49,9 @@ const CLUSTER_COUNTERS: [(&str, CounterOf); 13] = [
     }),
     ("lb_healthy_panic", |c| &c.lb_healthy_panic),
     ("upstream_cx_none_healthy", |c| &c.upstream_cx_none_healthy),
+    ("upstream_rq_drop_overload", |c| {
+        &c.upstream_rq_drop_overload
+    }),
 ];
 
 fn cluster_stats(snapshot: &Snapshot, stats: &mut Vec<Stat>) {
