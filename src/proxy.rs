@@ -60,6 +60,8 @@ pub async fn serve(
             .map(Change::UpsertListener),
     );
     tables.apply(statics);
+    // The bootstrap is read: the Envoy descriptor pool it needed can go until `/config_dump`.
+    outrider_envoy_json::release_pool();
 
     let status = Arc::new(ArcSwap::from_pointee(ClientStatus {
         // Without xDS the configuration is complete from the start.

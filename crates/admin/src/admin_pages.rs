@@ -310,7 +310,10 @@ fn config_dump(state: &AdminState, params: &QueryParams) -> AdminResponse {
         status: &status,
         started: state.server_info.started,
     };
-    match query.run(&inputs) {
+    let dumped = query.run(&inputs);
+    // The Envoy descriptor pool printed the dump; an idle proxy need not keep it.
+    outrider_envoy_json::release_pool();
+    match dumped {
         Ok(value) => json(Ok(value)),
         Err(e) => text(e.status, e.message),
     }

@@ -5,7 +5,7 @@
 //! field path, as in Envoy. Output is what Envoy's admin prints: snake_case names, `"@type"` on
 //! every `Any`, default values left out.
 
-use std::sync::OnceLock;
+use std::sync::{Mutex, PoisonError};
 
 use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, SerializeOptions};
 
@@ -29,12 +29,29 @@ pub enum JsonError {
     Decode(String),
 }
 
-/// The pool of every Envoy message type we can read or print.
-pub fn pool() -> &'static DescriptorPool {
-    static POOL: OnceLock<DescriptorPool> = OnceLock::new();
-    POOL.get_or_init(|| {
-        DescriptorPool::decode(DESCRIPTORS).expect("descriptor set compiled by build.rs is valid")
-    })
+/// The decoded pool, kept between uses until [`release_pool`].
+static CACHED_POOL: Mutex<Option<DescriptorPool>> = Mutex::new(None);
+
+/// The pool of every Envoy message type we can read or print, decoded on first use.
+pub fn pool() -> DescriptorPool {
+    let mut cached = CACHED_POOL.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(pool) = cached.as_ref() {
+        return pool.clone();
+    }
+    let pool =
+        DescriptorPool::decode(DESCRIPTORS).expect("descriptor set compiled by build.rs is valid");
+    *cached = Some(pool.clone());
+    pool
+}
+
+/// Forgets the decoded pool (a few MiB) once whatever still uses it is done; the next use
+/// decodes it again. A running proxy needs it only to read its bootstrap and to print
+/// `/config_dump`, so it is released after each.
+pub fn release_pool() {
+    CACHED_POOL
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take();
 }
 
 /// The descriptor of a message type by its full name (`envoy.config.cluster.v3.Cluster`).
