@@ -115,7 +115,15 @@ pub async fn serve(
             }))
             .with_tables(tables.clone())
             .with_stats(Arc::new(move || crate::stats::http_stats(&http_stats)))
-            .with_stats(Arc::new(move || crate::stats::report_stats(&report_stats)));
+            .with_stats(Arc::new(move || crate::stats::report_stats(&report_stats)))
+            .with_drain_listeners({
+                let dataplane = dataplane.clone();
+                Arc::new(move |inbound_only| dataplane.drain_listeners(inbound_only))
+            })
+            .with_logging(Arc::new(|level| match level {
+                Some(level) => crate::logging::set_level(level),
+                None => Ok(crate::logging::current()),
+            }));
             let handle =
                 outrider_admin::spawn(listener, state).context("starting the admin server")?;
             tracing::info!(address = %handle.local_addr, "admin interface listening");

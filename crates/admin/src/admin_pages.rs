@@ -74,9 +74,18 @@ const ENDPOINTS: &[Endpoint] = &[
     },
     Endpoint {
         path: "/drain_listeners",
-        help: "drain listeners (not implemented yet)",
+        help: "drain listeners: they stop accepting, their connections close within --drain-time-s",
         mutates: true,
-        params: &[],
+        params: &[
+            (
+                "inboundonly",
+                "drain only listeners with traffic_direction INBOUND",
+            ),
+            (
+                "graceful",
+                "accepted; draining is always graceful (Connection: close, GOAWAY)",
+            ),
+        ],
     },
     Endpoint {
         path: "/healthcheck/fail",
@@ -104,9 +113,12 @@ const ENDPOINTS: &[Endpoint] = &[
     },
     Endpoint {
         path: "/logging",
-        help: "query or change log levels (not implemented yet)",
+        help: "print the log filter in force, or set every logger's level",
         mutates: true,
-        params: &[],
+        params: &[(
+            "level",
+            "trace, debug, info, warning/warn, error, critical or off",
+        )],
     },
     Endpoint {
         path: "/quitquitquit",
@@ -194,6 +206,15 @@ pub(crate) fn handle(
             state.control.request_quit();
             text(StatusCode::OK, "OK\n".to_string())
         }
+        "/drain_listeners" => {
+            let drained = state
+                .drain_listeners
+                .as_ref()
+                .map_or(0, |drain| drain(params.has("inboundonly")));
+            tracing::info!(drained, "listeners drained through the admin interface");
+            text(StatusCode::OK, "OK\n".to_string())
+        }
+        "/logging" => logging_page(state, &params),
         "/healthcheck/fail" => {
             state.control.set_health_check_failed(true);
             text(StatusCode::OK, "OK\n".to_string())
@@ -226,6 +247,31 @@ pub(crate) async fn diagnose_page(
         return Some(json(Ok(report)));
     }
     Some(text(StatusCode::OK, crate::diagnose::text(&report)))
+}
+
+/// POST `/logging`: `?level=` sets every logger (Envoy's names); without it, the filter in
+/// force is printed. Envoy's per-logger parameters (`?upstream=debug`) are refused: tracing's
+/// targets are not Envoy's logger names.
+fn logging_page(state: &AdminState, params: &QueryParams) -> AdminResponse {
+    let Some(logging) = &state.logging else {
+        return text(
+            StatusCode::NOT_IMPLEMENTED,
+            "no logger to configure\n".to_string(),
+        );
+    };
+    if let Some(unknown) = params.names().find(|name| *name != "level") {
+        return text(
+            StatusCode::BAD_REQUEST,
+            format!("unknown logger {unknown:?}: use ?level=<level> to set every logger\n"),
+        );
+    }
+    match logging(params.first("level")) {
+        Ok(filter) => text(
+            StatusCode::OK,
+            format!("active loggers:\n  all: {filter}\n"),
+        ),
+        Err(reason) => text(StatusCode::BAD_REQUEST, format!("{reason}\n")),
+    }
 }
 
 /// `/clusters`, text or `?format=json`.
@@ -386,6 +432,16 @@ impl QueryParams {
                 })
                 .collect(),
         )
+    }
+
+    /// Whether the query names `name` (with or without a value: `?inboundonly`).
+    pub(crate) fn has(&self, name: &str) -> bool {
+        self.0.iter().any(|(key, _)| key == name)
+    }
+
+    /// Every parameter name, in order.
+    pub(crate) fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|(key, _)| key.as_str())
     }
 
     /// The first value of `name`, as Envoy's `getFirstValue`.

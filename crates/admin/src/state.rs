@@ -28,7 +28,16 @@ pub struct AdminState {
     pub tables: Option<Arc<Tables>>,
     /// More stats for `/stats` (connection managers, reporters).
     pub stats_sources: Vec<StatsSource>,
+    pub drain_listeners: Option<DrainHook>,
+    pub logging: Option<LoggingHook>,
 }
+
+/// POST `/drain_listeners`: drains every listener, or only the inbound ones (`true`); returns
+/// how many.
+pub type DrainHook = Arc<dyn Fn(bool) -> usize + Send + Sync>;
+
+/// POST `/logging`: sets every logger's level (`Some`), or just tells the filter in force.
+pub type LoggingHook = Arc<dyn Fn(Option<&str>) -> Result<String, String> + Send + Sync>;
 
 /// Where `/listeners` reads the bound listeners from: the data plane, when there is one.
 pub type ListenerSource = Arc<dyn Fn() -> Vec<(String, std::net::SocketAddr)> + Send + Sync>;
@@ -47,7 +56,21 @@ impl AdminState {
             listeners: Arc::new(Vec::new),
             tables: None,
             stats_sources: Vec::new(),
+            drain_listeners: None,
+            logging: None,
         }
+    }
+
+    /// Lets POST `/drain_listeners` drain the data plane's listeners.
+    pub fn with_drain_listeners(mut self, drain: DrainHook) -> Self {
+        self.drain_listeners = Some(drain);
+        self
+    }
+
+    /// Lets POST `/logging` change the log level.
+    pub fn with_logging(mut self, logging: LoggingHook) -> Self {
+        self.logging = Some(logging);
+        self
     }
 
     /// Shows the data plane's clusters and endpoints (`/stats`, `/clusters`).

@@ -26,6 +26,21 @@ pub struct ActiveListener {
 pub(crate) struct ListenerManager {
     active: Mutex<BTreeMap<String, ActiveListener>>,
     next_id: std::sync::atomic::AtomicU64,
+    /// Set by admin `/drain_listeners`: the listeners that stay drained (not bound again, not
+    /// even by a later LDS update), as in Envoy, where draining precedes shutdown.
+    stopped: Mutex<Option<Stopped>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stopped {
+    All,
+    InboundOnly,
+}
+
+impl Stopped {
+    fn covers(self, listener: &Listener) -> bool {
+        self == Stopped::All || listener.inbound
+    }
 }
 
 impl ListenerManager {
@@ -51,8 +66,9 @@ impl ListenerManager {
         }
         // New and changed: bind first, so the new generation accepts before the old one stops
         // (make-before-break; SO_REUSEPORT lets both hold the port for that moment).
+        let stopped = *self.stopped.lock().unwrap_or_else(PoisonError::into_inner);
         for (name, config) in snapshot.listeners() {
-            if active.contains_key(name) {
+            if active.contains_key(name) || stopped.is_some_and(|s| s.covers(config)) {
                 continue;
             }
             let backlog = config.tcp_backlog_size.unwrap_or(DEFAULT_BACKLOG);
@@ -89,6 +105,38 @@ impl ListenerManager {
                 worker.send(WorkerCommand::Drain { id: old.id });
             }
         }
+    }
+
+    /// Admin `/drain_listeners`: the listeners (every one, or the inbound ones) stop accepting
+    /// and their connections drain (HTTP/1.1 `Connection: close`, HTTP/2 GOAWAY, within
+    /// `--drain-time-s`); they are not bound again. Returns how many were drained.
+    pub(crate) fn drain_listeners(&self, inbound_only: bool, workers: &[WorkerHandle]) -> usize {
+        let scope = if inbound_only {
+            Stopped::InboundOnly
+        } else {
+            Stopped::All
+        };
+        {
+            let mut stopped = self.stopped.lock().unwrap_or_else(PoisonError::into_inner);
+            if *stopped != Some(Stopped::All) {
+                *stopped = Some(scope);
+            }
+        }
+        let mut active = self.active.lock().unwrap_or_else(PoisonError::into_inner);
+        let names: Vec<String> = active
+            .iter()
+            .filter(|(_, running)| scope.covers(&running.config))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in &names {
+            if let Some(old) = active.remove(name) {
+                tracing::info!(listener = %name, address = %old.address, "draining (admin /drain_listeners)");
+                for worker in workers {
+                    worker.send(WorkerCommand::Drain { id: old.id });
+                }
+            }
+        }
+        names.len()
     }
 
     pub(crate) fn active(&self) -> Vec<ActiveListener> {

@@ -124,6 +124,12 @@ impl Dataplane {
         self.http_stats.clone()
     }
 
+    /// Admin `/drain_listeners` (`inbound_only`: `?inboundonly`); returns how many listeners
+    /// started draining.
+    pub fn drain_listeners(&self, inbound_only: bool) -> usize {
+        self.listeners.drain_listeners(inbound_only, &self.workers)
+    }
+
     /// The listeners being served, with their bound addresses.
     pub fn listeners(&self) -> Vec<ActiveListener> {
         self.listeners.active()

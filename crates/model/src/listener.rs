@@ -40,6 +40,9 @@ pub struct Listener {
     pub drain_type: DrainType,
     pub tcp_backlog_size: Option<u32>,
     pub tcp_keepalive: Option<crate::cluster::TcpKeepalive>,
+    /// `traffic_direction: INBOUND` (Istio sets it): what admin `/drain_listeners?inboundonly`
+    /// drains.
+    pub inbound: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,8 +81,8 @@ impl Listener {
             socket_options,
             // TCP Fast Open only shortens handshakes.
             tcp_fast_open_queue_length: _,
-            // Informational (used by tracing and some filters we do not have).
-            traffic_direction: _,
+            // Informational, bar `/drain_listeners?inboundonly`.
+            traffic_direction,
             udp_listener_config,
             api_listener,
             // How accepted connections spread over workers; we always use SO_REUSEPORT.
@@ -171,6 +174,8 @@ impl Listener {
                     time_seconds: k.keepalive_time.as_ref().map(|v| v.value),
                     interval_seconds: k.keepalive_interval.as_ref().map(|v| v.value),
                 }),
+            inbound: *traffic_direction
+                == envoy_types::pb::envoy::config::core::v3::TrafficDirection::Inbound as i32,
         })
     }
 
