@@ -368,7 +368,12 @@ pub(crate) async fn forward(
                 if wants_retry {
                     response.flagged(ResponseFlag::UpstreamRetryLimitExceeded, upstream)
                 } else {
-                    response.unflagged(upstream)
+                    // Only the access log reads it: no extension map allocated without one.
+                    if cx.hcm.access_log.is_empty() {
+                        response
+                    } else {
+                        response.unflagged(upstream)
+                    }
                 }
             }
             None => {

@@ -8,7 +8,6 @@
 //! pending (`max_pending_requests`) for a connection to come free, or overflows.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
@@ -25,6 +24,7 @@ use outrider_upstream::{BreakerGuard, try_connection, try_pending};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
+use crate::fast_map::FastMap;
 use crate::local_reply::ProxyBody;
 
 /// Idle connections kept per endpoint; more are closed when their response ends.
@@ -63,7 +63,7 @@ impl std::fmt::Display for SendError {
 pub(crate) struct Http1Pool {
     connect_timeout: Duration,
     /// Connections ready for a request.
-    idle: RefCell<HashMap<SocketAddr, Vec<SendRequest<ProxyBody>>>>,
+    idle: RefCell<FastMap<SocketAddr, Vec<SendRequest<ProxyBody>>>>,
     /// Wakes pending requests when a connection comes back or closes.
     released: Notify,
     /// How many requests wait as pending (so a checkin without any pays nothing).
@@ -74,7 +74,7 @@ impl Http1Pool {
     pub(crate) fn new(connect_timeout: Duration) -> Self {
         Http1Pool {
             connect_timeout,
-            idle: RefCell::new(HashMap::new()),
+            idle: RefCell::new(FastMap::default()),
             released: Notify::new(),
             pending: std::cell::Cell::new(0),
         }
@@ -101,7 +101,7 @@ impl Http1Pool {
             .send_request(request)
             .await
             .map_err(|e| SendError::Reset(e.to_string()))?;
-        self.checkin(address, vec![sender]);
+        self.checkin(address, [sender]);
         if self.pending.get() > 0 {
             // A pending request may now wait on this connection finishing its response.
             self.released.notify_waiters();
@@ -133,7 +133,11 @@ impl Http1Pool {
         std::mem::take(connections)
     }
 
-    fn checkin(&self, address: SocketAddr, senders: Vec<SendRequest<ProxyBody>>) {
+    fn checkin(
+        &self,
+        address: SocketAddr,
+        senders: impl IntoIterator<Item = SendRequest<ProxyBody>>,
+    ) {
         let mut idle = self.idle.borrow_mut();
         let connections = idle.entry(address).or_default();
         for sender in senders {

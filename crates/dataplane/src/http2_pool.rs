@@ -11,7 +11,6 @@
 //! `SETTINGS_MAX_CONCURRENT_STREAMS`; here streams beyond it queue on the one connection.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
@@ -27,6 +26,7 @@ use outrider_upstream::{BreakerGuard, try_connection, try_pending};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
+use crate::fast_map::FastMap;
 use crate::http_server::LocalExec;
 use crate::http1_pool::{Limits, SendError};
 use crate::local_reply::ProxyBody;
@@ -34,7 +34,7 @@ use crate::local_reply::ProxyBody;
 pub(crate) struct Http2Pool {
     builder: http2::Builder<LocalExec>,
     connect_timeout: std::time::Duration,
-    connections: RefCell<HashMap<SocketAddr, Connection>>,
+    connections: RefCell<FastMap<SocketAddr, Connection>>,
     /// Wakes waiting requests when a connection attempt ends or a connection closes.
     changed: Notify,
 }
@@ -68,7 +68,7 @@ impl Http2Pool {
         Http2Pool {
             builder,
             connect_timeout: cluster.connect_timeout,
-            connections: RefCell::new(HashMap::new()),
+            connections: RefCell::new(FastMap::default()),
             changed: Notify::new(),
         }
     }

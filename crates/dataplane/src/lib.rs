@@ -4,6 +4,7 @@
 mod access_log;
 mod connection;
 mod drain;
+mod fast_map;
 mod forward;
 mod headers;
 mod http1_pool;

@@ -3,7 +3,6 @@
 //! and rebuilt lazily when that changes. `RefCell`, not locks: only this worker's thread sees it.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -14,6 +13,7 @@ use outrider_upstream::Balancer;
 
 use crate::DataplaneOptions;
 use crate::access_log::AccessLogBuffers;
+use crate::fast_map::FastMap;
 use crate::http_stats::{HttpStats, HttpStatsRegistry};
 use crate::http1_pool::{Http1Pool, Limits, SendError};
 use crate::http2_pool::Http2Pool;
@@ -99,10 +99,10 @@ pub(crate) struct WorkerContext {
     pub options: DataplaneOptions,
     http_stats_registry: HttpStatsRegistry,
     /// This worker's view of the registry, so a connection finds its counters without a lock.
-    http_stats: RefCell<HashMap<String, HttpStats>>,
-    pools: RefCell<HashMap<String, UpstreamPools>>,
-    balancers: RefCell<HashMap<String, Rc<Balancer>>>,
-    routes: RefCell<HashMap<String, Rc<CompiledRoutes>>>,
+    http_stats: RefCell<FastMap<String, HttpStats>>,
+    pools: RefCell<FastMap<String, UpstreamPools>>,
+    balancers: RefCell<FastMap<String, Rc<Balancer>>>,
+    routes: RefCell<FastMap<String, Rc<CompiledRoutes>>>,
 }
 
 impl WorkerContext {
@@ -116,10 +116,10 @@ impl WorkerContext {
             tables,
             options,
             http_stats_registry,
-            http_stats: RefCell::new(HashMap::new()),
-            pools: RefCell::new(HashMap::new()),
-            balancers: RefCell::new(HashMap::new()),
-            routes: RefCell::new(HashMap::new()),
+            http_stats: RefCell::new(FastMap::default()),
+            pools: RefCell::new(FastMap::default()),
+            balancers: RefCell::new(FastMap::default()),
+            routes: RefCell::new(FastMap::default()),
         }
     }
 
