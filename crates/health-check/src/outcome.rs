@@ -1,6 +1,7 @@
 //! `CheckOutcome`: what one health check came to, as the state machine needs it (Envoy's
 //! success / degraded / failure with its `HealthCheckFailureType`).
 
+pub(crate) use outrider_model::error_chain;
 use outrider_upstream::events::HealthCheckFailureType;
 
 /// Why a check failed, which decides how it counts.
@@ -66,20 +67,4 @@ impl CheckOutcome {
             reason: reason.into(),
         }
     }
-}
-
-/// An error and its causes on one line (hyper and tonic keep the useful part, such as
-/// "Connection refused", in the source chain).
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.ends_with(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }

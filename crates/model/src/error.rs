@@ -156,3 +156,20 @@ pub(crate) fn non_empty<'a>(value: &'a str, field: &str) -> Result<&'a str> {
         Ok(value)
     }
 }
+
+/// An error and its causes on one line, each cause once: tonic's and hyper's errors keep the
+/// useful part ("Connection refused") in their source chain. For every crate that reports
+/// network failures (the xDS client, health checks, reporters).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

@@ -47,7 +47,7 @@ pub use endpoint::{
     ClusterLoadAssignment, DEFAULT_OVERPROVISIONING_FACTOR, DropOverload, EndpointHealthCheck,
     HealthStatus, LbEndpoint, Locality, LocalityLbEndpoints,
 };
-pub use error::ValidationError;
+pub use error::{ValidationError, error_chain};
 pub use filter_chain::{CidrRange, FilterChain, FilterChainMatch, NetworkFilter, SourceType};
 pub use header_mutation::{AppendAction, HeaderMutations, HeaderToAdd};
 pub use health_check::{

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use outrider_model::EndpointAddress;
+pub(crate) use outrider_model::error_chain;
 use outrider_tables::Tables;
 use tonic::metadata::{Ascii, MetadataKey, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
@@ -73,17 +74,4 @@ fn uri(address: &EndpointAddress) -> String {
         }
         EndpointAddress::Dns { hostname, port } => format!("http://{hostname}:{port}"),
     }
-}
-
-/// The error and its causes on one line (tonic's transport errors hide the useful part in
-/// their sources).
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

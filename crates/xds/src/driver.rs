@@ -8,6 +8,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
 use envoy_types::pb::envoy::service::discovery::v3::{DeltaDiscoveryRequest, DiscoveryRequest};
+use outrider_model::error_chain;
 use outrider_tables::Tables;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -219,17 +220,4 @@ async fn sleep_until_deadline(deadline: Option<std::time::Instant>) {
         Some(at) => tokio::time::sleep_until(Instant::from_std(at)).await,
         None => std::future::pending().await,
     }
-}
-
-/// An error and its causes on one line: tonic's transport errors hide the useful part (e.g.
-/// "Connection refused") in the source chain.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
