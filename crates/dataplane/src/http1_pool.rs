@@ -11,7 +11,6 @@ use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use http::{Request, Response};
@@ -21,11 +20,11 @@ use hyper_util::rt::TokioIo;
 use outrider_model::{CircuitBreakers, Priority};
 use outrider_tables::{ClusterState, EndpointState};
 use outrider_upstream::{BreakerGuard, try_connection, try_pending};
-use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 use crate::fast_map::FastMap;
 use crate::local_reply::ProxyBody;
+use crate::upstream_connect;
 
 /// Idle connections kept per endpoint; more are closed when their response ends.
 const MAX_IDLE_PER_ENDPOINT: usize = 128;
@@ -194,26 +193,14 @@ impl Http1Pool {
         slot: BreakerGuard,
         limits: &Limits<'_>,
     ) -> Result<SendRequest<ProxyBody>, SendError> {
-        let counters = limits.state.counters.local();
-        counters.upstream_cx_total.fetch_add(1, Relaxed);
-        let host = limits.endpoint.clone();
-        host.cx_total.fetch_add(1, Relaxed);
-        let connected = async {
-            let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(address))
+        let (stream, open) =
+            upstream_connect::connect(address, self.connect_timeout, limits.state, limits.endpoint)
                 .await
-                .map_err(|_| SendError::Connect("connect timeout".to_string()))?
-                .map_err(|e| SendError::Connect(e.to_string()))?;
-            let _ = stream.set_nodelay(true);
-            http1::Builder::new()
-                .handshake(TokioIo::new(stream))
-                .await
-                .map_err(|e| SendError::Connect(e.to_string()))
-        };
-        let (sender, connection) = connected.await.inspect_err(|_| {
-            counters.upstream_cx_connect_fail.fetch_add(1, Relaxed);
-            host.cx_connect_fail.fetch_add(1, Relaxed);
-        })?;
-        host.cx_active.fetch_add(1, Relaxed);
+                .map_err(SendError::Connect)?;
+        let (sender, connection) = http1::Builder::new()
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| SendError::Connect(e.to_string()))?;
         // The connection's I/O runs as its own task on this worker; upgrades (WebSocket) hand
         // the socket over when a 101 comes back.
         let released: Weak<Self> = Rc::downgrade(self);
@@ -221,8 +208,7 @@ impl Http1Pool {
             if let Err(e) = connection.with_upgrades().await {
                 tracing::debug!(%address, error = %e, "upstream connection ended");
             }
-            drop(slot);
-            host.cx_active.fetch_sub(1, Relaxed);
+            drop((slot, open));
             if let Some(pool) = released.upgrade() {
                 pool.released.notify_waiters();
             }

@@ -14,7 +14,6 @@ use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -30,6 +29,7 @@ use crate::fast_map::FastMap;
 use crate::http_server::LocalExec;
 use crate::http1_pool::{Limits, SendError};
 use crate::local_reply::ProxyBody;
+use crate::upstream_connect::{self, OpenConnection};
 
 pub(crate) struct Http2Pool {
     builder: http2::Builder<LocalExec>,
@@ -169,28 +169,16 @@ impl Http2Pool {
         let builder = self.builder.clone();
         let connect_timeout = self.connect_timeout;
         tokio::task::spawn_local(async move {
-            state
-                .counters
-                .local()
-                .upstream_cx_total
-                .fetch_add(1, Relaxed);
-            let connected = connect(&builder, address, connect_timeout).await;
-            if connected.is_err() {
-                state
-                    .counters
-                    .local()
-                    .upstream_cx_connect_fail
-                    .fetch_add(1, Relaxed);
-            }
+            let connected = connect(&builder, address, connect_timeout, &state, &host).await;
             let Some(pool) = weak_pool.upgrade() else {
                 return;
             };
-            let connection = match connected {
-                Ok((sender, connection)) => {
+            let (connection, open) = match connected {
+                Ok((sender, connection, open)) => {
                     pool.connections
                         .borrow_mut()
                         .insert(address, Connection::Ready(sender));
-                    connection
+                    (connection, open)
                 }
                 Err(failure) => {
                     *this_attempt.failure.borrow_mut() = Some(failure);
@@ -207,8 +195,7 @@ impl Http2Pool {
             if let Err(e) = connection.await {
                 tracing::debug!(%address, error = %e, "upstream HTTP/2 connection ended");
             }
-            drop(slot);
-            host.cx_active.fetch_sub(1, Relaxed);
+            drop((slot, open));
             if let Some(pool) = weak_pool.upgrade() {
                 let mut connections = pool.connections.borrow_mut();
                 if matches!(connections.get(&address), Some(Connection::Ready(s)) if s.is_closed())
@@ -230,20 +217,20 @@ fn take_pending(limits: &Limits<'_>) -> Result<BreakerGuard, SendError> {
 type Handshake = (
     SendRequest<ProxyBody>,
     http2::Connection<TokioIo<TcpStream>, ProxyBody, LocalExec>,
+    OpenConnection,
 );
 
 async fn connect(
     builder: &http2::Builder<LocalExec>,
     address: SocketAddr,
     connect_timeout: std::time::Duration,
+    cluster: &ClusterState,
+    host: &Arc<EndpointState>,
 ) -> Result<Handshake, String> {
-    let stream = tokio::time::timeout(connect_timeout, TcpStream::connect(address))
-        .await
-        .map_err(|_| "connect timeout".to_string())?
-        .map_err(|e| e.to_string())?;
-    let _ = stream.set_nodelay(true);
-    builder
+    let (stream, open) = upstream_connect::connect(address, connect_timeout, cluster, host).await?;
+    let (sender, connection) = builder
         .handshake(TokioIo::new(stream))
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    Ok((sender, connection, open))
 }

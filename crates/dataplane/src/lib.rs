@@ -19,6 +19,7 @@ pub mod routing;
 mod socket;
 mod tcp_proxy;
 mod upgrade;
+mod upstream_connect;
 mod worker;
 mod worker_context;
 

@@ -5,7 +5,6 @@
 
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::sync::atomic::Ordering::Relaxed;
 
 use outrider_model::{TcpProxy, TcpProxyCluster};
 use outrider_upstream::outlier::{Outcome, record};
@@ -13,6 +12,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::drain::DrainSignal;
+use crate::upstream_connect;
 use crate::worker_context::WorkerContext;
 
 pub(crate) async fn serve_tcp_proxy(
@@ -56,16 +56,15 @@ pub(crate) async fn serve_tcp_proxy(
         let Some(address) = endpoint.address.ip() else {
             return;
         };
-        let counters = entry.state.counters.local();
-        counters.upstream_cx_total.fetch_add(1, Relaxed);
-        let connected =
-            tokio::time::timeout(entry.config.connect_timeout, TcpStream::connect(address)).await;
-        if !matches!(connected, Ok(Ok(_))) {
-            counters.upstream_cx_connect_fail.fetch_add(1, Relaxed);
-        }
+        let connected = upstream_connect::connect(
+            address,
+            entry.config.connect_timeout,
+            &entry.state,
+            &endpoint,
+        )
+        .await;
         match connected {
-            Ok(Ok(mut upstream)) => {
-                let _ = upstream.set_nodelay(true);
+            Ok((mut upstream, _open)) => {
                 record(&entry, &endpoint, Outcome::Connected);
                 let copied = tokio::io::copy_bidirectional(&mut downstream, &mut upstream);
                 tokio::select! {
@@ -78,7 +77,7 @@ pub(crate) async fn serve_tcp_proxy(
                 }
                 return;
             }
-            Ok(Err(_)) | Err(_) => {
+            Err(_) => {
                 record(&entry, &endpoint, Outcome::ConnectFailure);
                 tried.push(endpoint);
             }
