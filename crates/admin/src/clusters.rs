@@ -6,32 +6,8 @@
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
 
-use outrider_model::Locality;
-use outrider_tables::{ClusterEntry, EndpointState, HealthFlags, Snapshot};
+use outrider_tables::{ClusterEntry, EndpointState, HealthFlags, HostRef, Snapshot};
 use serde_json::{Value, json};
-
-/// One host as `/clusters` shows it.
-struct HostView<'a> {
-    host: &'a EndpointState,
-    locality: &'a Locality,
-    priority: usize,
-}
-
-fn hosts(entry: &ClusterEntry) -> Vec<HostView<'_>> {
-    let mut hosts = Vec::new();
-    for (priority, level) in entry.endpoints.priorities.iter().enumerate() {
-        for locality in &level.localities {
-            for host in &locality.endpoints {
-                hosts.push(HostView {
-                    host,
-                    locality: &locality.locality,
-                    priority,
-                });
-            }
-        }
-    }
-    hosts
-}
 
 /// Per-host counters in Envoy's order (counters, then the `rq_active`/`cx_active` gauges).
 fn host_counters(host: &EndpointState) -> [(&'static str, u64, bool); 8] {
@@ -98,7 +74,7 @@ pub(crate) fn text(snapshot: &Snapshot, is_static: impl Fn(&str) -> bool) -> Str
                 let _ = writeln!(out, "{name}::outlier::{stat}::{}", rate_text(cell.get()));
             }
         }
-        for host in hosts(entry) {
+        for host in entry.endpoints.hosts() {
             let address = host.host.address.to_string();
             for (stat, value, _) in host_counters(host.host) {
                 let _ = writeln!(out, "{name}::{address}::{stat}::{value}");
@@ -153,7 +129,7 @@ pub(crate) fn json(snapshot: &Snapshot, is_static: impl Fn(&str) -> bool) -> Val
                     })
                 })
                 .collect();
-            let hosts: Vec<Value> = hosts(entry).iter().map(host_json).collect();
+            let hosts: Vec<Value> = entry.endpoints.hosts().map(host_json).collect();
             let mut status = json!({
                 "name": name,
                 "added_via_api": !is_static(name),
@@ -175,7 +151,7 @@ pub(crate) fn json(snapshot: &Snapshot, is_static: impl Fn(&str) -> bool) -> Val
     json!({ "cluster_statuses": statuses })
 }
 
-fn host_json(view: &HostView<'_>) -> Value {
+fn host_json(view: HostRef<'_>) -> Value {
     let host = view.host;
     let stats: Vec<Value> = host_counters(host)
         .into_iter()

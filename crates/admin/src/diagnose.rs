@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant, SystemTime};
 
 use outrider_model::{Discovery, Priority};
-use outrider_tables::{ClusterEntry, EndpointState, HealthFlags, OutlierState};
+use outrider_tables::{ClusterEntry, EndpointState, HealthFlags, HostRef, OutlierState};
 use outrider_upstream::events::EjectionType;
 use outrider_xds::{ClientStatus, ResourceRecord, ResourceStatus, ResourceType};
 use serde_json::{Value, json};
@@ -71,7 +71,7 @@ pub(crate) async fn diagnose(state: &AdminState, cluster: &str) -> Value {
             .records(ResourceType::ClusterLoadAssignment)
             .find(|(n, _)| n.as_str() == name)
     });
-    let hosts = hosts_of(&entry);
+    let hosts: Vec<HostRef<'_>> = entry.endpoints.hosts().collect();
     let probes = futures::future::join_all(hosts.iter().map(|h| probe(h.host.address.ip()))).await;
     let endpoints: Vec<Value> = hosts
         .iter()
@@ -193,27 +193,6 @@ fn text_of(value: &Value) -> String {
         .map_or_else(|| value.to_string(), str::to_string)
 }
 
-struct HostView<'a> {
-    host: &'a EndpointState,
-    priority: usize,
-}
-
-fn hosts_of(entry: &ClusterEntry) -> Vec<HostView<'_>> {
-    entry
-        .endpoints
-        .priorities
-        .iter()
-        .enumerate()
-        .flat_map(|(priority, level)| {
-            level.localities.iter().flat_map(move |l| {
-                l.endpoints
-                    .iter()
-                    .map(move |h| HostView { host: h, priority })
-            })
-        })
-        .collect()
-}
-
 fn source_name(entry: &ClusterEntry) -> &'static str {
     match entry.config.discovery {
         Discovery::Static => "static",
@@ -296,7 +275,7 @@ async fn probe(address: Option<SocketAddr>) -> Result<Duration, String> {
 
 fn endpoint_json(
     entry: &ClusterEntry,
-    view: &HostView<'_>,
+    view: &HostRef<'_>,
     probe: Result<Duration, String>,
 ) -> Value {
     let host = view.host;
@@ -443,7 +422,7 @@ fn breakers_json(entry: &ClusterEntry) -> Value {
 
 /// What the next request would do, from the hosts' current health (without picking: a pick
 /// would count in the stats).
-fn next_request(entry: &ClusterEntry, hosts: &[HostView<'_>]) -> Value {
+fn next_request(entry: &ClusterEntry, hosts: &[HostRef<'_>]) -> Value {
     let threshold = entry.config.common_lb.healthy_panic_threshold;
     let total = hosts.len();
     let usable = hosts.iter().filter(|h| h.host.is_healthy()).count();

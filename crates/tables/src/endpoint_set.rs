@@ -36,6 +36,14 @@ pub struct LocalityEndpoints {
     pub endpoints: Vec<Arc<EndpointState>>,
 }
 
+/// One host of an `EndpointSet`, with its priority and locality.
+#[derive(Debug, Clone, Copy)]
+pub struct HostRef<'a> {
+    pub priority: usize,
+    pub locality: &'a Locality,
+    pub host: &'a Arc<EndpointState>,
+}
+
 /// How endpoints new to a cluster start out.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct NewEndpointPolicy {
@@ -120,6 +128,23 @@ impl EndpointSet {
             .iter()
             .flat_map(|p| p.localities.iter())
             .flat_map(|l| l.endpoints.iter())
+    }
+
+    /// Every host with where it sits (priority, locality), for views that show each host
+    /// (admin `/clusters`, `/diagnose`).
+    pub fn hosts(&self) -> impl Iterator<Item = HostRef<'_>> {
+        self.priorities
+            .iter()
+            .enumerate()
+            .flat_map(|(priority, level)| {
+                level.localities.iter().flat_map(move |locality| {
+                    locality.endpoints.iter().map(move |host| HostRef {
+                        priority,
+                        locality: &locality.locality,
+                        host,
+                    })
+                })
+            })
     }
 
     pub fn len(&self) -> usize {

@@ -22,7 +22,7 @@ pub use change::Change;
 pub use cluster_counters::ClusterCounters;
 pub use cluster_outlier::{ClusterOutlier, EJECTION_TYPE_STAT_NAMES, OutlierStats};
 pub use cluster_state::{ClusterState, ResourceCounts};
-pub use endpoint_set::{EndpointSet, LocalityEndpoints, PriorityLevel};
+pub use endpoint_set::{EndpointSet, HostRef, LocalityEndpoints, PriorityLevel};
 pub use endpoint_state::{EndpointState, HealthFlags};
 pub use health_check_state::{ClusterHealthCheckState, HealthCheckResult, HealthCheckState};
 pub use outlier_state::{IntervalCounts, OutlierState, SuccessRateCell};

@@ -150,13 +150,7 @@ fn resource_gauges(name: &str, state: &ClusterState, stats: &mut Vec<Stat>) {
 /// Envoy's `membership_total`, `membership_healthy`, `membership_degraded`.
 fn membership_gauges(name: &str, entry: &ClusterEntry, stats: &mut Vec<Stat>) {
     let (mut total, mut healthy, mut degraded) = (0u64, 0u64, 0u64);
-    let hosts = entry
-        .endpoints
-        .priorities
-        .iter()
-        .flat_map(|p| &p.localities)
-        .flat_map(|l| &l.endpoints);
-    for host in hosts {
+    for host in entry.endpoints.endpoints() {
         total += 1;
         if host.is_healthy() {
             if host.is_degraded() {
