@@ -40,6 +40,7 @@ mod sotw;
 mod stream_loop;
 pub mod suite;
 pub mod type_url;
+mod watched;
 
 pub use behavior::{Behavior, ServerOptions};
 pub use events_service::RecordedEvents;

@@ -1,15 +1,15 @@
 //! The log of everything a client did and everything the server sent, for tests to read and wait on.
 //!
-//! Waiting never polls: every new entry bumps a `tokio::sync::watch` generation, and a waiter
-//! re-checks its condition on each bump until its deadline.
+//! Waiting never polls (`Watched`).
 
 use std::net::SocketAddr;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::MutexGuard;
 use std::time::{Duration, Instant, SystemTime};
 
 use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::service::discovery::v3::{DeltaDiscoveryRequest, DiscoveryRequest};
-use tokio::sync::watch;
+
+use crate::watched::Watched;
 
 /// Which ADS method a stream uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -217,30 +217,24 @@ struct Log {
 
 /// The server's log. Cheap to share behind an `Arc`; every method takes `&self`.
 pub struct Recorder {
-    log: Mutex<Log>,
-    generation: watch::Sender<u64>,
+    log: Watched<Log>,
 }
 
 impl Default for Recorder {
     fn default() -> Self {
         Recorder {
-            log: Mutex::new(Log::default()),
-            generation: watch::Sender::new(0),
+            log: Watched::new(Log::default()),
         }
     }
 }
 
 impl Recorder {
     fn lock(&self) -> MutexGuard<'_, Log> {
-        // A panic while holding the lock cannot leave the log half-written in a way that
-        // matters to readers (each push is one statement), so a poisoned lock is still usable.
-        self.log
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.log.lock()
     }
 
     fn bump(&self) {
-        self.generation.send_modify(|g| *g += 1);
+        self.log.bump();
     }
 
     pub(crate) fn stream_opened(&self, id: u64, protocol: Protocol, peer: Option<SocketAddr>) {
@@ -369,21 +363,6 @@ impl Recorder {
     }
 
     async fn wait<T>(&self, timeout: Duration, check: impl Fn(&Log) -> Option<T>) -> Option<T> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        let mut generation = self.generation.subscribe();
-        loop {
-            // Mark the current generation seen before checking, so an entry recorded between
-            // the check and the wait still wakes us.
-            generation.borrow_and_update();
-            if let Some(found) = check(&self.lock()) {
-                return Some(found);
-            }
-            match tokio::time::timeout_at(deadline, generation.changed()).await {
-                Ok(Ok(())) => {}
-                // The sender lives as long as `self`; a closed channel cannot happen, but if it
-                // did there would be nothing more to wait for.
-                Ok(Err(_)) | Err(_) => return check(&self.lock()),
-            }
-        }
+        self.log.wait(timeout, check).await
     }
 }

@@ -1,34 +1,29 @@
 //! What the reporting services (events, load) received, for tests to read and wait on, and the
-//! switch that ends their streams. Waiting never polls: every new entry bumps a watch
-//! generation, as in the ADS recorder.
+//! switch that ends their streams. Waiting never polls (`Watched`, shared with the ADS
+//! recorder).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::sync::watch;
 
+use crate::watched::Watched;
+
 /// An append-only log with waiters.
-pub(crate) struct ReportLog<T> {
-    items: Mutex<Vec<T>>,
-    generation: watch::Sender<u64>,
-}
+pub(crate) struct ReportLog<T>(Watched<Vec<T>>);
 
 impl<T: Clone> ReportLog<T> {
     pub(crate) fn new() -> Self {
-        Self {
-            items: Mutex::new(Vec::new()),
-            generation: watch::Sender::new(0),
-        }
+        Self(Watched::new(Vec::new()))
     }
 
     pub(crate) fn push(&self, item: T) {
-        self.lock().push(item);
-        self.generation.send_modify(|g| *g += 1);
+        self.0.lock().push(item);
+        self.0.bump();
     }
 
     pub(crate) fn items(&self) -> Vec<T> {
-        self.lock().clone()
+        self.0.lock().clone()
     }
 
     /// The first `Some` that `check` returns on the log (now or as it grows), or `None` once
@@ -38,24 +33,7 @@ impl<T: Clone> ReportLog<T> {
         timeout: Duration,
         check: impl Fn(&[T]) -> Option<R>,
     ) -> Option<R> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        let mut generation = self.generation.subscribe();
-        loop {
-            // Seen before checking, so an entry pushed in between still wakes us.
-            generation.borrow_and_update();
-            if let Some(found) = check(&self.lock()) {
-                return Some(found);
-            }
-            match tokio::time::timeout_at(deadline, generation.changed()).await {
-                Ok(Ok(())) => {}
-                // The sender lives as long as `self`; on timeout, one last look.
-                Ok(Err(_)) | Err(_) => return check(&self.lock()),
-            }
-        }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Vec<T>> {
-        self.items.lock().unwrap_or_else(|p| p.into_inner())
+        self.0.wait(timeout, |items| check(items)).await
     }
 }
 
