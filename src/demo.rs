@@ -109,9 +109,14 @@ async fn start_upstreams() -> anyhow::Result<DemoUpstreams> {
         })?;
     let grpc = GrpcUpstream::start(grpc_listener).context("demo gRPC upstream")?;
     let mut upstreams = Vec::new();
-    for (name, port, fail_ratio) in [("a", 8081, 0.0), ("b", 8082, 0.0), ("c", 8083, 1.0 / 3.0)] {
+    // c fails every third request, exactly: the demo's outlier ejection happens for everyone
+    // who sends the traffic the banner suggests, not for most of them.
+    for (name, port, fail_every) in [("a", 8081, None), ("b", 8082, None), ("c", 8083, Some(3))] {
         let address = SocketAddr::from(([127, 0, 0, 1], port));
-        let config = UpstreamConfig::new(name).with_fail_ratio(fail_ratio);
+        let mut config = UpstreamConfig::new(name);
+        if let Some(n) = fail_every {
+            config = config.with_fail_every(n);
+        }
         let upstream = UpstreamServer::bind(address, config)
             .await
             .with_context(|| {
