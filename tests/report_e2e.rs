@@ -306,7 +306,6 @@ cluster_manager:
             .as_str()
             .is_some_and(|t| t.ends_with('Z'))
     );
-    let _ = std::fs::remove_dir_all(&log_dir);
 }
 
 /// EDS `drop_overloads`: the share of requests the control plane asks to shed is answered 503

@@ -160,6 +160,7 @@ fn load_reports_file_path_and_reason() {
     );
     let missing = load(&dir.join("missing.yaml"), &Overrides::default()).expect_err("missing");
     assert!(missing.to_string().contains("cannot read"), "{missing}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

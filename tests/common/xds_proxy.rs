@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -18,7 +17,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use xds_conformance::{ManagementServer, ServerOptions, Snapshot};
 
-use super::{Running, admin_address, get_json, temp_dir, wait_for};
+use super::{Running, TempDir, admin_address, get_json, temp_dir, wait_for};
 
 /// A proto from Envoy YAML.
 pub fn yaml<M: prost::Message + prost::Name + Default>(text: &str) -> M {
@@ -143,7 +142,8 @@ pub struct XdsProxy {
     pub server: ManagementServer,
     pub process: Running,
     pub admin: SocketAddr,
-    pub dir: PathBuf,
+    /// Holds the bootstrap and logs; dropped (removed) after the process is killed.
+    pub dir: TempDir,
 }
 
 impl XdsProxy {
@@ -220,6 +220,22 @@ impl XdsProxy {
             )
         });
         u16::try_from(port).expect("a port")
+    }
+
+    /// The value of stat `name` (a counter or gauge of `/stats`), if the proxy has it.
+    pub async fn stat(&self, name: &str) -> Option<u64> {
+        let admin = self.admin;
+        let query = format!("/stats?filter=^{}$", name.replace('.', "%5C."));
+        let name = name.to_string();
+        let body = tokio::task::spawn_blocking(move || super::http_get(admin, &query))
+            .await
+            .expect("admin task")
+            .expect("/stats")
+            .1;
+        body.lines().find_map(|line| {
+            let (stat, value) = line.split_once(": ")?;
+            (stat == name).then(|| value.parse().ok())?
+        })
     }
 
     /// Waits (up to 10 s) until the proxy has ACKed `version` of xDS type `kind` (`lds`, `cds`,

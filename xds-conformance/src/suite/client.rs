@@ -308,6 +308,7 @@ mod tests {
             .expect("written");
         assert_eq!(address.port(), 4321);
         process.kill().await;
+        let _ = std::fs::remove_file(&path);
         assert!(process.exit_status().is_some());
         let _ = std::fs::remove_file(&path);
     }
