@@ -1,6 +1,7 @@
 //! Connection and pending-request circuit breakers through the real binary: with one connection
 //! and one pending slot, a second concurrent request waits for the connection and succeeds, and
-//! a third overflows with Envoy's `503` and `x-envoy-overloaded`.
+//! a third overflows with Envoy's `503` and `x-envoy-overloaded`; a pool's first connection to
+//! another endpoint is opened over the limit, as Envoy does.
 
 mod common;
 
@@ -75,10 +76,12 @@ async fn max_connections_queues_as_pending_then_overflows() {
     assert_eq!(get(&client, &format!("{base}/after")).await.status, 200);
 }
 
-/// HTTP/2 upstreams multiplex: one connection per endpoint serves any number of requests, so
-/// `max_connections` bites when a second endpoint needs a connection of its own.
+/// HTTP/2 upstreams multiplex: one connection per endpoint serves any number of requests. At
+/// `max_connections` a worker's pool still opens its first connection to another endpoint,
+/// counting `upstream_cx_overflow`: Envoy's per-worker pools do the same, so that no request
+/// waits with no connection of its own to wait on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn http2_max_connections_holds_requests_for_a_second_endpoint_as_pending() {
+async fn http2_pool_opens_its_first_connection_to_an_endpoint_over_max_connections() {
     let first = UpstreamServer::start_local(UpstreamConfig::new("first"))
         .await
         .expect("upstream");
@@ -94,22 +97,22 @@ async fn http2_max_connections_holds_requests_for_a_second_endpoint_as_pending()
         .with(endpoints("limited", &[first.addr(), second.addr()]))
         .with(http_listener("ingress", 0, "ingress", ""))
         .with(routes(
-            "  - match: { prefix: / }\n    route: { cluster: limited, timeout: 1s }",
+            "  - match: { prefix: / }\n    route: { cluster: limited, timeout: 5s }",
         ));
     let proxy = XdsProxy::start("h2-breakers", snapshot, &["--concurrency", "1"]).await;
     let base = format!("http://127.0.0.1:{}", proxy.listener_port("ingress").await);
-    let client = http1_client();
 
     // Round robin: the first request opens the one connection allowed, to one endpoint.
-    let opened = get(&client, &format!("{base}/echo")).await;
+    let opened = get(&http1_client(), &format!("{base}/echo")).await;
     assert_eq!(opened.status, 200, "{opened:?}");
-    let connected = opened.upstream().to_string();
-    // Three at once. Round robin sends two of them to the other endpoint: one waits as
-    // pending for a connection slot (until the route timeout: the open connection never
-    // closes), the other finds the one pending slot taken and overflows. The third shares the
-    // open connection at once.
+    assert_eq!(
+        proxy.stat("cluster.limited.upstream_cx_overflow").await,
+        Some(0)
+    );
+    // Four at once: two share the open connection, two open the pool's first connection to
+    // the other endpoint (over the limit) and share it.
     let mut tasks = Vec::new();
-    for i in 0..3 {
+    for i in 0..4 {
         let (client, url) = (http1_client(), format!("{base}/echo?n={i}"));
         tasks.push(tokio::spawn(async move { get(&client, &url).await }));
     }
@@ -117,24 +120,77 @@ async fn http2_max_connections_holds_requests_for_a_second_endpoint_as_pending()
     for task in tasks {
         answers.push(task.await.expect("request"));
     }
-    let mut statuses: Vec<u16> = answers.iter().map(|a| a.status).collect();
-    statuses.sort_unstable();
-    assert_eq!(statuses, [200, 503, 504], "{answers:?}");
-    let served = answers.iter().find(|a| a.status == 200).expect("served");
-    assert_eq!(served.upstream(), connected);
-    let overflowed = answers
-        .iter()
-        .find(|a| a.status == 503)
-        .expect("overflowed");
-    assert_eq!(overflowed.header("x-envoy-overloaded"), Some("true"));
-    let other = if connected == "first" {
-        &second
-    } else {
-        &first
-    };
+    assert!(answers.iter().all(|a| a.status == 200), "{answers:?}");
     assert_eq!(
-        other.requests_for("/echo"),
-        0,
-        "nothing reached the endpoint without a connection"
+        first.requests_for("/echo") + second.requests_for("/echo"),
+        5
+    );
+    assert!(first.requests_for("/echo") >= 2 && second.requests_for("/echo") >= 2);
+    assert_eq!(
+        proxy.stat("cluster.limited.upstream_cx_total").await,
+        Some(2)
+    );
+    assert_eq!(
+        proxy.stat("cluster.limited.upstream_cx_overflow").await,
+        Some(1)
+    );
+}
+
+/// The same rule for HTTP/1.1: with the one connection allowed idle in the pool to one
+/// endpoint, a request for the other endpoint opens a connection over the limit at once
+/// instead of waiting as pending for a slot that an idle keep-alive connection never frees.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http1_pool_opens_its_first_connection_to_an_endpoint_over_max_connections() {
+    let first = UpstreamServer::start_local(UpstreamConfig::new("first"))
+        .await
+        .expect("upstream");
+    let second = UpstreamServer::start_local(UpstreamConfig::new("second"))
+        .await
+        .expect("upstream");
+    let snapshot = Snapshot::new("1")
+        .with(cluster(
+            "limited",
+            "circuit_breakers: { thresholds: [{ max_connections: 1, max_pending_requests: 1 }] }",
+        ))
+        .with(endpoints("limited", &[first.addr(), second.addr()]))
+        .with(http_listener("ingress", 0, "ingress", ""))
+        .with(routes(
+            "  - match: { prefix: / }\n    route: { cluster: limited, timeout: 5s }",
+        ));
+    let proxy = XdsProxy::start("h1-breakers", snapshot, &["--concurrency", "1"]).await;
+    let base = format!("http://127.0.0.1:{}", proxy.listener_port("ingress").await);
+    let client = http1_client();
+
+    // One after the other, round robin: each endpoint once, each over its own connection.
+    let answers = [
+        get(&client, &format!("{base}/echo")).await,
+        get(&client, &format!("{base}/echo")).await,
+    ];
+    assert!(answers.iter().all(|a| a.status == 200), "{answers:?}");
+    assert_eq!(
+        (first.requests_for("/echo"), second.requests_for("/echo")),
+        (1, 1)
+    );
+    assert_eq!(
+        proxy.stat("cluster.limited.upstream_cx_total").await,
+        Some(2)
+    );
+    assert_eq!(
+        proxy.stat("cluster.limited.upstream_cx_overflow").await,
+        Some(1)
+    );
+    assert_eq!(
+        proxy
+            .stat("cluster.limited.upstream_rq_pending_overflow")
+            .await,
+        Some(0)
+    );
+    // Both connections are reused from then on: no more connections.
+    for _ in 0..4 {
+        assert_eq!(get(&client, &format!("{base}/echo")).await.status, 200);
+    }
+    assert_eq!(
+        proxy.stat("cluster.limited.upstream_cx_total").await,
+        Some(2)
     );
 }

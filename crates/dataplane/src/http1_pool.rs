@@ -1,11 +1,13 @@
 //! This worker's HTTP/1.1 connections to upstream endpoints, keyed by address. hyper's pooled
 //! client does the same job through a shared, locked pool keyed by hashed URI authorities; here
 //! the pool is the worker's own (`RefCell`, no lock), keyed by the endpoint's socket address.
-//! HTTP/2 upstreams, which multiplex, keep hyper's client (see `worker_context.rs`).
+//! HTTP/2 upstreams have a pool of their own (`http2_pool.rs`).
 //!
 //! The cluster's circuit breakers apply here as in Envoy: a new connection needs a
 //! `max_connections` slot (held until the connection closes); without one the request waits as
-//! pending (`max_pending_requests`) for a connection to come free, or overflows.
+//! pending (`max_pending_requests`) for one of this pool's connections to the endpoint to come
+//! free, or overflows. When this pool has no connection to the endpoint at all, it opens one
+//! over the limit, as Envoy does (`Limits::connection_slot`).
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
@@ -19,7 +21,7 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use outrider_model::{CircuitBreakers, Priority};
 use outrider_tables::{ClusterState, EndpointState};
-use outrider_upstream::{BreakerGuard, try_connection, try_pending};
+use outrider_upstream::{BreakerGuard, connection_over_limit, try_connection, try_pending};
 use tokio::sync::Notify;
 
 use crate::fast_map::FastMap;
@@ -49,6 +51,26 @@ pub(crate) struct Limits<'a> {
     pub priority: Priority,
 }
 
+impl Limits<'_> {
+    /// A `max_connections` unit for a new connection to the host. At the limit, none, unless
+    /// the asking pool has no connection to the host at all (`pool_has_host_connection`).
+    pub(crate) fn connection_slot(&self, pool_has_host_connection: bool) -> Option<BreakerGuard> {
+        if pool_has_host_connection {
+            try_connection(self.state, self.breakers, self.priority)
+        } else {
+            Some(self.first_connection_slot())
+        }
+    }
+
+    /// The unit for a pool's first connection to the host: over the limit if need be, as
+    /// Envoy does, so requests never wait with no connection of their own to wait on. A
+    /// refusal counts in `upstream_cx_overflow` either way.
+    pub(crate) fn first_connection_slot(&self) -> BreakerGuard {
+        try_connection(self.state, self.breakers, self.priority)
+            .unwrap_or_else(|| connection_over_limit(self.state, self.priority))
+    }
+}
+
 impl std::fmt::Display for SendError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -61,8 +83,8 @@ impl std::fmt::Display for SendError {
 
 pub(crate) struct Http1Pool {
     connect_timeout: Duration,
-    /// Connections ready for a request.
-    idle: RefCell<FastMap<SocketAddr, Vec<SendRequest<ProxyBody>>>>,
+    /// Per endpoint: connections ready for a request, and how many are open in all.
+    endpoints: RefCell<FastMap<SocketAddr, EndpointConnections>>,
     /// Wakes pending requests when a connection comes back or closes.
     released: Notify,
     /// How many requests wait as pending (so a checkin without any pays nothing).
@@ -73,7 +95,7 @@ impl Http1Pool {
     pub(crate) fn new(connect_timeout: Duration) -> Self {
         Http1Pool {
             connect_timeout,
-            idle: RefCell::new(FastMap::default()),
+            endpoints: RefCell::new(FastMap::default()),
             released: Notify::new(),
             pending: std::cell::Cell::new(0),
         }
@@ -91,7 +113,7 @@ impl Http1Pool {
     ) -> Result<Response<Incoming>, SendError> {
         let mut sender = match self.checkout(address) {
             Some(sender) => sender,
-            None => match try_connection(limits.state, limits.breakers, limits.priority) {
+            None => match limits.connection_slot(self.has_connection_to(address)) {
                 Some(slot) => self.connect(address, slot, limits).await?,
                 None => self.wait_as_pending(address, limits).await?,
             },
@@ -110,8 +132,8 @@ impl Http1Pool {
 
     /// A connection ready for a request: idle, open, and done with its previous response.
     fn checkout(&self, address: SocketAddr) -> Option<SendRequest<ProxyBody>> {
-        let mut idle = self.idle.borrow_mut();
-        let connections = idle.get_mut(&address)?;
+        let mut endpoints = self.endpoints.borrow_mut();
+        let connections = &mut endpoints.get_mut(&address)?.idle;
         let mut index = connections.len();
         while index > 0 {
             index -= 1;
@@ -126,8 +148,8 @@ impl Http1Pool {
 
     /// The connections to `address` still busy with a response, taken out to be waited on.
     fn take_busy(&self, address: SocketAddr) -> Vec<SendRequest<ProxyBody>> {
-        let mut idle = self.idle.borrow_mut();
-        let connections = idle.entry(address).or_default();
+        let mut endpoints = self.endpoints.borrow_mut();
+        let connections = &mut endpoints.entry(address).or_default().idle;
         connections.retain(|c| !c.is_closed());
         std::mem::take(connections)
     }
@@ -137,8 +159,8 @@ impl Http1Pool {
         address: SocketAddr,
         senders: impl IntoIterator<Item = SendRequest<ProxyBody>>,
     ) {
-        let mut idle = self.idle.borrow_mut();
-        let connections = idle.entry(address).or_default();
+        let mut endpoints = self.endpoints.borrow_mut();
+        let connections = &mut endpoints.entry(address).or_default().idle;
         for sender in senders {
             if !sender.is_closed() && connections.len() < MAX_IDLE_PER_ENDPOINT {
                 connections.push(sender);
@@ -162,7 +184,7 @@ impl Http1Pool {
             if let Some(sender) = self.checkout(address) {
                 return Ok(sender);
             }
-            if let Some(slot) = try_connection(limits.state, limits.breakers, limits.priority) {
+            if let Some(slot) = limits.connection_slot(self.has_connection_to(address)) {
                 return self.connect(address, slot, limits).await;
             }
             let mut busy = self.take_busy(address);
@@ -186,6 +208,14 @@ impl Http1Pool {
         }
     }
 
+    /// Whether this pool has a connection to `address` open or opening (idle or busy).
+    fn has_connection_to(&self, address: SocketAddr) -> bool {
+        self.endpoints
+            .borrow()
+            .get(&address)
+            .is_some_and(|endpoint| endpoint.open > 0)
+    }
+
     /// Opens a connection holding `slot` (a `max_connections` unit) for as long as it lives.
     async fn connect(
         self: &Rc<Self>,
@@ -193,6 +223,7 @@ impl Http1Pool {
         slot: BreakerGuard,
         limits: &Limits<'_>,
     ) -> Result<SendRequest<ProxyBody>, SendError> {
+        let counted = OpenCount::new(self, address);
         let (stream, open) =
             upstream_connect::connect(address, self.connect_timeout, limits.state, limits.endpoint)
                 .await
@@ -208,12 +239,54 @@ impl Http1Pool {
             if let Err(e) = connection.with_upgrades().await {
                 tracing::debug!(%address, error = %e, "upstream connection ended");
             }
-            drop((slot, open));
+            drop((slot, open, counted));
             if let Some(pool) = released.upgrade() {
                 pool.released.notify_waiters();
             }
         });
         Ok(sender)
+    }
+}
+
+/// One endpoint's connections in this pool.
+#[derive(Default)]
+struct EndpointConnections {
+    /// Ready for a request, or still reading a response body.
+    idle: Vec<SendRequest<ProxyBody>>,
+    /// Open or opening, wherever they are (idle, or carrying a request).
+    open: usize,
+}
+
+/// Counts a connection in its endpoint's `open` from the start of the attempt to its close.
+struct OpenCount {
+    pool: Weak<Http1Pool>,
+    address: SocketAddr,
+}
+
+impl OpenCount {
+    fn new(pool: &Rc<Http1Pool>, address: SocketAddr) -> Self {
+        pool.endpoints.borrow_mut().entry(address).or_default().open += 1;
+        OpenCount {
+            pool: Rc::downgrade(pool),
+            address,
+        }
+    }
+}
+
+impl Drop for OpenCount {
+    fn drop(&mut self) {
+        let Some(pool) = self.pool.upgrade() else {
+            return;
+        };
+        let mut endpoints = pool.endpoints.borrow_mut();
+        if let Some(endpoint) = endpoints.get_mut(&self.address) {
+            endpoint.open = endpoint.open.saturating_sub(1);
+            endpoint.idle.retain(|c| !c.is_closed());
+            // An endpoint gone from EDS leaves nothing behind once its connections have closed.
+            if endpoint.open == 0 && endpoint.idle.is_empty() {
+                endpoints.remove(&self.address);
+            }
+        }
     }
 }
 

@@ -1,11 +1,13 @@
 //! This worker's HTTP/2 connections to upstream endpoints: one multiplexed connection per
 //! endpoint, keyed by socket address, in a `RefCell` only this worker touches.
 //!
-//! The cluster's circuit breakers apply as in Envoy: opening a connection needs a
-//! `max_connections` slot, held for as long as the connection lives; requests that arrive while
-//! their endpoint's connection is being set up, or while no slot is free, wait as pending
-//! (`max_pending_requests`) or overflow. A connection attempt runs as its own task, so a
-//! request that times out does not cancel it for the others waiting on it.
+//! The cluster's circuit breakers apply as in Envoy: a connection holds a `max_connections`
+//! slot for as long as it lives, and requests that arrive while their endpoint's connection is
+//! being set up wait as pending (`max_pending_requests`) or overflow. At the connection limit
+//! the pool still opens its one connection to an endpoint it has none to, counting
+//! `upstream_cx_overflow`, as Envoy's per-worker pools do (`Limits::connection_slot`). A
+//! connection attempt runs as its own task, so a request that times out does not cancel it for
+//! the others waiting on it.
 //!
 //! Differs from Envoy: Envoy opens another connection when one reaches the server's
 //! `SETTINGS_MAX_CONCURRENT_STREAMS`; here streams beyond it queue on the one connection.
@@ -21,7 +23,7 @@ use hyper::client::conn::http2::{self, SendRequest};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use outrider_model::Cluster;
 use outrider_tables::{ClusterState, EndpointState};
-use outrider_upstream::{BreakerGuard, try_connection, try_pending};
+use outrider_upstream::{BreakerGuard, try_pending};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
@@ -98,8 +100,6 @@ impl Http2Pool {
         let mut pending: Option<BreakerGuard> = None;
         let mut started_attempt = false;
         loop {
-            // Registered before looking, so a change between the look and the wait counts.
-            let changed = self.changed.notified();
             let attempt = match self.connections.borrow().get(&address) {
                 Some(Connection::Ready(sender)) if !sender.is_closed() => {
                     return Ok(sender.clone());
@@ -109,31 +109,22 @@ impl Http2Pool {
             };
             let attempt = match attempt {
                 Some(attempt) => attempt,
-                None => match try_connection(limits.state, limits.breakers, limits.priority) {
-                    Some(slot) => {
-                        started_attempt = true;
-                        self.start_connecting(
-                            address,
-                            slot,
-                            limits.state.clone(),
-                            limits.endpoint.clone(),
-                        )
-                    }
-                    None => {
-                        // No slot: wait for a connection of this cluster to close.
-                        if pending.is_none() {
-                            pending = Some(take_pending(limits)?);
-                        }
-                        changed.await;
-                        continue;
-                    }
-                },
+                None => {
+                    started_attempt = true;
+                    self.start_connecting(
+                        address,
+                        limits.first_connection_slot(),
+                        limits.state.clone(),
+                        limits.endpoint.clone(),
+                    )
+                }
             };
             // The request that started the attempt waits on it without being pending, as
             // in the HTTP/1.1 pool.
             if !started_attempt && pending.is_none() {
                 pending = Some(take_pending(limits)?);
             }
+            // Registered before looking, so a change between the look and the wait counts.
             let changed = self.changed.notified();
             if attempt.failure.borrow().is_none() && self.is_connecting(address, &attempt) {
                 changed.await;

@@ -131,6 +131,21 @@ pub fn try_connection(
     try_acquire(state, breakers, priority, Resource::Connections)
 }
 
+/// A connection taken over `max_connections`. Envoy opens one anyway when its per-worker pool
+/// has no connection at all to the host: otherwise requests would queue as pending with
+/// nothing to wait on (a slot freed by another worker or host wakes no one in this pool). The
+/// caller has counted the overflow already, through the refused `try_connection`.
+pub fn connection_over_limit(state: &Arc<ClusterState>, priority: Priority) -> BreakerGuard {
+    Resource::Connections
+        .count(state.resources(priority))
+        .fetch_add(1, Ordering::AcqRel);
+    BreakerGuard {
+        state: Arc::clone(state),
+        priority,
+        resource: Resource::Connections,
+    }
+}
+
 /// A retry in flight (`max_retries`).
 pub fn try_retry(
     state: &Arc<ClusterState>,

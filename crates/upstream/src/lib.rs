@@ -24,7 +24,7 @@ mod round_robin;
 
 pub use balancer::{Balancer, Pick};
 pub use circuit_breaker::{
-    BreakerGuard, Resource, remaining, try_acquire, try_connection, try_pending, try_request,
-    try_retry,
+    BreakerGuard, Resource, connection_over_limit, remaining, try_acquire, try_connection,
+    try_pending, try_request, try_retry,
 };
 pub use health::NoHealthyUpstream;
