@@ -44,14 +44,17 @@ pub fn pool() -> DescriptorPool {
     pool
 }
 
-/// Forgets the decoded pool (a few MiB) once whatever still uses it is done; the next use
-/// decodes it again. A running proxy needs it only to read its bootstrap and to print
-/// `/config_dump`, so it is released after each.
+/// Forgets the decoded pool (a few MiB) once whatever still uses it is done, and gives the
+/// freed memory back to the operating system; the next use decodes it again. A running proxy
+/// needs it only to read its bootstrap and to print `/config_dump`, so it is released after
+/// each.
 pub fn release_pool() {
-    CACHED_POOL
+    let pool = CACHED_POOL
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .take();
+    drop(pool);
+    outrider_heap::release_free_memory();
 }
 
 /// The descriptor of a message type by its full name (`envoy.config.cluster.v3.Cluster`).

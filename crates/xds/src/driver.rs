@@ -26,6 +26,8 @@ pub struct AdsClient {
     tables: Arc<Tables>,
     status: Arc<ArcSwap<ClientStatus>>,
     backoff: Backoff,
+    /// Run once, when the initial configuration is in.
+    on_initialized: Option<Box<dyn FnOnce() + Send>>,
 }
 
 /// The two request channels of a stream; only the one of the stream's mode is used.
@@ -47,7 +49,15 @@ impl AdsClient {
             tables,
             status,
             backoff: Backoff::envoy_default(),
+            on_initialized: None,
         }
+    }
+
+    /// Runs `callback` once, as soon as the initial configuration is in (every wildcard
+    /// subscription answered, nothing warming): the status's `initialized`.
+    pub fn on_initialized(mut self, callback: impl FnOnce() + Send + 'static) -> Self {
+        self.on_initialized = Some(Box::new(callback));
+        self
     }
 
     /// Runs until `shutdown` completes. While disconnected the tables keep the last good
@@ -187,8 +197,14 @@ impl AdsClient {
         }
     }
 
-    fn publish_status(&self) {
-        self.status.store(Arc::new(self.state.status().clone()));
+    fn publish_status(&mut self) {
+        let status = self.state.status();
+        if status.initialized
+            && let Some(callback) = self.on_initialized.take()
+        {
+            callback();
+        }
+        self.status.store(Arc::new(status.clone()));
     }
 }
 
