@@ -218,9 +218,11 @@ fn ads_client(
     tracing::info!(server = %ads.uri, delta = ads.delta, "subscribing over ADS");
     // The initial configuration's decoding is the heap's peak at start-up; once it is in,
     // what it freed goes back to the kernel.
-    Ok(AdsClient::new(state, endpoint, tables, status).on_initialized(|| {
-        outrider_heap::release_free_memory();
-    }))
+    Ok(
+        AdsClient::new(state, endpoint, tables, status).on_initialized(|| {
+            outrider_heap::release_free_memory();
+        }),
+    )
 }
 
 fn server_info(bootstrap: &LoadedBootstrap, options: &RunOptions) -> ServerInfoSource {

@@ -224,18 +224,15 @@ impl XdsProxy {
 
     /// The value of stat `name` (a counter or gauge of `/stats`), if the proxy has it.
     pub async fn stat(&self, name: &str) -> Option<u64> {
-        let admin = self.admin;
-        let query = format!("/stats?filter=^{}$", name.replace('.', "%5C."));
-        let name = name.to_string();
-        let body = tokio::task::spawn_blocking(move || super::http_get(admin, &query))
+        let (admin, name) = (self.admin, name.to_string());
+        tokio::task::spawn_blocking(move || read_stat(admin, &name))
             .await
             .expect("admin task")
-            .expect("/stats")
-            .1;
-        body.lines().find_map(|line| {
-            let (stat, value) = line.split_once(": ")?;
-            (stat == name).then(|| value.parse().ok())?
-        })
+    }
+
+    /// `stat` for a synchronous condition (`eventually`): a short blocking admin call.
+    pub fn stat_blocking(&self, name: &str) -> Option<u64> {
+        read_stat(self.admin, name)
     }
 
     /// Waits (up to 10 s) until the proxy has ACKed `version` of xDS type `kind` (`lds`, `cds`,
@@ -259,6 +256,16 @@ impl XdsProxy {
             self.process.stderr()
         );
     }
+}
+
+/// The value of stat `name` from the admin interface at `admin`.
+fn read_stat(admin: SocketAddr, name: &str) -> Option<u64> {
+    let query = format!("/stats?filter=^{}$", name.replace('.', "%5C."));
+    let (_, body) = super::http_get(admin, &query).ok()?;
+    body.lines().find_map(|line| {
+        let (stat, value) = line.split_once(": ")?;
+        (stat == name).then(|| value.parse().ok())?
+    })
 }
 
 pub type HttpClient = Client<HttpConnector, Empty<Bytes>>;

@@ -8,6 +8,9 @@
 //! pending (`max_pending_requests`) for one of this pool's connections to the endpoint to come
 //! free, or overflows. When this pool has no connection to the endpoint at all, it opens one
 //! over the limit, as Envoy does (`Limits::connection_slot`).
+//!
+//! Connections are retired at the cluster's `idle_timeout`, `max_connection_duration` and
+//! `max_requests_per_connection` (`connection_lifetime.rs`).
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
@@ -19,11 +22,13 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
-use outrider_model::{CircuitBreakers, Priority};
+use outrider_model::{CircuitBreakers, Cluster, Priority};
 use outrider_tables::{ClusterState, EndpointState};
 use outrider_upstream::{BreakerGuard, connection_over_limit, try_connection, try_pending};
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
+use crate::connection_lifetime::{Lifetime, Retired, Usage};
 use crate::fast_map::FastMap;
 use crate::local_reply::ProxyBody;
 use crate::upstream_connect;
@@ -83,6 +88,9 @@ impl std::fmt::Display for SendError {
 
 pub(crate) struct Http1Pool {
     connect_timeout: Duration,
+    lifetime: Lifetime,
+    /// The sweep for `lifetime`'s time limits runs (from the first connection on).
+    sweeping: std::cell::Cell<bool>,
     /// Per endpoint: connections ready for a request, and how many are open in all.
     endpoints: RefCell<FastMap<SocketAddr, EndpointConnections>>,
     /// Wakes pending requests when a connection comes back or closes.
@@ -92,9 +100,11 @@ pub(crate) struct Http1Pool {
 }
 
 impl Http1Pool {
-    pub(crate) fn new(connect_timeout: Duration) -> Self {
+    pub(crate) fn new(cluster: &Cluster) -> Self {
         Http1Pool {
-            connect_timeout,
+            connect_timeout: cluster.connect_timeout,
+            lifetime: Lifetime::of(cluster),
+            sweeping: std::cell::Cell::new(false),
             endpoints: RefCell::new(FastMap::default()),
             released: Notify::new(),
             pending: std::cell::Cell::new(0),
@@ -111,18 +121,26 @@ impl Http1Pool {
         request: Request<ProxyBody>,
         limits: &Limits<'_>,
     ) -> Result<Response<Incoming>, SendError> {
-        let mut sender = match self.checkout(address) {
-            Some(sender) => sender,
+        let mut pooled = match self.checkout(address) {
+            Some(pooled) => pooled,
             None => match limits.connection_slot(self.has_connection_to(address)) {
                 Some(slot) => self.connect(address, slot, limits).await?,
                 None => self.wait_as_pending(address, limits).await?,
             },
         };
-        let response = sender
+        let last = self.lifetime.take_request(&mut pooled.usage);
+        let response = pooled
+            .sender
             .send_request(request)
             .await
             .map_err(|e| SendError::Reset(e.to_string()))?;
-        self.checkin(address, [sender]);
+        if last {
+            // Without its sender hyper closes the connection once this response is read.
+            Retired::MaxRequests.count(limits.state);
+            drop(pooled);
+        } else {
+            self.checkin(address, [pooled]);
+        }
         if self.pending.get() > 0 {
             // A pending request may now wait on this connection finishing its response.
             self.released.notify_waiters();
@@ -131,15 +149,15 @@ impl Http1Pool {
     }
 
     /// A connection ready for a request: idle, open, and done with its previous response.
-    fn checkout(&self, address: SocketAddr) -> Option<SendRequest<ProxyBody>> {
+    fn checkout(&self, address: SocketAddr) -> Option<Pooled> {
         let mut endpoints = self.endpoints.borrow_mut();
         let connections = &mut endpoints.get_mut(&address)?.idle;
         let mut index = connections.len();
         while index > 0 {
             index -= 1;
-            if connections[index].is_closed() {
+            if connections[index].sender.is_closed() {
                 connections.swap_remove(index);
-            } else if connections[index].is_ready() {
+            } else if connections[index].sender.is_ready() {
                 return Some(connections.swap_remove(index));
             }
         }
@@ -147,24 +165,43 @@ impl Http1Pool {
     }
 
     /// The connections to `address` still busy with a response, taken out to be waited on.
-    fn take_busy(&self, address: SocketAddr) -> Vec<SendRequest<ProxyBody>> {
+    fn take_busy(&self, address: SocketAddr) -> Vec<Pooled> {
         let mut endpoints = self.endpoints.borrow_mut();
         let connections = &mut endpoints.entry(address).or_default().idle;
-        connections.retain(|c| !c.is_closed());
+        connections.retain(|c| !c.sender.is_closed());
         std::mem::take(connections)
     }
 
-    fn checkin(
-        &self,
-        address: SocketAddr,
-        senders: impl IntoIterator<Item = SendRequest<ProxyBody>>,
-    ) {
+    fn checkin(&self, address: SocketAddr, pooled: impl IntoIterator<Item = Pooled>) {
         let mut endpoints = self.endpoints.borrow_mut();
         let connections = &mut endpoints.entry(address).or_default().idle;
-        for sender in senders {
-            if !sender.is_closed() && connections.len() < MAX_IDLE_PER_ENDPOINT {
-                connections.push(sender);
+        for connection in pooled {
+            if !connection.sender.is_closed() && connections.len() < MAX_IDLE_PER_ENDPOINT {
+                connections.push(connection);
             }
+        }
+    }
+
+    /// Retires the connections that carry no request and are past a time limit.
+    fn sweep(&self, now: Instant) {
+        let mut endpoints = self.endpoints.borrow_mut();
+        for endpoint in endpoints.values_mut() {
+            endpoint.idle.retain_mut(|connection| {
+                if connection.sender.is_closed() {
+                    return false;
+                }
+                if !connection.sender.is_ready() {
+                    // Still reading a response.
+                    return true;
+                }
+                match self.lifetime.expired(&mut connection.usage, now) {
+                    Some(reason) => {
+                        reason.count(&connection.cluster);
+                        false
+                    }
+                    None => true,
+                }
+            });
         }
     }
 
@@ -174,15 +211,15 @@ impl Http1Pool {
         self: &Rc<Self>,
         address: SocketAddr,
         limits: &Limits<'_>,
-    ) -> Result<SendRequest<ProxyBody>, SendError> {
+    ) -> Result<Pooled, SendError> {
         let _pending = try_pending(limits.state, limits.breakers, limits.priority)
             .ok_or(SendError::Overflow)?;
         let _counted = PendingCount::new(&self.pending);
         loop {
             // Registered before checking, so a release between the check and the wait counts.
             let released = self.released.notified();
-            if let Some(sender) = self.checkout(address) {
-                return Ok(sender);
+            if let Some(connection) = self.checkout(address) {
+                return Ok(connection);
             }
             if let Some(slot) = limits.connection_slot(self.has_connection_to(address)) {
                 return self.connect(address, slot, limits).await;
@@ -193,7 +230,7 @@ impl Http1Pool {
                 continue;
             }
             let first_ready = {
-                let ready = busy.iter_mut().map(|sender| Box::pin(sender.ready()));
+                let ready = busy.iter_mut().map(|c| Box::pin(c.sender.ready()));
                 tokio::select! {
                     (result, index, _) = futures::future::select_all(ready) => result.ok().map(|()| index),
                     () = released => None,
@@ -202,8 +239,8 @@ impl Http1Pool {
             let chosen = first_ready.map(|index| busy.swap_remove(index));
             // The others go back for whoever needs them next.
             self.checkin(address, busy);
-            if let Some(sender) = chosen {
-                return Ok(sender);
+            if let Some(connection) = chosen {
+                return Ok(connection);
             }
         }
     }
@@ -222,7 +259,10 @@ impl Http1Pool {
         address: SocketAddr,
         slot: BreakerGuard,
         limits: &Limits<'_>,
-    ) -> Result<SendRequest<ProxyBody>, SendError> {
+    ) -> Result<Pooled, SendError> {
+        if !self.sweeping.replace(true) {
+            self.lifetime.start_sweeping(self, Self::sweep);
+        }
         let counted = OpenCount::new(self, address);
         let (stream, open) =
             upstream_connect::connect(address, self.connect_timeout, limits.state, limits.endpoint)
@@ -244,15 +284,27 @@ impl Http1Pool {
                 pool.released.notify_waiters();
             }
         });
-        Ok(sender)
+        Ok(Pooled {
+            sender,
+            usage: Usage::new(),
+            cluster: limits.state.clone(),
+        })
     }
+}
+
+/// One connection of the pool, with what its lifetime limits need.
+struct Pooled {
+    sender: SendRequest<ProxyBody>,
+    usage: Usage,
+    /// Whose counters its retirement goes to.
+    cluster: Arc<ClusterState>,
 }
 
 /// One endpoint's connections in this pool.
 #[derive(Default)]
 struct EndpointConnections {
     /// Ready for a request, or still reading a response body.
-    idle: Vec<SendRequest<ProxyBody>>,
+    idle: Vec<Pooled>,
     /// Open or opening, wherever they are (idle, or carrying a request).
     open: usize,
 }
@@ -281,7 +333,7 @@ impl Drop for OpenCount {
         let mut endpoints = pool.endpoints.borrow_mut();
         if let Some(endpoint) = endpoints.get_mut(&self.address) {
             endpoint.open = endpoint.open.saturating_sub(1);
-            endpoint.idle.retain(|c| !c.is_closed());
+            endpoint.idle.retain(|c| !c.sender.is_closed());
             // An endpoint gone from EDS leaves nothing behind once its connections have closed.
             if endpoint.open == 0 && endpoint.idle.is_empty() {
                 endpoints.remove(&self.address);

@@ -9,8 +9,13 @@
 //! connection attempt runs as its own task, so a request that times out does not cancel it for
 //! the others waiting on it.
 //!
+//! A connection is retired (takes no new stream; hyper closes it once its streams are done) at
+//! the cluster's `idle_timeout`, `max_connection_duration` and `max_requests_per_connection`
+//! (`connection_lifetime.rs`); the next request opens a new one.
+//!
 //! Differs from Envoy: Envoy opens another connection when one reaches the server's
-//! `SETTINGS_MAX_CONCURRENT_STREAMS`; here streams beyond it queue on the one connection.
+//! `SETTINGS_MAX_CONCURRENT_STREAMS` (or the cluster's `max_concurrent_streams`); here streams
+//! beyond it queue on the one connection.
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
@@ -26,7 +31,9 @@ use outrider_tables::{ClusterState, EndpointState};
 use outrider_upstream::{BreakerGuard, try_pending};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
+use crate::connection_lifetime::{Lifetime, Retired, Usage};
 use crate::fast_map::FastMap;
 use crate::http_server::LocalExec;
 use crate::http1_pool::{Limits, SendError};
@@ -36,6 +43,9 @@ use crate::upstream_connect::{self, OpenConnection};
 pub(crate) struct Http2Pool {
     builder: http2::Builder<LocalExec>,
     connect_timeout: std::time::Duration,
+    lifetime: Lifetime,
+    /// The sweep for `lifetime`'s time limits runs (from the first connection on).
+    sweeping: std::cell::Cell<bool>,
     connections: RefCell<FastMap<SocketAddr, Connection>>,
     /// Wakes waiting requests when a connection attempt ends or a connection closes.
     changed: Notify,
@@ -44,7 +54,15 @@ pub(crate) struct Http2Pool {
 enum Connection {
     /// Being set up; requests for this endpoint wait for it.
     Connecting(Rc<Attempt>),
-    Ready(SendRequest<ProxyBody>),
+    Ready(Ready),
+}
+
+/// An open connection taking new streams.
+struct Ready {
+    sender: SendRequest<ProxyBody>,
+    usage: Usage,
+    /// Whose counters its retirement goes to.
+    cluster: Arc<ClusterState>,
 }
 
 /// One connection attempt, shared by the requests waiting on it.
@@ -70,6 +88,8 @@ impl Http2Pool {
         Http2Pool {
             builder,
             connect_timeout: cluster.connect_timeout,
+            lifetime: Lifetime::of(cluster),
+            sweeping: std::cell::Cell::new(false),
             connections: RefCell::new(FastMap::default()),
             changed: Notify::new(),
         }
@@ -100,12 +120,21 @@ impl Http2Pool {
         let mut pending: Option<BreakerGuard> = None;
         let mut started_attempt = false;
         loop {
-            let attempt = match self.connections.borrow().get(&address) {
-                Some(Connection::Ready(sender)) if !sender.is_closed() => {
-                    return Ok(sender.clone());
+            let attempt = {
+                let mut connections = self.connections.borrow_mut();
+                match connections.get_mut(&address) {
+                    Some(Connection::Ready(ready)) if !ready.sender.is_closed() => {
+                        let sender = ready.sender.clone();
+                        if self.lifetime.take_request(&mut ready.usage) {
+                            // Its last stream: the next request opens a new connection.
+                            Retired::MaxRequests.count(&ready.cluster);
+                            connections.remove(&address);
+                        }
+                        return Ok(sender);
+                    }
+                    Some(Connection::Connecting(attempt)) => Some(attempt.clone()),
+                    _ => None,
                 }
-                Some(Connection::Connecting(attempt)) => Some(attempt.clone()),
-                _ => None,
             };
             let attempt = match attempt {
                 Some(attempt) => attempt,
@@ -135,6 +164,23 @@ impl Http2Pool {
         }
     }
 
+    /// Retires the connections past a time limit.
+    fn sweep(&self, now: Instant) {
+        self.connections
+            .borrow_mut()
+            .retain(|_, connection| match connection {
+                Connection::Connecting(_) => true,
+                Connection::Ready(ready) if ready.sender.is_closed() => false,
+                Connection::Ready(ready) => match self.lifetime.expired(&mut ready.usage, now) {
+                    Some(reason) => {
+                        reason.count(&ready.cluster);
+                        false
+                    }
+                    None => true,
+                },
+            });
+    }
+
     fn is_connecting(&self, address: SocketAddr, attempt: &Rc<Attempt>) -> bool {
         matches!(
             self.connections.borrow().get(&address),
@@ -151,6 +197,9 @@ impl Http2Pool {
         state: Arc<ClusterState>,
         host: Arc<EndpointState>,
     ) -> Rc<Attempt> {
+        if !self.sweeping.replace(true) {
+            self.lifetime.start_sweeping(self, Self::sweep);
+        }
         let attempt = Rc::new(Attempt::default());
         self.connections
             .borrow_mut()
@@ -166,9 +215,14 @@ impl Http2Pool {
             };
             let (connection, open) = match connected {
                 Ok((sender, connection, open)) => {
+                    let ready = Ready {
+                        sender,
+                        usage: Usage::new(),
+                        cluster: state.clone(),
+                    };
                     pool.connections
                         .borrow_mut()
-                        .insert(address, Connection::Ready(sender));
+                        .insert(address, Connection::Ready(ready));
                     (connection, open)
                 }
                 Err(failure) => {
@@ -189,7 +243,7 @@ impl Http2Pool {
             drop((slot, open));
             if let Some(pool) = weak_pool.upgrade() {
                 let mut connections = pool.connections.borrow_mut();
-                if matches!(connections.get(&address), Some(Connection::Ready(s)) if s.is_closed())
+                if matches!(connections.get(&address), Some(Connection::Ready(r)) if r.sender.is_closed())
                 {
                     connections.remove(&address);
                 }

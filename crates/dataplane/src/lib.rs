@@ -3,6 +3,7 @@
 
 mod access_log;
 mod connection;
+mod connection_lifetime;
 mod drain;
 mod fast_map;
 mod forward;

@@ -38,7 +38,7 @@ impl UpstreamPools {
         } else {
             let pool = self
                 .http1
-                .get_or_insert_with(|| Rc::new(Http1Pool::new(cluster.connect_timeout)));
+                .get_or_insert_with(|| Rc::new(Http1Pool::new(cluster)));
             Upstream::Http1(pool.clone())
         }
     }

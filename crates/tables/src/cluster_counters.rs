@@ -32,6 +32,12 @@ pub struct ClusterCounters {
     pub upstream_cx_none_healthy: AtomicU64,
     /// Requests dropped by EDS `drop_overloads` (reported over LRS too).
     pub upstream_rq_drop_overload: AtomicU64,
+    /// Connections closed for the cluster's `idle_timeout`.
+    pub upstream_cx_idle_timeout: AtomicU64,
+    /// Connections retired at `max_requests_per_connection`.
+    pub upstream_cx_max_requests: AtomicU64,
+    /// Connections retired at `max_connection_duration`.
+    pub upstream_cx_max_duration_reached: AtomicU64,
 }
 
 impl ClusterCounters {

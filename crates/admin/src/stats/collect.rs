@@ -27,7 +27,7 @@ pub(crate) fn collect(state: &AdminState) -> Vec<Stat> {
 type CounterOf = fn(&ClusterCounters) -> &AtomicU64;
 
 /// Envoy's counter names, in the order of `ClusterCounters`.
-const CLUSTER_COUNTERS: [(&str, CounterOf); 14] = [
+const CLUSTER_COUNTERS: [(&str, CounterOf); 17] = [
     ("upstream_rq_total", |c| &c.upstream_rq_total),
     ("upstream_rq_completed", |c| &c.upstream_rq_completed),
     ("upstream_rq_timeout", |c| &c.upstream_rq_timeout),
@@ -51,6 +51,11 @@ const CLUSTER_COUNTERS: [(&str, CounterOf); 14] = [
     ("upstream_cx_none_healthy", |c| &c.upstream_cx_none_healthy),
     ("upstream_rq_drop_overload", |c| {
         &c.upstream_rq_drop_overload
+    }),
+    ("upstream_cx_idle_timeout", |c| &c.upstream_cx_idle_timeout),
+    ("upstream_cx_max_requests", |c| &c.upstream_cx_max_requests),
+    ("upstream_cx_max_duration_reached", |c| {
+        &c.upstream_cx_max_duration_reached
     }),
 ];
 
