@@ -244,3 +244,60 @@ async fn http2_upstreams_get_the_client_authority() {
     );
     assert_eq!(last.connection, 1, "{last:?}");
 }
+
+/// Reads one keep-alive exchange's response, then waits up to `wait` for the proxy to close
+/// the idle connection; returns the response and whether it was closed.
+fn idle_after_one_request(addr: SocketAddr, wait: Duration) -> (String, bool) {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .write_all(b"GET /echo HTTP/1.1\r\nHost: idle\r\n\r\n")
+        .expect("write");
+    stream.set_read_timeout(Some(wait)).expect("timeout");
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 4096];
+    let closed = loop {
+        match stream.read(&mut buffer) {
+            Ok(0) => break true,
+            Ok(n) => received.extend_from_slice(&buffer[..n]),
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => break true,
+            Err(_) => break false,
+        }
+    };
+    (String::from_utf8_lossy(&received).into_owned(), closed)
+}
+
+/// The HCM's `common_http_protocol_options.idle_timeout` closes an idle HTTP/1.1 keep-alive
+/// connection; by default (Envoy's 1 h) it stays open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_downstream_connections_close_at_the_idle_timeout() {
+    let backend = UpstreamServer::start_local(UpstreamConfig::new("backend"))
+        .await
+        .expect("upstream");
+    let snapshot = Snapshot::new("1")
+        .with(cluster("backend", ""))
+        .with(endpoints("backend", &[backend.addr()]))
+        .with(http_listener("ingress", 0, "ingress", ""))
+        .with(http_listener(
+            "short-idle",
+            0,
+            "short_idle",
+            "      common_http_protocol_options: { idle_timeout: 0.3s }",
+        ))
+        .with(routes(
+            "  - match: { prefix: / }\n    route: { cluster: backend }",
+        ));
+    let proxy = XdsProxy::start("idle-timeout", snapshot, &["--concurrency", "1"]).await;
+    let short: SocketAddr = ([127, 0, 0, 1], proxy.listener_port("short-idle").await).into();
+    let default: SocketAddr = ([127, 0, 0, 1], proxy.listener_port("ingress").await).into();
+
+    let (response, closed) =
+        tokio::task::block_in_place(|| idle_after_one_request(short, Duration::from_secs(5)));
+    assert_eq!(status_line(&response), "HTTP/1.1 200 OK", "{response}");
+    assert!(closed, "the idle connection was not closed within 5 s");
+
+    // Three times the short timeout, and still open.
+    let (response, closed) =
+        tokio::task::block_in_place(|| idle_after_one_request(default, Duration::from_millis(900)));
+    assert_eq!(status_line(&response), "HTTP/1.1 200 OK", "{response}");
+    assert!(!closed, "closed at once with the default idle timeout");
+}

@@ -60,6 +60,11 @@ pub(crate) async fn serve_http(
         .http1()
         .timer(hyper_util::rt::TokioTimer::new())
         .max_buf_size(header_limit.max(8192))
+        // hyper's timer runs from the moment the connection waits for a request's head, idle
+        // keep-alive time included, and closes the connection when it fires (its default is
+        // 30 s). So it serves as the HCM's `idle_timeout` (Envoy: 1 h), or as
+        // `request_headers_timeout` when that is set (Envoy starts that one at the first byte).
+        .header_read_timeout(hcm.request_headers_timeout.or(hcm.common.idle_timeout))
         .keep_alive(true);
     builder
         .http2()
