@@ -506,3 +506,104 @@ async fn eds_health_status_decides_without_health_checks() {
     let counts = tally(&answers);
     assert!(counts.keys().eq(["degraded", "h0"].iter()), "{counts:?}");
 }
+
+/// A cluster of `hosts` with an HTTP health check that runs once at start within a test (30 s
+/// intervals) and brings a failed host back after one pass.
+fn rarely_checked_cluster(hosts: &[SocketAddr]) -> Snapshot {
+    Snapshot::new("1")
+        .with(cluster(
+            "checked",
+            "health_checks:
+- timeout: 1s
+  interval: 30s
+  no_traffic_interval: 30s
+  unhealthy_threshold: 3
+  healthy_threshold: 1
+  http_health_check: { path: /healthz }",
+        ))
+        .with(endpoints("checked", hosts))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_immediate_health_check_fail_header_fails_the_host_at_once() {
+    let (a, b) = (upstream("a").await, upstream("b").await);
+    let (proxy, url, client) = start(
+        "hc-immediate-fail",
+        rarely_checked_cluster(&[a.addr(), b.addr()]),
+    )
+    .await;
+    wait_for_traffic_to(&proxy, &client, &url, &["a", "b"]).await;
+    let checks = a.health_checks_answered() + b.health_checks_answered();
+
+    // Whichever host answers says it is failing, and the header reaches the client as sent.
+    let answer = get(&client, &format!("{url}immediate-health-check-fail")).await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(
+        answer.header("x-envoy-immediate-health-check-fail"),
+        Some("true")
+    );
+    let (failed, other) = match answer.upstream() {
+        "a" => (&a, &b),
+        "b" => (&b, &a),
+        name => panic!("answered by {name:?}"),
+    };
+
+    // Failed at once, without waiting for a check: out of rotation, the other host takes
+    // every request.
+    wait_until("the host to fail active health checking", &proxy, || {
+        tokio::task::block_in_place(|| admin_flags(&proxy, failed.addr())) == "/failed_active_hc"
+    })
+    .await;
+    let other_name = other.name().to_string();
+    wait_for_traffic_to(&proxy, &client, &url, &[&other_name]).await;
+    let counts = probe(&client, &url).await;
+    assert!(counts.keys().eq([&other_name]), "{counts:?}");
+    let flags = tokio::task::block_in_place(|| admin_flags(&proxy, other.addr()));
+    assert_eq!(flags, "healthy");
+    assert_eq!(
+        a.health_checks_answered() + b.health_checks_answered(),
+        checks,
+        "no health check ran meanwhile"
+    );
+    // Counted as Envoy counts it: a failure, and a passive one.
+    let (_, stats) = tokio::task::block_in_place(|| {
+        http_get(proxy.admin, "/stats?filter=cluster.checked.health_check")
+    })
+    .expect("/stats");
+    for line in [
+        "cluster.checked.health_check.failure: 1",
+        "cluster.checked.health_check.passive_failure: 1",
+    ] {
+        assert!(stats.lines().any(|l| l == line), "{line} in\n{stats}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_immediate_health_check_fail_header_changes_nothing_without_health_checks() {
+    let (a, b) = (upstream("a").await, upstream("b").await);
+    let snapshot = Snapshot::new("1")
+        .with(cluster("checked", ""))
+        .with(endpoints("checked", &[a.addr(), b.addr()]));
+    let (proxy, url, client) = start("hc-immediate-fail-unchecked", snapshot).await;
+    let mut answers = Vec::new();
+    for _ in 0..4 {
+        answers.push(get(&client, &format!("{url}immediate-health-check-fail")).await);
+    }
+    assert!(
+        answers
+            .iter()
+            .all(|a| a.header("x-envoy-immediate-health-check-fail") == Some("true"))
+    );
+    let counts = tally(&answers);
+    assert!(
+        counts.keys().eq(["a", "b"]),
+        "both hosts said so: {counts:?}"
+    );
+    // Both stay in rotation.
+    let counts = probe(&client, &url).await;
+    assert!(counts.keys().eq(["a", "b"]), "{counts:?}");
+    for host in [&a, &b] {
+        let flags = tokio::task::block_in_place(|| admin_flags(&proxy, host.addr()));
+        assert_eq!(flags, "healthy");
+    }
+}

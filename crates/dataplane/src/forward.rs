@@ -1,6 +1,7 @@
 //! Forwarding a request to its cluster: pick an endpoint, send, and retry per the route's
 //! policy (to a different endpoint when there is one), within the route timeout and each try's
-//! own; every attempt's outcome goes into the endpoint's state.
+//! own; every attempt's outcome goes into the endpoint's state (and an answer with
+//! `x-envoy-immediate-health-check-fail` into its health checking).
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
@@ -25,8 +26,8 @@ use outrider_upstream::outlier::{Outcome, record};
 use outrider_upstream::{try_request, try_retry};
 
 use crate::headers::{
-    EXPECTED_TIMEOUT_MS, MAX_RETRIES, RETRY_ON, UPSTREAM_SERVICE_TIME, UPSTREAM_TIMEOUT_MS,
-    add_forwarded, millis, number, strip_hop_by_hop,
+    EXPECTED_TIMEOUT_MS, IMMEDIATE_HEALTH_CHECK_FAIL, MAX_RETRIES, RETRY_ON, UPSTREAM_SERVICE_TIME,
+    UPSTREAM_TIMEOUT_MS, add_forwarded, millis, number, strip_hop_by_hop,
 };
 use crate::http1_pool::{Limits, SendError};
 use crate::local_reply::{Flagged, ProxyBody, ResponseFlag, local_reply};
@@ -316,6 +317,15 @@ pub(crate) async fn forward(
                 counters.upstream_rq_completed.fetch_add(1, Relaxed);
                 if let Some(class) = counters.by_class(response.status().as_u16()) {
                     class.fetch_add(1, Relaxed);
+                }
+                // Envoy's router: a host that answers so fails active health checking at once
+                // (its session applies it), if its cluster health-checks it. The header goes
+                // on to the client.
+                if !entry.config.health_checks.is_empty()
+                    && !endpoint.active_health_check_disabled
+                    && response.headers().contains_key(IMMEDIATE_HEALTH_CHECK_FAIL)
+                {
+                    endpoint.health_check.signal_immediate_fail();
                 }
             }
             None if deadline.is_some_and(|d| Instant::now() >= d) => {

@@ -31,6 +31,8 @@ pub(crate) const EXPECTED_TIMEOUT_MS: HeaderName =
     HeaderName::from_static("x-envoy-expected-rq-timeout-ms");
 pub(crate) const UPSTREAM_SERVICE_TIME: HeaderName =
     HeaderName::from_static("x-envoy-upstream-service-time");
+pub(crate) const IMMEDIATE_HEALTH_CHECK_FAIL: HeaderName =
+    HeaderName::from_static("x-envoy-immediate-health-check-fail");
 
 /// Whether a header must not be forwarded as is: hop-by-hop, or `te` (reduced to `trailers`).
 fn is_hop_by_hop(name: &HeaderName) -> bool {

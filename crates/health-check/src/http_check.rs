@@ -1,6 +1,11 @@
 //! HTTP health checks over HTTP/1.1 or h2c (`codec_client_type`): one request per check on a
 //! connection kept between checks (`reuse_connection`), judged by the response status
 //! (`expected_statuses`, `retriable_statuses`) and `x-envoy-degraded`.
+//!
+//! `x-envoy-immediate-health-check-fail` on a check's answer decides nothing, as in Envoy: its
+//! HTTP checker reads it only when the status already failed the check, to set
+//! `/excluded_via_immediate_hc_fail`, which is not implemented. The header fails a host at once
+//! when it comes back on a proxied request (the data plane signals the session).
 
 use bytes::Bytes;
 use http::header::{CONNECTION, HOST, USER_AGENT};
@@ -303,6 +308,35 @@ mod tests {
         assert!(matches!(
             c.judge(204, &headers),
             CheckOutcome::Failed {
+                retriable: false,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn the_immediate_fail_header_leaves_the_status_to_decide() {
+        // Envoy's HTTP checker: a passing status passes, a failing one fails as it would
+        // without the header (retriable stays retriable).
+        let c = checker(false);
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-envoy-immediate-health-check-fail",
+            HeaderValue::from_static("true"),
+        );
+        assert_eq!(c.judge(200, &headers), CheckOutcome::passed());
+        assert!(matches!(
+            c.judge(503, &headers),
+            CheckOutcome::Failed {
+                kind: FailureKind::Active,
+                retriable: true,
+                ..
+            }
+        ));
+        assert!(matches!(
+            c.judge(500, &headers),
+            CheckOutcome::Failed {
+                kind: FailureKind::Active,
                 retriable: false,
                 ..
             }

@@ -10,9 +10,19 @@
 //! host's `HealthCheckState` and the cluster's `health_check.*` stats, publishes
 //! `HostEvent::Health` on the event bus, and lifts outlier ejections of hosts that pass.
 //!
+//! Fast failure: when a proxied answer of a host carries `x-envoy-immediate-health-check-fail`
+//! and its cluster has health checks, the data plane signals the host
+//! (`HealthCheckState::signal_immediate_fail`); a session of the host takes the signal, while
+//! it checks or waits, and fails the host at once through the same path as a check result, as
+//! Envoy's PASSIVE failure (no threshold; `passive_failure`; the next check keeps its time).
+//! With several health checks, the first session to take the signal applies it: one failing
+//! check is enough to fail the host. On a check's own answer the header changes nothing, as in
+//! Envoy's HTTP checker.
+//!
 //! Not as in Envoy: TLS to hosts (`transport_socket`) is not used by health checks (the data
-//! plane has no upstream TLS either); `x-envoy-immediate-health-check-fail` is not honoured;
-//! an HTTP/2 `:authority` that cannot be a URI authority (a cluster name with `|`) is sent as
+//! plane has no upstream TLS either); a host failed by the header is not flagged
+//! `/excluded_via_immediate_hc_fail`, so it still counts in priority and panic calculations; an
+//! HTTP/2 `:authority` that cannot be a URI authority (a cluster name with `|`) is sent as
 //! `host` with the address as `:authority`.
 
 mod checker;

@@ -11,6 +11,10 @@ pub(crate) enum FailureKind {
     /// NOT_SERVING): Envoy marks a healthy host unhealthy at once, unless the status is
     /// retriable.
     Active,
+    /// The data plane saw `x-envoy-immediate-health-check-fail` in an answer of the host:
+    /// fails a healthy host at once, like `Active` (Envoy's PASSIVE failure type, counted in
+    /// `health_check.passive_failure`).
+    Passive,
     /// The connection failed, closed or was reset: counts toward `unhealthy_threshold`.
     Network,
     /// No answer within `timeout`: counts toward `unhealthy_threshold`, and sets
@@ -22,6 +26,7 @@ impl FailureKind {
     pub(crate) fn event_type(self) -> HealthCheckFailureType {
         match self {
             Self::Active => HealthCheckFailureType::Active,
+            Self::Passive => HealthCheckFailureType::Passive,
             Self::Network => HealthCheckFailureType::Network,
             Self::Timeout => HealthCheckFailureType::NetworkTimeout,
         }
@@ -65,6 +70,15 @@ impl CheckOutcome {
             kind: FailureKind::Active,
             retriable: false,
             reason: reason.into(),
+        }
+    }
+
+    /// The host answered a proxied request with `x-envoy-immediate-health-check-fail`.
+    pub(crate) fn immediate_fail() -> Self {
+        Self::Failed {
+            kind: FailureKind::Passive,
+            retriable: false,
+            reason: "x-envoy-immediate-health-check-fail from the host".to_string(),
         }
     }
 }

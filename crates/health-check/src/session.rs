@@ -1,7 +1,9 @@
 //! `Session`: the task that checks one host with one of its cluster's health checks, forever:
 //! checks, feeds the state machine, writes the host's flags and state, counts Envoy's stats,
-//! publishes events, un-ejects outliers, and waits for the next check.
+//! publishes events, un-ejects outliers, and waits for the next check. Meanwhile it takes the
+//! data plane's `x-envoy-immediate-health-check-fail` signals and fails the host at once.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -63,14 +65,17 @@ impl Session {
         let Some(mut checker) = Checker::new(&self.config, &self.cluster, &self.endpoint) else {
             return;
         };
-        let delay = initial_delay(&self.config, rand::random);
-        if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
-        }
+        let kind = checker.kind();
         let mut machine = CheckerState::new(
             self.config.healthy_threshold,
             self.config.unhealthy_threshold,
         );
+        let delay = initial_delay(&self.config, rand::random);
+        if !delay.is_zero() {
+            let sleep = tokio::time::sleep(delay);
+            self.failing_on_signal(sleep, &mut machine, kind, address)
+                .await;
+        }
         loop {
             self.cluster_state
                 .health_check
@@ -81,19 +86,22 @@ impl Session {
                 .attempts
                 .fetch_add(1, Ordering::Relaxed);
             // Boxed: the checkers' futures hold whole requests and connections.
-            let outcome =
-                match tokio::time::timeout(self.config.timeout, Box::pin(checker.check())).await {
-                    Ok(outcome) => outcome,
-                    Err(_) => {
-                        checker.reset();
-                        CheckOutcome::Failed {
-                            kind: FailureKind::Timeout,
-                            retriable: false,
-                            reason: format!("no answer within {:?}", self.config.timeout),
-                        }
+            let check = tokio::time::timeout(self.config.timeout, Box::pin(checker.check()));
+            let outcome = match self
+                .failing_on_signal(check, &mut machine, kind, address)
+                .await
+            {
+                Ok(outcome) => outcome,
+                Err(_) => {
+                    checker.reset();
+                    CheckOutcome::Failed {
+                        kind: FailureKind::Timeout,
+                        retriable: false,
+                        reason: format!("no answer within {:?}", self.config.timeout),
                     }
-                };
-            let step = self.apply(&mut machine, &outcome, checker.kind(), address);
+                }
+            };
+            let step = self.apply(&mut machine, &outcome, kind, address);
             // The first round of the cluster waits for this session's first result only.
             self.first_round.take();
             let base = base_interval(
@@ -102,7 +110,30 @@ impl Session {
                 step.transition,
                 self.traffic_seen(),
             );
-            tokio::time::sleep(with_jitter(base, &self.config, rand::random)).await;
+            let sleep = tokio::time::sleep(with_jitter(base, &self.config, rand::random));
+            self.failing_on_signal(sleep, &mut machine, kind, address)
+                .await;
+        }
+    }
+
+    /// Awaits `work` (a check, or the wait for the next one), failing the host each time the
+    /// data plane signals `x-envoy-immediate-health-check-fail` meanwhile. As in Envoy, the
+    /// signal neither cancels a check in flight nor moves the next one.
+    async fn failing_on_signal<F: Future>(
+        &self,
+        work: F,
+        machine: &mut CheckerState,
+        kind: HealthCheckerType,
+        address: SocketAddr,
+    ) -> F::Output {
+        let mut work = std::pin::pin!(work);
+        loop {
+            tokio::select! {
+                output = &mut work => return output,
+                () = self.endpoint.health_check.immediate_fail_signalled() => {
+                    self.apply(machine, &CheckOutcome::immediate_fail(), kind, address);
+                }
+            }
         }
     }
 
@@ -147,6 +178,8 @@ impl Session {
                 stats.failure.fetch_add(1, Ordering::Relaxed);
                 if kind.is_network() {
                     stats.network_failure.fetch_add(1, Ordering::Relaxed);
+                } else if *kind == FailureKind::Passive {
+                    stats.passive_failure.fetch_add(1, Ordering::Relaxed);
                 }
                 tracing::debug!(
                     cluster = %self.cluster,

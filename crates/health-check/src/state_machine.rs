@@ -127,7 +127,8 @@ impl CheckerState {
         let mut ejected = false;
         if !view.failed {
             self.num_unhealthy = self.num_unhealthy.saturating_add(1);
-            let immediate = kind == FailureKind::Active && !retriable;
+            // Envoy: anything but a network failure or timeout, unless retriable.
+            let immediate = !kind.is_network() && !retriable;
             if immediate || self.num_unhealthy >= self.unhealthy_threshold {
                 view.failed = true;
                 transition = Transition::Changed;
@@ -325,6 +326,37 @@ mod tests {
         );
         assert!(!steps[1].view.failed);
         assert!(steps[2].view.failed);
+    }
+
+    #[test]
+    fn an_immediate_fail_from_the_data_plane_ejects_at_once_and_needs_the_healthy_threshold() {
+        let mut machine = CheckerState::new(2, 3);
+        let steps = run(
+            &mut machine,
+            HEALTHY,
+            &[CheckOutcome::immediate_fail(), pass(), pass()],
+        );
+        assert!(steps[0].view.failed);
+        assert_eq!(steps[0].transition, Transition::Changed);
+        assert_eq!(
+            steps[0].events,
+            [HealthTransition::EjectUnhealthy {
+                failure_type: HealthCheckFailureType::Passive
+            }]
+        );
+        assert_eq!(steps[1].transition, Transition::ChangePending);
+        assert!(!steps[2].view.failed);
+
+        // Before the session's first check: that check no longer counts as the first (Envoy),
+        // so one pass is not enough.
+        let mut machine = CheckerState::new(2, 3);
+        let steps = run(
+            &mut machine,
+            NEW_HOST,
+            &[CheckOutcome::immediate_fail(), pass()],
+        );
+        assert!(steps[0].view.failed && !steps[0].view.pending);
+        assert!(steps[1].view.failed);
     }
 
     #[test]

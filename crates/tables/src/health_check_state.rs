@@ -1,7 +1,8 @@
 //! Active health checking's view of one host (`HealthCheckState`) and of one cluster
 //! (`ClusterHealthCheckState`: Envoy's `health_check.*` stats and the first-round flag), written
 //! by the health checker on the control thread and read by the admin interface. The data plane
-//! never reads them, so plain atomics and an `ArcSwapOption` are enough.
+//! only signals `x-envoy-immediate-health-check-fail` (`HealthCheckState::signal_immediate_fail`),
+//! so plain atomics, an `ArcSwapOption` and a `Notify` are enough.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
@@ -62,6 +63,9 @@ pub struct HealthCheckState {
     last_failure_ms: AtomicU64,
     last_result: AtomicU8,
     last_failure_reason: ArcSwapOption<String>,
+    /// Raised by the data plane when the host answers with
+    /// `x-envoy-immediate-health-check-fail`; taken by one of the host's health-check sessions.
+    immediate_fail: Notify,
 }
 
 impl HealthCheckState {
@@ -120,6 +124,22 @@ impl HealthCheckState {
     pub fn last_failure_reason(&self) -> Option<Arc<String>> {
         self.last_failure_reason.load_full()
     }
+
+    /// The host answered a request with `x-envoy-immediate-health-check-fail`: asks its
+    /// health-check session to fail it at once. Called on the request path: no allocation,
+    /// and without a waiting session only an atomic update. Signals raised before a session
+    /// takes them collapse into one.
+    pub fn signal_immediate_fail(&self) {
+        // Keeps a permit when no session is waiting (one is checking the host, say), so the
+        // signal is not lost.
+        self.immediate_fail.notify_one();
+    }
+
+    /// Resolves once the data plane has signalled an immediate failure, taking the signal:
+    /// with several sessions on the host, one of them gets it.
+    pub async fn immediate_fail_signalled(&self) {
+        self.immediate_fail.notified().await;
+    }
 }
 
 /// Active health checking of one cluster. Counters and gauges carry Envoy's
@@ -131,7 +151,8 @@ pub struct ClusterHealthCheckState {
     pub failure: AtomicU64,
     /// Failures from connection errors and timeouts.
     pub network_failure: AtomicU64,
-    /// Always 0: no passive health checking (`x-envoy-immediate-health-check-fail`).
+    /// Hosts failed by the data plane because they answered with
+    /// `x-envoy-immediate-health-check-fail` (also counted in `failure`).
     pub passive_failure: AtomicU64,
     /// Always 0: `service_name_matcher` is not supported.
     pub verify_cluster: AtomicU64,
@@ -219,5 +240,27 @@ mod tests {
         waiter.await.expect("waiter");
         // Already done: returns at once.
         state.wait_first_round().await;
+    }
+
+    #[tokio::test]
+    async fn immediate_fail_signals_are_kept_until_taken_and_collapse() {
+        let state = Arc::new(HealthCheckState::default());
+        // Raised twice before any session waits: kept, as one signal.
+        state.signal_immediate_fail();
+        state.signal_immediate_fail();
+        state.immediate_fail_signalled().await;
+        tokio::select! {
+            biased;
+            () = state.immediate_fail_signalled() => panic!("a second signal was kept"),
+            () = std::future::ready(()) => {}
+        }
+        // A waiting session is woken.
+        let waiter = {
+            let state = state.clone();
+            tokio::spawn(async move { state.immediate_fail_signalled().await })
+        };
+        tokio::task::yield_now().await;
+        state.signal_immediate_fail();
+        waiter.await.expect("waiter");
     }
 }

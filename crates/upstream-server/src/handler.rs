@@ -14,7 +14,8 @@ use tokio::sync::watch;
 use crate::stats::{ServerState, Verdict};
 use crate::websocket;
 use crate::{
-    INJECTED_FAILURE_HEADER, SERVER_HEADER_VALUE, UPSTREAM_NAME_HEADER, echo, grpc, health,
+    IMMEDIATE_HEALTH_CHECK_FAIL_HEADER, INJECTED_FAILURE_HEADER, SERVER_HEADER_VALUE,
+    UPSTREAM_NAME_HEADER, echo, grpc, health,
 };
 
 pub(crate) type Body = BoxBody<Bytes, Infallible>;
@@ -124,6 +125,14 @@ async fn route(
             Ok(json) => with_type(Response::new(full(Bytes::from(json))), "application/json"),
             Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
         };
+    }
+    if path == "/immediate-health-check-fail" {
+        let mut response = text(StatusCode::OK, format!("failing from {}\n", state.name));
+        response.headers_mut().insert(
+            IMMEDIATE_HEALTH_CHECK_FAIL_HEADER,
+            HeaderValue::from_static("true"),
+        );
+        return response;
     }
     if let Some(code) = path.strip_prefix("/status/") {
         return match code.parse::<u16>().ok().and_then(final_status) {

@@ -11,6 +11,7 @@
 //! | `/status/<code>` | that status |
 //! | `/delay/<ms>` | waits, then 200 |
 //! | `/bytes/<n>` | 200 with `n` bytes |
+//! | `/immediate-health-check-fail` | 200 with `x-envoy-immediate-health-check-fail: true`, as an Envoy marked failed by `/healthcheck/fail` answers |
 //! | `POST`/`PUT`/`PATCH` to an unmatched path | 200 with the request body echoed back |
 //! | `content-type: application/grpc*` | a minimal gRPC unary echo: the request message back, trailer `grpc-status: 0` |
 //! | `GET /ws` with `Upgrade: websocket` (HTTP/1.1) | a WebSocket echo |
@@ -52,6 +53,9 @@ pub const SERVER_HEADER_VALUE: &str = "outrider-upstream";
 /// Header set (to `true`) on responses whose failure was injected, so a test can tell an injected
 /// 503 from a 503 the proxy generated itself.
 pub const INJECTED_FAILURE_HEADER: &str = "x-upstream-injected-failure";
+/// Envoy's header by which a host asks proxies to fail it for active health checking at once;
+/// `/immediate-health-check-fail` answers with it.
+pub const IMMEDIATE_HEALTH_CHECK_FAIL_HEADER: &str = "x-envoy-immediate-health-check-fail";
 
 /// Why a server could not start.
 #[derive(Debug, thiserror::Error)]

@@ -92,6 +92,25 @@ async fn status_answers_the_requested_code() {
 }
 
 #[tokio::test]
+async fn immediate_health_check_fail_answers_with_envoys_header() {
+    let server = server("a").await;
+    for proto in BOTH {
+        let reply = TestClient::new(proto)
+            .get(&server.url("/immediate-health-check-fail"))
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{proto:?}");
+        assert_eq!(
+            reply.header("x-envoy-immediate-health-check-fail"),
+            Some("true")
+        );
+        assert_eq!(reply.header("x-upstream-name"), Some("a"));
+    }
+    // Other answers do not carry it.
+    let reply = TestClient::new(Proto::Http1).get(&server.url("/")).await;
+    assert_eq!(reply.header("x-envoy-immediate-health-check-fail"), None);
+}
+
+#[tokio::test]
 async fn delay_waits_then_answers() {
     let server = server("a").await;
     for proto in BOTH {
