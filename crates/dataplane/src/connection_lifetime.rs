@@ -10,6 +10,7 @@
 //! its last request started (Envoy: after its last stream ended; a stream running longer than
 //! the idle timeout retires its connection for new requests without cutting it).
 
+use std::cell::Cell;
 use std::rc::{Rc, Weak};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -18,12 +19,14 @@ use outrider_model::Cluster;
 use outrider_tables::ClusterState;
 use tokio::time::Instant;
 
-/// The cluster's connection lifetime limits.
-#[derive(Debug, Clone, Copy)]
+/// The cluster's connection lifetime limits, for one pool.
+#[derive(Debug)]
 pub(crate) struct Lifetime {
     idle_timeout: Option<Duration>,
     max_duration: Option<Duration>,
     max_requests: Option<u32>,
+    /// The pool's sweep runs (from its first connection on).
+    sweeping: Cell<bool>,
 }
 
 /// Why a connection was retired, counted in Envoy's stat of the same name.
@@ -79,6 +82,7 @@ impl Lifetime {
             idle_timeout: common.idle_timeout,
             max_duration: common.max_connection_duration,
             max_requests: common.max_requests_per_connection,
+            sweeping: Cell::new(false),
         }
     }
 
@@ -119,8 +123,12 @@ impl Lifetime {
         Some((shortest / 8).max(Duration::from_millis(1)))
     }
 
-    /// Runs `sweep` over `pool` for as long as the pool lives, if there is a time limit.
-    pub(crate) fn start_sweeping<P: 'static>(&self, pool: &Rc<P>, sweep: fn(&P, Instant)) {
+    /// Runs `sweep` over `pool` for as long as the pool lives, if there is a time limit; the
+    /// first call starts it, later ones do nothing.
+    pub(crate) fn keep_sweeping<P: 'static>(&self, pool: &Rc<P>, sweep: fn(&P, Instant)) {
+        if self.sweeping.replace(true) {
+            return;
+        }
         let Some(interval) = self.sweep_interval() else {
             return;
         };
@@ -148,6 +156,7 @@ mod tests {
             idle_timeout: idle.map(Duration::from_secs),
             max_duration: duration.map(Duration::from_secs),
             max_requests: requests,
+            sweeping: Cell::new(false),
         }
     }
 

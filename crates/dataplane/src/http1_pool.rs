@@ -89,8 +89,6 @@ impl std::fmt::Display for SendError {
 pub(crate) struct Http1Pool {
     connect_timeout: Duration,
     lifetime: Lifetime,
-    /// The sweep for `lifetime`'s time limits runs (from the first connection on).
-    sweeping: std::cell::Cell<bool>,
     /// Per endpoint: connections ready for a request, and how many are open in all.
     endpoints: RefCell<FastMap<SocketAddr, EndpointConnections>>,
     /// Wakes pending requests when a connection comes back or closes.
@@ -104,7 +102,6 @@ impl Http1Pool {
         Http1Pool {
             connect_timeout: cluster.connect_timeout,
             lifetime: Lifetime::of(cluster),
-            sweeping: std::cell::Cell::new(false),
             endpoints: RefCell::new(FastMap::default()),
             released: Notify::new(),
             pending: std::cell::Cell::new(0),
@@ -260,9 +257,7 @@ impl Http1Pool {
         slot: BreakerGuard,
         limits: &Limits<'_>,
     ) -> Result<Pooled, SendError> {
-        if !self.sweeping.replace(true) {
-            self.lifetime.start_sweeping(self, Self::sweep);
-        }
+        self.lifetime.keep_sweeping(self, Self::sweep);
         let counted = OpenCount::new(self, address);
         let (stream, open) =
             upstream_connect::connect(address, self.connect_timeout, limits.state, limits.endpoint)

@@ -44,8 +44,6 @@ pub(crate) struct Http2Pool {
     builder: http2::Builder<LocalExec>,
     connect_timeout: std::time::Duration,
     lifetime: Lifetime,
-    /// The sweep for `lifetime`'s time limits runs (from the first connection on).
-    sweeping: std::cell::Cell<bool>,
     connections: RefCell<FastMap<SocketAddr, Connection>>,
     /// Wakes waiting requests when a connection attempt ends or a connection closes.
     changed: Notify,
@@ -89,7 +87,6 @@ impl Http2Pool {
             builder,
             connect_timeout: cluster.connect_timeout,
             lifetime: Lifetime::of(cluster),
-            sweeping: std::cell::Cell::new(false),
             connections: RefCell::new(FastMap::default()),
             changed: Notify::new(),
         }
@@ -197,9 +194,7 @@ impl Http2Pool {
         state: Arc<ClusterState>,
         host: Arc<EndpointState>,
     ) -> Rc<Attempt> {
-        if !self.sweeping.replace(true) {
-            self.lifetime.start_sweeping(self, Self::sweep);
-        }
+        self.lifetime.keep_sweeping(self, Self::sweep);
         let attempt = Rc::new(Attempt::default());
         self.connections
             .borrow_mut()
