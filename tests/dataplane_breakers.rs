@@ -10,6 +10,7 @@ use std::time::Duration;
 use common::xds_proxy::{
     XdsProxy, cluster, endpoints, eventually, get, http_listener, http1_client, routes,
 };
+use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use outrider_upstream_server::{UpstreamConfig, UpstreamServer};
 use xds_conformance::Snapshot;
 
@@ -76,31 +77,58 @@ async fn max_connections_queues_as_pending_then_overflows() {
     assert_eq!(get(&client, &format!("{base}/after")).await.status, 200);
 }
 
+const ONE_CONNECTION_ONE_PENDING: &str =
+    "thresholds: [{ max_connections: 1, max_pending_requests: 1 }]";
+
+/// The proxy (one worker) in front of cluster `limited` of two upstreams, `first` and `second`.
+struct TwoEndpoints {
+    proxy: XdsProxy,
+    /// `http://127.0.0.1:<listener port>`
+    base: String,
+    first: UpstreamServer,
+    second: UpstreamServer,
+}
+
+impl TwoEndpoints {
+    async fn start(test: &str, limited: Cluster) -> TwoEndpoints {
+        let first = UpstreamServer::start_local(UpstreamConfig::new("first"))
+            .await
+            .expect("upstream");
+        let second = UpstreamServer::start_local(UpstreamConfig::new("second"))
+            .await
+            .expect("upstream");
+        let snapshot = Snapshot::new("1")
+            .with(limited)
+            .with(endpoints("limited", &[first.addr(), second.addr()]))
+            .with(http_listener("ingress", 0, "ingress", ""))
+            .with(routes(
+                "  - match: { prefix: / }\n    route: { cluster: limited, timeout: 5s }",
+            ));
+        let proxy = XdsProxy::start(test, snapshot, &["--concurrency", "1"]).await;
+        let base = format!("http://127.0.0.1:{}", proxy.listener_port("ingress").await);
+        TwoEndpoints {
+            proxy,
+            base,
+            first,
+            second,
+        }
+    }
+}
+
 /// HTTP/2 upstreams multiplex: one connection per endpoint serves any number of requests. At
 /// `max_connections` a worker's pool still opens its first connection to another endpoint,
 /// counting `upstream_cx_overflow`: Envoy's per-worker pools do the same, so that no request
 /// waits with no connection of its own to wait on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http2_pool_opens_its_first_connection_to_an_endpoint_over_max_connections() {
-    let first = UpstreamServer::start_local(UpstreamConfig::new("first"))
-        .await
-        .expect("upstream");
-    let second = UpstreamServer::start_local(UpstreamConfig::new("second"))
-        .await
-        .expect("upstream");
     let mut limited = common::xds_proxy::http2_cluster("limited");
-    limited.circuit_breakers = Some(common::xds_proxy::yaml(
-        "thresholds: [{ max_connections: 1, max_pending_requests: 1 }]",
-    ));
-    let snapshot = Snapshot::new("1")
-        .with(limited)
-        .with(endpoints("limited", &[first.addr(), second.addr()]))
-        .with(http_listener("ingress", 0, "ingress", ""))
-        .with(routes(
-            "  - match: { prefix: / }\n    route: { cluster: limited, timeout: 5s }",
-        ));
-    let proxy = XdsProxy::start("h2-breakers", snapshot, &["--concurrency", "1"]).await;
-    let base = format!("http://127.0.0.1:{}", proxy.listener_port("ingress").await);
+    limited.circuit_breakers = Some(common::xds_proxy::yaml(ONE_CONNECTION_ONE_PENDING));
+    let TwoEndpoints {
+        proxy,
+        base,
+        first,
+        second,
+    } = TwoEndpoints::start("h2-breakers", limited).await;
 
     // Round robin: the first request opens the one connection allowed, to one endpoint.
     let opened = get(&http1_client(), &format!("{base}/echo")).await;
@@ -141,24 +169,16 @@ async fn http2_pool_opens_its_first_connection_to_an_endpoint_over_max_connectio
 /// instead of waiting as pending for a slot that an idle keep-alive connection never frees.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http1_pool_opens_its_first_connection_to_an_endpoint_over_max_connections() {
-    let first = UpstreamServer::start_local(UpstreamConfig::new("first"))
-        .await
-        .expect("upstream");
-    let second = UpstreamServer::start_local(UpstreamConfig::new("second"))
-        .await
-        .expect("upstream");
-    let snapshot = Snapshot::new("1")
-        .with(cluster(
-            "limited",
-            "circuit_breakers: { thresholds: [{ max_connections: 1, max_pending_requests: 1 }] }",
-        ))
-        .with(endpoints("limited", &[first.addr(), second.addr()]))
-        .with(http_listener("ingress", 0, "ingress", ""))
-        .with(routes(
-            "  - match: { prefix: / }\n    route: { cluster: limited, timeout: 5s }",
-        ));
-    let proxy = XdsProxy::start("h1-breakers", snapshot, &["--concurrency", "1"]).await;
-    let base = format!("http://127.0.0.1:{}", proxy.listener_port("ingress").await);
+    let limited = cluster(
+        "limited",
+        &format!("circuit_breakers: {{ {ONE_CONNECTION_ONE_PENDING} }}"),
+    );
+    let TwoEndpoints {
+        proxy,
+        base,
+        first,
+        second,
+    } = TwoEndpoints::start("h1-breakers", limited).await;
     let client = http1_client();
 
     // One after the other, round robin: each endpoint once, each over its own connection.

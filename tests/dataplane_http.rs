@@ -19,10 +19,13 @@ use xds_conformance::Snapshot;
 /// Writes `request` on a fresh connection and reads until the proxy closes it (or 5 s pass).
 /// Returns what was read and whether the connection was closed.
 fn raw_exchange(addr: SocketAddr, request: &[u8]) -> (String, bool) {
+    raw_exchange_within(addr, request, Duration::from_secs(5))
+}
+
+/// `raw_exchange`, reading for up to `wait` at a time.
+fn raw_exchange_within(addr: SocketAddr, request: &[u8], wait: Duration) -> (String, bool) {
     let mut stream = TcpStream::connect(addr).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
+    stream.set_read_timeout(Some(wait)).expect("timeout");
     stream.write_all(request).expect("write");
     let mut received = Vec::new();
     let mut buffer = [0u8; 4096];
@@ -245,26 +248,8 @@ async fn http2_upstreams_get_the_client_authority() {
     assert_eq!(last.connection, 1, "{last:?}");
 }
 
-/// Reads one keep-alive exchange's response, then waits up to `wait` for the proxy to close
-/// the idle connection; returns the response and whether it was closed.
-fn idle_after_one_request(addr: SocketAddr, wait: Duration) -> (String, bool) {
-    let mut stream = TcpStream::connect(addr).expect("connect");
-    stream
-        .write_all(b"GET /echo HTTP/1.1\r\nHost: idle\r\n\r\n")
-        .expect("write");
-    stream.set_read_timeout(Some(wait)).expect("timeout");
-    let mut received = Vec::new();
-    let mut buffer = [0u8; 4096];
-    let closed = loop {
-        match stream.read(&mut buffer) {
-            Ok(0) => break true,
-            Ok(n) => received.extend_from_slice(&buffer[..n]),
-            Err(e) if e.kind() == ErrorKind::ConnectionReset => break true,
-            Err(_) => break false,
-        }
-    };
-    (String::from_utf8_lossy(&received).into_owned(), closed)
-}
+/// One keep-alive request: the connection stays open after its response.
+const KEEP_ALIVE: &[u8] = b"GET /echo HTTP/1.1\r\nHost: idle\r\n\r\n";
 
 /// The HCM's `common_http_protocol_options.idle_timeout` closes an idle HTTP/1.1 keep-alive
 /// connection; by default (Envoy's 1 h) it stays open.
@@ -290,14 +275,14 @@ async fn idle_downstream_connections_close_at_the_idle_timeout() {
     let short: SocketAddr = ([127, 0, 0, 1], proxy.listener_port("short-idle").await).into();
     let default: SocketAddr = ([127, 0, 0, 1], proxy.listener_port("ingress").await).into();
 
-    let (response, closed) =
-        tokio::task::block_in_place(|| idle_after_one_request(short, Duration::from_secs(5)));
+    let (response, closed) = tokio::task::block_in_place(|| raw_exchange(short, KEEP_ALIVE));
     assert_eq!(status_line(&response), "HTTP/1.1 200 OK", "{response}");
     assert!(closed, "the idle connection was not closed within 5 s");
 
     // Three times the short timeout, and still open.
-    let (response, closed) =
-        tokio::task::block_in_place(|| idle_after_one_request(default, Duration::from_millis(900)));
+    let (response, closed) = tokio::task::block_in_place(|| {
+        raw_exchange_within(default, KEEP_ALIVE, Duration::from_millis(900))
+    });
     assert_eq!(status_line(&response), "HTTP/1.1 200 OK", "{response}");
     assert!(!closed, "closed at once with the default idle timeout");
 }
