@@ -63,6 +63,8 @@ pub struct AdsServer {
     pub uri: String,
     pub connect_timeout: Duration,
     pub delta: bool,
+    /// `ads_config.set_node_on_first_message_only` (default false: the node on every request).
+    pub node_on_first_request_only: bool,
     pub lds: Option<ConfigSource>,
     pub cds: Option<ConfigSource>,
 }
@@ -295,6 +297,7 @@ fn ads_server(
         uri: format!("http://{host}:{port}"),
         connect_timeout,
         delta,
+        node_on_first_request_only: ads.set_node_on_first_message_only,
         lds,
         cds,
     })

@@ -197,6 +197,7 @@ fn ads_client(
     let config = AdsConfig {
         node: bootstrap.node.clone(),
         delta: ads.delta,
+        node_on_first_request_only: ads.node_on_first_request_only,
         lds: ads.lds.clone(),
         cds: ads.cds.clone(),
         server: ads.uri.clone(),

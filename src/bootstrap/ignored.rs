@@ -217,7 +217,7 @@ fn cluster_manager_ignored(manager: &ClusterManager, note: &mut impl FnMut(bool,
             refresh_delay,
             request_timeout,
             rate_limit_settings,
-            // We send the node on the first message only either way.
+            // Envoy's LRS client sends the node on every request whatever this says; so do we.
             set_node_on_first_message_only: _,
             config_validators,
         } = source;

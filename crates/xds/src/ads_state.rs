@@ -32,8 +32,11 @@ pub const DOES_NOT_EXIST_TIMEOUT: Duration = Duration::from_secs(15);
 /// What the client subscribes to and announces.
 #[derive(Debug, Clone)]
 pub struct AdsConfig {
-    /// Sent whole on the first request of every stream.
+    /// Sent whole on every request, or on each stream's first only (below).
     pub node: Node,
+    /// `ads_config.set_node_on_first_message_only`: the node goes on the first request of each
+    /// stream only. Envoy's default (false) sends it on every request.
+    pub node_on_first_request_only: bool,
     /// Incremental (delta) xDS instead of state-of-the-world.
     pub delta: bool,
     /// `dynamic_resources.lds_config`, when LDS comes over ADS.
@@ -429,7 +432,7 @@ impl AdsState {
     }
 
     /// Takes in a response's type and nonce. `None` when there is nothing more to do with it:
-    /// a type we did not subscribe to (ignored), or the same response we just rejected, sent
+    /// a type we do not subscribe to (ignored), or the same response we just rejected, sent
     /// again (its NACK is held back, longer each time, so the two sides cannot busy-loop).
     fn begin_response(
         &mut self,
@@ -438,11 +441,30 @@ impl AdsState {
         hash: u64,
         now: Now,
     ) -> Option<ResourceType> {
-        let kind = self.response_kind(type_url, now)?;
-        let sub = self.subscription(kind);
+        self.status.stream.last_response = Some(now.wall);
+        let Some(kind) = ResourceType::from_type_url(type_url) else {
+            tracing::warn!(type_url, "ignoring a response of an unknown type");
+            return None;
+        };
+        let Some(sub) = self.subscriptions.get_mut(&kind) else {
+            tracing::warn!(type_url, "ignoring a response of a type not subscribed to");
+            return None;
+        };
+        // Whatever becomes of the response, its nonce is now the latest of its type: the next
+        // request must carry it, or a server that ignores stale nonces (go-control-plane)
+        // ignores that request and the subscription stalls. An answer held back for an older
+        // response is superseded.
         sub.nonce = nonce.to_string();
+        sub.pending_nack = None;
+        if !sub.wants_anything() {
+            // Nothing references this type any more (say every cluster went in an empty
+            // snapshot): nothing to apply or answer, as Envoy does for a type without watches.
+            sub.error = None;
+            tracing::debug!(%kind, "ignoring a response for a type nothing references now");
+            return None;
+        }
+        sub.answered = true;
         if sub.rejected != Some(hash) {
-            sub.pending_nack = None;
             return Some(kind);
         }
         let delay = sub.repeat_nack_delay();
@@ -453,21 +475,6 @@ impl AdsState {
         };
         self.subscription(kind).pending_nack = Some((now.instant + delay, request));
         None
-    }
-
-    /// The resource type of a response we subscribed to; `None` (ignored) otherwise.
-    fn response_kind(&mut self, type_url: &str, now: Now) -> Option<ResourceType> {
-        self.status.stream.last_response = Some(now.wall);
-        let kind = ResourceType::from_type_url(type_url).filter(|kind| {
-            self.subscriptions
-                .get(kind)
-                .is_some_and(|s| s.wants_anything())
-        });
-        match kind {
-            Some(kind) => self.subscription(kind).answered = true,
-            None => tracing::warn!(type_url, "ignoring a response of a type not subscribed to"),
-        }
-        kind
     }
 
     /// Applies the valid resources of a response and removals; returns the rejected ones.
@@ -692,6 +699,9 @@ impl AdsState {
         let dropped: Vec<String> = sub.names.difference(&wanted).cloned().collect();
         let added: Vec<String> = wanted.difference(&sub.names).cloned().collect();
         sub.names = wanted;
+        // A rejected response was judged against the old names (unrequested resources are
+        // ignored): the same one again may now be judged differently.
+        sub.rejected = None;
         for name in &dropped {
             sub.known.remove(name);
         }
@@ -769,6 +779,9 @@ impl AdsState {
         let node = self.take_node();
         let sub = self.subscription(kind);
         sub.sent_names = Some(sub.names.clone());
+        // This request carries the latest nonce and its error: it is the answer a held-back
+        // NACK would have been, so that one is not sent as well.
+        sub.pending_nack = None;
         Outbound::Sotw(DiscoveryRequest {
             version_info: sub.version.clone(),
             node,
@@ -796,12 +809,7 @@ impl AdsState {
     /// A delta subscription change, or the first request of a type on a stream (with
     /// `initial_resource_versions`). `None` when nothing changed.
     fn delta_subscription(&mut self, kind: ResourceType) -> Option<Outbound> {
-        let first = self.subscriptions[&kind].sent_names.is_none();
-        let node = if first || !self.node_sent {
-            self.take_node()
-        } else {
-            None
-        };
+        let node = self.take_node();
         let sub = self.subscription(kind);
         let request = match &sub.sent_names {
             None => DeltaDiscoveryRequest {
@@ -838,9 +846,10 @@ impl AdsState {
         Some(Outbound::Delta(request))
     }
 
-    /// The node goes whole on the first request of every stream, and nowhere else.
+    /// The node for the next request: on every request (Envoy's default), or on the first of
+    /// each stream only when `set_node_on_first_message_only` says so.
     fn take_node(&mut self) -> Option<Node> {
-        if self.node_sent {
+        if self.node_sent && self.config.node_on_first_request_only {
             return None;
         }
         self.node_sent = true;
@@ -887,26 +896,64 @@ fn hash_bytes(bytes: &[u8]) -> u64 {
     hasher.finish()
 }
 
+/// What decides the outcome of a state-of-the-world response, as a hash: its version and the
+/// set of its resources, whatever their order (go-control-plane builds each response from a Go
+/// map, so a re-sent version comes in a new order every time), and whether any resource is in
+/// it twice (which rejects the whole response, whichever one it is).
 fn hash_sotw(response: &DiscoveryResponse) -> u64 {
-    let mut hasher = DefaultHasher::new();
-    response.version_info.hash(&mut hasher);
-    for any in &response.resources {
+    let resources = response.resources.iter().map(|any| {
+        let mut hasher = DefaultHasher::new();
         any.type_url.hash(&mut hasher);
         any.value.hash(&mut hasher);
-    }
-    hasher.finish()
+        hasher.finish()
+    });
+    hash_unordered(&response.version_info, resources, &[])
 }
 
+/// The same for a delta response: the set of its resources (name, version, body) and of its
+/// removals, in any order. `system_version_info` is for debugging only and decides nothing.
 fn hash_delta(response: &DeltaDiscoveryResponse) -> u64 {
-    let mut hasher = DefaultHasher::new();
-    for resource in &response.resources {
+    let resources = response.resources.iter().map(|resource| {
+        let mut hasher = DefaultHasher::new();
         resource.name.hash(&mut hasher);
         resource.version.hash(&mut hasher);
-        if let Some(any) = &resource.resource {
-            any.value.hash(&mut hasher);
-        }
-    }
-    response.removed_resources.hash(&mut hasher);
+        resource
+            .resource
+            .as_ref()
+            .map(|any| &any.value)
+            .hash(&mut hasher);
+        hasher.finish()
+    });
+    let removed: Vec<&str> = response
+        .removed_resources
+        .iter()
+        .map(String::as_str)
+        .chain(
+            response
+                .removed_resource_names
+                .iter()
+                .map(|r| r.name.as_str()),
+        )
+        .collect();
+    hash_unordered("", resources, &removed)
+}
+
+/// Hashes a version, a set of item hashes and a set of removed names, independent of order;
+/// items seen twice count once, plus one flag that some item was repeated.
+fn hash_unordered(version: &str, items: impl Iterator<Item = u64>, removed: &[&str]) -> u64 {
+    let mut items: Vec<u64> = items.collect();
+    items.sort_unstable();
+    let count = items.len();
+    items.dedup();
+    let repeated = items.len() != count;
+    let mut removed = removed.to_vec();
+    removed.sort_unstable();
+    removed.dedup();
+    let mut hasher = DefaultHasher::new();
+    version.hash(&mut hasher);
+    items.hash(&mut hasher);
+    repeated.hash(&mut hasher);
+    removed.hash(&mut hasher);
     hasher.finish()
 }
 

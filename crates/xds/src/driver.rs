@@ -17,6 +17,7 @@ use tonic::transport::Endpoint;
 
 use crate::ads_state::{AdsState, Now, Outbound, Step};
 use crate::backoff::Backoff;
+use crate::response_stream::ResponseStream;
 use crate::status::ClientStatus;
 
 /// The xDS client task: owns the state machine and the stream.
@@ -89,46 +90,43 @@ impl AdsClient {
         };
         let mut client = AggregatedDiscoveryServiceClient::new(channel);
         let first = self.state.on_connected(Now::real());
+        // The first requests go in the channel before the call starts, and the responses are
+        // read beside the timers without waiting for the server's headers: a grpc-go server
+        // sends those only with its first response, which may be a long time coming.
         if self.state.is_delta() {
             let (tx, rx) = mpsc::unbounded_channel();
             let sender = Sender::Delta(tx);
             self.execute(first, &sender);
-            match client
-                .delta_aggregated_resources(UnboundedReceiverStream::new(rx))
+            let inbound = ResponseStream::new(async move {
+                client
+                    .delta_aggregated_resources(UnboundedReceiverStream::new(rx))
+                    .await
+            });
+            self.serve_stream(inbound, &sender, AdsState::on_delta_response)
                 .await
-            {
-                Ok(inbound) => {
-                    self.serve_stream(inbound.into_inner(), &sender, AdsState::on_delta_response)
-                        .await
-                }
-                Err(status) => format!("opening the delta ADS stream: {status}"),
-            }
         } else {
             let (tx, rx) = mpsc::unbounded_channel();
             let sender = Sender::Sotw(tx);
             self.execute(first, &sender);
-            match client
-                .stream_aggregated_resources(UnboundedReceiverStream::new(rx))
+            let inbound = ResponseStream::new(async move {
+                client
+                    .stream_aggregated_resources(UnboundedReceiverStream::new(rx))
+                    .await
+            });
+            self.serve_stream(inbound, &sender, AdsState::on_sotw_response)
                 .await
-            {
-                Ok(inbound) => {
-                    self.serve_stream(inbound.into_inner(), &sender, AdsState::on_sotw_response)
-                        .await
-                }
-                Err(status) => format!("opening the ADS stream: {status}"),
-            }
         }
     }
 
-    /// Feeds an open stream's responses and the timers to the state machine until the stream
-    /// ends; returns why it ended.
-    async fn serve_stream<R>(
+    /// Feeds a stream's responses and the timers to the state machine until the stream ends;
+    /// returns why it ended.
+    async fn serve_stream<R: Send + 'static>(
         &mut self,
-        mut inbound: tonic::Streaming<R>,
+        mut inbound: ResponseStream<R>,
         sender: &Sender,
         on_response: fn(&mut AdsState, R, Now) -> Step,
     ) -> String {
-        tracing::info!(server = %self.endpoint.uri(), delta = self.state.is_delta(), "ADS stream open");
+        tracing::info!(server = %self.endpoint.uri(), delta = self.state.is_delta(), "ADS stream started");
         loop {
             let awaiting: Vec<String> = self.state.awaiting_health_checks().cloned().collect();
             tokio::select! {

@@ -8,6 +8,7 @@ mod backoff;
 mod config_cache;
 mod driver;
 mod resource_type;
+mod response_stream;
 pub mod status;
 mod subscription;
 mod validate;
@@ -16,6 +17,7 @@ pub use ads_state::{AdsConfig, AdsState, DOES_NOT_EXIST_TIMEOUT, Now, Outbound, 
 pub use backoff::Backoff;
 pub use driver::AdsClient;
 pub use resource_type::ResourceType;
+pub use response_stream::ResponseStream;
 pub use status::{
     ClientStatus, LiveVersion, ResourceRecord, ResourceStatus, StreamStatus, UpdateCounts,
     UpdateFailure,

@@ -121,6 +121,13 @@ impl Harness {
         Harness::with_sources(delta, ConfigSource::default(), ConfigSource::default())
     }
 
+    /// With `set_node_on_first_message_only: true`.
+    fn node_on_first_request_only(delta: bool) -> Self {
+        let mut h = Harness::new(delta);
+        h.state.config.node_on_first_request_only = true;
+        h
+    }
+
     fn with_sources(delta: bool, cds: ConfigSource, lds: ConfigSource) -> Self {
         let now = Now::real();
         let config = AdsConfig {
@@ -131,6 +138,7 @@ impl Harness {
                 ..Default::default()
             },
             delta,
+            node_on_first_request_only: false,
             lds: Some(lds),
             cds: Some(cds),
             server: "127.0.0.1:18000".into(),
@@ -197,7 +205,7 @@ fn change_names(step: &Step) -> Vec<String> {
 }
 
 #[test]
-fn first_request_of_each_stream_carries_the_node_and_only_it() {
+fn first_requests_are_wildcard_cds_then_lds_with_the_node() {
     let mut h = Harness::new(false);
     let step = h.state.on_connected(h.now);
     let requests = sotw_requests(&step);
@@ -214,21 +222,69 @@ fn first_request_of_each_stream_carries_the_node_and_only_it() {
         .as_ref()
         .expect("node on the first request");
     assert_eq!(node.user_agent_name, "outrider");
-    assert!(requests[1].node.is_none());
     assert!(
         requests.iter().all(|r| r.resource_names.is_empty()),
         "wildcard"
     );
+}
 
-    let ack = h.sotw(sotw(CDS, "1", "n1", vec![]));
-    assert!(sotw_requests(&ack)[0].node.is_none());
+#[test]
+fn the_node_is_on_every_request_unless_the_bootstrap_says_first_only() {
+    for delta_mode in [false, true] {
+        // Envoy's default, set_node_on_first_message_only: false.
+        let mut h = Harness::new(delta_mode);
+        let mut steps = vec![h.state.on_connected(h.now)];
+        steps.push(if delta_mode {
+            h.delta(delta(CDS, "n1", vec![("a", "1", eds_cluster("a"))], &[]))
+        } else {
+            h.sotw(sotw(CDS, "1", "n1", vec![eds_cluster("a")]))
+        });
+        let requests: Vec<&Outbound> = steps.iter().flat_map(|s| &s.requests).collect();
+        assert!(
+            requests.len() >= 4,
+            "CDS, LDS, the CDS ACK and the EDS subscription: {requests:?}"
+        );
+        for request in &requests {
+            let node = match request {
+                Outbound::Sotw(r) => &r.node,
+                Outbound::Delta(r) => &r.node,
+            };
+            assert!(node.is_some(), "delta {delta_mode}: no node on {request:?}");
+        }
 
-    h.state.on_disconnected("gone".into());
-    let step = h.state.on_connected(h.now);
-    assert!(
-        sotw_requests(&step)[0].node.is_some(),
-        "again on a new stream"
-    );
+        // set_node_on_first_message_only: true: the first request of each stream only.
+        let mut h = Harness::node_on_first_request_only(delta_mode);
+        let mut steps = vec![h.state.on_connected(h.now)];
+        steps.push(if delta_mode {
+            h.delta(delta(CDS, "n1", vec![("a", "1", eds_cluster("a"))], &[]))
+        } else {
+            h.sotw(sotw(CDS, "1", "n1", vec![eds_cluster("a")]))
+        });
+        let with_node: Vec<bool> = steps
+            .iter()
+            .flat_map(|s| &s.requests)
+            .map(|r| match r {
+                Outbound::Sotw(r) => r.node.is_some(),
+                Outbound::Delta(r) => r.node.is_some(),
+            })
+            .collect();
+        assert!(with_node.len() >= 4);
+        assert!(
+            with_node[0],
+            "delta {delta_mode}: the stream's first request"
+        );
+        assert!(
+            with_node[1..].iter().all(|n| !n),
+            "delta {delta_mode}: {with_node:?}"
+        );
+        h.state.on_disconnected("gone".into());
+        let step = h.state.on_connected(h.now);
+        let first_has_node = match &step.requests[0] {
+            Outbound::Sotw(r) => r.node.is_some(),
+            Outbound::Delta(r) => r.node.is_some(),
+        };
+        assert!(first_has_node, "delta {delta_mode}: again on a new stream");
+    }
 }
 
 #[test]
@@ -582,6 +638,170 @@ fn a_resent_rejected_version_is_nacked_with_growing_delay_not_in_a_loop() {
 }
 
 #[test]
+fn a_rejected_version_resent_in_another_order_is_still_a_repeat() {
+    // go-control-plane builds each SotW response from a Go map: every re-send of the NACKed
+    // version lists its resources in a new order.
+    let mut h = Harness::new(false);
+    h.state.on_connected(h.now);
+    h.sotw(sotw(LDS, "1", "l1", vec![]));
+    let bad: Vec<Any> = (0..20)
+        .map(|i| eds_cluster_with(&format!("bad-{i}"), "0s", ""))
+        .collect();
+    let first = h.sotw(sotw(CDS, "2", "n0", bad.clone()));
+    assert_eq!(
+        sotw_requests(&first).len(),
+        1,
+        "the first NACK goes at once"
+    );
+
+    let mut delays = Vec::new();
+    for round in 1..=5usize {
+        let mut shuffled = bad.clone();
+        shuffled.rotate_left(round * 7 % 20);
+        shuffled.swap(0, round);
+        let step = h.sotw(sotw(CDS, "2", &format!("n{round}"), shuffled));
+        assert!(
+            step.requests.is_empty(),
+            "round {round}: the same set in a new order is NACKed at once"
+        );
+        let due = h.state.next_deadline().expect("a NACK is pending");
+        delays.push((due - h.now.instant).as_millis());
+        let step = h.advance(due - h.now.instant);
+        let nack = sotw_requests(&step);
+        assert_eq!(nack.len(), 1);
+        assert_eq!(
+            nack[0].response_nonce,
+            format!("n{round}"),
+            "the latest nonce"
+        );
+        assert_eq!(nack[0].version_info, "", "the last good version (none)");
+        assert!(nack[0].error_detail.is_some());
+    }
+    assert_eq!(delays, [500, 1000, 2000, 4000, 5000]);
+
+    // The same set with one resource named twice is a different response (rejected whole).
+    let mut doubled = bad.clone();
+    doubled.push(bad[3].clone());
+    let step = h.sotw(sotw(CDS, "2", "n9", doubled));
+    let nack = sotw_requests(&step);
+    assert_eq!(nack.len(), 1, "answered at once");
+    assert!(
+        nack[0]
+            .error_detail
+            .as_ref()
+            .is_some_and(|e| e.message.contains("duplicate"))
+    );
+}
+
+#[test]
+fn a_resent_rejected_delta_response_in_another_order_is_still_a_repeat() {
+    let mut h = Harness::new(true);
+    h.state.on_connected(h.now);
+    h.delta(delta(LDS, "l1", vec![], &[]));
+    let bad: Vec<(String, Any)> = (0..5)
+        .map(|i| {
+            let name = format!("bad-{i}");
+            let any = eds_cluster_with(&name, "0s", "");
+            (name, any)
+        })
+        .collect();
+    let response = |nonce: &str, order: &[usize]| {
+        delta(
+            CDS,
+            nonce,
+            order
+                .iter()
+                .map(|&i| (bad[i].0.as_str(), "2", bad[i].1.clone()))
+                .collect(),
+            &[],
+        )
+    };
+    let first = h.delta(response("n1", &[0, 1, 2, 3, 4]));
+    assert_eq!(delta_requests(&first).len(), 1);
+    let step = h.delta(response("n2", &[4, 2, 0, 3, 1]));
+    assert!(step.requests.is_empty(), "held back");
+    let due = h.state.next_deadline().expect("a NACK is pending");
+    let step = h.advance(due - h.now.instant);
+    assert_eq!(delta_requests(&step)[0].response_nonce, "n2");
+}
+
+#[test]
+fn a_response_nothing_wants_still_gives_the_next_request_its_nonce() {
+    // An empty snapshot removed every cluster, so EDS wants nothing; the server (which reads an
+    // empty name list as a wildcard, as go-control-plane does) still answers with a new nonce.
+    // The next EDS subscription must carry it, or that server ignores it as stale.
+    let mut h = Harness::new(false);
+    h.state.on_connected(h.now);
+    h.sotw(sotw(CDS, "1", "c1", vec![eds_cluster("a")]));
+    h.sotw(sotw(EDS, "1", "e1", vec![endpoints("a-eds", 8080)]));
+    let step = h.sotw(sotw(CDS, "2", "c2", vec![]));
+    let unsubscribe = sotw_requests(&step)
+        .into_iter()
+        .find(|r| r.type_url == EDS)
+        .expect("EDS unsubscribed");
+    assert!(unsubscribe.resource_names.is_empty());
+
+    let step = h.sotw(sotw(EDS, "2", "e2", vec![]));
+    assert!(step.requests.is_empty(), "nothing to answer");
+    let step = h.sotw(sotw(EDS, "2", "e3", vec![endpoints("other-eds", 1)]));
+    assert!(
+        step.requests.is_empty() && step.changes.is_empty(),
+        "ignored"
+    );
+
+    let step = h.sotw(sotw(CDS, "3", "c3", vec![eds_cluster("a")]));
+    let subscribe = sotw_requests(&step)
+        .into_iter()
+        .find(|r| r.type_url == EDS)
+        .expect("EDS subscribed again");
+    assert_eq!(subscribe.resource_names, ["a-eds"]);
+    assert_eq!(subscribe.response_nonce, "e3", "the latest EDS nonce");
+    assert!(subscribe.error_detail.is_none());
+    let step = h.sotw(sotw(EDS, "3", "e4", vec![endpoints("a-eds", 8080)]));
+    assert!(
+        change_names(&step).contains(&"endpoints a-eds".to_string()),
+        "{:?}",
+        change_names(&step)
+    );
+}
+
+#[test]
+fn a_subscription_change_answers_a_held_back_nack_instead_of_a_second_request() {
+    let mut h = Harness::new(false);
+    h.state.on_connected(h.now);
+    h.sotw(sotw(LDS, "1", "l1", vec![]));
+    h.sotw(sotw(CDS, "1", "c1", vec![eds_cluster("a")]));
+    let bad = || sotw(EDS, "1", "e", vec![endpoints("a-eds", 70000)]);
+    h.sotw(bad());
+    let step = h.sotw(bad());
+    assert!(
+        step.requests.is_empty(),
+        "the repeat NACK is held back: {:?}",
+        step.requests
+    );
+    // A new cluster changes the EDS names: that request carries the nonce and the error.
+    let step = h.sotw(sotw(
+        CDS,
+        "2",
+        "c2",
+        vec![eds_cluster("a"), eds_cluster("b")],
+    ));
+    let eds: Vec<&DiscoveryRequest> = sotw_requests(&step)
+        .into_iter()
+        .filter(|r| r.type_url == EDS)
+        .collect();
+    assert_eq!(eds.len(), 1);
+    assert_eq!(eds[0].response_nonce, "e");
+    assert!(eds[0].error_detail.is_some());
+    assert!(
+        h.state
+            .next_deadline()
+            .is_none_or(|d| d > h.now.instant + Duration::from_secs(10)),
+        "no held-back NACK left to send"
+    );
+}
+
+#[test]
 fn a_repeated_accepted_response_is_acked_without_republishing() {
     let mut h = Harness::new(false);
     h.state.on_connected(h.now);
@@ -597,8 +817,7 @@ fn delta_subscribe_ack_remove_and_initial_versions_on_reconnect() {
     let step = h.state.on_connected(h.now);
     let requests = delta_requests(&step);
     assert_eq!(requests.len(), 2);
-    assert!(requests[0].node.is_some());
-    assert!(requests[1].node.is_none());
+    assert!(requests.iter().all(|r| r.node.is_some()));
     assert!(
         requests
             .iter()
