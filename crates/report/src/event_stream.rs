@@ -3,19 +3,22 @@
 //! ejections and health-check transitions.
 //!
 //! Each stream's first message carries the node (`identifier.node`) and whatever is queued; later
-//! messages carry events only, as many as are queued (a burst goes out in few messages). Between
-//! streams, events wait in a bounded queue; the reconnect delay is jittered and capped.
+//! messages carry events only, as many as are queued (a burst goes out in few messages). Nothing
+//! waits for the server's response headers, which a grpc-go server sends only when its handler
+//! returns. Between streams, events wait in a bounded queue; the reconnect delay is jittered and
+//! capped. Events handed to a stream that then fails are not sent again: a client-streaming
+//! call never learns what the server read, and a repeat would report a transition twice.
 
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::service::event_reporting::v3::event_reporting_service_client::EventReportingServiceClient;
 use envoy_types::pb::envoy::service::event_reporting::v3::{
-    StreamEventsRequest, stream_events_request::Identifier,
+    StreamEventsRequest, StreamEventsResponse, stream_events_request::Identifier,
 };
 use outrider_tables::Tables;
 use outrider_upstream::events::HostEvent;
-use outrider_xds::Backoff;
+use outrider_xds::{Backoff, ResponseStream};
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
@@ -30,6 +33,9 @@ use crate::stats::{ReportStats, add, set};
 pub const EVENT_QUEUE_CAPACITY: usize = 1000;
 /// Events per message at most, so one message stays well under gRPC's 4 MiB default limit.
 const MAX_BATCH: usize = 500;
+/// A stream that lasted this long was a good one, whatever ended it: the next reconnect starts
+/// from the base delay.
+const STABLE_STREAM: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub(crate) struct EventStream {
     target: GrpcTarget,
@@ -92,51 +98,52 @@ impl EventStream {
         // Capacity 1: events stay in our bounded queue (where losses are counted) until the
         // transport has taken the previous message.
         let (sender, receiver) = mpsc::channel::<StreamEventsRequest>(1);
-        // The first message goes with the call; its events count as sent once the call is up.
-        let first_batch = self.inbox.queue.take(MAX_BATCH);
-        let first = StreamEventsRequest {
-            identifier: Some(Identifier {
-                node: Some(self.node.clone()),
-            }),
-            events: first_batch.iter().map(|event| to_any(event)).collect(),
-        };
-        // A fresh channel of capacity 1 has room for one message.
-        let _ = sender.try_send(first);
         let mut request = tonic::Request::new(ReceiverStream::new(receiver));
         add_metadata(&mut request, &self.target);
-        let mut responses = match self.inbox.during(client.stream_events(request)).await {
-            Ok(response) => response.into_inner(),
-            Err(status) => {
-                // Refused: the server did not take them; they wait for the next stream.
-                let dropped = self.inbox.queue.requeue(first_batch);
-                add(&self.stats.events_dropped, dropped);
-                return format!("opening the stream: {status}");
-            }
-        };
-        add(&self.stats.events_sent, first_batch.len() as u64);
+        // Never wait for the server's response headers: a grpc-go handler that only receives
+        // sends them when it returns. The stream counts as connected once started, as Envoy
+        // counts its gRPC streams.
+        let mut responses = ResponseStream::new(async move { client.stream_events(request).await });
         set(&self.stats.events_connected, 1);
-        self.backoff.reset();
-        tracing::info!(cluster = %self.target.cluster, "event reporting stream open");
+        tracing::info!(cluster = %self.target.cluster, "event reporting stream started");
+        let started = Instant::now();
+        let mut node = Some(self.node.clone());
         loop {
-            let has_events = !self.inbox.queue.is_empty();
+            // The first message goes at once, with the node and whatever is queued.
+            let has_events = node.is_some() || !self.inbox.queue.is_empty();
             tokio::select! {
                 permit = sender.reserve(), if has_events => {
                     let Ok(permit) = permit else {
                         return "the stream closed".into();
                     };
                     permit.send(StreamEventsRequest {
-                        identifier: None,
+                        identifier: node.take().map(|node| Identifier { node: Some(node) }),
                         events: self.take_batch(),
                     });
                 }
                 () = self.inbox.receive() => {}
-                message = responses.message() => match message {
-                    // The service defines no response content; nothing to do with one.
-                    Ok(Some(_)) => {}
-                    Ok(None) => return "the server ended the stream".into(),
-                    Err(status) => return format!("the server ended the stream: {}", error_chain(&status)),
-                },
+                message = responses.message() => {
+                    self.settle_backoff(started, &responses);
+                    match message {
+                        // The service defines no response content; nothing to do with one.
+                        Ok(Some(_)) => {}
+                        Ok(None) => return "the server ended the stream".into(),
+                        Err(status) => return format!("the server ended the stream: {}", error_chain(&status)),
+                    }
+                }
             }
+        }
+    }
+
+    /// The reconnect delay starts again from its base once a stream proved good: the server
+    /// answered it, or it stayed up a while (a grpc-go server says nothing until the end).
+    fn settle_backoff(
+        &mut self,
+        started: Instant,
+        responses: &ResponseStream<StreamEventsResponse>,
+    ) {
+        if responses.headers_received() || started.elapsed() >= STABLE_STREAM {
+            self.backoff.reset();
         }
     }
 

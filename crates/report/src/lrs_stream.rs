@@ -1,5 +1,5 @@
 //! Load reports to the control plane over `envoy.service.load_stats.v3.LoadReportingService`
-//! (`StreamLoadStats`): the first request carries the node (with the client feature
+//! (`StreamLoadStats`): every request carries the node (with the client feature
 //! `envoy.lrs.supports_send_all_clusters`, as Envoy adds); each `LoadStatsResponse` sets the
 //! clusters, interval and granularity; a report follows every interval. Reconnects with jittered
 //! exponential backoff; a new stream waits for a new response before reporting.
@@ -10,7 +10,7 @@ use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::service::load_stats::v3::LoadStatsRequest;
 use envoy_types::pb::envoy::service::load_stats::v3::load_reporting_service_client::LoadReportingServiceClient;
 use outrider_tables::Tables;
-use outrider_xds::Backoff;
+use outrider_xds::{Backoff, ResponseStream};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
@@ -88,13 +88,14 @@ impl LrsStream {
         }
         let mut request = tonic::Request::new(ReceiverStream::new(receiver));
         add_metadata(&mut request, &self.target);
-        let mut responses = match client.stream_load_stats(request).await {
-            Ok(response) => response.into_inner(),
-            Err(status) => return format!("opening the stream: {status}"),
-        };
+        // The server's headers come with its first response (grpc-go sends them with a
+        // handler's first message), which it sends once it has read our first request: the
+        // responses are read beside everything else, never awaited before sending.
+        let mut responses =
+            ResponseStream::new(async move { client.stream_load_stats(request).await });
         set(&self.stats.lrs_connected, 1);
         add(&self.stats.lrs_requests, 1);
-        tracing::info!(cluster = %self.target.cluster, "load reporting stream open");
+        tracing::info!(cluster = %self.target.cluster, "load reporting stream started");
         let mut reporter = LoadReporter::new(Instant::now().into_std());
         let mut next_report: Option<Instant> = None;
         loop {
@@ -123,7 +124,8 @@ impl LrsStream {
                     };
                     let now = Instant::now();
                     let cluster_stats = reporter.report(&self.tables.load(), now.into_std());
-                    permit.send(LoadStatsRequest { node: None, cluster_stats });
+                    // Envoy's LRS client sends the node on every request.
+                    permit.send(LoadStatsRequest { node: Some(self.node.clone()), cluster_stats });
                     add(&self.stats.lrs_requests, 1);
                     next_report = Some(now + reporter.interval());
                 }

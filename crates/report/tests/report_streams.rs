@@ -397,9 +397,10 @@ async fn load_reports_carry_the_deltas_of_the_endpoint_counters() {
         .wait_for_load_report(|r| !r.request.cluster_stats.is_empty(), WAIT)
         .await
         .expect("a report");
-    assert!(
-        report.request.node.is_none(),
-        "the node goes in the first request only"
+    assert_eq!(
+        report.request.node.as_ref().map(|n| n.id.as_str()),
+        Some(node().id.as_str()),
+        "the node goes in every request, as Envoy's LRS client sends it"
     );
     let names: Vec<&str> = report
         .request
