@@ -20,12 +20,39 @@ pub struct Behavior {
     pub unrequested_resources: bool,
     /// Accept and record requests but never answer. Turning it off answers what was held.
     pub silent: bool,
+    /// List the resources of every response (and re-send) in a new random order, as
+    /// go-control-plane does: it builds each response from a Go map.
+    pub shuffle_resources: bool,
+    /// SotW: read a request that names nothing as a wildcard for every type, EDS and RDS
+    /// included, as go-control-plane's snapshot cache does (`createResponse` returns every
+    /// resource when the request names none). A client that unsubscribes from all of a type
+    /// gets that type's every resource, under a new nonce.
+    pub empty_names_wildcard: bool,
+    /// The reporting services answer as grpc-go handlers do: `StreamEvents`, which only
+    /// receives, sends no response headers until the client ends the stream; `StreamLoadStats`
+    /// sends its headers with its first response, which it sends only after the client's first
+    /// request. A client that waits for headers before sending stalls.
+    pub grpc_go_report_streams: bool,
 }
 
 impl Behavior {
     /// The well-behaved server.
     pub fn normal() -> Self {
         Behavior::default()
+    }
+
+    /// A go-control-plane v0.12 server (grpc-go) as it really behaves: a NACKed version
+    /// re-sent at once, resources in random order, an empty name list read as a wildcard, and
+    /// grpc-go's response headers on the reporting streams. Stale nonces are ignored in every
+    /// mode. Add `ServerOptions::ads_strict` for its ADS-mode snapshot cache.
+    pub fn go_control_plane() -> Self {
+        Behavior {
+            resend_nacked: true,
+            shuffle_resources: true,
+            empty_names_wildcard: true,
+            grpc_go_report_streams: true,
+            ..Behavior::default()
+        }
     }
 }
 

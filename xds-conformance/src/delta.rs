@@ -19,6 +19,7 @@ use std::collections::{BTreeSet, HashMap};
 use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource,
 };
+use rand::seq::SliceRandom;
 
 use crate::recorder::{Protocol, RecordedResponse, RequestBody, RequestClass, ResponseOrigin};
 use crate::shared::{Env, Shared, StreamCommand, with_env};
@@ -139,12 +140,18 @@ impl DeltaState {
             return Vec::new();
         };
 
+        // Re-sent only while the snapshot is still the one the rejected response came from;
+        // once it changed, the client gets the new state like any other.
         if st.nack_pending
             && env.behavior.resend_nacked
             && let Some(last) = &st.last_response
+            && last.system_version_info == ts.version
         {
             let mut response = last.clone();
             response.nonce = env.nonce();
+            if env.behavior.shuffle_resources {
+                response.resources.shuffle(&mut rand::rng());
+            }
             st.last_nonce = Some(response.nonce.clone());
             st.watch = false;
             st.nack_pending = false;
@@ -202,6 +209,9 @@ impl DeltaState {
             if st.subscribed.contains(name) {
                 st.told_missing.insert(name.clone());
             }
+        }
+        if env.behavior.shuffle_resources {
+            resources.shuffle(&mut rand::rng());
         }
         if env.behavior.duplicate_resources
             && let Some(first) = resources.first().cloned()

@@ -1,6 +1,8 @@
 //! `envoy.service.event_reporting.v3.EventReportingService` on the management server: records
 //! every `StreamEventsRequest` with the stream it came on, answers nothing (the service defines
-//! no response content), and lets tests read, decode and wait for the events.
+//! no response content), and lets tests read, decode and wait for the events. With
+//! [`crate::Behavior::grpc_go_report_streams`] it sends no response headers until the client
+//! ends the stream, as a grpc-go handler that only receives does.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,12 +19,15 @@ use tokio_stream::wrappers::UnboundedReceiverStream;
 
 use crate::report_log::{ReportLog, StreamControl};
 use crate::server::ManagementServer;
+use crate::shared::Shared;
 
 /// One `StreamEventsRequest` as received.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RecordedEvents {
     /// The event stream it arrived on (numbered from 1 in opening order).
     pub stream_id: u64,
+    /// When it arrived.
+    pub received: std::time::SystemTime,
     pub request: StreamEventsRequest,
 }
 
@@ -50,9 +55,44 @@ impl EventsState {
 
 pub(crate) struct EventsService {
     pub(crate) state: Arc<EventsState>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 type ResponseStream = UnboundedReceiverStream<Result<StreamEventsResponse, tonic::Status>>;
+
+/// How a stream's receiving ended.
+enum Ended {
+    /// The client closed or reset its side.
+    ByClient,
+    /// A test dropped the server's streams.
+    ByServer,
+}
+
+/// Records the stream's requests until one side ends it.
+async fn receive_all(
+    state: &EventsState,
+    stream_id: u64,
+    requests: &mut tonic::Streaming<StreamEventsRequest>,
+    drops: &mut tokio::sync::watch::Receiver<u64>,
+) -> Ended {
+    loop {
+        tokio::select! {
+            message = requests.message() => match message {
+                Ok(Some(request)) => state.log.push(RecordedEvents {
+                    stream_id,
+                    received: std::time::SystemTime::now(),
+                    request,
+                }),
+                Ok(None) | Err(_) => return Ended::ByClient,
+            },
+            _ = drops.changed() => return Ended::ByServer,
+        }
+    }
+}
+
+fn dropped() -> tonic::Status {
+    tonic::Status::unavailable("dropped by the test server")
+}
 
 #[tonic::async_trait]
 impl EventReportingService for EventsService {
@@ -67,20 +107,20 @@ impl EventReportingService for EventsService {
         };
         let mut requests = request.into_inner();
         let (responses, stream) = tokio::sync::mpsc::unbounded_channel();
+        if self.shared.behavior.borrow().grpc_go_report_streams {
+            // A grpc-go handler that only receives sends its response headers (with the
+            // trailers) when it returns: not before the client ends the stream.
+            drop(responses);
+            return match receive_all(&self.state, stream_id, &mut requests, &mut drops).await {
+                Ended::ByClient => Ok(tonic::Response::new(UnboundedReceiverStream::new(stream))),
+                Ended::ByServer => Err(dropped()),
+            };
+        }
         let state = self.state.clone();
         tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    message = requests.message() => match message {
-                        Ok(Some(request)) => state.log.push(RecordedEvents { stream_id, request }),
-                        // The client closed or reset its side: the stream is over.
-                        Ok(None) | Err(_) => return,
-                    },
-                    _ = drops.changed() => {
-                        let _ = responses.send(Err(tonic::Status::unavailable("dropped by the test server")));
-                        return;
-                    }
-                }
+            if let Ended::ByServer = receive_all(&state, stream_id, &mut requests, &mut drops).await
+            {
+                let _ = responses.send(Err(dropped()));
             }
         });
         Ok(tonic::Response::new(UnboundedReceiverStream::new(stream)))
@@ -105,6 +145,19 @@ impl ManagementServer {
     /// Every `StreamEventsRequest` received so far, in arrival order.
     pub fn event_requests(&self) -> Vec<RecordedEvents> {
         self.events_state().log.items()
+    }
+
+    /// Every event received so far with when it arrived, in arrival order.
+    pub fn received_events_at(&self) -> Vec<(std::time::SystemTime, Any)> {
+        self.events_state()
+            .log
+            .items()
+            .into_iter()
+            .flat_map(|r| {
+                let at = r.received;
+                r.request.events.into_iter().map(move |e| (at, e))
+            })
+            .collect()
     }
 
     /// Every event received so far (the `Any`s of all requests), in arrival order.

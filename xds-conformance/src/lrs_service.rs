@@ -1,17 +1,20 @@
 //! `envoy.service.load_stats.v3.LoadReportingService` on the management server: records every
 //! `LoadStatsRequest` with the stream it came on, and answers each stream's first request with
 //! the `LoadStatsResponse` the test set (and every later change of it), as an LRS server does.
+//! With [`crate::Behavior::grpc_go_report_streams`] its response headers go only with that
+//! first response, as grpc-go sends them.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use envoy_types::pb::envoy::service::load_stats::v3::load_reporting_service_server::LoadReportingService;
 use envoy_types::pb::envoy::service::load_stats::v3::{LoadStatsRequest, LoadStatsResponse};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
 use crate::report_log::{ReportLog, StreamControl};
 use crate::server::ManagementServer;
+use crate::shared::Shared;
 
 /// One `LoadStatsRequest` as received.
 #[derive(Clone, Debug, PartialEq)]
@@ -48,9 +51,63 @@ impl LrsState {
 
 pub(crate) struct LrsService {
     pub(crate) state: Arc<LrsState>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 type ResponseStream = UnboundedReceiverStream<Result<LoadStatsResponse, tonic::Status>>;
+
+/// One LRS stream, as the server sees it.
+struct Conversation {
+    state: Arc<LrsState>,
+    stream_id: u64,
+    requests: tonic::Streaming<LoadStatsRequest>,
+    responses: mpsc::UnboundedSender<Result<LoadStatsResponse, tonic::Status>>,
+    settings: watch::Receiver<Option<LoadStatsResponse>>,
+    drops: watch::Receiver<u64>,
+    /// The first request arrived (it opens the conversation).
+    answered: bool,
+    /// A response has gone out.
+    responded: bool,
+}
+
+impl Conversation {
+    /// Handles what comes next; `false` once the stream is over.
+    async fn step(&mut self) -> bool {
+        tokio::select! {
+            message = self.requests.message() => match message {
+                Ok(Some(request)) => {
+                    self.state.log.push(RecordedLoadReport { stream_id: self.stream_id, request });
+                    if !self.answered {
+                        // The first request opens the conversation: answer with the current
+                        // settings (if any; later ones follow on change).
+                        self.answered = true;
+                        self.send_current();
+                    }
+                    true
+                }
+                Ok(None) | Err(_) => false,
+            },
+            changed = self.settings.changed(), if self.answered => {
+                changed.is_ok() && {
+                    self.send_current();
+                    true
+                }
+            }
+            _ = self.drops.changed() => {
+                let _ = self.responses.send(Err(tonic::Status::unavailable("dropped by the test server")));
+                false
+            }
+        }
+    }
+
+    fn send_current(&mut self) {
+        let current = self.settings.borrow_and_update().clone();
+        if let Some(response) = current {
+            self.responded = true;
+            let _ = self.responses.send(Ok(response));
+        }
+    }
+}
 
 #[tonic::async_trait]
 impl LoadReportingService for LrsService {
@@ -60,48 +117,33 @@ impl LoadReportingService for LrsService {
         &self,
         request: tonic::Request<tonic::Streaming<LoadStatsRequest>>,
     ) -> Result<tonic::Response<ResponseStream>, tonic::Status> {
-        let Some((stream_id, mut drops)) = self.state.streams.open() else {
+        let Some((stream_id, drops)) = self.state.streams.open() else {
             return Err(tonic::Status::unavailable("server shutting down"));
         };
-        let mut requests = request.into_inner();
-        let (responses, stream) = tokio::sync::mpsc::unbounded_channel();
-        let state = self.state.clone();
-        let mut settings = state.response.subscribe();
-        tokio::spawn(async move {
-            let mut answered = false;
-            loop {
-                tokio::select! {
-                    message = requests.message() => match message {
-                        Ok(Some(request)) => {
-                            state.log.push(RecordedLoadReport { stream_id, request });
-                            if !answered {
-                                // The first request opens the conversation: answer with the
-                                // current settings (if any; later ones follow on change).
-                                answered = true;
-                                let current = settings.borrow_and_update().clone();
-                                if let Some(response) = current {
-                                    let _ = responses.send(Ok(response));
-                                }
-                            }
-                        }
-                        Ok(None) | Err(_) => return,
-                    },
-                    changed = settings.changed(), if answered => {
-                        if changed.is_err() {
-                            return;
-                        }
-                        let current = settings.borrow_and_update().clone();
-                        if let Some(response) = current {
-                            let _ = responses.send(Ok(response));
-                        }
-                    }
-                    _ = drops.changed() => {
-                        let _ = responses.send(Err(tonic::Status::unavailable("dropped by the test server")));
-                        return;
-                    }
+        let (responses, stream) = mpsc::unbounded_channel();
+        let mut conversation = Conversation {
+            state: self.state.clone(),
+            stream_id,
+            requests: request.into_inner(),
+            responses,
+            settings: self.state.response.subscribe(),
+            drops,
+            answered: false,
+            responded: false,
+        };
+        if self.shared.behavior.borrow().grpc_go_report_streams {
+            // grpc-go sends a handler's response headers with its first message, which this
+            // handler sends once the client's first request is in.
+            while !conversation.responded {
+                if !conversation.step().await {
+                    // Over before any response: the status is all the client gets.
+                    return Err(tonic::Status::unavailable(
+                        "the stream ended before any response",
+                    ));
                 }
             }
-        });
+        }
+        tokio::spawn(async move { while conversation.step().await {} });
         Ok(tonic::Response::new(UnboundedReceiverStream::new(stream)))
     }
 }

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use xds_conformance::suite::{ClientCommand, Mode, SuiteOptions, run_suite, scenarios};
-use xds_conformance::{FileWatcher, ManagementServer, ServerOptions};
+use xds_conformance::{Behavior, FileWatcher, ManagementServer, ServerOptions};
 
 #[derive(Parser)]
 #[command(
@@ -35,6 +35,11 @@ enum Command {
         /// go-control-plane does in ADS mode.
         #[arg(long)]
         ads_strict: bool,
+        /// Behave as go-control-plane v0.12 (grpc-go) really does: re-send a NACKed version at
+        /// once, resources in random order, an empty name list as a wildcard, reporting streams
+        /// with grpc-go's late response headers.
+        #[arg(long)]
+        go_control_plane: bool,
     },
     /// Run the scenario suite against an xDS client and print a pass/fail table; exits non-zero
     /// if a scenario fails. The client command may use {bootstrap} and {admin_address_path}.
@@ -89,7 +94,8 @@ async fn main() -> anyhow::Result<ExitCode> {
             snapshot,
             address,
             ads_strict,
-        } => serve(snapshot, address, ads_strict)
+            go_control_plane,
+        } => serve(snapshot, address, ads_strict, go_control_plane)
             .await
             .map(|()| ExitCode::SUCCESS),
         Command::Suite(args) => Ok(suite(args).await),
@@ -139,14 +145,22 @@ async fn suite(args: SuiteArgs) -> ExitCode {
     }
 }
 
-async fn serve(snapshot: PathBuf, address: SocketAddr, ads_strict: bool) -> anyhow::Result<()> {
+async fn serve(
+    snapshot: PathBuf,
+    address: SocketAddr,
+    ads_strict: bool,
+    go_control_plane: bool,
+) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .with_context(|| format!("cannot listen on {address}"))?;
     let options = ServerOptions::default().ads_strict(ads_strict);
     let server = ManagementServer::start_on(listener, options)?;
+    if go_control_plane {
+        server.set_behavior(Behavior::go_control_plane());
+    }
     let _watcher = FileWatcher::serve(&snapshot, &server)?;
-    tracing::info!(address = %server.addr(), file = %snapshot.display(), ads_strict, "serving; Ctrl-C to stop");
+    tracing::info!(address = %server.addr(), file = %snapshot.display(), ads_strict, go_control_plane, "serving; Ctrl-C to stop");
     tokio::signal::ctrl_c()
         .await
         .context("cannot wait for Ctrl-C")?;

@@ -208,11 +208,27 @@ pub struct StreamInfo {
     pub first_request_seen: bool,
 }
 
+/// How many requests, responses and closed streams the log keeps at least; it keeps at most
+/// twice as many (the oldest half goes at once), so a server that runs for days (the demo, a
+/// watched snapshot file) holds a bounded history instead of ~5 KB more per update.
+pub const HISTORY: usize = 4096;
+
 #[derive(Default)]
 struct Log {
     requests: Vec<RecordedRequest>,
     responses: Vec<RecordedResponse>,
     streams: Vec<StreamInfo>,
+    /// Requests and responses ever recorded: the `seq` of the next one.
+    requests_seen: usize,
+    responses_seen: usize,
+    streams_seen: usize,
+}
+
+/// Drops the oldest half of `items` once they reach twice [`HISTORY`] (amortised O(1) a push).
+fn trim<T>(items: &mut Vec<T>) {
+    if items.len() >= 2 * HISTORY {
+        items.drain(..HISTORY);
+    }
 }
 
 /// The server's log. Cheap to share behind an `Arc`; every method takes `&self`.
@@ -238,7 +254,18 @@ impl Recorder {
     }
 
     pub(crate) fn stream_opened(&self, id: u64, protocol: Protocol, peer: Option<SocketAddr>) {
-        self.lock().streams.push(StreamInfo {
+        let mut log = self.lock();
+        log.streams_seen += 1;
+        if log.streams.len() >= 2 * HISTORY {
+            // Closed streams go first, oldest first; open ones are kept whatever their number.
+            let mut excess = HISTORY;
+            log.streams.retain(|s| {
+                let drop = excess > 0 && s.closed_at.is_some();
+                excess -= usize::from(drop);
+                !drop
+            });
+        }
+        log.streams.push(StreamInfo {
             id,
             protocol,
             peer,
@@ -248,6 +275,7 @@ impl Recorder {
             node: None,
             first_request_seen: false,
         });
+        drop(log);
         self.bump();
     }
 
@@ -273,7 +301,9 @@ impl Recorder {
                 s.first_request_seen = true;
                 s.node = node;
             }
-            let seq = log.requests.len();
+            let seq = log.requests_seen;
+            log.requests_seen += 1;
+            trim(&mut log.requests);
             log.requests.push(RecordedRequest {
                 seq,
                 stream_id,
@@ -290,41 +320,44 @@ impl Recorder {
     pub(crate) fn response(&self, mut response: RecordedResponse) {
         {
             let mut log = self.lock();
-            response.seq = log.responses.len();
+            response.seq = log.responses_seen;
+            log.responses_seen += 1;
             response.at = Instant::now();
+            trim(&mut log.responses);
             log.responses.push(response);
         }
         self.bump();
     }
 
-    /// Every request so far, in arrival order.
+    /// The requests so far (the last [`HISTORY`] at least), in arrival order.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.lock().requests.clone()
     }
 
-    /// Every response so far, in send order.
+    /// The responses so far (the last [`HISTORY`] at least), in send order.
     pub fn responses(&self) -> Vec<RecordedResponse> {
         self.lock().responses.clone()
     }
 
-    /// Every stream so far, open or closed, in opening order.
+    /// The streams so far, in opening order: every open one and at least the last [`HISTORY`]
+    /// closed ones.
     pub fn streams(&self) -> Vec<StreamInfo> {
         self.lock().streams.clone()
     }
 
     /// How many requests have arrived (the `seq` the next one will get).
     pub fn request_count(&self) -> usize {
-        self.lock().requests.len()
+        self.lock().requests_seen
     }
 
     /// How many responses have been sent.
     pub fn response_count(&self) -> usize {
-        self.lock().responses.len()
+        self.lock().responses_seen
     }
 
     /// How many streams have been opened.
     pub fn streams_opened(&self) -> usize {
-        self.lock().streams.len()
+        self.lock().streams_seen
     }
 
     /// The first recorded request (past or future) matching `pred`, or `None` after `timeout`.
@@ -364,5 +397,46 @@ impl Recorder {
 
     async fn wait<T>(&self, timeout: Duration, check: impl Fn(&Log) -> Option<T>) -> Option<T> {
         self.log.wait(timeout, check).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_history_is_bounded_and_seq_keeps_counting() {
+        let recorder = Recorder::default();
+        let total = 3 * HISTORY + 5;
+        for i in 0..total {
+            let id = u64::try_from(i).expect("small");
+            recorder.stream_opened(id, Protocol::Sotw, None);
+            recorder.request(
+                id,
+                RequestClass::Initial,
+                RequestBody::Sotw(DiscoveryRequest::default()),
+            );
+            recorder.stream_closed(id, "done".into());
+        }
+        let requests = recorder.requests();
+        assert!(
+            (HISTORY..2 * HISTORY).contains(&requests.len()),
+            "{} kept",
+            requests.len()
+        );
+        assert_eq!(recorder.request_count(), total);
+        assert_eq!(requests.last().map(|r| r.seq), Some(total - 1));
+        assert!(requests.windows(2).all(|w| w[1].seq == w[0].seq + 1));
+        assert!(recorder.streams().len() < 2 * HISTORY);
+        assert_eq!(recorder.streams_opened(), total);
+
+        // Open streams are kept, however old.
+        let recorder = Recorder::default();
+        recorder.stream_opened(0, Protocol::Delta, None);
+        for id in 1..=2 * HISTORY as u64 {
+            recorder.stream_opened(id, Protocol::Sotw, None);
+            recorder.stream_closed(id, "done".into());
+        }
+        assert!(recorder.streams().iter().any(|s| s.id == 0));
     }
 }

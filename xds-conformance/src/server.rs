@@ -109,8 +109,12 @@ impl ManagementServer {
         let lrs = Arc::new(LrsState::new());
         let events_service = EventReportingServiceServer::new(EventsService {
             state: events.clone(),
+            shared: shared.clone(),
         });
-        let lrs_service = LoadReportingServiceServer::new(LrsService { state: lrs.clone() });
+        let lrs_service = LoadReportingServiceServer::new(LrsService {
+            state: lrs.clone(),
+            shared: shared.clone(),
+        });
         let (stop, stopped) = oneshot::channel::<()>();
         let incoming = tonic::transport::server::TcpIncoming::from(listener);
         let task = runtime.spawn(async move {

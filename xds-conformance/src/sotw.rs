@@ -10,7 +10,8 @@
 //!   `version_info`, or when the request names a resource that exists and was not in the last
 //!   response;
 //! - wildcard (LDS/CDS with no names, or `*`) gets every resource; otherwise the named ones that
-//!   exist;
+//!   exist ([`crate::Behavior::empty_names_wildcard`]: no names is a wildcard for every type, as
+//!   in go-control-plane's snapshot cache);
 //! - ADS strict mode: a named request that does not cover every resource of the type is dropped.
 //!
 //! Deviation, on purpose: a NACK is not answered with the version it rejected (go-control-plane
@@ -19,6 +20,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
+use rand::seq::SliceRandom;
 
 use crate::recorder::{Protocol, RecordedResponse, RequestBody, RequestClass, ResponseOrigin};
 use crate::shared::{Env, Shared, StreamCommand, with_env};
@@ -50,8 +52,10 @@ struct TypeState {
 }
 
 impl TypeState {
-    fn wildcard(&self, type_url: &str) -> bool {
-        self.star || (self.names.is_empty() && type_url::empty_means_wildcard(type_url))
+    fn wildcard(&self, type_url: &str, empty_names_wildcard: bool) -> bool {
+        self.star
+            || (self.names.is_empty()
+                && (empty_names_wildcard || type_url::empty_means_wildcard(type_url)))
     }
 }
 
@@ -109,7 +113,7 @@ impl SotwState {
         let Some(ts) = env.snapshot.get(type_url) else {
             return Vec::new();
         };
-        let wildcard = st.wildcard(type_url);
+        let wildcard = st.wildcard(type_url, env.behavior.empty_names_wildcard);
 
         let rejected_is_current = st
             .last_sent
@@ -154,6 +158,9 @@ impl SotwState {
                 .filter(|n| ts.resources.contains_key(*n))
                 .collect()
         };
+        if env.behavior.shuffle_resources {
+            chosen.shuffle(&mut rand::rng());
+        }
         if env.behavior.duplicate_resources
             && let Some(first) = chosen.first().copied()
         {

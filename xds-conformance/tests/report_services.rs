@@ -15,7 +15,7 @@ use envoy_types::pb::google::protobuf::Any;
 use prost::{Message, Name};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use xds_conformance::{ManagementServer, ServerOptions};
+use xds_conformance::{Behavior, ManagementServer, ServerOptions};
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -147,4 +147,87 @@ async fn lrs_answers_the_first_request_and_every_change_of_settings() {
     server.drop_report_streams();
     let ended = responses.message().await.expect_err("dropped");
     assert_eq!(ended.code(), tonic::Code::Unavailable);
+}
+
+/// A bounded window in which a call must not resolve: the server's response headers are
+/// withheld, as grpc-go withholds them.
+const NO_HEADERS_WINDOW: Duration = Duration::from_millis(300);
+
+#[tokio::test]
+async fn grpc_go_events_handler_sends_no_headers_until_the_client_ends_the_stream() {
+    let server = ManagementServer::start(ServerOptions::default())
+        .await
+        .expect("server");
+    server.set_behavior(Behavior::go_control_plane());
+    let mut client = EventReportingServiceClient::connect(server.uri())
+        .await
+        .expect("connect");
+    let (sender, receiver) = mpsc::channel(4);
+    let call = client.stream_events(ReceiverStream::new(receiver));
+    tokio::pin!(call);
+    // Messages flow although no headers came back: a client must not wait for them.
+    for port in 1..=2 {
+        sender
+            .send(StreamEventsRequest {
+                identifier: (port == 1).then(|| Identifier { node: Some(node()) }),
+                events: vec![outlier(&format!("tcp://1.2.3.4:{port}"))],
+            })
+            .await
+            .expect("send");
+    }
+    let recorded = async { server.wait_for_events(2, WAIT).await };
+    tokio::select! {
+        events = recorded => assert_eq!(events.expect("two events").len(), 2),
+        response = &mut call => panic!("headers before the client ended its stream: {response:?}"),
+    }
+    assert!(
+        tokio::time::timeout(NO_HEADERS_WINDOW, &mut call)
+            .await
+            .is_err(),
+        "the call resolved (headers sent) while the client's stream is open"
+    );
+    // The client ends its side: the handler returns, headers and trailers go together.
+    drop(sender);
+    let mut responses = tokio::time::timeout(WAIT, call)
+        .await
+        .expect("the call resolves once the client ends its stream")
+        .expect("an OK status")
+        .into_inner();
+    assert!(responses.message().await.expect("ok").is_none());
+}
+
+#[tokio::test]
+async fn grpc_go_lrs_handler_sends_headers_with_its_first_response_after_the_first_request() {
+    let server = ManagementServer::start(ServerOptions::default())
+        .await
+        .expect("server");
+    server.set_behavior(Behavior::go_control_plane());
+    server.set_load_reporting(&["a"], Duration::from_secs(1), false, false);
+    let mut client = LoadReportingServiceClient::connect(server.uri())
+        .await
+        .expect("connect");
+    let (sender, receiver) = mpsc::channel(4);
+    let call = client.stream_load_stats(ReceiverStream::new(receiver));
+    tokio::pin!(call);
+    assert!(
+        tokio::time::timeout(NO_HEADERS_WINDOW, &mut call)
+            .await
+            .is_err(),
+        "headers before the client's first request"
+    );
+    sender
+        .send(LoadStatsRequest {
+            node: Some(node()),
+            cluster_stats: Vec::new(),
+        })
+        .await
+        .expect("send");
+    let mut responses = tokio::time::timeout(WAIT, call)
+        .await
+        .expect("headers with the first response")
+        .expect("stream")
+        .into_inner();
+    let response = responses.message().await.expect("ok").expect("a response");
+    assert_eq!(response.clusters, ["a"]);
+    assert_eq!(server.load_reports().len(), 1);
 }

@@ -28,6 +28,11 @@ pub struct BootstrapSpec {
     pub cds_initial_fetch_timeout: Option<Duration>,
     /// `lds_config.initial_fetch_timeout`.
     pub lds_initial_fetch_timeout: Option<Duration>,
+    /// `ads_config.set_node_on_first_message_only` (written only when true).
+    pub node_on_first_message_only: bool,
+    /// `cluster_manager`'s `outlier_detection.event_service` and `load_stats_config`, both
+    /// through `xds_cluster` (the management server serves them beside ADS).
+    pub reporting: bool,
 }
 
 impl BootstrapSpec {
@@ -37,7 +42,7 @@ impl BootstrapSpec {
             Mode::Sotw => "GRPC",
             Mode::Delta => "DELTA_GRPC",
         };
-        json!({
+        let mut bootstrap = json!({
             "node": { "id": self.node_id, "cluster": self.node_cluster },
             "admin": {
                 "address": { "socket_address": { "address": "127.0.0.1", "port_value": 0 } }
@@ -54,7 +59,23 @@ impl BootstrapSpec {
             "static_resources": {
                 "clusters": [ xds_cluster(self.xds_address) ]
             }
-        })
+        });
+        if self.node_on_first_message_only {
+            bootstrap["dynamic_resources"]["ads_config"]["set_node_on_first_message_only"] =
+                Value::Bool(true);
+        }
+        if self.reporting {
+            let service = json!({ "envoy_grpc": { "cluster_name": XDS_CLUSTER } });
+            bootstrap["cluster_manager"] = json!({
+                "outlier_detection": { "event_service": { "grpc_service": service } },
+                "load_stats_config": {
+                    "api_type": "GRPC",
+                    "transport_api_version": "V3",
+                    "grpc_services": [ service ]
+                }
+            });
+        }
+        bootstrap
     }
 
     /// The bootstrap as text (JSON, which is also YAML).
@@ -113,6 +134,8 @@ mod tests {
             xds_address: "127.0.0.1:18000".parse().expect("address"),
             cds_initial_fetch_timeout: Some(Duration::from_millis(1500)),
             lds_initial_fetch_timeout: None,
+            node_on_first_message_only: true,
+            reporting: true,
         }
     }
 
@@ -136,6 +159,15 @@ mod tests {
                 .expect("lds")
                 .initial_fetch_timeout
                 .is_none()
+        );
+        assert!(ads.set_node_on_first_message_only);
+        let manager = bootstrap.cluster_manager.expect("cluster_manager");
+        assert!(manager.load_stats_config.is_some());
+        assert!(
+            manager
+                .outlier_detection
+                .and_then(|o| o.event_service)
+                .is_some()
         );
         let statics = bootstrap.static_resources.expect("static");
         assert_eq!(statics.clusters[0].name, XDS_CLUSTER);

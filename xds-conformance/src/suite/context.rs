@@ -83,6 +83,11 @@ pub struct ClientSetup {
     pub cds_initial_fetch_timeout: Option<Duration>,
     /// `lds_config.initial_fetch_timeout`.
     pub lds_initial_fetch_timeout: Option<Duration>,
+    /// `ads_config.set_node_on_first_message_only: true`.
+    pub node_on_first_message_only: bool,
+    /// Events (`cluster_manager.outlier_detection.event_service`) and load reports
+    /// (`cluster_manager.load_stats_config`) to the scenario's server.
+    pub reporting: bool,
 }
 
 /// A scratch directory for one scenario's files, removed when dropped.
@@ -218,6 +223,8 @@ impl Ctx {
             xds_address: server.addr(),
             cds_initial_fetch_timeout: setup.cds_initial_fetch_timeout,
             lds_initial_fetch_timeout: setup.lds_initial_fetch_timeout,
+            node_on_first_message_only: setup.node_on_first_message_only,
+            reporting: setup.reporting,
         };
         std::fs::write(&bootstrap, spec.to_text()).map_err(|source| ClientError::Write {
             path: bootstrap.clone(),

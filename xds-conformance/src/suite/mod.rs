@@ -51,6 +51,7 @@ mod resources;
 mod runner;
 mod scenarios;
 mod subscription;
+mod upstream;
 
 pub use admin::{AdminClient, AdminResponse, CsdsResource};
 pub use bootstrap::BootstrapSpec;
@@ -62,6 +63,7 @@ pub use config_dump::{
 pub use context::{ClientSetup, Ctx, RunningClient};
 pub use report::{Outcome, ScenarioResult, SuiteReport};
 pub use runner::{Scenario, run_suite, scenarios};
+pub use upstream::Upstream;
 
 /// How to start the client under test. Every argument may contain `{bootstrap}` (the path of
 /// the bootstrap the suite wrote) and `{admin_address_path}` (where the client writes its bound

@@ -16,6 +16,21 @@ fn parse<M: prost::Message + prost::Name + Default>(yaml: &str) -> Result<M, Fai
 
 /// A `STATIC` cluster with one endpoint and the given `connect_timeout` (`"0s"` is invalid).
 pub fn static_cluster_with_timeout(name: &str, connect_timeout: &str) -> Result<Cluster, Failure> {
+    static_cluster_yaml(name, connect_timeout, 18081, "")
+}
+
+/// A `STATIC` cluster with one endpoint at 127.0.0.1:`port`, plus `extra`: more of the
+/// cluster's fields, in YAML at the cluster's top level (`outlier_detection: {...}`).
+pub fn static_cluster_at(name: &str, port: u16, extra: &str) -> Result<Cluster, Failure> {
+    static_cluster_yaml(name, "1s", port, extra)
+}
+
+fn static_cluster_yaml(
+    name: &str,
+    connect_timeout: &str,
+    port: u16,
+    extra: &str,
+) -> Result<Cluster, Failure> {
     parse(&format!(
         r#"
 name: {name}
@@ -25,7 +40,8 @@ load_assignment:
   cluster_name: {name}
   endpoints:
   - lb_endpoints:
-    - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: 18081 }} }} }}
+    - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }} }}
+{extra}
 "#
     ))
 }

@@ -5,6 +5,7 @@
 //! bounded window and counted.
 
 mod delta;
+mod real_servers;
 mod reconnect;
 mod subscriptions;
 mod transport;
@@ -27,6 +28,7 @@ pub(crate) fn all() -> Vec<Scenario> {
     all.extend(warming::scenarios());
     all.extend(delta::scenarios());
     all.extend(reconnect::scenarios());
+    all.extend(real_servers::scenarios());
     all
 }
 
