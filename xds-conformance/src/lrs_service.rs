@@ -21,6 +21,8 @@ use crate::shared::Shared;
 pub struct RecordedLoadReport {
     /// The LRS stream it arrived on (numbered from 1 in opening order).
     pub stream_id: u64,
+    /// When it arrived.
+    pub received: std::time::Instant,
     pub request: LoadStatsRequest,
 }
 
@@ -76,7 +78,11 @@ impl Conversation {
         tokio::select! {
             message = self.requests.message() => match message {
                 Ok(Some(request)) => {
-                    self.state.log.push(RecordedLoadReport { stream_id: self.stream_id, request });
+                    self.state.log.push(RecordedLoadReport {
+                        stream_id: self.stream_id,
+                        received: std::time::Instant::now(),
+                        request,
+                    });
                     if !self.answered {
                         // The first request opens the conversation: answer with the current
                         // settings (if any; later ones follow on change).
