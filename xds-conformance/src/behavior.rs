@@ -8,8 +8,9 @@
 /// How the server deviates from a well-behaved go-control-plane. All off by default.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Behavior {
-    /// Answer a NACK at once with the NACKed version again, as go-control-plane really does (its
-    /// watch sees the NACK's `version_info`, the last accepted one, differ from the snapshot's).
+    /// SotW: answer a NACK at once with the NACKed version again, as go-control-plane really does
+    /// (its watch sees the NACK's `version_info`, the last accepted one, differ from the
+    /// snapshot's). Delta has its own switch, `resend_nacked_delta`.
     /// Lets a test prove that a client does not busy-loop on a bad version.
     pub resend_nacked: bool,
     /// Send every response twice (identical, same nonce).
@@ -33,6 +34,12 @@ pub struct Behavior {
     /// sends its headers with its first response, which it sends only after the client's first
     /// request. A client that waits for headers before sending stalls.
     pub grpc_go_report_streams: bool,
+    /// Refuse every new `StreamEvents` stream with UNIMPLEMENTED before reading it, as a grpc-go
+    /// server without the service does.
+    pub refuse_event_streams: bool,
+    /// Delta: re-send a NACKed response at once, like `resend_nacked` does for SotW. Stricter
+    /// than go-control-plane, whose delta server records what it sent and does not re-send.
+    pub resend_nacked_delta: bool,
 }
 
 impl Behavior {
@@ -41,7 +48,7 @@ impl Behavior {
         Behavior::default()
     }
 
-    /// A go-control-plane v0.12 server (grpc-go) as it really behaves: a NACKed version
+    /// A go-control-plane v0.12 server (grpc-go) as it really behaves: a NACKed SotW version
     /// re-sent at once, resources in random order, an empty name list read as a wildcard, and
     /// grpc-go's response headers on the reporting streams. Stale nonces are ignored in every
     /// mode. Add `ServerOptions::ads_strict` for its ADS-mode snapshot cache.

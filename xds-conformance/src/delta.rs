@@ -143,7 +143,7 @@ impl DeltaState {
         // Re-sent only while the snapshot is still the one the rejected response came from;
         // once it changed, the client gets the new state like any other.
         if st.nack_pending
-            && env.behavior.resend_nacked
+            && env.behavior.resend_nacked_delta
             && let Some(last) = &st.last_response
             && last.system_version_info == ts.version
         {

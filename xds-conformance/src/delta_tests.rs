@@ -212,7 +212,7 @@ fn nack_is_not_answered_unless_resend_is_on() {
     assert!(out.is_empty());
 
     let mut rig = Rig::new(Snapshot::new("v1").with(cla("a")));
-    rig.behavior.resend_nacked = true;
+    rig.behavior.resend_nacked_delta = true;
     let (_, out) = rig.request(sub(ENDPOINT, &["a"], &[], ""));
     let first = one(&out).response.clone();
     nack.response_nonce = first.nonce.clone();

@@ -102,6 +102,11 @@ impl EventReportingService for EventsService {
         &self,
         request: tonic::Request<tonic::Streaming<StreamEventsRequest>>,
     ) -> Result<tonic::Response<ResponseStream>, tonic::Status> {
+        if self.shared.behavior.borrow().refuse_event_streams {
+            return Err(tonic::Status::unimplemented(
+                "unknown service envoy.service.event_reporting.v3.EventReportingService",
+            ));
+        }
         let Some((stream_id, mut drops)) = self.state.streams.open() else {
             return Err(tonic::Status::unavailable("server shutting down"));
         };

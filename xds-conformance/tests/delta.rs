@@ -139,7 +139,7 @@ async fn wildcard_cds_and_nack() {
 
     // Turning the resend misbehaviour on answers the held NACK at once, and every later one.
     server.set_behavior(Behavior {
-        resend_nacked: true,
+        resend_nacked_delta: true,
         ..Default::default()
     });
     let again = client.recv().await;

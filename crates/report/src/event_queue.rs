@@ -32,6 +32,17 @@ impl EventQueue {
         dropped
     }
 
+    /// Puts back events taken but not sent, ahead of the rest; returns how many of the oldest
+    /// had to go to stay within capacity.
+    pub(crate) fn requeue(&mut self, events: Vec<Arc<HostEvent>>) -> u64 {
+        for event in events.into_iter().rev() {
+            self.events.push_front(event);
+        }
+        let excess = self.events.len().saturating_sub(self.capacity);
+        self.events.drain(..excess);
+        excess as u64
+    }
+
     /// Takes up to `max` of the oldest events.
     pub(crate) fn take(&mut self, max: usize) -> Vec<Arc<HostEvent>> {
         let n = self.events.len().min(max);
@@ -84,5 +95,17 @@ mod tests {
         assert_eq!(ports(&queue.take(2)), [3, 4]);
         assert_eq!(ports(&queue.take(10)), [5]);
         assert!(queue.is_empty());
+    }
+
+    #[test]
+    fn events_put_back_go_first_and_the_oldest_give_way() {
+        let mut queue = EventQueue::new(3);
+        queue.push(event(1));
+        queue.push(event(2));
+        let taken = queue.take(2);
+        queue.push(event(3));
+        queue.push(event(4));
+        assert_eq!(queue.requeue(taken), 1);
+        assert_eq!(ports(&queue.take(10)), [2, 3, 4]);
     }
 }

@@ -6,8 +6,11 @@
 //! messages carry events only, as many as are queued (a burst goes out in few messages). Nothing
 //! waits for the server's response headers, which a grpc-go server sends only when its handler
 //! returns. Between streams, events wait in a bounded queue; the reconnect delay is jittered and
-//! capped. Events handed to a stream that then fails are not sent again: a client-streaming
-//! call never learns what the server read, and a repeat would report a transition twice.
+//! capped. Events taken by the transport count as sent once the server has taken the stream
+//! (its headers came, or it was up 5 s, or it ended without refusing it); a stream refused
+//! before its handler ran (UNIMPLEMENTED, UNAUTHENTICATED, PERMISSION_DENIED) puts its events
+//! back in the queue, as does a batch the transport never took. Others are not sent again: a
+//! client-streaming call never learns what the server read.
 
 use std::sync::Arc;
 
@@ -18,7 +21,7 @@ use envoy_types::pb::envoy::service::event_reporting::v3::{
 };
 use outrider_tables::Tables;
 use outrider_upstream::events::HostEvent;
-use outrider_xds::{Backoff, ResponseStream};
+use outrider_xds::{Backoff, ResponseStream, StreamEvent};
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
@@ -33,9 +36,11 @@ use crate::stats::{ReportStats, add, set};
 pub const EVENT_QUEUE_CAPACITY: usize = 1000;
 /// Events per message at most, so one message stays well under gRPC's 4 MiB default limit.
 const MAX_BATCH: usize = 500;
-/// A stream that lasted this long was a good one, whatever ended it: the next reconnect starts
-/// from the base delay.
+/// A stream up this long without a refusal was taken by the server: what it carried counts as
+/// sent, and the next reconnect starts from the base delay.
 const STABLE_STREAM: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long to wait for a call's status once the transport has dropped our side.
+const FINAL_STATUS_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub(crate) struct EventStream {
     target: GrpcTarget,
@@ -72,9 +77,13 @@ impl EventStream {
             let ended = self.run_stream(attempt).await;
             set(&self.stats.events_connected, 0);
             add(&self.stats.events_stream_errors, 1);
+            // The delay starts again from its base after a stream that proved good.
+            if ended.proven {
+                self.backoff.reset();
+            }
             tracing::warn!(
                 cluster = %self.target.cluster,
-                error = %ended,
+                error = %ended.reason,
                 queued = self.inbox.queue.len(),
                 "event reporting stream ended; reconnecting"
             );
@@ -84,19 +93,24 @@ impl EventStream {
         }
     }
 
-    /// One stream, from connect to its end; returns why it ended.
-    async fn run_stream(&mut self, attempt: usize) -> String {
+    /// One stream, from connect to its end.
+    async fn run_stream(&mut self, attempt: usize) -> Ended {
         let channel = match self
             .inbox
             .during(connect(&self.tables, &self.target, attempt))
             .await
         {
             Ok(channel) => channel,
-            Err(e) => return e,
+            Err(reason) => {
+                return Ended {
+                    reason,
+                    proven: false,
+                };
+            }
         };
         let mut client = EventReportingServiceClient::new(channel);
         // Capacity 1: events stay in our bounded queue (where losses are counted) until the
-        // transport has taken the previous message.
+        // transport has taken the previous message, and a free slot says it has.
         let (sender, receiver) = mpsc::channel::<StreamEventsRequest>(1);
         let mut request = tonic::Request::new(ReceiverStream::new(receiver));
         add_metadata(&mut request, &self.target);
@@ -106,51 +120,132 @@ impl EventStream {
         let mut responses = ResponseStream::new(async move { client.stream_events(request).await });
         set(&self.stats.events_connected, 1);
         tracing::info!(cluster = %self.target.cluster, "event reporting stream started");
-        let started = Instant::now();
+        let proven_at = Instant::now() + STABLE_STREAM;
+        let mut delivery = Delivery::default();
         let mut node = Some(self.node.clone());
-        loop {
+        let outcome = loop {
             // The first message goes at once, with the node and whatever is queued.
             let has_events = node.is_some() || !self.inbox.queue.is_empty();
             tokio::select! {
-                permit = sender.reserve(), if has_events => {
+                permit = sender.reserve(), if has_events || !delivery.waiting.is_empty() => {
                     let Ok(permit) = permit else {
-                        return "the stream closed".into();
+                        // The transport dropped our side: the call's status says why.
+                        break final_status(&mut responses).await;
                     };
-                    permit.send(StreamEventsRequest {
-                        identifier: node.take().map(|node| Identifier { node: Some(node) }),
-                        events: self.take_batch(),
-                    });
-                }
-                () = self.inbox.receive() => {}
-                message = responses.message() => {
-                    self.settle_backoff(started, &responses);
-                    match message {
-                        // The service defines no response content; nothing to do with one.
-                        Ok(Some(_)) => {}
-                        Ok(None) => return "the server ended the stream".into(),
-                        Err(status) => return format!("the server ended the stream: {}", error_chain(&status)),
+                    // A free slot: the transport took the batch that waited in it.
+                    self.taken(&mut delivery);
+                    if has_events {
+                        let batch = self.inbox.queue.take(MAX_BATCH);
+                        permit.send(StreamEventsRequest {
+                            identifier: node.take().map(|node| Identifier { node: Some(node) }),
+                            events: batch.iter().map(|event| to_any(event)).collect(),
+                        });
+                        delivery.waiting = batch;
                     }
                 }
+                () = self.inbox.receive() => {}
+                () = tokio::time::sleep_until(proven_at), if !delivery.proven => {
+                    // Up this long without a refusal: what it took counts as delivered.
+                    self.prove(&mut delivery);
+                }
+                event = responses.next() => match event {
+                    Ok(StreamEvent::Headers) => self.prove(&mut delivery),
+                    // The service defines no response content; nothing to do with one.
+                    Ok(StreamEvent::Message(_)) => {}
+                    Ok(StreamEvent::End) => break Ok(()),
+                    Err(status) => break Err(status),
+                },
+            }
+        };
+        self.settle(delivery, &outcome, responses.headers_received());
+        Ended {
+            reason: match &outcome {
+                Ok(()) => "the server ended the stream".into(),
+                Err(status) => format!("the server ended the stream: {}", error_chain(status)),
+            },
+            proven: responses.headers_received() || Instant::now() >= proven_at,
+        }
+    }
+
+    /// The transport took the batch that waited in the channel.
+    fn taken(&self, delivery: &mut Delivery) {
+        let batch = std::mem::take(&mut delivery.waiting);
+        if delivery.proven {
+            add(&self.stats.events_sent, batch.len() as u64);
+        } else {
+            delivery.unconfirmed.extend(batch);
+        }
+    }
+
+    /// The server has taken the stream (its headers came, or it has been up a while): what
+    /// the transport took so far counts as sent.
+    fn prove(&self, delivery: &mut Delivery) {
+        delivery.proven = true;
+        let taken = std::mem::take(&mut delivery.unconfirmed);
+        add(&self.stats.events_sent, taken.len() as u64);
+    }
+
+    /// At the end of a stream: events of a stream the server refused before running its
+    /// handler, and a batch the transport never took, go back in the queue; everything else
+    /// the transport took counts as sent (a client stream never learns what the server read).
+    fn settle(
+        &mut self,
+        mut delivery: Delivery,
+        outcome: &Result<(), tonic::Status>,
+        headers_received: bool,
+    ) {
+        let refused = !headers_received
+            && outcome.as_ref().is_err_and(|status| {
+                matches!(
+                    status.code(),
+                    tonic::Code::Unimplemented
+                        | tonic::Code::Unauthenticated
+                        | tonic::Code::PermissionDenied
+                )
+            });
+        let mut again = std::mem::take(&mut delivery.waiting);
+        if refused {
+            again.splice(0..0, std::mem::take(&mut delivery.unconfirmed));
+        } else {
+            self.prove(&mut delivery);
+        }
+        let dropped = self.inbox.queue.requeue(again);
+        add(&self.stats.events_dropped, dropped);
+    }
+}
+
+/// Why a stream ended, and whether it proved good (the reconnect delay starts over).
+struct Ended {
+    reason: String,
+    proven: bool,
+}
+
+/// The events handed to one stream.
+#[derive(Default)]
+struct Delivery {
+    /// In the channel, not yet taken by the transport.
+    waiting: Vec<Arc<HostEvent>>,
+    /// Taken by the transport before the server showed it takes the stream: counted as sent
+    /// once it does, queued again if it refuses the stream.
+    unconfirmed: Vec<Arc<HostEvent>>,
+    /// The server has taken the stream.
+    proven: bool,
+}
+
+/// How the call ended once the transport dropped our side: its status, if it comes soon.
+async fn final_status(
+    responses: &mut ResponseStream<StreamEventsResponse>,
+) -> Result<(), tonic::Status> {
+    let end = async {
+        loop {
+            match responses.next().await {
+                Ok(StreamEvent::End) => return Ok(()),
+                Ok(_) => {}
+                Err(status) => return Err(status),
             }
         }
-    }
-
-    /// The reconnect delay starts again from its base once a stream proved good: the server
-    /// answered it, or it stayed up a while (a grpc-go server says nothing until the end).
-    fn settle_backoff(
-        &mut self,
-        started: Instant,
-        responses: &ResponseStream<StreamEventsResponse>,
-    ) {
-        if responses.headers_received() || started.elapsed() >= STABLE_STREAM {
-            self.backoff.reset();
-        }
-    }
-
-    /// The queued events (up to a message's worth) as `Any`s, counted as sent.
-    fn take_batch(&mut self) -> Vec<envoy_types::pb::google::protobuf::Any> {
-        let batch = self.inbox.queue.take(MAX_BATCH);
-        add(&self.stats.events_sent, batch.len() as u64);
-        batch.iter().map(|event| to_any(event)).collect()
-    }
+    };
+    tokio::time::timeout(FINAL_STATUS_WAIT, end)
+        .await
+        .unwrap_or_else(|_| Err(tonic::Status::unavailable("the stream closed")))
 }

@@ -21,7 +21,7 @@ use outrider_upstream::events::{
     HealthCheckerType, HealthEvent, HealthTransition, HostEvent, OutlierEvent,
 };
 use outrider_xds::Backoff;
-use xds_conformance::{ManagementServer, ServerOptions};
+use xds_conformance::{Behavior, ManagementServer, ServerOptions};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -66,8 +66,13 @@ fn start(config: ReportConfig, tables: &Arc<Tables>, bus: &EventBus) -> Arc<Repo
 }
 
 /// Waits (checking every 10 ms) until `condition` holds; false after `WAIT`.
-async fn eventually(mut condition: impl FnMut() -> bool) -> bool {
-    let deadline = tokio::time::Instant::now() + WAIT;
+async fn eventually(condition: impl FnMut() -> bool) -> bool {
+    eventually_within(WAIT, condition).await
+}
+
+/// [`eventually`] with its own deadline.
+async fn eventually_within(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + timeout;
     while tokio::time::Instant::now() < deadline {
         if condition() {
             return true;
@@ -211,7 +216,12 @@ async fn host_events_reach_the_server_with_every_field_batched_and_across_a_rest
     }
     server.wait_for_events(302, WAIT).await.expect("the burst");
     assert_eq!(server.event_requests().len(), before + 1);
-    assert_eq!(stat(&stats, "event_reporting.events_sent"), 302);
+    // Counted once the transport has taken them (the server had them first).
+    assert!(
+        eventually(|| stat(&stats, "event_reporting.events_sent") == 302).await,
+        "sent: {}",
+        stat(&stats, "event_reporting.events_sent")
+    );
 
     // The server goes away: events published meanwhile wait, and arrive once it is back (on
     // the same port), on a new stream that starts with the node again.
@@ -290,6 +300,62 @@ async fn events_beyond_the_buffer_or_the_bus_are_dropped_and_counted() {
         eventually(|| stat(&lagging, "event_reporting.events_dropped") == 84).await,
         "dropped: {}",
         stat(&lagging, "event_reporting.events_dropped")
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn events_wait_while_the_server_refuses_the_stream_and_flow_without_headers() {
+    // A grpc-go server without the service: every stream is refused (UNIMPLEMENTED) before its
+    // handler runs, so the events handed to it were never read.
+    let server = ManagementServer::start(ServerOptions::default())
+        .await
+        .expect("server");
+    server.set_behavior(Behavior {
+        refuse_event_streams: true,
+        ..Behavior::go_control_plane()
+    });
+    let tables = Arc::new(Tables::new());
+    tables.apply([static_cluster("events", &[("z", server.addr())])]);
+    let bus = EventBus::default();
+    let config = ReportConfig {
+        event_service: Some(GrpcTarget::new("events")),
+        ..ReportConfig::default()
+    };
+    let stats = start(config, &tables, &bus);
+    for port in 1..=3 {
+        bus.publish(outlier(port));
+    }
+    assert!(
+        eventually(|| stat(&stats, "event_reporting.stream_errors") >= 2).await,
+        "the refused stream was retried"
+    );
+    assert_eq!(stat(&stats, "event_reporting.events_sent"), 0);
+    assert_eq!(stat(&stats, "event_reporting.events_dropped"), 0);
+
+    // The service appears, as grpc-go serves it: no response headers until the end. The
+    // events that waited arrive, then a new one on the same stream.
+    server.update_behavior(|b| b.refuse_event_streams = false);
+    server
+        .wait_for_events(3, WAIT)
+        .await
+        .expect("the events kept while refused");
+    assert_eq!(ports(&server.outlier_events()), urls(1..=3));
+    bus.publish(outlier(4));
+    server.wait_for_events(4, WAIT).await.expect("a new event");
+    assert_eq!(
+        server.event_streams_opened(),
+        1,
+        "one stream, never answered"
+    );
+    // Up 5 s without a refusal: the events count as sent.
+    assert!(
+        eventually_within(Duration::from_secs(10), || stat(
+            &stats,
+            "event_reporting.events_sent"
+        ) == 4)
+        .await,
+        "sent: {}",
+        stat(&stats, "event_reporting.events_sent")
     );
 }
 

@@ -97,6 +97,10 @@ pub struct AdsState {
     does_not_exist: BTreeMap<(ResourceType, String), Instant>,
     connected: bool,
     node_sent: bool,
+    /// The SotW type whose response is being applied: its subscription changes go in that
+    /// response's ACK (which carries the names), not in a request of their own that would
+    /// carry the old version and error.
+    answering: Option<ResourceType>,
 }
 
 impl AdsState {
@@ -139,6 +143,7 @@ impl AdsState {
             does_not_exist: BTreeMap::new(),
             connected: false,
             node_sent: false,
+            answering: None,
         };
         // Static clusters and listeners may need EDS and RDS; nothing is sent until connected.
         let mut step = Step::default();
@@ -248,7 +253,14 @@ impl AdsState {
     pub fn on_sotw_response(&mut self, response: DiscoveryResponse, now: Now) -> Step {
         let mut step = Step::default();
         let hash = hash_sotw(&response);
-        let Some(kind) = self.begin_response(&response.type_url, &response.nonce, hash, now) else {
+        let Some(kind) = self.begin_response(
+            &response.type_url,
+            &response.nonce,
+            Some(&response.version_info),
+            hash,
+            now,
+            &mut step,
+        ) else {
             return step;
         };
 
@@ -294,7 +306,9 @@ impl AdsState {
             } else {
                 Vec::new()
             };
+            self.answering = Some(kind);
             let rejected = self.apply(kind, incoming, &removed, now, &mut step);
+            self.answering = None;
             errors.extend(
                 rejected
                     .into_iter()
@@ -340,7 +354,14 @@ impl AdsState {
     pub fn on_delta_response(&mut self, response: DeltaDiscoveryResponse, now: Now) -> Step {
         let mut step = Step::default();
         let hash = hash_delta(&response);
-        let Some(kind) = self.begin_response(&response.type_url, &response.nonce, hash, now) else {
+        let Some(kind) = self.begin_response(
+            &response.type_url,
+            &response.nonce,
+            None,
+            hash,
+            now,
+            &mut step,
+        ) else {
             return step;
         };
 
@@ -431,15 +452,18 @@ impl AdsState {
         step
     }
 
-    /// Takes in a response's type and nonce. `None` when there is nothing more to do with it:
-    /// a type we do not subscribe to (ignored), or the same response we just rejected, sent
-    /// again (its NACK is held back, longer each time, so the two sides cannot busy-loop).
+    /// Takes in a response's type, nonce and (SotW) version. `None` when there is nothing more
+    /// to do with it: a type we do not subscribe to (ignored), a type nothing references now
+    /// (ACKed in `step`), or the same response we just rejected, sent again (its NACK is held
+    /// back, longer each time, so the two sides cannot busy-loop).
     fn begin_response(
         &mut self,
         type_url: &str,
         nonce: &str,
+        version: Option<&str>,
         hash: u64,
         now: Now,
+        step: &mut Step,
     ) -> Option<ResourceType> {
         self.status.stream.last_response = Some(now.wall);
         let Some(kind) = ResourceType::from_type_url(type_url) else {
@@ -457,10 +481,22 @@ impl AdsState {
         sub.nonce = nonce.to_string();
         sub.pending_nack = None;
         if !sub.wants_anything() {
-            // Nothing references this type any more (say every cluster went in an empty
-            // snapshot): nothing to apply or answer, as Envoy does for a type without watches.
+            // Nothing references this type now (say every cluster went in an empty snapshot),
+            // yet a server that reads our empty name list as a wildcard answers it. Nothing to
+            // apply; the response is ACKed, so the server holds its next one until the type
+            // changes. (Envoy answers one with resources with a request that repeats the old
+            // version, which such a server answers at once, again and again.)
             sub.error = None;
-            tracing::debug!(%kind, "ignoring a response for a type nothing references now");
+            if let Some(version) = version {
+                sub.version = version.to_string();
+            }
+            tracing::debug!(%kind, "ACKing a response for a type nothing references now");
+            let ack = if self.config.delta {
+                self.delta_ack(kind)
+            } else {
+                self.sotw_request(kind)
+            };
+            step.requests.push(ack);
             return None;
         }
         sub.answered = true;
@@ -738,6 +774,9 @@ impl AdsState {
     fn send_subscription(&mut self, kind: ResourceType, now: Now, step: &mut Step) {
         let request = if self.config.delta {
             self.delta_subscription(kind)
+        } else if self.answering == Some(kind) {
+            // The ACK of the response being applied carries the new names.
+            None
         } else {
             let sub = &self.subscriptions[&kind];
             // An empty SotW name list reads as a wildcard: say nothing until there is a name,
@@ -748,10 +787,12 @@ impl AdsState {
                 Some(self.sotw_request(kind))
             }
         };
-        let Some(request) = request else {
-            return;
-        };
-        step.requests.push(request);
+        match request {
+            Some(request) => step.requests.push(request),
+            // The ACK will say it: the names still start their timers now.
+            None if self.answering == Some(kind) => {}
+            None => return,
+        }
         let missing: Vec<String> = self.subscriptions[&kind]
             .names
             .iter()

@@ -17,7 +17,7 @@ pub use ads_state::{AdsConfig, AdsState, DOES_NOT_EXIST_TIMEOUT, Now, Outbound, 
 pub use backoff::Backoff;
 pub use driver::AdsClient;
 pub use resource_type::ResourceType;
-pub use response_stream::ResponseStream;
+pub use response_stream::{ResponseStream, StreamEvent};
 pub use status::{
     ClientStatus, LiveVersion, ResourceRecord, ResourceStatus, StreamStatus, UpdateCounts,
     UpdateFailure,

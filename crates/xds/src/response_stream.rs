@@ -46,22 +46,48 @@ impl<T: Send + 'static> ResponseStream<T> {
         matches!(self.state, CallState::Open(_))
     }
 
+    /// What the stream does next: its headers arrive, a response arrives, or it ends.
+    /// Cancel-safe: dropping the future keeps the call and what it has read, so it can sit in a
+    /// `select!` beside the sends.
+    pub async fn next(&mut self) -> Result<StreamEvent<T>, tonic::Status> {
+        match &mut self.state {
+            CallState::Opening(call) => match call.await {
+                Ok(response) => {
+                    self.state = CallState::Open(Box::new(response.into_inner()));
+                    Ok(StreamEvent::Headers)
+                }
+                Err(status) => {
+                    self.state = CallState::Failed;
+                    Err(status)
+                }
+            },
+            CallState::Open(stream) => Ok(match stream.message().await? {
+                Some(message) => StreamEvent::Message(message),
+                None => StreamEvent::End,
+            }),
+            CallState::Failed => Ok(StreamEvent::End),
+        }
+    }
+
     /// The next response, after the headers if they have not come yet. `Ok(None)`: the server
-    /// ended the stream. Cancel-safe: dropping the future keeps the call and what it has read,
-    /// so it can sit in a `select!` beside the sends.
+    /// ended the stream. Cancel-safe, as [`ResponseStream::next`].
     pub async fn message(&mut self) -> Result<Option<T>, tonic::Status> {
         loop {
-            match &mut self.state {
-                CallState::Opening(call) => match call.await {
-                    Ok(response) => self.state = CallState::Open(Box::new(response.into_inner())),
-                    Err(status) => {
-                        self.state = CallState::Failed;
-                        return Err(status);
-                    }
-                },
-                CallState::Open(stream) => return stream.message().await,
-                CallState::Failed => return Ok(None),
+            match self.next().await? {
+                StreamEvent::Headers => {}
+                StreamEvent::Message(message) => return Ok(Some(message)),
+                StreamEvent::End => return Ok(None),
             }
         }
     }
+}
+
+/// One step of a [`ResponseStream`].
+#[derive(Debug)]
+pub enum StreamEvent<T> {
+    /// The server's response headers: it has taken the call.
+    Headers,
+    Message(T),
+    /// The server ended the stream with an OK status.
+    End,
 }

@@ -61,12 +61,16 @@ impl Subscription {
         }
     }
 
-    /// Forgets everything that belonged to the previous stream.
+    /// Forgets everything that belonged to the previous stream, the last rejection included:
+    /// its NACK went on that stream, so the same response on a new one is judged (and NACKed,
+    /// with its reasons) afresh.
     pub fn reset_stream(&mut self) {
         self.sent_names = None;
         self.nonce.clear();
         self.error = None;
         self.pending_nack = None;
+        self.rejected = None;
+        self.rejected_repeats = 0;
     }
 
     /// Whether this type has anything to ask for: wildcard types always, named types once a

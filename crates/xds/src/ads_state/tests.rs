@@ -741,13 +741,18 @@ fn a_response_nothing_wants_still_gives_the_next_request_its_nonce() {
         .expect("EDS unsubscribed");
     assert!(unsubscribe.resource_names.is_empty());
 
+    // Each is ACKed (so the server waits for a change), nothing is applied.
     let step = h.sotw(sotw(EDS, "2", "e2", vec![]));
-    assert!(step.requests.is_empty(), "nothing to answer");
-    let step = h.sotw(sotw(EDS, "2", "e3", vec![endpoints("other-eds", 1)]));
-    assert!(
-        step.requests.is_empty() && step.changes.is_empty(),
-        "ignored"
+    let ack = sotw_requests(&step);
+    assert_eq!(ack.len(), 1);
+    assert_eq!(
+        (ack[0].version_info.as_str(), ack[0].response_nonce.as_str()),
+        ("2", "e2")
     );
+    assert!(ack[0].error_detail.is_none() && ack[0].resource_names.is_empty());
+    let step = h.sotw(sotw(EDS, "2", "e3", vec![endpoints("other-eds", 1)]));
+    assert!(step.changes.is_empty(), "nothing applied");
+    assert_eq!(sotw_requests(&step)[0].response_nonce, "e3");
 
     let step = h.sotw(sotw(CDS, "3", "c3", vec![eds_cluster("a")]));
     let subscribe = sotw_requests(&step)
@@ -771,9 +776,9 @@ fn a_subscription_change_answers_a_held_back_nack_instead_of_a_second_request() 
     h.state.on_connected(h.now);
     h.sotw(sotw(LDS, "1", "l1", vec![]));
     h.sotw(sotw(CDS, "1", "c1", vec![eds_cluster("a")]));
-    let bad = || sotw(EDS, "1", "e", vec![endpoints("a-eds", 70000)]);
-    h.sotw(bad());
-    let step = h.sotw(bad());
+    let bad = |nonce: &str| sotw(EDS, "1", nonce, vec![endpoints("a-eds", 70000)]);
+    h.sotw(bad("e1"));
+    let step = h.sotw(bad("e2"));
     assert!(
         step.requests.is_empty(),
         "the repeat NACK is held back: {:?}",
@@ -791,7 +796,7 @@ fn a_subscription_change_answers_a_held_back_nack_instead_of_a_second_request() 
         .filter(|r| r.type_url == EDS)
         .collect();
     assert_eq!(eds.len(), 1);
-    assert_eq!(eds[0].response_nonce, "e");
+    assert_eq!(eds[0].response_nonce, "e2", "the latest nonce");
     assert!(eds[0].error_detail.is_some());
     assert!(
         h.state
@@ -799,6 +804,42 @@ fn a_subscription_change_answers_a_held_back_nack_instead_of_a_second_request() 
             .is_none_or(|d| d > h.now.instant + Duration::from_secs(10)),
         "no held-back NACK left to send"
     );
+}
+
+#[test]
+fn a_rejected_response_sent_again_on_a_new_stream_is_nacked_with_its_reasons() {
+    for delta_mode in [false, true] {
+        let mut h = Harness::new(delta_mode);
+        h.state.on_connected(h.now);
+        let bad = |h: &mut Harness, nonce: &str| {
+            if delta_mode {
+                h.delta(delta(
+                    CDS,
+                    nonce,
+                    vec![("b", "2", eds_cluster_with("b", "0s", ""))],
+                    &[],
+                ))
+            } else {
+                h.sotw(sotw(CDS, "2", nonce, vec![eds_cluster_with("b", "0s", "")]))
+            }
+        };
+        bad(&mut h, "n1");
+        h.state.on_disconnected("gone".into());
+        h.state.on_connected(h.now);
+        // go-control-plane sends the same version first thing on the new stream.
+        let step = bad(&mut h, "m1");
+        let nack = match &step.requests[..] {
+            [Outbound::Sotw(r)] => (r.response_nonce.clone(), r.error_detail.clone()),
+            [Outbound::Delta(r)] => (r.response_nonce.clone(), r.error_detail.clone()),
+            other => panic!("delta {delta_mode}: expected one NACK at once, got {other:?}"),
+        };
+        assert_eq!(nack.0, "m1");
+        assert!(
+            nack.1
+                .is_some_and(|e| e.message.contains("connect_timeout")),
+            "delta {delta_mode}: the NACK carries its reasons"
+        );
+    }
 }
 
 #[test]
@@ -959,10 +1000,17 @@ fn a_changed_cluster_warming_keeps_the_live_version_in_its_record() {
     let requests = sotw_requests(&step);
     assert_eq!(
         requests.len(),
-        2,
-        "the ACK, then the smaller EDS subscription"
+        1,
+        "the ACK carries the smaller EDS subscription: no request with the old version"
     );
-    assert_eq!(requests[1].resource_names, ["a-eds-v2"]);
+    assert_eq!(requests[0].resource_names, ["a-eds-v2"]);
+    assert_eq!(
+        (
+            requests[0].version_info.as_str(),
+            requests[0].response_nonce.as_str()
+        ),
+        ("2", "e2")
+    );
     let record = h.record(ResourceType::Cluster, "a");
     assert!(!record.warming && record.live.is_none());
 }

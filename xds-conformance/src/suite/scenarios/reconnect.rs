@@ -298,6 +298,7 @@ async fn no_busy_loop_on_nack(mut ctx: Ctx) -> Result<(), Failure> {
             ServerOptions::default(),
             Behavior {
                 resend_nacked: true,
+                resend_nacked_delta: true,
                 ..Behavior::default()
             },
         )
