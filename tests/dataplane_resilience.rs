@@ -20,6 +20,8 @@ const ROUTES: &str = r#"  - match: { prefix: /timeout/ }
     route: { cluster: single, timeout: 0.2s, prefix_rewrite: / }
   - match: { prefix: /default/ }
     route: { cluster: single, prefix_rewrite: / }
+  - match: { prefix: /no-timeout/ }
+    route: { cluster: single, timeout: 0s, prefix_rewrite: / }
   - match: { prefix: /per-try/ }
     route:
       cluster: pair
@@ -46,7 +48,17 @@ const ROUTES: &str = r#"  - match: { prefix: /timeout/ }
     route:
       cluster: half_dead
       prefix_rewrite: /
-      retry_policy: { retry_on: connect-failure, num_retries: 1 }"#;
+      retry_policy: { retry_on: connect-failure, num_retries: 1 }
+  - match: { prefix: /half-dead-gateway/ }
+    route:
+      cluster: half_dead
+      prefix_rewrite: /
+      retry_policy: { retry_on: gateway-error, num_retries: 1 }
+  - match: { prefix: /half-dead-reset/ }
+    route:
+      cluster: half_dead
+      prefix_rewrite: /
+      retry_policy: { retry_on: reset, num_retries: 1 }"#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timeouts_retries_breakers_and_connect_failures() {
@@ -100,6 +112,26 @@ async fn timeouts_retries_breakers_and_connect_failures() {
     assert_eq!(answer.status, 504, "{answer:?}");
     assert_eq!(answer.body, "upstream request timeout");
     assert!(took < Duration::from_millis(1500), "took {took:?}");
+
+    // The upstream learns the timeout it has: Envoy's 15 s by default, none for `timeout: 0s`
+    // (which disables it, as in Envoy: no 504 after 15 s).
+    let expected = |path: &str| {
+        let client = client.clone();
+        let url = format!("{base}{path}");
+        async move {
+            let echo = get(&client, &url).await;
+            let echoed: serde_json::Value = serde_json::from_str(&echo.body).expect("echo JSON");
+            echoed["headers"]
+                .as_array()
+                .expect("headers")
+                .iter()
+                .find(|h| h[0] == "x-envoy-expected-rq-timeout-ms")
+                .map(|h| h[1].as_str().unwrap_or_default().to_string())
+        }
+    };
+    assert_eq!(expected("/default/echo").await.as_deref(), Some("15000"));
+    assert_eq!(expected("/timeout/echo").await.as_deref(), Some("200"));
+    assert_eq!(expected("/no-timeout/echo").await, None);
 
     // x-envoy-upstream-rq-timeout-ms overrides the route's timeout, both ways.
     let started = Instant::now();
@@ -208,5 +240,16 @@ async fn timeouts_retries_breakers_and_connect_failures() {
             (200, "plain"),
             "{answer:?}"
         );
+    }
+    // Envoy retries a failed connect under gateway-error and reset too.
+    for prefix in ["half-dead-gateway", "half-dead-reset"] {
+        for _ in 0..4 {
+            let answer = get(&client, &format!("{base}/{prefix}/")).await;
+            assert_eq!(
+                (answer.status, answer.upstream()),
+                (200, "plain"),
+                "{prefix}: {answer:?}"
+            );
+        }
     }
 }

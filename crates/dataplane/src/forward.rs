@@ -135,10 +135,11 @@ pub(crate) async fn forward(
         return overflow_reply(cx.grpc);
     };
 
-    // Timeouts: the header wins over the route; 0 disables.
+    // Timeouts: the header wins over the route; 0 disables. The route's is Envoy's 15 s when
+    // unset and `None` for `0s` (no timeout), as the model converted it.
     let route_timeout = millis(&parts.headers, &UPSTREAM_TIMEOUT_MS)
         .or(cx.action.timeout)
-        .unwrap_or(DEFAULT_ROUTE_TIMEOUT);
+        .unwrap_or(Duration::ZERO);
     let deadline = (!route_timeout.is_zero()).then(|| cx.started + route_timeout);
     // Borrowed from the route; copied only when a request header changes it.
     let mut policy: Option<Cow<'_, RetryPolicy>> = cx
@@ -449,10 +450,19 @@ fn build_request(
 fn should_retry(policy: &RetryPolicy, outcome: Outcome) -> bool {
     let on = policy.retry_on;
     match outcome {
+        // Envoy counts any reset, a failed connect included, as a 5xx and a gateway error
+        // (`RetryStateImpl::wouldRetryFromReset`).
         Outcome::ConnectFailure => {
-            on.contains(RetryOn::CONNECT_FAILURE) || on.contains(RetryOn::FIVE_XX)
+            on.contains(RetryOn::CONNECT_FAILURE)
+                || on.contains(RetryOn::RESET)
+                || on.contains(RetryOn::FIVE_XX)
+                || on.contains(RetryOn::GATEWAY_ERROR)
         }
-        Outcome::Reset => on.contains(RetryOn::RESET) || on.contains(RetryOn::FIVE_XX),
+        Outcome::Reset => {
+            on.contains(RetryOn::RESET)
+                || on.contains(RetryOn::FIVE_XX)
+                || on.contains(RetryOn::GATEWAY_ERROR)
+        }
         Outcome::Timeout => on.contains(RetryOn::FIVE_XX) || on.contains(RetryOn::GATEWAY_ERROR),
         // A TCP proxy's outcome; an HTTP attempt never ends so.
         Outcome::Connected => false,
