@@ -183,6 +183,7 @@ pub fn check(
     };
 
     let report = report::report_config(&proto, &statics.clusters)?;
+    unenforced::check(&proto)?;
     let ignored = ignored::ignored_fields(&proto);
     let explain_no_healthy_upstream =
         runtime_flags::runtime_bool(&proto, runtime_flags::NO_HEALTHY_UPSTREAM_HEADER)?
@@ -405,3 +406,4 @@ mod report;
 pub mod runtime_flags;
 #[cfg(test)]
 mod tests;
+mod unenforced;

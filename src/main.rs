@@ -52,6 +52,16 @@ fn validate(path: &std::path::Path, overrides: &Overrides) -> ExitCode {
             if !loaded.ignored.is_empty() {
                 println!("accepted but not acted on: {}", loaded.ignored.join(", "));
             }
+            for (listener, skipped) in loaded
+                .static_listeners
+                .iter()
+                .flat_map(|l| l.skipped_filters().map(move |skipped| (l.name(), skipped)))
+            {
+                println!(
+                    "listener {listener}: HTTP filter {} ({}) left out: {}",
+                    skipped.name, skipped.type_name, skipped.why
+                );
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -23,8 +23,9 @@ pub fn ignored_fields(proto: &Bootstrap) -> Vec<&'static str> {
         // Ignored: below, when set.
         node_context_params,
         cluster_manager,
-        hds_config,
-        flags_path,
+        // Refused by `unenforced.rs` (layered_runtime: all but our own keys).
+        hds_config: _,
+        flags_path: _,
         stats_sinks,
         deferred_stat_options,
         stats_config,
@@ -32,14 +33,14 @@ pub fn ignored_fields(proto: &Bootstrap) -> Vec<&'static str> {
         watchdog,
         watchdogs,
         tracing,
-        layered_runtime,
-        overload_manager,
+        layered_runtime: _,
+        overload_manager: _,
         enable_dispatcher_stats,
-        header_prefix,
+        header_prefix: _,
         stats_server_version_override,
-        use_tcp_for_dns_lookups,
-        dns_resolution_config,
-        typed_dns_resolver_config,
+        use_tcp_for_dns_lookups: _,
+        dns_resolution_config: _,
+        typed_dns_resolver_config: _,
         bootstrap_extensions,
         fatal_actions,
         config_sources,
@@ -83,39 +84,27 @@ pub fn ignored_fields(proto: &Bootstrap) -> Vec<&'static str> {
             lds_resources_locator,
             cds_resources_locator,
         } = dynamic;
-        note(
-            !lds_resources_locator.is_empty(),
-            "dynamic_resources.lds_resources_locator",
-        );
-        note(
-            !cds_resources_locator.is_empty(),
-            "dynamic_resources.cds_resources_locator",
-        );
+        // Refused by `unenforced.rs`.
+        let _ = (lds_resources_locator, cds_resources_locator);
     }
     #[allow(deprecated)]
     if let Some(admin) = admin {
         let Admin {
             address: _,
-            access_log,
-            access_log_path,
+            // Refused by `unenforced.rs`.
+            access_log: _,
+            access_log_path: _,
+            allow_paths: _,
             profile_path,
             socket_options,
             ignore_global_conn_limit: _,
-            allow_paths,
         } = admin;
-        note(
-            !access_log.is_empty() || !access_log_path.is_empty(),
-            "admin.access_log",
-        );
         note(!profile_path.is_empty(), "admin.profile_path");
         note(!socket_options.is_empty(), "admin.socket_options");
-        note(!allow_paths.is_empty(), "admin.allow_paths");
     }
     if let Some(manager) = cluster_manager {
         cluster_manager_ignored(manager, &mut note);
     }
-    note(hds_config.is_some(), "hds_config");
-    note(!flags_path.is_empty(), "flags_path");
     note(!stats_sinks.is_empty(), "stats_sinks");
     note(deferred_stat_options.is_some(), "deferred_stat_options");
     note(stats_config.is_some(), "stats_config");
@@ -124,23 +113,15 @@ pub fn ignored_fields(proto: &Bootstrap) -> Vec<&'static str> {
         "stats_flush_interval",
     );
     note(watchdog.is_some() || watchdogs.is_some(), "watchdogs");
-    note(tracing.is_some(), "tracing");
+    // Only its http provider does anything (refused by `unenforced.rs`).
     note(
-        layered_runtime.as_ref().is_some_and(has_foreign_runtime),
-        "layered_runtime",
+        tracing.as_ref().is_some_and(|t| t.http.is_none()),
+        "tracing",
     );
-    note(overload_manager.is_some(), "overload_manager");
     note(*enable_dispatcher_stats, "enable_dispatcher_stats");
-    note(!header_prefix.is_empty(), "header_prefix");
     note(
         stats_server_version_override.is_some(),
         "stats_server_version_override",
-    );
-    note(
-        *use_tcp_for_dns_lookups
-            || dns_resolution_config.is_some()
-            || typed_dns_resolver_config.is_some(),
-        "dns_resolution_config",
     );
     note(!bootstrap_extensions.is_empty(), "bootstrap_extensions");
     note(!fatal_actions.is_empty(), "fatal_actions");
@@ -188,10 +169,8 @@ fn cluster_manager_ignored(manager: &ClusterManager, note: &mut impl FnMut(bool,
         load_stats_config,
         enable_deferred_cluster_creation,
     } = manager;
-    note(
-        !local_cluster_name.is_empty(),
-        "cluster_manager.local_cluster_name",
-    );
+    // Refused by `unenforced.rs`.
+    let _ = (local_cluster_name, upstream_bind_config);
     if let Some(outlier) = outlier_detection {
         let cluster_manager::OutlierDetection {
             event_log_path: _,
@@ -204,10 +183,6 @@ fn cluster_manager_ignored(manager: &ClusterManager, note: &mut impl FnMut(bool,
             grpc_service_ignored(service, &EVENT_SERVICE_PATHS, note);
         }
     }
-    note(
-        upstream_bind_config.is_some(),
-        "cluster_manager.upstream_bind_config",
-    );
     if let Some(source) = load_stats_config {
         let ApiConfigSource {
             api_type: _,
@@ -251,7 +226,6 @@ fn cluster_manager_ignored(manager: &ClusterManager, note: &mut impl FnMut(bool,
 struct GrpcServicePaths {
     timeout: &'static str,
     retry_policy: &'static str,
-    authority: &'static str,
     envoy_grpc_retry_policy: &'static str,
     max_receive_message_length: &'static str,
     skip_envoy_headers: &'static str,
@@ -262,7 +236,6 @@ macro_rules! grpc_service_paths {
         GrpcServicePaths {
             timeout: concat!($at, ".timeout"),
             retry_policy: concat!($at, ".retry_policy"),
-            authority: concat!($at, ".envoy_grpc.authority"),
             envoy_grpc_retry_policy: concat!($at, ".envoy_grpc.retry_policy"),
             max_receive_message_length: concat!($at, ".envoy_grpc.max_receive_message_length"),
             skip_envoy_headers: concat!($at, ".envoy_grpc.skip_envoy_headers"),
@@ -298,7 +271,8 @@ fn grpc_service_ignored(
             max_receive_message_length,
             skip_envoy_headers,
         } = envoy_grpc;
-        note(!authority.is_empty(), paths.authority);
+        // Refused by `unenforced.rs`.
+        let _ = authority;
         note(retry_policy.is_some(), paths.envoy_grpc_retry_policy);
         note(
             max_receive_message_length.is_some(),
@@ -306,22 +280,4 @@ fn grpc_service_ignored(
         );
         note(*skip_envoy_headers, paths.skip_envoy_headers);
     }
-}
-
-/// A runtime with anything but Outrider's own static keys (`outrider.*`, read by
-/// `runtime_flags.rs`): Envoy's runtime keys, disk, admin or RTDS layers are not acted on.
-fn has_foreign_runtime(
-    runtime: &envoy_types::pb::envoy::config::bootstrap::v3::LayeredRuntime,
-) -> bool {
-    use envoy_types::pb::envoy::config::bootstrap::v3::runtime_layer::LayerSpecifier;
-    runtime
-        .layers
-        .iter()
-        .any(|layer| match &layer.layer_specifier {
-            Some(LayerSpecifier::StaticLayer(fields)) => fields
-                .fields
-                .keys()
-                .any(|key| !key.starts_with(super::runtime_flags::PREFIX)),
-            _ => true,
-        })
 }

@@ -164,14 +164,51 @@ fn load_reports_file_path_and_reason() {
 }
 
 #[test]
-fn sections_we_do_not_act_on_are_accepted_and_listed() {
-    let yaml = format!(
-        "{ENVOY_BOOTSTRAP}\nlayered_runtime: {{ layers: [{{ name: static, static_layer: {{ re2.max_program_size.error_level: 100 }} }}] }}\nstats_flush_interval: 5s\n"
-    );
+fn harmless_sections_are_listed_and_unbuilt_ones_refused() {
+    let yaml = format!("{ENVOY_BOOTSTRAP}\nstats_flush_interval: 5s\n");
     let loaded = check_yaml(&yaml, &Overrides::default()).expect("still valid");
-    assert_eq!(loaded.ignored, ["stats_flush_interval", "layered_runtime"]);
+    assert_eq!(loaded.ignored, ["stats_flush_interval"]);
     let plain = check_yaml(ENVOY_BOOTSTRAP, &Overrides::default()).expect("valid");
     assert!(plain.ignored.is_empty(), "{:?}", plain.ignored);
+
+    // Each of these would change what runs: refused with its path until it is built.
+    let cases = [
+        (
+            "layered_runtime: { layers: [{ name: static, static_layer: { re2.max_program_size.error_level: 100 } }] }",
+            "layered_runtime.layers[0].static_layer.re2.max_program_size.error_level",
+        ),
+        (
+            "overload_manager: { refresh_interval: 1s }",
+            "overload_manager",
+        ),
+        ("header_prefix: x-acme", "header_prefix"),
+        (
+            "cluster_manager: { local_cluster_name: me }",
+            "cluster_manager.local_cluster_name",
+        ),
+    ];
+    for (extra, path) in cases {
+        let (got, reason) = check_yaml(
+            &format!("{ENVOY_BOOTSTRAP}\n{extra}\n"),
+            &Overrides::default(),
+        )
+        .expect_err(extra);
+        assert_eq!(got, path, "{extra}: {reason}");
+        assert!(reason.starts_with("not supported yet: "), "{reason}");
+    }
+    let allow =
+        ENVOY_BOOTSTRAP.replace("admin:\n", "admin:\n  allow_paths: [ { exact: /ready } ]\n");
+    assert_ne!(
+        allow, ENVOY_BOOTSTRAP,
+        "the test bootstrap has an admin section"
+    );
+    let (got, _) = check_yaml(&allow, &Overrides::default()).expect_err("allow_paths");
+    assert_eq!(got, "admin.allow_paths");
+    // Envoy refuses an ADS source without transport_api_version: V3 too.
+    let auto = ENVOY_BOOTSTRAP.replace("    transport_api_version: V3\n", "");
+    assert_ne!(auto, ENVOY_BOOTSTRAP);
+    let (got, _) = check_yaml(&auto, &Overrides::default()).expect_err("AUTO");
+    assert_eq!(got, "dynamic_resources.ads_config.transport_api_version");
 }
 
 #[test]
@@ -256,32 +293,29 @@ fn reads_the_reporting_fields_of_cluster_manager() {
 }
 
 #[test]
-fn the_rest_of_cluster_manager_is_listed_as_ignored() {
-    let yaml = with_cluster_manager(
-        &CLUSTER_MANAGER
-            .replace(
-                "cluster_manager:\n",
-                "cluster_manager:\n  local_cluster_name: me\n",
-            )
-            .replace(
-                "    grpc_services: [{ envoy_grpc: { cluster_name: xds_cluster } }]",
-                "    request_timeout: 1s\n    grpc_services: [{ envoy_grpc: { cluster_name: xds_cluster, authority: lrs.example }, timeout: 5s }]",
-            ),
-    );
+fn the_rest_of_cluster_manager_is_listed_as_ignored_or_refused() {
+    let yaml = with_cluster_manager(&CLUSTER_MANAGER.replace(
+        "    grpc_services: [{ envoy_grpc: { cluster_name: xds_cluster } }]",
+        "    request_timeout: 1s\n    grpc_services: [{ envoy_grpc: { cluster_name: xds_cluster }, timeout: 5s }]",
+    ));
     let loaded = check_yaml(&yaml, &Overrides::default()).expect("still valid");
     assert_eq!(
         loaded.ignored,
         [
-            "cluster_manager.local_cluster_name",
             "cluster_manager.load_stats_config.request_timeout",
             "cluster_manager.load_stats_config.grpc_services[0].timeout",
-            "cluster_manager.load_stats_config.grpc_services[0].envoy_grpc.authority",
         ]
     );
-    let only_ignored = with_cluster_manager("cluster_manager: { local_cluster_name: me }\n");
-    let loaded = check_yaml(&only_ignored, &Overrides::default()).expect("valid");
-    assert_eq!(loaded.ignored, ["cluster_manager.local_cluster_name"]);
-    assert!(loaded.report.is_empty());
+    // The server would see another :authority: refused.
+    let authority = with_cluster_manager(&CLUSTER_MANAGER.replace(
+        "    grpc_services: [{ envoy_grpc: { cluster_name: xds_cluster } }]",
+        "    grpc_services: [{ envoy_grpc: { cluster_name: xds_cluster, authority: lrs.example } }]",
+    ));
+    let (path, _) = check_yaml(&authority, &Overrides::default()).expect_err("authority");
+    assert_eq!(
+        path,
+        "cluster_manager.load_stats_config.grpc_services[0].envoy_grpc.authority"
+    );
 }
 
 #[test]

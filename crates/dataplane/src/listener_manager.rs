@@ -85,6 +85,15 @@ impl ListenerManager {
                         });
                     }
                     tracing::info!(listener = %name, %address, "listening");
+                    for skipped in config.skipped_filters() {
+                        tracing::warn!(
+                            listener = %name,
+                            filter = %skipped.name,
+                            r#type = %skipped.type_name,
+                            why = skipped.why,
+                            "HTTP filter left out: it changes nothing a client or upstream sees"
+                        );
+                    }
                     active.insert(
                         name.to_string(),
                         ActiveListener {

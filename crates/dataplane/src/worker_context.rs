@@ -129,7 +129,7 @@ impl WorkerContext {
         let http2 = match cluster.http.protocol {
             UpstreamProtocol::Http2 => true,
             UpstreamProtocol::UseDownstream => downstream_h2,
-            UpstreamProtocol::Http1 | UpstreamProtocol::Auto => false,
+            UpstreamProtocol::Http1 => false,
         };
         let mut pools = self.pools.borrow_mut();
         if let Some(entry) = pools.get_mut(cluster.name.as_str())

@@ -99,7 +99,6 @@ pub(crate) fn expand(
         overprovisioning_factor,
         drop_overloads,
         weighted_priority_health,
-        endpoint_stale_after,
     } = assignment;
     ClusterLoadAssignment {
         cluster_name: cluster_name.clone(),
@@ -119,7 +118,6 @@ pub(crate) fn expand(
         overprovisioning_factor: *overprovisioning_factor,
         drop_overloads: drop_overloads.clone(),
         weighted_priority_health: *weighted_priority_health,
-        endpoint_stale_after: *endpoint_stale_after,
     }
 }
 

@@ -61,7 +61,6 @@ mod tests {
     fn settings(jitter: Duration, failure_refresh: Option<(Duration, Duration)>) -> DnsSettings {
         DnsSettings {
             refresh_rate: Duration::from_secs(5),
-            respect_dns_ttl: false,
             lookup_family: DnsLookupFamily::Auto,
             jitter,
             failure_refresh,

@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use envoy_types::pb::envoy::config::cluster::v3::{self as pb, cluster};
-use envoy_types::pb::envoy::config::core::v3 as core;
 
 use crate::address::HostnamePolicy;
 use crate::circuit_breaker::CircuitBreakers;
@@ -16,8 +15,8 @@ use crate::error::{
 use crate::health_check::HealthCheck;
 use crate::lb_policy::{CommonLbConfig, LbPolicy, common_lb_config, lb_policy};
 use crate::outlier::OutlierDetection;
-use crate::proto_value::{enum_value, opt_duration, positive_duration_or, u32_or};
-use crate::tls::{UpstreamTls, upstream_transport_socket};
+use crate::proto_value::{enum_value, opt_duration, positive_duration_or};
+use crate::tls::upstream_transport_socket;
 use crate::upstream_http::{LegacyHttpFields, UpstreamHttpOptions, upstream_http_options};
 
 /// Envoy's default connect timeout.
@@ -32,22 +31,16 @@ pub struct Cluster {
     pub name: String,
     pub discovery: Discovery,
     pub connect_timeout: Duration,
-    pub per_connection_buffer_limit_bytes: u32,
     pub lb_policy: LbPolicy,
     pub common_lb: CommonLbConfig,
     pub circuit_breakers: CircuitBreakers,
     /// `None`: outlier detection is off (the proto field is absent).
     pub outlier_detection: Option<OutlierDetection>,
     pub health_checks: Vec<HealthCheck>,
-    /// `None`: plaintext.
-    pub tls: Option<UpstreamTls>,
     pub http: UpstreamHttpOptions,
     /// The endpoints of STATIC and DNS clusters (`None` for EDS clusters, whose endpoints come
     /// from EDS; Envoy ignores `load_assignment` there).
     pub load_assignment: Option<ClusterLoadAssignment>,
-    pub close_connections_on_host_health_failure: bool,
-    pub ignore_health_on_host_removal: bool,
-    pub tcp_keepalive: Option<TcpKeepalive>,
     /// `alt_stat_name`: the name used in stats instead of `name`.
     pub alt_stat_name: Option<String>,
 }
@@ -69,9 +62,6 @@ pub enum Discovery {
 pub struct DnsSettings {
     /// `dns_refresh_rate`, Envoy's 5 s when unset.
     pub refresh_rate: Duration,
-    /// Accepted but not honoured: the system resolver reports no TTL, so refreshes always
-    /// follow `refresh_rate` (see `outrider-dns`).
-    pub respect_dns_ttl: bool,
     pub lookup_family: DnsLookupFamily,
     /// Upper bound of a random delay added to each refresh.
     pub jitter: Duration,
@@ -89,14 +79,6 @@ pub enum DnsLookupFamily {
     All,
 }
 
-/// Upstream `SO_KEEPALIVE` settings (`None` fields use the OS defaults).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TcpKeepalive {
-    pub probes: Option<u32>,
-    pub time_seconds: Option<u32>,
-    pub interval_seconds: Option<u32>,
-}
-
 impl Cluster {
     pub fn from_proto(proto: &pb::Cluster) -> Result<Cluster> {
         let pb::Cluster {
@@ -108,7 +90,8 @@ impl Cluster {
             stats_matcher: _,
             eds_cluster_config,
             connect_timeout,
-            per_connection_buffer_limit_bytes,
+            // Tunes flow control only: what is proxied is the same.
+            per_connection_buffer_limit_bytes: _,
             per_connection_buffer_high_watermark_timeout,
             lb_policy: lb_policy_value,
             load_assignment,
@@ -143,12 +126,15 @@ impl Cluster {
             protocol_selection,
             upstream_connection_options,
             close_connections_on_host_health_failure,
-            ignore_health_on_host_removal,
+            // A removed host is dropped at once, whatever its health: Envoy's behaviour with
+            // true. Its default (false) keeps a removed host while it passes health checks,
+            // which is not built (README).
+            ignore_health_on_host_removal: _,
             filters,
             load_balancing_policy,
             // Not implemented by Envoy either: load reports go to the bootstrap's LRS server.
             lrs_server: _,
-            lrs_report_endpoint_metrics: _,
+            lrs_report_endpoint_metrics,
             // Stats only.
             track_timeout_budgets: _,
             track_cluster_stats: _,
@@ -176,6 +162,32 @@ impl Cluster {
             upstream_config,
         );
         non_empty(name, "name")?;
+        for (set, field, what) in [
+            (
+                *respect_dns_ttl,
+                "respect_dns_ttl",
+                "the system resolver gives no TTL; refreshes follow dns_refresh_rate",
+            ),
+            (
+                *close_connections_on_host_health_failure,
+                "close_connections_on_host_health_failure",
+                "connections to a host that fails health checks are not closed",
+            ),
+            (
+                !lrs_report_endpoint_metrics.is_empty(),
+                "lrs_report_endpoint_metrics",
+                "no ORCA metrics are read or reported",
+            ),
+            (
+                health_checks.len() > 1,
+                "health_checks",
+                "Multiple health checks not supported",
+            ),
+        ] {
+            if set {
+                return Err(ValidationError::not_enforced(field, what));
+            }
+        }
 
         let discovery_type = match cluster_discovery_type {
             None => cluster::DiscoveryType::Static,
@@ -189,7 +201,6 @@ impl Cluster {
                 dns_refresh_rate,
                 dns_jitter,
                 dns_failure_refresh_rate,
-                *respect_dns_ttl,
                 *dns_lookup_family,
             )
         };
@@ -267,14 +278,21 @@ impl Cluster {
                 max_requests_per_connection,
             },
         )?;
-        let tls = match transport_socket {
-            Some(ts) => upstream_transport_socket(ts).within("transport_socket")?,
-            None => None,
-        };
-        let tcp_keepalive = match upstream_connection_options {
-            None => None,
-            Some(o) => upstream_connection(o).within("upstream_connection_options")?,
-        };
+        // Validated whole (so a mistake in it is named), then refused: TLS is not built yet,
+        // and sending the requests in plaintext to a TLS port would be worse than no cluster.
+        if let Some(ts) = transport_socket
+            && upstream_transport_socket(ts)
+                .within("transport_socket")?
+                .is_some()
+        {
+            return Err(ValidationError::not_enforced(
+                "transport_socket",
+                "TLS is not built yet (requests would go in plaintext)",
+            ));
+        }
+        if let Some(options) = upstream_connection_options {
+            upstream_connection(options).within("upstream_connection_options")?;
+        }
         Ok(Cluster {
             name: name.clone(),
             discovery,
@@ -283,10 +301,6 @@ impl Cluster {
                 "connect_timeout",
                 DEFAULT_CONNECT_TIMEOUT,
             )?,
-            per_connection_buffer_limit_bytes: u32_or(
-                per_connection_buffer_limit_bytes,
-                DEFAULT_PER_CONNECTION_BUFFER_LIMIT_BYTES,
-            ),
             lb_policy: lb_policy(*lb_policy_value, lb_config, load_balancing_policy)?,
             common_lb: match common_lb {
                 Some(c) => common_lb_config(c).within("common_lb_config")?,
@@ -301,12 +315,8 @@ impl Cluster {
                 .map(|o| OutlierDetection::from_proto(o).within("outlier_detection"))
                 .transpose()?,
             health_checks: convert_each(health_checks, "health_checks", HealthCheck::from_proto)?,
-            tls,
             http,
             load_assignment,
-            close_connections_on_host_health_failure: *close_connections_on_host_health_failure,
-            ignore_health_on_host_removal: *ignore_health_on_host_removal,
-            tcp_keepalive,
             alt_stat_name: Some(alt_stat_name.clone()).filter(|n| !n.is_empty()),
         })
     }
@@ -335,7 +345,6 @@ fn dns_settings(
     refresh_rate: &Option<envoy_types::pb::google::protobuf::Duration>,
     jitter: &Option<envoy_types::pb::google::protobuf::Duration>,
     failure_refresh_rate: &Option<cluster::RefreshRate>,
-    respect_dns_ttl: bool,
     lookup_family: i32,
 ) -> Result<DnsSettings> {
     let ms = Duration::from_millis(1);
@@ -383,14 +392,13 @@ fn dns_settings(
         };
     Ok(DnsSettings {
         refresh_rate,
-        respect_dns_ttl,
         lookup_family,
         jitter: opt_duration(jitter, "dns_jitter")?.unwrap_or_default(),
         failure_refresh,
     })
 }
 
-fn upstream_connection(proto: &pb::UpstreamConnectionOptions) -> Result<Option<TcpKeepalive>> {
+fn upstream_connection(proto: &pb::UpstreamConnectionOptions) -> Result<()> {
     let pb::UpstreamConnectionOptions {
         tcp_keepalive,
         set_local_interface_name_on_upstream_connections,
@@ -400,16 +408,11 @@ fn upstream_connection(proto: &pb::UpstreamConnectionOptions) -> Result<Option<T
         set_local_interface_name_on_upstream_connections,
         happy_eyeballs_config
     );
-    Ok(tcp_keepalive.as_ref().map(|k| {
-        let core::TcpKeepalive {
-            keepalive_probes,
-            keepalive_time,
-            keepalive_interval,
-        } = k;
-        TcpKeepalive {
-            probes: keepalive_probes.as_ref().map(|v| v.value),
-            time_seconds: keepalive_time.as_ref().map(|v| v.value),
-            interval_seconds: keepalive_interval.as_ref().map(|v| v.value),
-        }
-    }))
+    if tcp_keepalive.is_some() {
+        return Err(ValidationError::not_enforced(
+            "tcp_keepalive",
+            "TCP keepalive is not set on upstream sockets",
+        ));
+    }
+    Ok(())
 }

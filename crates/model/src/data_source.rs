@@ -9,7 +9,7 @@ use crate::error::{Result, ValidationError, reject_if_set};
 /// Where some configured bytes are.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DataSource {
-    /// Read by the consumer (e.g. when building a TLS config); not read during validation.
+    /// Read by the consumer (e.g. when building a TLS config); checked readable when validated.
     File(PathBuf),
     Inline(Vec<u8>),
 }
@@ -27,7 +27,15 @@ impl DataSource {
             Some(Specifier::Filename(f)) if f.is_empty() => {
                 Err(ValidationError::new("filename", "must not be empty"))
             }
-            Some(Specifier::Filename(f)) => Ok(Self::File(PathBuf::from(f))),
+            // Envoy reads the file when it loads the config, so a missing one is an error there
+            // and here (the consumer reads it again when it uses it).
+            Some(Specifier::Filename(f)) => match std::fs::File::open(f) {
+                Ok(_) => Ok(Self::File(PathBuf::from(f))),
+                Err(e) => Err(ValidationError::new(
+                    "filename",
+                    format!("unable to read file {f}: {e}"),
+                )),
+            },
             Some(Specifier::InlineBytes(b)) => Ok(Self::Inline(b.clone())),
             Some(Specifier::InlineString(s)) => Ok(Self::Inline(s.clone().into_bytes())),
             Some(Specifier::EnvironmentVariable(_)) => {

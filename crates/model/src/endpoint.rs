@@ -1,7 +1,5 @@
 //! `ClusterLoadAssignment`: the endpoints of a cluster, from EDS or a cluster's `load_assignment`.
 
-use std::time::Duration;
-
 use envoy_types::pb::envoy::config::core::v3 as core;
 use envoy_types::pb::envoy::config::endpoint::v3::{
     self as pb, cluster_load_assignment, endpoint, lb_endpoint::HostIdentifier,
@@ -30,8 +28,6 @@ pub struct ClusterLoadAssignment {
     /// At most one category, as Envoy.
     pub drop_overloads: Vec<DropOverload>,
     pub weighted_priority_health: bool,
-    /// Ignore the assignment (treat as empty) when no update came for this long.
-    pub endpoint_stale_after: Option<Duration>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -138,13 +134,8 @@ impl ClusterLoadAssignment {
         reject_if_set!(named_endpoints);
         let localities = convert_each(endpoints, "endpoints", |l| locality_endpoints(l, policy))?;
         check_contiguous_priorities(&localities)?;
-        let (
-            overprovisioning_factor,
-            drop_overloads,
-            weighted_priority_health,
-            endpoint_stale_after,
-        ) = match lb_policy {
-            None => (DEFAULT_OVERPROVISIONING_FACTOR, Vec::new(), false, None),
+        let (overprovisioning_factor, drop_overloads, weighted_priority_health) = match lb_policy {
+            None => (DEFAULT_OVERPROVISIONING_FACTOR, Vec::new(), false),
             Some(p) => assignment_policy(p).within("policy")?,
         };
         Ok(Self {
@@ -153,12 +144,11 @@ impl ClusterLoadAssignment {
             overprovisioning_factor,
             drop_overloads,
             weighted_priority_health,
-            endpoint_stale_after,
         })
     }
 }
 
-type PolicyParts = (u32, Vec<DropOverload>, bool, Option<Duration>);
+type PolicyParts = (u32, Vec<DropOverload>, bool);
 
 fn assignment_policy(proto: &cluster_load_assignment::Policy) -> Result<PolicyParts> {
     let cluster_load_assignment::Policy {
@@ -195,8 +185,13 @@ fn assignment_policy(proto: &cluster_load_assignment::Policy) -> Result<PolicyPa
         1..=u32::MAX,
         DEFAULT_OVERPROVISIONING_FACTOR,
     )?;
-    let stale = opt_positive_duration(endpoint_stale_after, "endpoint_stale_after")?;
-    Ok((factor, drop_overloads, *weighted_priority_health, stale))
+    if opt_positive_duration(endpoint_stale_after, "endpoint_stale_after")?.is_some() {
+        return Err(ValidationError::not_enforced(
+            "endpoint_stale_after",
+            "an assignment never goes stale",
+        ));
+    }
+    Ok((factor, drop_overloads, *weighted_priority_health))
 }
 
 fn locality_endpoints(
@@ -254,11 +249,24 @@ fn locality_endpoints(
 fn lb_endpoint(proto: &pb::LbEndpoint, policy: HostnamePolicy) -> Result<LbEndpoint> {
     let pb::LbEndpoint {
         health_status,
-        // See `locality_endpoints`: metadata has no effect without subset load balancing.
-        metadata: _,
+        // See `locality_endpoints`: metadata has no effect without subset load balancing,
+        // bar Envoy's ring-hash key.
+        metadata,
         load_balancing_weight,
         host_identifier,
     } = proto;
+    // Envoy places the host on a hash ring (or Maglev table) by `envoy.lb` `hash_key` instead
+    // of its address; we always hash the address.
+    if metadata
+        .as_ref()
+        .and_then(|m| m.filter_metadata.get("envoy.lb"))
+        .is_some_and(|lb| lb.fields.contains_key("hash_key"))
+    {
+        return Err(ValidationError::not_enforced(
+            "metadata.filter_metadata.envoy.lb.hash_key",
+            "hosts are hashed by address",
+        ));
+    }
     let endpoint = match host_identifier {
         Some(HostIdentifier::Endpoint(e)) => e,
         Some(HostIdentifier::EndpointName(_)) => {
@@ -363,7 +371,6 @@ impl ClusterLoadAssignment {
             overprovisioning_factor: DEFAULT_OVERPROVISIONING_FACTOR,
             drop_overloads: Vec::new(),
             weighted_priority_health: false,
-            endpoint_stale_after: None,
         }
     }
 }

@@ -25,6 +25,12 @@ impl ValidationError {
         Self::new(path, "not supported")
     }
 
+    /// A field whose value we would accept and not act on: rejected until it is built, so
+    /// that what `/config_dump` shows is what runs.
+    pub(crate) fn not_enforced(path: impl Into<String>, what: &str) -> Self {
+        Self::new(path, format!("not supported yet: {what}"))
+    }
+
     pub(crate) fn required(path: impl Into<String>) -> Self {
         Self::new(path, "is required")
     }
@@ -140,6 +146,21 @@ macro_rules! reject_if_set {
     };
 }
 pub(crate) use reject_if_set;
+
+/// Rejects a timeout we do not apply yet, unless it is unset or 0 (disabled, which is what we
+/// do).
+pub(crate) fn reject_timeout(
+    value: &Option<envoy_types::pb::google::protobuf::Duration>,
+    field: &str,
+) -> Result<()> {
+    match value {
+        Some(d) if d.seconds != 0 || d.nanos != 0 => Err(ValidationError::not_enforced(
+            field,
+            "this timeout is not applied, so only 0s (disabled) is accepted",
+        )),
+        _ => Ok(()),
+    }
+}
 
 /// A required message field: the value or a `"<field>: is required"` error.
 pub(crate) fn required<'a, T>(value: &'a Option<T>, field: &str) -> Result<&'a T> {

@@ -2,7 +2,6 @@
 //! filter (HTTP connection manager or TCP proxy), identified by `typed_config` type URL.
 
 use std::net::IpAddr;
-use std::time::Duration;
 
 use envoy_types::pb::envoy::config::core::v3 as core;
 use envoy_types::pb::envoy::config::listener::v3::{self as pb, filter, filter_chain_match};
@@ -14,15 +13,12 @@ use crate::error::{Result, ValidationError, Within, convert_each, non_empty, rej
 use crate::http_connection_manager::HttpConnectionManager;
 use crate::proto_value::{any_type_name, bool_or, decode_any, enum_value, opt_duration};
 use crate::tcp_proxy::TcpProxy;
-use crate::tls::{DownstreamTls, downstream_transport_socket};
+use crate::tls::downstream_transport_socket;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct FilterChain {
     pub name: String,
     pub filter_chain_match: FilterChainMatch,
-    /// `None`: plaintext.
-    pub tls: Option<DownstreamTls>,
-    pub transport_socket_connect_timeout: Option<Duration>,
     /// The chain's only network filter: the terminal one.
     pub filter: NetworkFilter,
 }
@@ -130,10 +126,29 @@ impl FilterChain {
             Some(m) => FilterChainMatch::from_proto(m).within("filter_chain_match")?,
             None => FilterChainMatch::default(),
         };
-        let tls = match transport_socket {
-            Some(ts) => downstream_transport_socket(ts).within("transport_socket")?,
-            None => None,
-        };
+        // Validated whole (so a mistake in it is named), then refused: TLS is not built yet,
+        // and serving the chain in plaintext would be worse than not serving it.
+        if let Some(ts) = transport_socket
+            && downstream_transport_socket(ts)
+                .within("transport_socket")?
+                .is_some()
+        {
+            return Err(ValidationError::not_enforced(
+                "transport_socket",
+                "TLS is not built yet (the chain would be served in plaintext)",
+            ));
+        }
+        if opt_duration(
+            transport_socket_connect_timeout,
+            "transport_socket_connect_timeout",
+        )?
+        .is_some_and(|d| !d.is_zero())
+        {
+            return Err(ValidationError::not_enforced(
+                "transport_socket_connect_timeout",
+                "no transport handshake is timed",
+            ));
+        }
         let filter = match filters.as_slice() {
             [] => {
                 return Err(ValidationError::new(
@@ -155,12 +170,6 @@ impl FilterChain {
         Ok(Self {
             name: name.clone(),
             filter_chain_match,
-            tls,
-            transport_socket_connect_timeout: opt_duration(
-                transport_socket_connect_timeout,
-                "transport_socket_connect_timeout",
-            )?
-            .filter(|d| !d.is_zero()),
             filter,
         })
     }
@@ -253,6 +262,26 @@ impl FilterChainMatch {
                 Ok(n.to_ascii_lowercase())
             })
             .collect::<Result<Vec<_>>>()?;
+        // Matching on what a ClientHello says needs TLS, which is not built yet: such a chain
+        // would never be picked (TLS clients would land on a plaintext chain or nowhere).
+        if !server_names.is_empty() {
+            return Err(ValidationError::not_enforced(
+                "server_names",
+                "SNI is not read until TLS is built",
+            ));
+        }
+        if !matches!(transport_protocol.as_str(), "" | "raw_buffer") {
+            return Err(ValidationError::not_enforced(
+                "transport_protocol",
+                "TLS is not detected until TLS is built; only raw_buffer is accepted",
+            ));
+        }
+        if !application_protocols.is_empty() {
+            return Err(ValidationError::not_enforced(
+                "application_protocols",
+                "ALPN and HTTP inspection do not feed chain matching yet",
+            ));
+        }
         let source_type = match enum_value::<filter_chain_match::ConnectionSourceType>(
             *source_type,
             "source_type",

@@ -13,16 +13,17 @@ use prost::Name;
 
 use crate::access_log::{AccessLogSink, access_log_sinks};
 use crate::config_source::ConfigSource;
-use crate::error::{Result, ValidationError, Within, non_empty, reject_if_set, required};
+use crate::error::{
+    Result, ValidationError, Within, non_empty, reject_if_set, reject_timeout, required,
+};
 use crate::http_protocol::{
-    CommonHttpOptions, Http1Options, Http2Options, http1_options, http2_options,
+    CommonHttpOptions, Http1Options, downstream_http2_options, http1_options,
 };
 use crate::proto_value::{
-    any_type_name, bool_or, decode_any, enum_value, header_value, timeout_or, u32_in,
+    any_type_name, bool_or, decode_any, enum_value, header_value, opt_duration, timeout_or, u32_in,
 };
 use crate::route::RouteConfiguration;
 
-const DEFAULT_STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_DELAYED_CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 const ROUTER_FILTER_NAME: &str = "envoy.filters.http.router";
@@ -30,54 +31,52 @@ const ROUTER_FILTER_NAME: &str = "envoy.filters.http.router";
 #[derive(Debug, Clone, PartialEq)]
 pub struct HttpConnectionManager {
     pub stat_prefix: String,
-    pub codec: DownstreamCodec,
     pub routes: RouteSource,
-    pub router: RouterConfig,
+    /// HTTP filters left out because their absence changes nothing a client or upstream sees
+    /// ([`HARMLESS_HTTP_FILTERS`]); logged when the listener starts, listed by `validate`.
+    pub skipped_filters: Vec<SkippedFilter>,
     pub common: CommonHttpOptions,
     pub http1: Http1Options,
-    pub http2: Http2Options,
     /// Default "envoy".
     pub server_name: String,
     pub server_header_transformation: ServerHeaderTransformation,
     /// Default 60.
     pub max_request_headers_kb: u32,
-    /// `None` = disabled. Default 5 min.
-    pub stream_idle_timeout: Option<Duration>,
-    /// `None` = disabled (the default).
-    pub request_timeout: Option<Duration>,
     pub request_headers_timeout: Option<Duration>,
-    pub drain_timeout: Duration,
-    pub delayed_close_timeout: Option<Duration>,
+    /// Always false for now (`true` is rejected until its whole effect is built).
     pub use_remote_address: bool,
-    pub xff_num_trusted_hops: u32,
     pub skip_xff_append: bool,
-    /// Value of the `via` header to append.
-    pub via: Option<String>,
     /// Default true.
     pub generate_request_id: bool,
-    pub preserve_external_request_id: bool,
-    pub always_set_request_id_in_response: bool,
-    pub proxy_100_continue: bool,
     /// Upgrade types (lower case) allowed on this listener, with `enabled`.
     pub upgrades: Vec<(String, bool)>,
-    pub normalize_path: bool,
-    pub merge_slashes: bool,
-    pub path_with_escaped_slashes_action: EscapedSlashesAction,
-    pub strip_matching_host_port: bool,
-    pub strip_any_host_port: bool,
-    pub strip_trailing_host_dot: bool,
-    pub append_x_forwarded_port: bool,
     /// Where each request is logged, in Envoy's default format (see `access_log.rs`).
     pub access_log: Vec<AccessLogSink>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DownstreamCodec {
-    /// HTTP/1.1, or HTTP/2 by preface/ALPN.
-    Auto,
-    Http1,
-    Http2,
+/// An HTTP filter we do not run because nothing observable depends on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedFilter {
+    /// `http_filters[i].name`.
+    pub name: String,
+    /// Its `typed_config` type.
+    pub type_name: String,
+    /// Why leaving it out is safe.
+    pub why: &'static str,
 }
+
+/// The HTTP filters we leave out, by `typed_config` type, and why that is safe: each only
+/// counts or exports (stats), so without it every request and response is the same. Any other
+/// filter we do not implement rejects the listener, whatever its `is_optional` says: Envoy
+/// skips an optional filter only when it has no such extension at all, and a user who enabled
+/// RBAC or fault injection expects them to run.
+pub const HARMLESS_HTTP_FILTERS: &[(&str, &str)] = &[
+    (
+        "envoy.extensions.filters.http.grpc_stats.v3.FilterConfig",
+        "gRPC message counts in stats only",
+    ),
+    ("stats.PluginConfig", "Istio's request metrics only"),
+];
 
 /// Where the connection manager's routes come from.
 #[derive(Debug, Clone, PartialEq)]
@@ -89,27 +88,11 @@ pub enum RouteSource {
     Inline(Arc<RouteConfiguration>),
 }
 
-/// `envoy.extensions.filters.http.router.v3.Router`.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct RouterConfig {
-    pub suppress_envoy_headers: bool,
-    pub respect_expected_rq_timeout: bool,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServerHeaderTransformation {
     Overwrite,
     AppendIfAbsent,
     PassThrough,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EscapedSlashesAction {
-    /// Envoy's default (`IMPLEMENTATION_SPECIFIC_DEFAULT` is keep-unchanged).
-    KeepUnchanged,
-    RejectRequest,
-    UnescapeAndRedirect,
-    UnescapeAndForward,
 }
 
 impl HttpConnectionManager {
@@ -119,10 +102,10 @@ impl HttpConnectionManager {
             stat_prefix,
             http_filters,
             add_user_agent,
-            // Tracing does not change what is proxied.
-            tracing: _,
+            tracing,
             common_http_protocol_options,
-            // Only refines how `max_connection_duration` closes HTTP/1 connections.
+            // Only refines how `max_connection_duration` closes HTTP/1 connections, and that
+            // is rejected on this side.
             http1_safe_max_connection_duration: _,
             http_protocol_options,
             http2_protocol_options,
@@ -131,55 +114,57 @@ impl HttpConnectionManager {
             server_header_transformation,
             scheme_header_transformation,
             max_request_headers_kb,
-            stream_idle_timeout,
-            // Only bounds how long a stream waits for flow-control window; h2 has its own.
+            // Checked by `reject_unenforced`.
+            stream_idle_timeout: _,
             stream_flush_timeout: _,
-            request_timeout,
+            request_timeout: _,
             request_headers_timeout,
-            drain_timeout,
+            drain_timeout: _,
             // Spreads drains over time only.
             drain_timeout_jitter: _,
-            delayed_close_timeout,
+            delayed_close_timeout: _,
             access_log,
-            // We flush every second, as Envoy does by default.
+            // Extra log entries for long streams: logging only, and only with a log we write.
             access_log_flush_interval: _,
             flush_access_log_on_new_request: _,
             access_log_options: _,
             use_remote_address,
-            xff_num_trusted_hops,
+            xff_num_trusted_hops: _,
             original_ip_detection_extensions,
             early_header_mutation_extensions,
             internal_address_config,
             skip_xff_append,
-            via,
+            via: _,
             generate_request_id,
-            preserve_external_request_id,
-            always_set_request_id_in_response,
+            // Only decides whether an external request's id is replaced, and every request is
+            // internal while `use_remote_address` is false (the only value accepted).
+            preserve_external_request_id: _,
+            always_set_request_id_in_response: _,
             forward_client_cert_details,
             set_current_client_cert_details,
             forward_client_cert_matcher,
-            proxy_100_continue,
+            proxy_100_continue: _,
             represent_ipv4_remote_address_as_ipv4_mapped_ipv6,
             upgrade_configs,
-            normalize_path,
-            merge_slashes,
-            path_with_escaped_slashes_action,
+            normalize_path: _,
+            merge_slashes: _,
+            path_with_escaped_slashes_action: _,
             request_id_extension,
             local_reply_config,
-            strip_matching_host_port,
+            strip_matching_host_port: _,
             // Chooses between a reset and a 400 on malformed HTTP: error reporting only.
             stream_error_on_invalid_http_message: _,
             path_normalization_options,
-            strip_trailing_host_dot,
+            strip_trailing_host_dot: _,
             proxy_status_config,
             typed_header_validation_config,
-            append_x_forwarded_port,
+            append_x_forwarded_port: _,
             append_local_overload,
             // PROXY-protocol state for filters we do not have.
             add_proxy_protocol_connection_state: _,
             forward_proto_config,
             route_specifier,
-            strip_port_mode,
+            strip_port_mode: _,
         } = proto;
         reject_if_set!(
             http3_protocol_options,
@@ -202,15 +187,28 @@ impl HttpConnectionManager {
         if bool_or(add_user_agent, false) {
             return Err(ValidationError::unsupported("add_user_agent"));
         }
+        reject_unenforced(proto)?;
         non_empty(stat_prefix, "stat_prefix")?;
-        let codec = match enum_value::<hcm::CodecType>(*codec_type, "codec_type")? {
-            hcm::CodecType::Auto => DownstreamCodec::Auto,
-            hcm::CodecType::Http1 => DownstreamCodec::Http1,
-            hcm::CodecType::Http2 => DownstreamCodec::Http2,
+        match enum_value::<hcm::CodecType>(*codec_type, "codec_type")? {
+            hcm::CodecType::Auto => {}
+            hcm::CodecType::Http1 | hcm::CodecType::Http2 => {
+                return Err(ValidationError::not_enforced(
+                    "codec_type",
+                    "both HTTP/1.1 and HTTP/2 are served; only AUTO is accepted",
+                ));
+            }
             hcm::CodecType::Http3 => {
                 return Err(ValidationError::new("codec_type", "HTTP3 is not supported"));
             }
-        };
+        }
+        if let Some(tracing) = tracing
+            && tracing.provider.is_some()
+        {
+            return Err(ValidationError::not_enforced(
+                "tracing.provider",
+                "no traces are sent and no trace headers added",
+            ));
+        }
         let routes = match route_specifier {
             Some(hcm::RouteSpecifier::Rds(pb::Rds {
                 config_source,
@@ -238,7 +236,7 @@ impl HttpConnectionManager {
                 ));
             }
         };
-        let router = http_filter_chain(http_filters)?;
+        let skipped_filters = http_filter_chain(http_filters)?;
         let server_header_transformation = match enum_value::<hcm::ServerHeaderTransformation>(
             *server_header_transformation,
             "server_header_transformation",
@@ -248,22 +246,6 @@ impl HttpConnectionManager {
                 ServerHeaderTransformation::AppendIfAbsent
             }
             hcm::ServerHeaderTransformation::PassThrough => ServerHeaderTransformation::PassThrough,
-        };
-        let path_with_escaped_slashes_action = match enum_value::<hcm::PathWithEscapedSlashesAction>(
-            *path_with_escaped_slashes_action,
-            "path_with_escaped_slashes_action",
-        )? {
-            hcm::PathWithEscapedSlashesAction::ImplementationSpecificDefault
-            | hcm::PathWithEscapedSlashesAction::KeepUnchanged => {
-                EscapedSlashesAction::KeepUnchanged
-            }
-            hcm::PathWithEscapedSlashesAction::RejectRequest => EscapedSlashesAction::RejectRequest,
-            hcm::PathWithEscapedSlashesAction::UnescapeAndRedirect => {
-                EscapedSlashesAction::UnescapeAndRedirect
-            }
-            hcm::PathWithEscapedSlashesAction::UnescapeAndForward => {
-                EscapedSlashesAction::UnescapeAndForward
-            }
         };
         let mut upgrades: Vec<(String, bool)> = Vec::with_capacity(upgrade_configs.len());
         for (i, u) in upgrade_configs.iter().enumerate() {
@@ -292,25 +274,34 @@ impl HttpConnectionManager {
             upgrades.push((kind, bool_or(enabled, true)));
         }
         header_value(server_name, "server_name")?;
-        header_value(via, "via")?;
+        let common = match common_http_protocol_options {
+            Some(c) => CommonHttpOptions::from_proto(c).within("common_http_protocol_options")?,
+            None => CommonHttpOptions::defaults(),
+        };
+        // Downstream connections are not retired by age or count yet (upstream ones are).
+        if common.max_connection_duration.is_some() {
+            return Err(ValidationError::not_enforced(
+                "common_http_protocol_options.max_connection_duration",
+                "downstream connections are not closed by age",
+            ));
+        }
+        if common.max_requests_per_connection.is_some() {
+            return Err(ValidationError::not_enforced(
+                "common_http_protocol_options.max_requests_per_connection",
+                "downstream connections are not closed after a number of requests",
+            ));
+        }
+        if let Some(h2) = http2_protocol_options {
+            downstream_http2_options(h2).within("http2_protocol_options")?;
+        }
         Ok(Self {
             stat_prefix: stat_prefix.clone(),
-            codec,
             routes,
-            router,
-            common: match common_http_protocol_options {
-                Some(c) => {
-                    CommonHttpOptions::from_proto(c).within("common_http_protocol_options")?
-                }
-                None => CommonHttpOptions::defaults(),
-            },
+            skipped_filters,
+            common,
             http1: match http_protocol_options {
                 Some(h) => http1_options(h).within("http_protocol_options")?,
                 None => Http1Options::default(),
-            },
-            http2: match http2_protocol_options {
-                Some(h) => http2_options(h).within("http2_protocol_options")?,
-                None => Http2Options::default(),
             },
             server_name: if server_name.is_empty() {
                 "envoy".to_string()
@@ -324,56 +315,129 @@ impl HttpConnectionManager {
                 1..=8192,
                 60,
             )?,
-            stream_idle_timeout: timeout_or(
-                stream_idle_timeout,
-                "stream_idle_timeout",
-                Some(DEFAULT_STREAM_IDLE_TIMEOUT),
-            )?,
-            request_timeout: timeout_or(request_timeout, "request_timeout", None)?,
             request_headers_timeout: timeout_or(
                 request_headers_timeout,
                 "request_headers_timeout",
                 None,
             )?,
-            drain_timeout: timeout_or(drain_timeout, "drain_timeout", Some(DEFAULT_DRAIN_TIMEOUT))?
-                .unwrap_or(Duration::ZERO),
-            delayed_close_timeout: timeout_or(
-                delayed_close_timeout,
-                "delayed_close_timeout",
-                Some(DEFAULT_DELAYED_CLOSE_TIMEOUT),
-            )?,
             use_remote_address: bool_or(use_remote_address, false),
-            xff_num_trusted_hops: *xff_num_trusted_hops,
             skip_xff_append: *skip_xff_append,
-            via: Some(via.clone()).filter(|v| !v.is_empty()),
             generate_request_id: bool_or(generate_request_id, true),
-            preserve_external_request_id: *preserve_external_request_id,
-            always_set_request_id_in_response: *always_set_request_id_in_response,
-            proxy_100_continue: *proxy_100_continue,
             upgrades,
-            normalize_path: bool_or(normalize_path, false),
-            merge_slashes: *merge_slashes,
-            path_with_escaped_slashes_action,
-            strip_matching_host_port: *strip_matching_host_port,
-            strip_any_host_port: matches!(
-                strip_port_mode,
-                Some(hcm::StripPortMode::StripAnyHostPort(true))
-            ),
-            strip_trailing_host_dot: *strip_trailing_host_dot,
-            append_x_forwarded_port: *append_x_forwarded_port,
             access_log: access_log_sinks(access_log)?,
         })
     }
 }
 
-/// The HTTP filter chain: optional unknown filters are skipped (as Envoy does when it has no
-/// implementation), the router must be last, and any other filter is an error.
-fn http_filter_chain(filters: &[pb::HttpFilter]) -> Result<RouterConfig> {
-    let mut router: Option<(usize, RouterConfig)> = None;
+/// Rejects the connection manager's fields whose effect is not built yet (each names what is
+/// missing). Unset, or set to what we do anyway, passes.
+fn reject_unenforced(proto: &pb::HttpConnectionManager) -> Result<()> {
+    for (value, field) in [
+        (&proto.stream_idle_timeout, "stream_idle_timeout"),
+        (&proto.stream_flush_timeout, "stream_flush_timeout"),
+        (&proto.request_timeout, "request_timeout"),
+    ] {
+        reject_timeout(value, field)?;
+    }
+    for (value, field, default) in [
+        (&proto.drain_timeout, "drain_timeout", DEFAULT_DRAIN_TIMEOUT),
+        (
+            &proto.delayed_close_timeout,
+            "delayed_close_timeout",
+            DEFAULT_DELAYED_CLOSE_TIMEOUT,
+        ),
+    ] {
+        if opt_duration(value, field)?.is_some_and(|d| d != default) {
+            return Err(ValidationError::not_enforced(
+                field,
+                "not applied; only Envoy's default is accepted",
+            ));
+        }
+    }
+    let flags = [
+        (
+            bool_or(&proto.use_remote_address, false),
+            "use_remote_address",
+            "x-envoy-external-address, x-envoy-internal and the trust rules are not built",
+        ),
+        (
+            proto.xff_num_trusted_hops > 0,
+            "xff_num_trusted_hops",
+            "x-forwarded-for is not read for the client address",
+        ),
+        (!proto.via.is_empty(), "via", "no via header is added"),
+        (
+            proto.always_set_request_id_in_response,
+            "always_set_request_id_in_response",
+            "the response gets no x-request-id",
+        ),
+        (
+            proto.proxy_100_continue,
+            "proxy_100_continue",
+            "the upstream's 100-continue is not relayed",
+        ),
+        (
+            bool_or(&proto.normalize_path, false),
+            "normalize_path",
+            "paths are not normalised",
+        ),
+        (
+            proto.merge_slashes,
+            "merge_slashes",
+            "slashes are not merged",
+        ),
+        (
+            proto.strip_matching_host_port,
+            "strip_matching_host_port",
+            "the host's port is not stripped",
+        ),
+        (
+            matches!(
+                proto.strip_port_mode,
+                Some(hcm::StripPortMode::StripAnyHostPort(true))
+            ),
+            "strip_any_host_port",
+            "the host's port is not stripped",
+        ),
+        (
+            proto.strip_trailing_host_dot,
+            "strip_trailing_host_dot",
+            "the host's trailing dot is not stripped",
+        ),
+        (
+            proto.append_x_forwarded_port,
+            "append_x_forwarded_port",
+            "no x-forwarded-port is added",
+        ),
+    ];
+    if let Some((_, field, what)) = flags.into_iter().find(|(set, _, _)| *set) {
+        return Err(ValidationError::not_enforced(field, what));
+    }
+    match enum_value::<hcm::PathWithEscapedSlashesAction>(
+        proto.path_with_escaped_slashes_action,
+        "path_with_escaped_slashes_action",
+    )? {
+        hcm::PathWithEscapedSlashesAction::ImplementationSpecificDefault
+        | hcm::PathWithEscapedSlashesAction::KeepUnchanged => Ok(()),
+        _ => Err(ValidationError::not_enforced(
+            "path_with_escaped_slashes_action",
+            "escaped slashes are kept unchanged; only KEEP_UNCHANGED is accepted",
+        )),
+    }
+}
+
+/// The HTTP filter chain: the router, last, and before it only filters whose absence changes
+/// nothing observable ([`HARMLESS_HTTP_FILTERS`], returned as skipped). Any other filter is an
+/// error, `is_optional` or not: running without it would accept a config and not enforce it.
+fn http_filter_chain(filters: &[pb::HttpFilter]) -> Result<Vec<SkippedFilter>> {
+    let mut router: Option<usize> = None;
+    let mut skipped = Vec::new();
     for (i, filter) in filters.iter().enumerate() {
         let pb::HttpFilter {
             name,
-            is_optional,
+            // Honoured only as "leave it out if we do not run it", which the harmless list
+            // decides: a filter that changes requests is never left out silently.
+            is_optional: _,
             disabled,
             config_type,
         } = filter;
@@ -392,7 +456,17 @@ fn http_filter_chain(filters: &[pb::HttpFilter]) -> Result<RouterConfig> {
             None => name == ROUTER_FILTER_NAME,
         };
         if !is_router {
-            if *is_optional {
+            let harmless = type_name.and_then(|any| {
+                HARMLESS_HTTP_FILTERS
+                    .iter()
+                    .find(|(type_name, _)| *type_name == any_type_name(any))
+            });
+            if let Some((type_name, why)) = harmless {
+                skipped.push(SkippedFilter {
+                    name: name.clone(),
+                    type_name: (*type_name).to_string(),
+                    why,
+                });
                 continue;
             }
             let what =
@@ -400,7 +474,9 @@ fn http_filter_chain(filters: &[pb::HttpFilter]) -> Result<RouterConfig> {
             return Err(at(ValidationError::new(
                 "typed_config",
                 format!(
-                    "unsupported HTTP filter {what} (only the router is supported; mark others is_optional)"
+                    "unsupported HTTP filter {what}: only the router runs here, and filters that \
+                     change nothing a client or upstream sees (grpc_stats, Istio stats) are left \
+                     out; is_optional does not make another filter safe to skip"
                 ),
             )));
         }
@@ -410,25 +486,24 @@ fn http_filter_chain(filters: &[pb::HttpFilter]) -> Result<RouterConfig> {
                 "the router filter cannot be disabled",
             )));
         }
-        if let Some((first, _)) = router {
+        if let Some(first) = router {
             return Err(at(ValidationError::new(
                 "typed_config",
                 format!("the router is already http_filters[{first}]; it must appear once, last"),
             )));
         }
-        let config = match type_name {
-            Some(any) => {
-                let r: router_pb::Router = decode_any(any, "typed_config").map_err(at)?;
-                router_config(&r).within("typed_config").map_err(at)?
-            }
-            None => RouterConfig::default(),
-        };
-        router = Some((i, config));
+        if let Some(any) = type_name {
+            let r: router_pb::Router = decode_any(any, "typed_config").map_err(at)?;
+            router_config(&r).within("typed_config").map_err(at)?;
+        }
+        router = Some(i);
     }
-    // Every filter after the router was skipped as optional or rejected above, except a
-    // required one: check the router is the last non-optional filter.
     match router {
-        Some((_, config)) => Ok(config),
+        Some(i) if i + 1 == filters.len() => Ok(skipped),
+        Some(i) => Err(ValidationError::new(
+            format!("http_filters[{}]", i + 1),
+            "the router must be the last HTTP filter",
+        )),
         None => Err(ValidationError::new(
             "http_filters",
             "the last HTTP filter must be the router (envoy.extensions.filters.http.router.v3.Router)",
@@ -436,12 +511,12 @@ fn http_filter_chain(filters: &[pb::HttpFilter]) -> Result<RouterConfig> {
     }
 }
 
-fn router_config(proto: &router_pb::Router) -> Result<RouterConfig> {
+fn router_config(proto: &router_pb::Router) -> Result<()> {
     let router_pb::Router {
         // Stats and tracing knobs.
         dynamic_stats: _,
         start_child_span: _,
-        upstream_log: _,
+        upstream_log,
         upstream_log_options: _,
         suppress_envoy_headers,
         strict_check_headers,
@@ -452,8 +527,23 @@ fn router_config(proto: &router_pb::Router) -> Result<RouterConfig> {
         reject_connect_request_early_data: _,
     } = proto;
     reject_if_set!(strict_check_headers, upstream_http_filters);
-    Ok(RouterConfig {
-        suppress_envoy_headers: *suppress_envoy_headers,
-        respect_expected_rq_timeout: *respect_expected_rq_timeout,
-    })
+    if !upstream_log.is_empty() {
+        return Err(ValidationError::not_enforced(
+            "upstream_log",
+            "upstream access logs are not written",
+        ));
+    }
+    if *suppress_envoy_headers {
+        return Err(ValidationError::not_enforced(
+            "suppress_envoy_headers",
+            "x-envoy-* headers are always added",
+        ));
+    }
+    if *respect_expected_rq_timeout {
+        return Err(ValidationError::not_enforced(
+            "respect_expected_rq_timeout",
+            "x-envoy-expected-rq-timeout-ms is not read",
+        ));
+    }
+    Ok(())
 }

@@ -5,41 +5,29 @@ use std::time::Duration;
 
 use envoy_types::pb::envoy::config::core::v3::{self as core, http_protocol_options};
 
-use crate::error::{Result, ValidationError, Within, reject_if_set, required};
+use crate::error::{Result, ValidationError, Within, reject_if_set, reject_timeout, required};
 use crate::proto_value::{enum_value, opt_duration, opt_positive_duration, percent_or, u32_in};
 
-/// `core.v3.HttpProtocolOptions`: connection lifetime and header limits.
+/// `core.v3.HttpProtocolOptions`: connection lifetime. The header limits are accepted only at
+/// the values we apply (100 headers, underscores allowed, no stream duration).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CommonHttpOptions {
     /// Close a connection without streams after this (`None` = never).
     pub idle_timeout: Option<Duration>,
     pub max_connection_duration: Option<Duration>,
-    pub max_headers_count: u32,
-    pub max_stream_duration: Option<Duration>,
-    pub headers_with_underscores: HeadersWithUnderscores,
     pub max_requests_per_connection: Option<u32>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HeadersWithUnderscores {
-    Allow,
-    RejectRequest,
-    DropHeader,
 }
 
 /// The HTTP/1 options we honour.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Http1Options {
-    /// Downstream: accept HTTP/1.0 requests.
+    /// Downstream: accept HTTP/1.0 requests (else 426, as Envoy).
     pub accept_http_10: bool,
-    /// Downstream: Host to use for HTTP/1.0 requests without one.
-    pub default_host_for_http_10: String,
 }
 
 /// The HTTP/2 options we honour (the rest are codec tunables, see `http2_options`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Http2Options {
-    pub max_concurrent_streams: Option<u32>,
     pub initial_stream_window_size: Option<u32>,
     pub initial_connection_window_size: Option<u32>,
     /// PING every `interval`, close when no answer within `timeout`.
@@ -58,9 +46,6 @@ impl CommonHttpOptions {
         Self {
             idle_timeout: Some(Duration::from_secs(3600)),
             max_connection_duration: None,
-            max_headers_count: 100,
-            max_stream_duration: None,
-            headers_with_underscores: HeadersWithUnderscores::Allow,
             max_requests_per_connection: None,
         }
     }
@@ -85,6 +70,26 @@ impl CommonHttpOptions {
             0.0,
         )?;
         let zero_is_none = |d: Option<Duration>| d.filter(|d| !d.is_zero());
+        // hyper's HTTP/1 codec stops at 100 headers, Envoy's default.
+        if u32_in(max_headers_count, "max_headers_count", 1..=u32::MAX, 100)? != 100 {
+            return Err(ValidationError::not_enforced(
+                "max_headers_count",
+                "the limit is 100 headers; only 100 is accepted",
+            ));
+        }
+        reject_timeout(max_stream_duration, "max_stream_duration")?;
+        match enum_value::<http_protocol_options::HeadersWithUnderscoresAction>(
+            *headers_with_underscores_action,
+            "headers_with_underscores_action",
+        )? {
+            http_protocol_options::HeadersWithUnderscoresAction::Allow => {}
+            _ => {
+                return Err(ValidationError::not_enforced(
+                    "headers_with_underscores_action",
+                    "headers with underscores are always allowed; only ALLOW is accepted",
+                ));
+            }
+        }
         Ok(Self {
             idle_timeout: match opt_duration(idle_timeout, "idle_timeout")? {
                 None => d.idle_timeout,
@@ -94,32 +99,6 @@ impl CommonHttpOptions {
                 max_connection_duration,
                 "max_connection_duration",
             )?),
-            max_headers_count: u32_in(
-                max_headers_count,
-                "max_headers_count",
-                1..=u32::MAX,
-                d.max_headers_count,
-            )?,
-            max_stream_duration: zero_is_none(opt_duration(
-                max_stream_duration,
-                "max_stream_duration",
-            )?),
-            headers_with_underscores: match enum_value::<
-                http_protocol_options::HeadersWithUnderscoresAction,
-            >(
-                *headers_with_underscores_action,
-                "headers_with_underscores_action",
-            )? {
-                http_protocol_options::HeadersWithUnderscoresAction::Allow => {
-                    HeadersWithUnderscores::Allow
-                }
-                http_protocol_options::HeadersWithUnderscoresAction::RejectRequest => {
-                    HeadersWithUnderscores::RejectRequest
-                }
-                http_protocol_options::HeadersWithUnderscoresAction::DropHeader => {
-                    HeadersWithUnderscores::DropHeader
-                }
-            },
             max_requests_per_connection: max_requests_per_connection
                 .as_ref()
                 .map(|v| v.value)
@@ -153,9 +132,14 @@ pub(crate) fn http1_options(proto: &core::Http1ProtocolOptions) -> Result<Http1O
         allow_custom_methods,
         ignore_http_11_upgrade,
     );
+    if !default_host_for_http_10.is_empty() {
+        return Err(ValidationError::not_enforced(
+            "default_host_for_http_10",
+            "HTTP/1.0 requests without a host get no default",
+        ));
+    }
     Ok(Http1Options {
         accept_http_10: *accept_http_10,
-        default_host_for_http_10: default_host_for_http_10.clone(),
     })
 }
 
@@ -194,14 +178,19 @@ pub(crate) fn http2_options(proto: &core::Http2ProtocolOptions) -> Result<Http2O
         None => None,
         Some(k) => Some(keepalive(k).within("connection_keepalive")?),
     };
-    Ok(Http2Options {
-        max_concurrent_streams: u32_in(
-            max_concurrent_streams,
+    u32_in(
+        max_concurrent_streams,
+        "max_concurrent_streams",
+        1..=2_147_483_647,
+        0,
+    )?;
+    if max_concurrent_streams.is_some() {
+        return Err(ValidationError::not_enforced(
             "max_concurrent_streams",
-            1..=2_147_483_647,
-            0,
-        )
-        .map(|v| Some(v).filter(|v| *v > 0))?,
+            "streams per connection are not limited",
+        ));
+    }
+    Ok(Http2Options {
         initial_stream_window_size: window(
             initial_stream_window_size,
             "initial_stream_window_size",
@@ -212,6 +201,30 @@ pub(crate) fn http2_options(proto: &core::Http2ProtocolOptions) -> Result<Http2O
         )?,
         keepalive,
     })
+}
+
+/// The HTTP/2 options of a connection manager: the window sizes and keepalive apply only to
+/// upstream connections so far.
+pub(crate) fn downstream_http2_options(proto: &core::Http2ProtocolOptions) -> Result<()> {
+    let options = http2_options(proto)?;
+    let unapplied = [
+        (
+            options.initial_stream_window_size.is_some(),
+            "initial_stream_window_size",
+        ),
+        (
+            options.initial_connection_window_size.is_some(),
+            "initial_connection_window_size",
+        ),
+        (options.keepalive.is_some(), "connection_keepalive"),
+    ];
+    match unapplied.into_iter().find(|(set, _)| *set) {
+        Some((_, field)) => Err(ValidationError::not_enforced(
+            field,
+            "applied to upstream connections only so far",
+        )),
+        None => Ok(()),
+    }
 }
 
 fn keepalive(proto: &core::KeepaliveSettings) -> Result<Http2Keepalive> {

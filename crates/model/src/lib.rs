@@ -39,7 +39,7 @@ pub use address::EndpointAddress;
 pub use circuit_breaker::{CircuitBreakers, Thresholds};
 pub use cluster::{
     Cluster, DEFAULT_CONNECT_TIMEOUT, DEFAULT_PER_CONNECTION_BUFFER_LIMIT_BYTES, Discovery,
-    DnsLookupFamily, DnsSettings, TcpKeepalive,
+    DnsLookupFamily, DnsSettings,
 };
 pub use config_source::ConfigSource;
 pub use data_source::DataSource;
@@ -54,14 +54,12 @@ pub use health_check::{
     GrpcHealthCheck, HealthCheck, HealthChecker, HttpHealthCheck, TcpHealthCheck,
 };
 pub use http_connection_manager::{
-    DownstreamCodec, EscapedSlashesAction, HttpConnectionManager, RouteSource, RouterConfig,
-    ServerHeaderTransformation,
+    HARMLESS_HTTP_FILTERS, HttpConnectionManager, RouteSource, ServerHeaderTransformation,
+    SkippedFilter,
 };
-pub use http_protocol::{
-    CommonHttpOptions, HeadersWithUnderscores, Http1Options, Http2Keepalive, Http2Options,
-};
+pub use http_protocol::{CommonHttpOptions, Http1Options, Http2Keepalive, Http2Options};
 pub use lb_policy::{CommonLbConfig, LbPolicy, RingHashFunction};
-pub use listener::{DrainType, Listener};
+pub use listener::Listener;
 pub use matcher::{
     FullRegex, HeaderMatchRule, HeaderMatcher, QueryParameterMatcher, RegexSubstitution,
     StringMatcher, StringPattern,
@@ -69,8 +67,7 @@ pub use matcher::{
 pub use outlier::OutlierDetection;
 pub use retry::{DEFAULT_RETRY_BASE_INTERVAL, RetryOn, RetryPolicy};
 pub use route::{
-    DomainMatcher, PathMatch, Route, RouteAction, RouteConfiguration, RouteMatch, TlsRequirement,
-    VirtualHost,
+    DomainMatcher, PathMatch, Route, RouteAction, RouteConfiguration, RouteMatch, VirtualHost,
 };
 pub use route_action::{
     ClusterSpecifier, DEFAULT_ROUTE_TIMEOUT, DirectResponse, ForwardAction, HashPolicy, HashSource,

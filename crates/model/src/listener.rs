@@ -16,8 +16,8 @@ use crate::error::{
     Result, ValidationError, Within, convert_each, non_empty, reject_if_set, required,
 };
 use crate::filter_chain::{FilterChain, NetworkFilter};
-use crate::http_connection_manager::RouteSource;
-use crate::proto_value::{any_type_name, bool_or, enum_value, timeout_or, u32_or};
+use crate::http_connection_manager::{RouteSource, SkippedFilter};
+use crate::proto_value::{any_type_name, bool_or, enum_value, opt_duration, u32_or};
 
 const DEFAULT_LISTENER_FILTERS_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -28,29 +28,10 @@ pub struct Listener {
     pub stat_prefix: String,
     pub filter_chains: Vec<FilterChain>,
     pub default_filter_chain: Option<FilterChain>,
-    /// Peek at the ClientHello for SNI/ALPN (needed by `server_names` and
-    /// `transport_protocol: tls` matches).
-    pub tls_inspector: bool,
-    /// Peek at the first bytes to detect HTTP/1 vs HTTP/2 (`application_protocols` matches).
-    pub http_inspector: bool,
-    /// `None` = no timeout.
-    pub listener_filters_timeout: Option<Duration>,
-    pub continue_on_listener_filters_timeout: bool,
-    pub per_connection_buffer_limit_bytes: u32,
-    pub drain_type: DrainType,
     pub tcp_backlog_size: Option<u32>,
-    pub tcp_keepalive: Option<crate::cluster::TcpKeepalive>,
     /// `traffic_direction: INBOUND` (Istio sets it): what admin `/drain_listeners?inboundonly`
     /// drains.
     pub inbound: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DrainType {
-    /// Drain on hot restart, modification and removal.
-    Default,
-    /// Drain only on modification and removal.
-    ModifyOnly,
 }
 
 impl Listener {
@@ -89,8 +70,7 @@ impl Listener {
             connection_balance_config: _,
             reuse_port: _,
             enable_reuse_port: _,
-            // Access logging does not change what is proxied.
-            access_log: _,
+            access_log,
             tcp_backlog_size,
             // Accept batching and connection-limit bookkeeping: performance only.
             max_connections_to_accept_per_socket_event: _,
@@ -142,38 +122,58 @@ impl Listener {
                 "no filter chains specified (and no default_filter_chain)",
             ));
         }
-        let (tls_inspector, http_inspector) = listener_filter_flags(listener_filters)?;
-        let drain_type = match enum_value::<listener::DrainType>(*drain_type, "drain_type")? {
-            listener::DrainType::Default => DrainType::Default,
-            listener::DrainType::ModifyOnly => DrainType::ModifyOnly,
-        };
+        // The inspectors only look at the first bytes, and no filter chain may match on what
+        // they find (server names, TLS, ALPN are rejected until TLS is built): leaving them out
+        // changes nothing.
+        check_listener_filters(listener_filters)?;
+        // A client-first protocol never waits on them; a server-first one would, in Envoy, for
+        // up to this timeout, so only the defaults are accepted.
+        if opt_duration(listener_filters_timeout, "listener_filters_timeout")?
+            .is_some_and(|t| t != DEFAULT_LISTENER_FILTERS_TIMEOUT)
+            || *continue_on_listener_filters_timeout
+        {
+            return Err(ValidationError::not_enforced(
+                "listener_filters_timeout",
+                "listener filters do not wait; only the default 15s is accepted",
+            ));
+        }
+        if u32_or(
+            per_connection_buffer_limit_bytes,
+            DEFAULT_PER_CONNECTION_BUFFER_LIMIT_BYTES,
+        ) != DEFAULT_PER_CONNECTION_BUFFER_LIMIT_BYTES
+        {
+            return Err(ValidationError::not_enforced(
+                "per_connection_buffer_limit_bytes",
+                "buffers (and which requests can be retried) use the 1 MiB default",
+            ));
+        }
+        if enum_value::<listener::DrainType>(*drain_type, "drain_type")?
+            != listener::DrainType::Default
+        {
+            return Err(ValidationError::not_enforced(
+                "drain_type",
+                "every listener drains on /drain_listeners; only DEFAULT is accepted",
+            ));
+        }
+        if tcp_keepalive.is_some() {
+            return Err(ValidationError::not_enforced(
+                "tcp_keepalive",
+                "TCP keepalive is not set on accepted sockets",
+            ));
+        }
+        if !access_log.is_empty() {
+            return Err(ValidationError::not_enforced(
+                "access_log",
+                "listener access logs are not written",
+            ));
+        }
         Ok(Listener {
             name: name.clone(),
             address,
             stat_prefix: stat_prefix.clone(),
             filter_chains,
             default_filter_chain,
-            tls_inspector,
-            http_inspector,
-            listener_filters_timeout: timeout_or(
-                listener_filters_timeout,
-                "listener_filters_timeout",
-                Some(DEFAULT_LISTENER_FILTERS_TIMEOUT),
-            )?,
-            continue_on_listener_filters_timeout: *continue_on_listener_filters_timeout,
-            per_connection_buffer_limit_bytes: u32_or(
-                per_connection_buffer_limit_bytes,
-                DEFAULT_PER_CONNECTION_BUFFER_LIMIT_BYTES,
-            ),
-            drain_type,
             tcp_backlog_size: tcp_backlog_size.as_ref().map(|v| v.value),
-            tcp_keepalive: tcp_keepalive
-                .as_ref()
-                .map(|k| crate::cluster::TcpKeepalive {
-                    probes: k.keepalive_probes.as_ref().map(|v| v.value),
-                    time_seconds: k.keepalive_time.as_ref().map(|v| v.value),
-                    interval_seconds: k.keepalive_interval.as_ref().map(|v| v.value),
-                }),
             inbound: *traffic_direction
                 == envoy_types::pb::envoy::config::core::v3::TrafficDirection::Inbound as i32,
         })
@@ -204,6 +204,16 @@ impl Listener {
                 },
                 NetworkFilter::TcpProxy(_) => None,
             })
+    }
+
+    /// The HTTP filters this listener leaves out because nothing observable depends on them.
+    pub fn skipped_filters(&self) -> impl Iterator<Item = &SkippedFilter> {
+        self.all_filter_chains()
+            .filter_map(|chain| match &chain.filter {
+                NetworkFilter::HttpConnectionManager(hcm) => Some(hcm.skipped_filters.iter()),
+                NetworkFilter::TcpProxy(_) => None,
+            })
+            .flatten()
     }
 }
 
@@ -241,8 +251,7 @@ fn check_unique_matches(chains: &[FilterChain]) -> Result<()> {
 }
 
 /// Only the TLS and HTTP inspectors are supported; they feed filter-chain matching.
-fn listener_filter_flags(filters: &[pb::ListenerFilter]) -> Result<(bool, bool)> {
-    let (mut tls, mut http) = (false, false);
+fn check_listener_filters(filters: &[pb::ListenerFilter]) -> Result<()> {
     for (i, f) in filters.iter().enumerate() {
         let pb::ListenerFilter {
             name,
@@ -266,11 +275,7 @@ fn listener_filter_flags(filters: &[pb::ListenerFilter]) -> Result<(bool, bool)>
             },
         };
         // The inspectors' own settings (fingerprinting, buffer sizes) do not change matching.
-        if type_name == TlsInspector::full_name() {
-            tls = true;
-        } else if type_name == HttpInspector::full_name() {
-            http = true;
-        } else {
+        if type_name != TlsInspector::full_name() && type_name != HttpInspector::full_name() {
             return Err(at(ValidationError::new(
                 "typed_config",
                 format!(
@@ -279,5 +284,5 @@ fn listener_filter_flags(filters: &[pb::ListenerFilter]) -> Result<(bool, bool)>
             )));
         }
     }
-    Ok((tls, http))
+    Ok(())
 }

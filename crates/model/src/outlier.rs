@@ -42,7 +42,6 @@ pub struct OutlierDetection {
     pub split_external_local_origin_errors: bool,
     pub successful_active_health_check_uneject_host: bool,
     pub always_eject_one_host: bool,
-    pub detect_degraded_hosts: bool,
 }
 
 impl Default for OutlierDetection {
@@ -73,7 +72,6 @@ impl Default for OutlierDetection {
             split_external_local_origin_errors: false,
             successful_active_health_check_uneject_host: true,
             always_eject_one_host: false,
-            detect_degraded_hosts: false,
         }
     }
 }
@@ -109,6 +107,12 @@ impl OutlierDetection {
             detect_degraded_hosts,
         } = proto;
         reject_if_set!(monitors);
+        if bool_or(detect_degraded_hosts, false) {
+            return Err(ValidationError::not_enforced(
+                "detect_degraded_hosts",
+                "hosts are not marked degraded from x-envoy-degraded",
+            ));
+        }
         let d = Self::default();
         let percent =
             |v: &Option<UInt32Value>, field: &str, default: u32| u32_in(v, field, 0..=100, default);
@@ -215,7 +219,6 @@ impl OutlierDetection {
                 d.successful_active_health_check_uneject_host,
             ),
             always_eject_one_host: bool_or(always_eject_one_host, d.always_eject_one_host),
-            detect_degraded_hosts: bool_or(detect_degraded_hosts, d.detect_degraded_hosts),
         })
     }
 }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use envoy_types::pb::envoy::config::route::v3::{self as route, retry_policy};
 
-use crate::error::{Result, ValidationError, Within, reject_if_set};
+use crate::error::{Result, ValidationError, Within, reject_if_set, reject_timeout};
 use crate::proto_value::{any_type_name, opt_duration, opt_positive_duration, u32_or};
 
 /// Envoy's default back-off base interval when no `retry_back_off` is configured.
@@ -66,8 +66,24 @@ impl RetryOn {
             .fold(Self::default(), |acc, (_, bit)| acc | *bit)
     }
 
+    /// The conditions the request path acts on; the others are rejected in configuration
+    /// (a request's own `x-envoy-retry-on` may name them, and they then do nothing).
+    pub const ENFORCED: Self = Self(
+        Self::FIVE_XX.0
+            | Self::GATEWAY_ERROR.0
+            | Self::CONNECT_FAILURE.0
+            | Self::RETRIABLE_4XX.0
+            | Self::RETRIABLE_STATUS_CODES.0
+            | Self::RESET.0,
+    );
+
     pub fn contains(self, other: Self) -> bool {
         self.0 & other.0 == other.0
+    }
+
+    /// Every condition of `self` is in `set`.
+    pub fn within_set(self, set: Self) -> bool {
+        self.0 & !set.0 == 0
     }
 
     pub fn is_empty(self) -> bool {
@@ -98,7 +114,6 @@ pub struct RetryPolicy {
     pub num_retries: u32,
     /// `None`: each try may use the whole route timeout.
     pub per_try_timeout: Option<Duration>,
-    pub per_try_idle_timeout: Option<Duration>,
     /// Exponential back-off: base (default 25 ms, at least 1 ms) and cap (default 10 × base).
     pub back_off_base: Duration,
     pub back_off_max: Duration,
@@ -117,7 +132,6 @@ impl Default for RetryPolicy {
             retry_on: RetryOn::default(),
             num_retries: 1,
             per_try_timeout: None,
-            per_try_idle_timeout: None,
             back_off_base: DEFAULT_RETRY_BASE_INTERVAL,
             back_off_max: DEFAULT_RETRY_BASE_INTERVAL.saturating_mul(10),
             retriable_status_codes: Vec::new(),
@@ -198,14 +212,21 @@ impl RetryPolicy {
             ),
             Some(b) => back_off(b).within("retry_back_off")?,
         };
+        let parsed = RetryOn::parse(retry_on);
+        if let Some(name) = parsed
+            .names()
+            .find(|name| !RetryOn::parse(name).within_set(RetryOn::ENFORCED))
+        {
+            return Err(ValidationError::not_enforced(
+                "retry_on",
+                &format!("the condition {name} is not acted on"),
+            ));
+        }
+        reject_timeout(per_try_idle_timeout, "per_try_idle_timeout")?;
         Ok(Self {
-            retry_on: RetryOn::parse(retry_on),
+            retry_on: parsed,
             num_retries: u32_or(num_retries, 1),
             per_try_timeout: non_zero(opt_duration(per_try_timeout, "per_try_timeout")?),
-            per_try_idle_timeout: non_zero(opt_duration(
-                per_try_idle_timeout,
-                "per_try_idle_timeout",
-            )?),
             back_off_base,
             back_off_max,
             retriable_status_codes,

@@ -2,6 +2,7 @@
 
 use std::collections::HashSet;
 
+use envoy_types::pb::envoy::config::core::v3::HeaderValueOption;
 use envoy_types::pb::envoy::config::route::v3::{
     self as pb, route::Action, route_match::PathSpecifier, virtual_host,
 };
@@ -9,7 +10,7 @@ use envoy_types::pb::envoy::config::route::v3::{
 use crate::error::{
     Result, ValidationError, Within, convert_each, non_empty, reject_if_set, required,
 };
-use crate::header_mutation::{HeaderMutations, header_mutations};
+use crate::header_mutation::header_mutations;
 use crate::matcher::{FullRegex, HeaderMatcher, QueryParameterMatcher, regex_matcher};
 use crate::proto_value::{bool_or, enum_value, header_name, header_value, u32_or};
 use crate::retry::RetryPolicy;
@@ -25,11 +26,6 @@ const DEFAULT_MAX_DIRECT_RESPONSE_BODY_SIZE_BYTES: u32 = 4096;
 pub struct RouteConfiguration {
     pub name: String,
     pub virtual_hosts: Vec<VirtualHost>,
-    /// Lower case; removed from requests arriving from outside.
-    pub internal_only_headers: Vec<String>,
-    pub request_headers: HeaderMutations,
-    pub response_headers: HeaderMutations,
-    pub most_specific_header_mutations_wins: bool,
     pub ignore_port_in_host_matching: bool,
     /// Match virtual hosts on this header instead of `:authority` (lower case).
     pub vhost_header: Option<String>,
@@ -41,14 +37,8 @@ pub struct VirtualHost {
     /// In configuration order; lower case.
     pub domains: Vec<DomainMatcher>,
     pub routes: Vec<Route>,
-    pub require_tls: TlsRequirement,
     /// Virtual-host retry policy; already applied to routes without their own.
     pub retry_policy: Option<RetryPolicy>,
-    pub request_headers: HeaderMutations,
-    pub response_headers: HeaderMutations,
-    pub include_request_attempt_count: bool,
-    pub include_attempt_count_in_response: bool,
-    pub per_request_buffer_limit_bytes: Option<u32>,
 }
 
 /// A virtual-host domain, as Envoy classifies it.
@@ -90,21 +80,11 @@ impl DomainMatcher {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TlsRequirement {
-    None,
-    ExternalOnly,
-    All,
-}
-
 #[derive(Debug, Clone, PartialEq)]
 pub struct Route {
     pub name: String,
     pub route_match: RouteMatch,
     pub action: RouteAction,
-    pub request_headers: HeaderMutations,
-    pub response_headers: HeaderMutations,
-    pub per_request_buffer_limit_bytes: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -149,9 +129,7 @@ impl RouteConfiguration {
             request_headers_to_add,
             request_headers_to_remove,
             most_specific_header_mutations_wins,
-            // Envoy checks routed clusters exist at load time only when asked; our xDS client
-            // orders CDS before RDS and the router answers `cluster_not_found_response_code`.
-            validate_clusters: _,
+            validate_clusters,
             max_direct_response_body_size_bytes,
             cluster_specifier_plugins,
             request_mirror_policies,
@@ -179,11 +157,32 @@ impl RouteConfiguration {
             virtual_host(v, max_body)
         })?;
         check_domains(name, &virtual_hosts)?;
-        let internal_only_headers = internal_only_headers
-            .iter()
-            .enumerate()
-            .map(|(i, h)| header_name(h, &format!("internal_only_headers[{i}]")))
-            .collect::<Result<Vec<_>>>()?;
+        reject_header_mutations(
+            request_headers_to_add,
+            request_headers_to_remove,
+            response_headers_to_add,
+            response_headers_to_remove,
+        )?;
+        if *most_specific_header_mutations_wins {
+            return Err(ValidationError::not_enforced(
+                "most_specific_header_mutations_wins",
+                "header mutations are not applied",
+            ));
+        }
+        if !internal_only_headers.is_empty() {
+            return Err(ValidationError::not_enforced(
+                "internal_only_headers",
+                "these headers are not removed from external requests",
+            ));
+        }
+        // Envoy then refuses a table that routes to a cluster it does not know; we cannot
+        // tell here (the unset default, true for an inline table, is the same gap).
+        if bool_or(validate_clusters, false) {
+            return Err(ValidationError::not_enforced(
+                "validate_clusters",
+                "routed clusters are not checked when the table is loaded",
+            ));
+        }
         let vhost_header = if vhost_header.is_empty() {
             None
         } else {
@@ -192,20 +191,6 @@ impl RouteConfiguration {
         Ok(Self {
             name: name.clone(),
             virtual_hosts,
-            internal_only_headers,
-            request_headers: header_mutations(
-                request_headers_to_add,
-                "request_headers_to_add",
-                request_headers_to_remove,
-                "request_headers_to_remove",
-            )?,
-            response_headers: header_mutations(
-                response_headers_to_add,
-                "response_headers_to_add",
-                response_headers_to_remove,
-                "response_headers_to_remove",
-            )?,
-            most_specific_header_mutations_wins: *most_specific_header_mutations_wins,
             ignore_port_in_host_matching: *ignore_port_in_host_matching,
             vhost_header,
         })
@@ -226,6 +211,43 @@ impl RouteConfiguration {
                 _ => None,
             })
             .flatten()
+    }
+}
+
+/// Header mutations on a route table, virtual host or route: validated (so a bad header is
+/// named as such), then rejected until the request path applies them.
+fn reject_header_mutations(
+    request_to_add: &[HeaderValueOption],
+    request_to_remove: &[String],
+    response_to_add: &[HeaderValueOption],
+    response_to_remove: &[String],
+) -> Result<()> {
+    header_mutations(
+        request_to_add,
+        "request_headers_to_add",
+        request_to_remove,
+        "request_headers_to_remove",
+    )?;
+    header_mutations(
+        response_to_add,
+        "response_headers_to_add",
+        response_to_remove,
+        "response_headers_to_remove",
+    )?;
+    let field = [
+        (request_to_add.is_empty(), "request_headers_to_add"),
+        (request_to_remove.is_empty(), "request_headers_to_remove"),
+        (response_to_add.is_empty(), "response_headers_to_add"),
+        (response_to_remove.is_empty(), "response_headers_to_remove"),
+    ]
+    .into_iter()
+    .find(|(empty, _)| !empty);
+    match field {
+        Some((_, field)) => Err(ValidationError::not_enforced(
+            field,
+            "header mutations on routes are not applied",
+        )),
+        None => Ok(()),
     }
 }
 
@@ -321,12 +343,41 @@ fn virtual_host(proto: &pb::VirtualHost, max_body: u32) -> Result<VirtualHost> {
             Ok(DomainMatcher::parse(&d.to_ascii_lowercase()))
         })
         .collect::<Result<Vec<_>>>()?;
-    let require_tls =
-        match enum_value::<virtual_host::TlsRequirementType>(*require_tls, "require_tls")? {
-            virtual_host::TlsRequirementType::None => TlsRequirement::None,
-            virtual_host::TlsRequirementType::ExternalOnly => TlsRequirement::ExternalOnly,
-            virtual_host::TlsRequirementType::All => TlsRequirement::All,
-        };
+    if enum_value::<virtual_host::TlsRequirementType>(*require_tls, "require_tls")?
+        != virtual_host::TlsRequirementType::None
+    {
+        return Err(ValidationError::not_enforced(
+            "require_tls",
+            "plain HTTP requests are not redirected to https",
+        ));
+    }
+    reject_header_mutations(
+        request_headers_to_add,
+        request_headers_to_remove,
+        response_headers_to_add,
+        response_headers_to_remove,
+    )?;
+    for (set, field, what) in [
+        (
+            *include_request_attempt_count,
+            "include_request_attempt_count",
+            "no x-envoy-attempt-count goes upstream",
+        ),
+        (
+            *include_attempt_count_in_response,
+            "include_attempt_count_in_response",
+            "no x-envoy-attempt-count goes in the response",
+        ),
+        (
+            per_request_buffer_limit_bytes.is_some(),
+            "per_request_buffer_limit_bytes",
+            "the retry buffer is 1 MiB whatever this says",
+        ),
+    ] {
+        if set {
+            return Err(ValidationError::not_enforced(field, what));
+        }
+    }
     let retry_policy = retry_policy
         .as_ref()
         .map(|r| RetryPolicy::from_proto(r).within("retry_policy"))
@@ -338,23 +389,7 @@ fn virtual_host(proto: &pb::VirtualHost, max_body: u32) -> Result<VirtualHost> {
         name: name.clone(),
         domains,
         routes,
-        require_tls,
         retry_policy,
-        request_headers: header_mutations(
-            request_headers_to_add,
-            "request_headers_to_add",
-            request_headers_to_remove,
-            "request_headers_to_remove",
-        )?,
-        response_headers: header_mutations(
-            response_headers_to_add,
-            "response_headers_to_add",
-            response_headers_to_remove,
-            "response_headers_to_remove",
-        )?,
-        include_request_attempt_count: *include_request_attempt_count,
-        include_attempt_count_in_response: *include_attempt_count_in_response,
-        per_request_buffer_limit_bytes: per_request_buffer_limit_bytes.as_ref().map(|v| v.value),
     })
 }
 
@@ -385,6 +420,18 @@ fn route(proto: &pb::Route, vhost_retry: Option<&RetryPolicy>, max_body: u32) ->
         request_body_buffer_limit,
         route_specifiers
     );
+    reject_header_mutations(
+        request_headers_to_add,
+        request_headers_to_remove,
+        response_headers_to_add,
+        response_headers_to_remove,
+    )?;
+    if per_request_buffer_limit_bytes.is_some() {
+        return Err(ValidationError::not_enforced(
+            "per_request_buffer_limit_bytes",
+            "the retry buffer is 1 MiB whatever this says",
+        ));
+    }
     let route_match = route_match(required(r#match, "match")?).within("match")?;
     let action = match action {
         Some(Action::Route(a)) => {
@@ -409,19 +456,6 @@ fn route(proto: &pb::Route, vhost_retry: Option<&RetryPolicy>, max_body: u32) ->
         name: name.clone(),
         route_match,
         action,
-        request_headers: header_mutations(
-            request_headers_to_add,
-            "request_headers_to_add",
-            request_headers_to_remove,
-            "request_headers_to_remove",
-        )?,
-        response_headers: header_mutations(
-            response_headers_to_add,
-            "response_headers_to_add",
-            response_headers_to_remove,
-            "response_headers_to_remove",
-        )?,
-        per_request_buffer_limit_bytes: per_request_buffer_limit_bytes.as_ref().map(|v| v.value),
     })
 }
 

@@ -9,7 +9,9 @@ use envoy_types::pb::envoy::config::route::v3::{
 };
 
 use crate::data_source::DataSource;
-use crate::error::{Result, ValidationError, Within, convert_each, non_empty, reject_if_set};
+use crate::error::{
+    Result, ValidationError, Within, convert_each, non_empty, reject_if_set, reject_timeout,
+};
 use crate::matcher::{RegexSubstitution, regex_substitution};
 use crate::proto_value::{
     bool_or, enum_value, header_name, header_value, opt_duration, timeout_or,
@@ -27,7 +29,6 @@ pub struct ForwardAction {
     pub cluster_not_found_response_code: u16,
     /// `None` = no timeout (proto `0s`); 15 s when unset.
     pub timeout: Option<Duration>,
-    pub idle_timeout: Option<Duration>,
     /// The route's retry policy, or else the virtual host's.
     pub retry_policy: Option<RetryPolicy>,
     pub path_rewrite: Option<PathRewrite>,
@@ -38,11 +39,6 @@ pub struct ForwardAction {
     /// Upgrade types (lower case, e.g. `websocket`) enabled or disabled on this route,
     /// overriding the connection manager's.
     pub upgrades: Vec<(String, bool)>,
-    /// `max_stream_duration.max_stream_duration`.
-    pub max_stream_duration: Option<Duration>,
-    /// Honour the `grpc-timeout` header, capped at this (`Some(0)` = uncapped).
-    pub grpc_timeout_header_max: Option<Duration>,
-    pub grpc_timeout_header_offset: Option<Duration>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -186,7 +182,8 @@ pub(crate) fn forward_action(
         path_rewrite,
         append_x_forwarded_host,
         timeout,
-        idle_timeout,
+        // Checked by `reject_stream_limits`.
+        idle_timeout: _,
         flush_timeout,
         early_data_policy,
         retry_policy,
@@ -199,14 +196,14 @@ pub(crate) fn forward_action(
         hash_policy,
         // Inert without the CORS filter (see `route::virtual_host`).
         cors: _,
-        max_grpc_timeout,
-        grpc_timeout_offset,
+        max_grpc_timeout: _,
+        grpc_timeout_offset: _,
         upgrade_configs,
         internal_redirect_policy,
         internal_redirect_action,
         max_internal_redirects,
         hedge_policy,
-        max_stream_duration,
+        max_stream_duration: _,
         cluster_specifier,
         host_rewrite_specifier,
     } = proto;
@@ -327,34 +324,17 @@ pub(crate) fn forward_action(
         }
         upgrades.push((kind, bool_or(enabled, true)));
     }
-    let (max_stream_duration, mut grpc_timeout_header_max, mut grpc_timeout_header_offset) =
-        match max_stream_duration {
-            None => (None, None, None),
-            Some(m) => {
-                let route_action::MaxStreamDuration {
-                    max_stream_duration,
-                    grpc_timeout_header_max,
-                    grpc_timeout_header_offset,
-                } = m;
-                let f = "max_stream_duration";
-                (
-                    opt_duration(max_stream_duration, "max_stream_duration").within(f)?,
-                    opt_duration(grpc_timeout_header_max, "grpc_timeout_header_max").within(f)?,
-                    opt_duration(grpc_timeout_header_offset, "grpc_timeout_header_offset")
-                        .within(f)?,
-                )
-            }
-        };
-    // The deprecated pair applies only when `max_stream_duration` is absent, as in Envoy.
-    if max_stream_duration_is_unset(proto) {
-        grpc_timeout_header_max = opt_duration(max_grpc_timeout, "max_grpc_timeout")?;
-        grpc_timeout_header_offset = opt_duration(grpc_timeout_offset, "grpc_timeout_offset")?;
+    reject_stream_limits(proto)?;
+    if matches!(host_rewrite, HostRewrite::Auto) {
+        return Err(ValidationError::not_enforced(
+            "auto_host_rewrite",
+            "the endpoint's hostname is not known to the request path yet",
+        ));
     }
     Ok(ForwardAction {
         cluster,
         cluster_not_found_response_code,
         timeout: timeout_or(timeout, "timeout", Some(DEFAULT_ROUTE_TIMEOUT))?,
-        idle_timeout: timeout_or(idle_timeout, "idle_timeout", None)?,
         retry_policy,
         path_rewrite,
         host_rewrite,
@@ -362,14 +342,44 @@ pub(crate) fn forward_action(
         hash_policy: convert_each(hash_policy, "hash_policy", hash_policy_entry)?,
         priority: Priority::from_proto(*priority, "priority")?,
         upgrades,
-        max_stream_duration: max_stream_duration.filter(|d| !d.is_zero()),
-        grpc_timeout_header_max,
-        grpc_timeout_header_offset,
     })
 }
 
-fn max_stream_duration_is_unset(proto: &pb::RouteAction) -> bool {
-    proto.max_stream_duration.is_none()
+/// The route's stream limits (idle timeout, maximum duration, `grpc-timeout` handling) are
+/// not applied yet: rejected when set to anything but "none".
+fn reject_stream_limits(proto: &pb::RouteAction) -> Result<()> {
+    reject_timeout(&proto.idle_timeout, "idle_timeout")?;
+    if let Some(limits) = &proto.max_stream_duration {
+        let route_action::MaxStreamDuration {
+            max_stream_duration,
+            grpc_timeout_header_max,
+            grpc_timeout_header_offset,
+        } = limits;
+        reject_timeout(max_stream_duration, "max_stream_duration").within("max_stream_duration")?;
+        for (value, field) in [
+            (grpc_timeout_header_max, "grpc_timeout_header_max"),
+            (grpc_timeout_header_offset, "grpc_timeout_header_offset"),
+        ] {
+            if value.is_some() {
+                return Err(ValidationError::not_enforced(
+                    format!("max_stream_duration.{field}"),
+                    "the grpc-timeout header is not honoured",
+                ));
+            }
+        }
+    }
+    for (value, field) in [
+        (&proto.max_grpc_timeout, "max_grpc_timeout"),
+        (&proto.grpc_timeout_offset, "grpc_timeout_offset"),
+    ] {
+        if value.is_some() {
+            return Err(ValidationError::not_enforced(
+                field,
+                "the grpc-timeout header is not honoured",
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn weighted_clusters(proto: &pb::WeightedCluster) -> Result<WeightedClusters> {
@@ -498,7 +508,16 @@ fn hash_policy_entry(proto: &route_action::HashPolicy) -> Result<HashPolicy> {
             }
             HashSource::Cookie {
                 name: name.clone(),
-                ttl: opt_duration(ttl, "cookie.ttl")?,
+                ttl: match opt_duration(ttl, "cookie.ttl")? {
+                    // Envoy then generates the cookie and sends it with Set-Cookie.
+                    Some(_) => {
+                        return Err(ValidationError::not_enforced(
+                            "cookie.ttl",
+                            "no cookie is generated (no Set-Cookie)",
+                        ));
+                    }
+                    None => None,
+                },
                 path: path.clone(),
             }
         }

@@ -23,15 +23,14 @@ use crate::proto_value::{any_type_name, decode_any, enum_value, header_name};
 ///   HTTP/2 (prior knowledge on plaintext, ALPN `h2` on TLS);
 /// - `use_downstream_protocol_config` or legacy `protocol_selection: USE_DOWNSTREAM_PROTOCOL`:
 ///   the protocol of the downstream request;
-/// - `auto_config`: ALPN (`h2`, `http/1.1`) on TLS clusters; HTTP/1.1 on plaintext ones, as
-///   Envoy does.
+/// - `auto_config` picks by ALPN, which needs TLS: rejected until TLS is built (Envoy refuses
+///   it on a plaintext cluster too).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum UpstreamProtocol {
     #[default]
     Http1,
     Http2,
     UseDownstream,
-    Auto,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -40,11 +39,6 @@ pub struct UpstreamHttpOptions {
     pub common: CommonHttpOptions,
     pub http1: Http1Options,
     pub http2: Http2Options,
-    /// Use the downstream Host as SNI (and, with `auto_san_validation`, check the SAN).
-    pub auto_sni: bool,
-    pub auto_san_validation: bool,
-    /// Take the auto SNI from this request header instead of Host (lower case).
-    pub override_auto_sni_header: Option<String>,
 }
 
 impl Default for UpstreamHttpOptions {
@@ -54,9 +48,6 @@ impl Default for UpstreamHttpOptions {
             common: CommonHttpOptions::defaults(),
             http1: Http1Options::default(),
             http2: Http2Options::default(),
-            auto_sni: false,
-            auto_san_validation: false,
-            override_auto_sni_header: None,
         }
     }
 }
@@ -144,7 +135,7 @@ fn legacy_options(
         options.common = CommonHttpOptions::from_proto(c).within("common_http_protocol_options")?;
     }
     if let Some(u) = legacy.upstream_http_protocol_options {
-        upstream_sni_options(u, &mut options).within("upstream_http_protocol_options")?;
+        upstream_sni_options(u).within("upstream_http_protocol_options")?;
     }
     Ok(options)
 }
@@ -174,7 +165,7 @@ fn typed_options(proto: &pb::HttpProtocolOptions) -> Result<UpstreamHttpOptions>
         options.common = CommonHttpOptions::from_proto(c).within("common_http_protocol_options")?;
     }
     if let Some(u) = upstream_http_protocol_options {
-        upstream_sni_options(u, &mut options).within("upstream_http_protocol_options")?;
+        upstream_sni_options(u).within("upstream_http_protocol_options")?;
     }
     match upstream_protocol_options {
         Some(http_protocol_options::UpstreamProtocolOptions::ExplicitHttpConfig(e)) => {
@@ -240,9 +231,12 @@ fn typed_options(proto: &pb::HttpProtocolOptions) -> Result<UpstreamHttpOptions>
                     "{field}.alternate_protocols_cache_options"
                 )));
             }
-            options.protocol = UpstreamProtocol::Auto;
             both_versions(&mut options, http_protocol_options, http2_protocol_options)
                 .within(field)?;
+            return Err(ValidationError::not_enforced(
+                field,
+                "choosing the protocol by ALPN needs TLS, which is not built yet",
+            ));
         }
         None => {
             return Err(ValidationError::new(
@@ -268,24 +262,29 @@ fn both_versions(
     Ok(())
 }
 
-fn upstream_sni_options(
-    proto: &core::UpstreamHttpProtocolOptions,
-    options: &mut UpstreamHttpOptions,
-) -> Result<()> {
+/// SNI from the request's host needs TLS, which is not built yet.
+fn upstream_sni_options(proto: &core::UpstreamHttpProtocolOptions) -> Result<()> {
     let core::UpstreamHttpProtocolOptions {
         auto_sni,
         auto_san_validation,
         override_auto_sni_header,
     } = proto;
-    options.auto_sni = *auto_sni;
-    options.auto_san_validation = *auto_san_validation;
-    options.override_auto_sni_header = if override_auto_sni_header.is_empty() {
-        None
-    } else {
-        Some(header_name(
-            override_auto_sni_header,
+    if !override_auto_sni_header.is_empty() {
+        header_name(override_auto_sni_header, "override_auto_sni_header")?;
+    }
+    let set = [
+        (*auto_sni, "auto_sni"),
+        (*auto_san_validation, "auto_san_validation"),
+        (
+            !override_auto_sni_header.is_empty(),
             "override_auto_sni_header",
-        )?)
-    };
-    Ok(())
+        ),
+    ];
+    match set.into_iter().find(|(on, _)| *on) {
+        Some((_, field)) => Err(ValidationError::not_enforced(
+            field,
+            "upstream TLS (and so SNI) is not built yet",
+        )),
+        None => Ok(()),
+    }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use envoy_types::pb::envoy::config::cluster::v3 as pb;
 use outrider_model::{
     CircuitBreakers, Cluster, Discovery, EndpointAddress, HealthChecker, LbPolicy,
-    OutlierDetection, RingHashFunction, Thresholds, TlsVersion, UpstreamProtocol,
+    OutlierDetection, RingHashFunction, Thresholds, UpstreamProtocol,
 };
 
 fn cluster(yaml: &str) -> Result<Cluster, String> {
@@ -37,7 +37,6 @@ fn eds_cluster_defaults() {
         Some(Some(Duration::from_secs(15)))
     );
     assert_eq!(c.connect_timeout, Duration::from_secs(5));
-    assert_eq!(c.per_connection_buffer_limit_bytes, 1024 * 1024);
     assert_eq!(c.lb_policy, LbPolicy::RoundRobin);
     assert_eq!(c.common_lb.healthy_panic_threshold, 50.0);
     assert_eq!(c.circuit_breakers, CircuitBreakers::default());
@@ -53,7 +52,6 @@ fn eds_cluster_defaults() {
     );
     assert_eq!(c.outlier_detection, None);
     assert!(c.health_checks.is_empty());
-    assert_eq!(c.tls, None);
     assert_eq!(c.http.protocol, UpstreamProtocol::Http1);
     assert_eq!(c.load_assignment, None);
 }
@@ -141,7 +139,6 @@ name: d
 type: STRICT_DNS
 dns_lookup_family: V4_ONLY
 dns_refresh_rate: 10s
-respect_dns_ttl: true
 load_assignment:
   cluster_name: d
   endpoints:
@@ -153,7 +150,6 @@ load_assignment:
     };
     assert_eq!(dns.refresh_rate, Duration::from_secs(10));
     assert_eq!(dns.lookup_family, outrider_model::DnsLookupFamily::V4Only);
-    assert!(dns.respect_dns_ttl);
     let cla = c
         .load_assignment
         .expect("dns clusters keep their endpoints");
@@ -243,29 +239,21 @@ fn circuit_breakers_per_priority() {
 
 #[test]
 fn health_checks() {
-    let c = ok(&format!(
-        "{EDS}health_checks:
-- timeout: 1s
-  interval: 5s
-  unhealthy_threshold: 2
-  healthy_threshold: 1
-  http_health_check: {{ path: /healthz, expected_statuses: [ {{ start: 200, end: 300 }} ] }}
-- timeout: 1s
-  interval: 5s
-  unhealthy_interval: 10s
-  unhealthy_threshold: 2
-  healthy_threshold: 1
-  tcp_health_check: {{ send: {{ text: '000000FF' }}, receive: [ {{ text: '01' }} ] }}
-- timeout: 1s
-  interval: 5s
-  unhealthy_threshold: 2
-  healthy_threshold: 1
-  grpc_health_check: {{ service_name: foo }}
-"
-    ));
-    let [http, tcp, grpc] = c.health_checks.as_slice() else {
-        panic!("three health checks")
+    // One per cluster, as Envoy requires ("Multiple health checks not supported").
+    let checked = |check: &str| {
+        ok(&format!(
+            "{EDS}health_checks:\n- timeout: 1s\n  interval: 5s\n  unhealthy_threshold: 2\n  healthy_threshold: 1\n{check}\n"
+        ))
+        .health_checks
+        .remove(0)
     };
+    let http = checked(
+        "  http_health_check: { path: /healthz, expected_statuses: [ { start: 200, end: 300 } ] }",
+    );
+    let tcp = checked(
+        "  unhealthy_interval: 10s\n  tcp_health_check: { send: { text: '000000FF' }, receive: [ { text: '01' } ] }",
+    );
+    let grpc = checked("  grpc_health_check: { service_name: foo }");
     assert_eq!(http.no_traffic_interval, Duration::from_secs(60));
     assert_eq!(http.unhealthy_interval, Duration::from_secs(5));
     assert_eq!(http.healthy_edge_interval, Duration::from_secs(5));
@@ -289,37 +277,85 @@ fn health_checks() {
 }
 
 #[test]
-fn upstream_tls() {
-    let c = ok(&format!(
-        "{EDS}transport_socket:
+fn upstream_tls_is_validated_then_refused_until_it_is_built() {
+    let tls = |certificate_chain: &str| {
+        format!(
+            "{EDS}transport_socket:
   name: envoy.transport_sockets.tls
   typed_config:
     '@type': type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext
     sni: api.example.com
     common_tls_context:
       alpn_protocols: [h2, http/1.1]
-      tls_certificates: [ {{ certificate_chain: {{ filename: /c.pem }}, private_key: {{ inline_string: KEY }} }} ]
+      tls_certificates: [ {{ certificate_chain: {certificate_chain}, private_key: {{ inline_string: KEY }} }} ]
       validation_context:
-        trusted_ca: {{ filename: /ca.pem }}
+        trusted_ca: {{ inline_string: CA }}
         match_typed_subject_alt_names: [ {{ san_type: DNS, matcher: {{ exact: api.example.com }} }} ]
 "
-    ));
-    let tls = c.tls.expect("TLS cluster");
-    assert_eq!(tls.sni.as_deref(), Some("api.example.com"));
-    assert_eq!(tls.common.alpn_protocols, ["h2", "http/1.1"]);
-    assert_eq!(tls.common.max_version, TlsVersion::Tls12);
-    assert_eq!(tls.common.certificates.len(), 1);
-    let v = tls.common.validation.expect("validation context");
-    assert_eq!(
-        v.trusted_ca,
-        Some(outrider_model::DataSource::File("/ca.pem".into()))
+        )
+    };
+    // A certificate file that is not there fails as in Envoy, naming the file.
+    let err = cluster(&tls("{ filename: /nonexistent/outrider-test/c.pem }"))
+        .expect_err("a missing certificate file");
+    assert!(
+        err.starts_with("transport_socket.typed_config.common_tls_context.tls_certificates[0].certificate_chain.filename: unable to read file /nonexistent/outrider-test/c.pem"),
+        "{err}"
     );
-    assert_eq!(v.subject_alt_names.len(), 1);
-
+    // A valid TLS context is refused: the requests would otherwise go in plaintext.
+    assert_eq!(
+        cluster(&tls("{ inline_string: CERT }")),
+        Err("transport_socket: not supported yet: TLS is not built yet (requests would go in plaintext)".into())
+    );
     let c = ok(&format!(
         "{EDS}transport_socket: {{ name: envoy.transport_sockets.raw_buffer }}"
     ));
-    assert_eq!(c.tls, None);
+    assert_eq!(c.http.protocol, UpstreamProtocol::Http1);
+}
+
+#[test]
+fn cluster_fields_not_enforced_yet_are_refused_with_their_path() {
+    let cases: &[(&str, &str)] = &[
+        ("respect_dns_ttl: true", "respect_dns_ttl"),
+        (
+            "health_checks: [ { timeout: 1s, interval: 1s, unhealthy_threshold: 1, healthy_threshold: 1, tcp_health_check: {} }, { timeout: 1s, interval: 1s, unhealthy_threshold: 1, healthy_threshold: 1, tcp_health_check: {} } ]",
+            "health_checks",
+        ),
+        (
+            "close_connections_on_host_health_failure: true",
+            "close_connections_on_host_health_failure",
+        ),
+        (
+            "upstream_connection_options: { tcp_keepalive: { keepalive_probes: 3 } }",
+            "upstream_connection_options.tcp_keepalive",
+        ),
+        (
+            "outlier_detection: { detect_degraded_hosts: true }",
+            "outlier_detection.detect_degraded_hosts",
+        ),
+        (
+            "http2_protocol_options: { max_concurrent_streams: 50 }",
+            "http2_protocol_options.max_concurrent_streams",
+        ),
+        (
+            "common_http_protocol_options: { max_stream_duration: 5s }",
+            "common_http_protocol_options.max_stream_duration",
+        ),
+        (
+            "common_http_protocol_options: { headers_with_underscores_action: REJECT_REQUEST }",
+            "common_http_protocol_options.headers_with_underscores_action",
+        ),
+        (
+            "upstream_http_protocol_options: { auto_sni: true }",
+            "upstream_http_protocol_options.auto_sni",
+        ),
+    ];
+    for (extra, path) in cases {
+        let err = cluster(&format!("{EDS}{extra}\n")).expect_err(extra);
+        assert!(
+            err.starts_with(&format!("{path}: not supported yet: ")),
+            "{extra}: {err}"
+        );
+    }
 }
 
 #[test]
@@ -334,10 +370,10 @@ fn upstream_protocols() {
         )
     };
     let c = ok(&typed(
-        "explicit_http_config: { http2_protocol_options: { max_concurrent_streams: 50 } }",
+        "explicit_http_config: { http2_protocol_options: { initial_stream_window_size: 65536 } }",
     ));
     assert_eq!(c.http.protocol, UpstreamProtocol::Http2);
-    assert_eq!(c.http.http2.max_concurrent_streams, Some(50));
+    assert_eq!(c.http.http2.initial_stream_window_size, Some(65536));
     let c = ok(&typed(
         "explicit_http_config: { http_protocol_options: {} }\n    common_http_protocol_options: { idle_timeout: 30s }",
     ));
@@ -345,14 +381,17 @@ fn upstream_protocols() {
     assert_eq!(c.http.common.idle_timeout, Some(Duration::from_secs(30)));
     let c = ok(&typed("use_downstream_protocol_config: {}"));
     assert_eq!(c.http.protocol, UpstreamProtocol::UseDownstream);
-    let c = ok(&typed("auto_config: {}"));
-    assert_eq!(c.http.protocol, UpstreamProtocol::Auto);
+    // Choosing by ALPN needs TLS.
+    assert_eq!(
+        cluster(&typed("auto_config: {}")),
+        Err("typed_extension_protocol_options[envoy.extensions.upstreams.http.v3.HttpProtocolOptions].auto_config: not supported yet: choosing the protocol by ALPN needs TLS, which is not built yet".into())
+    );
     let c = ok(&format!("{EDS}http2_protocol_options: {{}}"));
     assert_eq!(c.http.protocol, UpstreamProtocol::Http2);
     let c = ok(&format!("{EDS}protocol_selection: USE_DOWNSTREAM_PROTOCOL"));
     assert_eq!(c.http.protocol, UpstreamProtocol::UseDownstream);
     assert_eq!(
-        cluster(&format!("{}http2_protocol_options: {{}}", typed("auto_config: {}"))),
+        cluster(&format!("{}http2_protocol_options: {{}}", typed("use_downstream_protocol_config: {}"))),
         Err("typed_extension_protocol_options: Both legacy and new fields set for HTTP protocol options".into())
     );
 }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use envoy_types::pb::envoy::config::listener::v3 as pb;
-use outrider_model::{DownstreamCodec, Listener, NetworkFilter, RouteSource, TcpProxyCluster};
+use outrider_model::{Listener, NetworkFilter, RouteSource, TcpProxyCluster};
 
 fn listener(yaml: &str) -> Result<Listener, String> {
     let proto: pb::Listener =
@@ -41,11 +41,11 @@ const ROUTER: &str = "      http_filters:
 fn http_listener_with_rds() {
     let l = ok(&http(&format!(
         "      stat_prefix: ingress
-      codec_type: HTTP2
+      codec_type: AUTO
       rds: {{ route_config_name: routes-a, config_source: {{ ads: {{}}, initial_fetch_timeout: 3s }} }}
       stream_idle_timeout: 0s
-      use_remote_address: true
-      xff_num_trusted_hops: 2
+      request_timeout: 0s
+      drain_timeout: 5s
 {ROUTER}"
     )));
     assert_eq!(l.name(), "l");
@@ -58,12 +58,8 @@ fn http_listener_with_rds() {
     let NetworkFilter::HttpConnectionManager(hcm) = &l.filter_chains[0].filter else {
         panic!("expected an HTTP connection manager")
     };
-    assert_eq!(hcm.codec, DownstreamCodec::Http2);
-    assert_eq!(hcm.stream_idle_timeout, None);
-    assert_eq!(hcm.request_timeout, None);
     assert_eq!(hcm.max_request_headers_kb, 60);
-    assert!(hcm.use_remote_address);
-    assert_eq!(hcm.xff_num_trusted_hops, 2);
+    assert!(!hcm.use_remote_address);
     assert!(hcm.generate_request_id);
     assert_eq!(hcm.server_name, "envoy");
     assert_eq!(hcm.common.idle_timeout, Some(Duration::from_secs(3600)));
@@ -77,9 +73,8 @@ fn http_listener_inline_routes_and_optional_filters() {
         name: local
         virtual_hosts: [ { name: all, domains: ['*'], routes: [ { match: { prefix: / }, route: { cluster: backend } } ] } ]
       http_filters:
-      - name: envoy.filters.http.cors
-        is_optional: true
-        typed_config: { '@type': type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog }
+      - name: envoy.filters.http.grpc_stats
+        typed_config: { '@type': type.googleapis.com/envoy.extensions.filters.http.grpc_stats.v3.FilterConfig }
       - name: envoy.filters.http.router
 "
     ));
@@ -91,6 +86,33 @@ fn http_listener_inline_routes_and_optional_filters() {
         panic!("inline routes")
     };
     assert_eq!(rc.cluster_names().collect::<Vec<_>>(), ["backend"]);
+    // A stats-only filter is left out, and says so.
+    assert_eq!(hcm.skipped_filters.len(), 1);
+    assert_eq!(hcm.skipped_filters[0].name, "envoy.filters.http.grpc_stats");
+    assert!(hcm.skipped_filters[0].why.contains("stats"));
+}
+
+#[test]
+fn an_optional_filter_that_changes_requests_is_never_skipped() {
+    let text = listener(&http(
+        "      stat_prefix: ingress
+      rds: { route_config_name: r, config_source: { ads: {} } }
+      http_filters:
+      - name: envoy.filters.http.rbac
+        is_optional: true
+        typed_config: { '@type': type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC }
+      - name: envoy.filters.http.router
+",
+    ))
+    .expect_err("RBAC is not run, so the listener is rejected");
+    assert!(
+        text.starts_with("filter_chains[0].filters[0].typed_config.http_filters[0].typed_config: unsupported HTTP filter type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC"),
+        "{text}"
+    );
+    assert!(
+        text.contains("is_optional does not make another filter safe to skip"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -101,7 +123,7 @@ listener_filters:
 # By name: the test codec's descriptor pool does not hold the inspector types.
 - name: envoy.filters.listener.tls_inspector
 filter_chains:
-- filter_chain_match: { server_names: ['*.example.com'], transport_protocol: tls, destination_port: 9000, prefix_ranges: [ { address_prefix: 10.0.0.0, prefix_len: 8 } ] }
+- filter_chain_match: { transport_protocol: raw_buffer, destination_port: 9000, prefix_ranges: [ { address_prefix: 10.0.0.0, prefix_len: 8 } ] }
   filters:
   - name: envoy.filters.network.tcp_proxy
     typed_config:
@@ -117,9 +139,7 @@ default_filter_chain:
       cluster: fallback
       idle_timeout: 0s
 ");
-    assert!(l.tls_inspector);
     let chain = &l.filter_chains[0];
-    assert_eq!(chain.filter_chain_match.server_names, ["*.example.com"]);
     assert_eq!(chain.filter_chain_match.destination_port, Some(9000));
     assert!(chain.filter_chain_match.prefix_ranges[0].contains("10.9.9.9".parse().expect("ip")));
     let NetworkFilter::TcpProxy(tcp) = &chain.filter else {
@@ -129,13 +149,125 @@ default_filter_chain:
         tcp.cluster,
         TcpProxyCluster::Weighted(vec![("a".into(), 1), ("b".into(), 3)])
     );
-    assert_eq!(tcp.idle_timeout, Some(Duration::from_secs(3600)));
-    let Some(NetworkFilter::TcpProxy(fallback)) =
-        l.default_filter_chain.as_ref().map(|c| &c.filter)
-    else {
-        panic!("default chain")
+    assert!(matches!(
+        l.default_filter_chain.as_ref().map(|c| &c.filter),
+        Some(NetworkFilter::TcpProxy(_))
+    ));
+}
+
+/// The listener-side fields whose effect is not built: refused with their path, so what the
+/// dump shows is what runs.
+#[test]
+fn listener_fields_not_enforced_yet_are_refused_with_their_path() {
+    let hcm = |extra: &str| {
+        http(&format!(
+            "      stat_prefix: s\n      rds: {{ route_config_name: r, config_source: {{ ads: {{}} }} }}\n{extra}{ROUTER}"
+        ))
     };
-    assert_eq!(fallback.idle_timeout, None);
+    let at = "filter_chains[0].filters[0].typed_config";
+    let cases: Vec<(String, String)> = vec![
+        (hcm("      codec_type: HTTP1\n"), format!("{at}.codec_type")),
+        (
+            hcm("      stream_idle_timeout: 30s\n"),
+            format!("{at}.stream_idle_timeout"),
+        ),
+        (
+            hcm("      request_timeout: 5s\n"),
+            format!("{at}.request_timeout"),
+        ),
+        (
+            hcm("      drain_timeout: 1s\n"),
+            format!("{at}.drain_timeout"),
+        ),
+        (
+            hcm("      use_remote_address: true\n"),
+            format!("{at}.use_remote_address"),
+        ),
+        (
+            hcm("      xff_num_trusted_hops: 1\n"),
+            format!("{at}.xff_num_trusted_hops"),
+        ),
+        (hcm("      via: outrider\n"), format!("{at}.via")),
+        (
+            hcm("      normalize_path: true\n"),
+            format!("{at}.normalize_path"),
+        ),
+        (
+            hcm("      merge_slashes: true\n"),
+            format!("{at}.merge_slashes"),
+        ),
+        (
+            hcm("      path_with_escaped_slashes_action: REJECT_REQUEST\n"),
+            format!("{at}.path_with_escaped_slashes_action"),
+        ),
+        (
+            hcm("      strip_any_host_port: true\n"),
+            format!("{at}.strip_any_host_port"),
+        ),
+        (
+            hcm("      always_set_request_id_in_response: true\n"),
+            format!("{at}.always_set_request_id_in_response"),
+        ),
+        (
+            hcm("      common_http_protocol_options: { max_requests_per_connection: 10 }\n"),
+            format!("{at}.common_http_protocol_options.max_requests_per_connection"),
+        ),
+        (
+            hcm(
+                "      http2_protocol_options: { connection_keepalive: { interval: 10s, timeout: 1s } }\n",
+            ),
+            format!("{at}.http2_protocol_options.connection_keepalive"),
+        ),
+        (
+            hcm(
+                "      access_log: [ { name: f, filter: { status_code_filter: { comparison: { op: GE, value: { default_value: 500, runtime_key: k } } } }, typed_config: { '@type': type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog, path: /dev/stdout } } ]\n",
+            ),
+            format!("{at}.access_log[0].filter"),
+        ),
+        (
+            hcm(
+                "      access_log: [ { name: f, typed_config: { '@type': type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog, path: /dev/stdout, log_format: { text_format_source: { inline_string: '%START_TIME%' } } } } ]\n",
+            ),
+            format!("{at}.access_log[0].typed_config.log_format"),
+        ),
+        (
+            format!(
+                "{}  transport_socket:\n    name: tls\n    typed_config:\n      '@type': type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext\n      common_tls_context: {{ tls_certificates: [ {{ certificate_chain: {{ inline_string: C }}, private_key: {{ inline_string: K }} }} ] }}\n",
+                hcm("")
+            ),
+            "filter_chains[0].transport_socket".to_string(),
+        ),
+    ];
+    for (yaml, path) in &cases {
+        let err = listener(yaml).expect_err(path);
+        assert!(
+            err.starts_with(&format!("{path}: not supported yet: ")),
+            "expected {path}: {err}"
+        );
+    }
+    // Chains matched on what TLS would tell.
+    for matcher in [
+        "server_names: [a.example.com]",
+        "transport_protocol: tls",
+        "application_protocols: [h2]",
+    ] {
+        let yaml = format!(
+            "name: t
+address: {{ socket_address: {{ address: 127.0.0.1, port_value: 9000 }} }}
+filter_chains:
+- filter_chain_match: {{ {matcher} }}
+  filters:
+  - name: envoy.filters.network.tcp_proxy
+    typed_config: {{ '@type': type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: t, cluster: c }}
+"
+        );
+        let err = listener(&yaml).expect_err(matcher);
+        assert!(
+            err.starts_with("filter_chains[0].filter_chain_match."),
+            "{err}"
+        );
+        assert!(err.contains("not supported yet"), "{err}");
+    }
 }
 
 #[test]
@@ -178,7 +310,7 @@ filter_chains:
         ),
         (
             http(&format!("      stat_prefix: s\n      rds: {{ route_config_name: r, config_source: {{ ads: {{}} }} }}\n{ROUTER}      - name: envoy.filters.http.cors\n        typed_config: {{ '@type': type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog }}\n")),
-            "filter_chains[0].filters[0].typed_config.http_filters[1].typed_config: unsupported HTTP filter type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog (only the router is supported; mark others is_optional)",
+            "filter_chains[0].filters[0].typed_config.http_filters[1].typed_config: unsupported HTTP filter type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog: only the router runs here, and filters that change nothing a client or upstream sees (grpc_stats, Istio stats) are left out; is_optional does not make another filter safe to skip",
         ),
         (
             http(&format!("      stat_prefix: s\n      codec_type: HTTP3\n      rds: {{ route_config_name: r, config_source: {{ ads: {{}} }} }}\n{ROUTER}")),
@@ -204,9 +336,9 @@ filter_chains:
             "name: l
 address: { socket_address: { address: 0.0.0.0, port_value: 80 } }
 filter_chains:
-- filter_chain_match: { server_names: [a.com, b.com] }
+- filter_chain_match: { source_ports: [1, 2] }
   filters: [ { name: t, typed_config: { '@type': type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: t, cluster: c } } ]
-- filter_chain_match: { server_names: [b.com, a.com] }
+- filter_chain_match: { source_ports: [2, 1] }
   filters: [ { name: t, typed_config: { '@type': type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: t, cluster: c } } ]"
                 .into(),
             "filter_chains[1].filter_chain_match: multiple filter chains with the same matching rules are defined (same as filter_chains[0])",

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use envoy_types::pb::envoy::config::route::v3 as pb;
 use outrider_model::{
-    AppendAction, ClusterSpecifier, DomainMatcher, HashSource, HeaderMatchRule, HostRewrite,
-    PathMatch, PathRewrite, RedirectPath, RetryOn, RouteAction, RouteConfiguration, StringPattern,
+    ClusterSpecifier, DomainMatcher, HashSource, HeaderMatchRule, HostRewrite, PathMatch,
+    PathRewrite, RedirectPath, RetryOn, RouteAction, RouteConfiguration, StringPattern,
     WeightedTarget,
 };
 
@@ -96,10 +96,10 @@ fn weighted_clusters_rewrites_and_hashing() {
     route:
       weighted_clusters: { clusters: [ { name: a, weight: 30 }, { name: b, weight: 70, host_rewrite_literal: b.internal } ] }
       regex_rewrite: { pattern: { regex: '^/api/(v[0-9]+)/' }, substitution: '/\\1/' }
-      auto_host_rewrite: true
-      hash_policy: [ { header: { header_name: X-User } }, { connection_properties: { source_ip: true }, terminal: true }, { cookie: { name: sid, ttl: 60s } } ]
+      host_rewrite_header: X-Host
+      hash_policy: [ { header: { header_name: X-User } }, { connection_properties: { source_ip: true }, terminal: true }, { cookie: { name: sid } } ]
       priority: HIGH
-      idle_timeout: 30s
+      idle_timeout: 0s
       upgrade_configs: [ { upgrade_type: WebSocket } ]",
     ));
     let route = &rc.virtual_hosts[0].routes[0];
@@ -138,7 +138,7 @@ fn weighted_clusters_rewrites_and_hashing() {
         rw.pattern.replace_all("/api/v2/x", &rw.substitution),
         "/v2/x"
     );
-    assert_eq!(f.host_rewrite, HostRewrite::Auto);
+    assert_eq!(f.host_rewrite, HostRewrite::Header("x-host".into()));
     assert_eq!(f.hash_policy[0].source, HashSource::Header("x-user".into()));
     assert_eq!(f.hash_policy[1].source, HashSource::SourceIp);
     assert!(f.hash_policy[1].terminal);
@@ -146,12 +146,11 @@ fn weighted_clusters_rewrites_and_hashing() {
         f.hash_policy[2].source,
         HashSource::Cookie {
             name: "sid".into(),
-            ttl: Some(Duration::from_secs(60)),
+            ttl: None,
             path: String::new()
         }
     );
     assert_eq!(f.priority, outrider_model::Priority::High);
-    assert_eq!(f.idle_timeout, Some(Duration::from_secs(30)));
     assert_eq!(f.upgrades, [("websocket".to_string(), true)]);
     assert_eq!(rc.cluster_names().collect::<Vec<_>>(), ["a", "b"]);
 }
@@ -159,8 +158,6 @@ fn weighted_clusters_rewrites_and_hashing() {
 #[test]
 fn redirect_direct_response_and_headers() {
     let rc = ok("name: r
-request_headers_to_add: [ { header: { key: x-a, value: '100%%' }, append_action: OVERWRITE_IF_EXISTS_OR_ADD } ]
-response_headers_to_remove: [ X-Internal ]
 virtual_hosts:
 - name: v
   domains: ['*']
@@ -169,12 +166,6 @@ virtual_hosts:
   - { match: { path_separated_prefix: /health }, direct_response: { status: 200, body: { inline_string: ok } } }
   - { match: { prefix: / }, route: { cluster_header: X-Cluster } }
 ");
-    assert_eq!(rc.request_headers.add[0].value, "100%");
-    assert_eq!(
-        rc.request_headers.add[0].action,
-        AppendAction::OverwriteIfExistsOrAdd
-    );
-    assert_eq!(rc.response_headers.remove, ["x-internal"]);
     let routes = &rc.virtual_hosts[0].routes;
     let RouteAction::Redirect(r) = &routes[0].action else {
         panic!("redirect")

@@ -120,6 +120,7 @@ static_resources:
 dynamic_resources:
   ads_config:
     api_type: GRPC
+    transport_api_version: V3
     grpc_services: [{ envoy_grpc: { cluster_name: xds_cluster } }]
   cds_config: { ads: {} }
   lds_config: { ads: {} }

@@ -2,7 +2,9 @@
 
 use std::borrow::Cow;
 
-use super::{config, forward, matched, req};
+use outrider_model::HostRewrite;
+
+use super::{config, config_then, forward, forward_action_mut, matched, req};
 use crate::routing::{choose_cluster, rewrite_authority, rewrite_path};
 
 #[test]
@@ -172,7 +174,9 @@ fn path_rewrites() {
 
 #[test]
 fn authority_rewrites() {
-    let config = config(
+    // `auto_host_rewrite` is refused by the model until endpoint hostnames reach the request
+    // path; its rewrite is set by hand on route 2.
+    let config = config_then(
         "virtual_hosts:
 - name: v
   domains: ['*']
@@ -182,7 +186,7 @@ fn authority_rewrites() {
   - match: { prefix: /header }
     route: { cluster: c, host_rewrite_header: x-upstream-host }
   - match: { prefix: /auto }
-    route: { cluster: c, auto_host_rewrite: true }
+    route: { cluster: c }
   - match: { prefix: /weighted }
     route:
       host_rewrite_literal: route.internal
@@ -191,6 +195,7 @@ fn authority_rewrites() {
   - match: { prefix: / }
     route: { cluster: c }
 ",
+        |config| forward_action_mut(config, 2).host_rewrite = HostRewrite::Auto,
     );
     let rewrite = |request: &super::Req, hostname: Option<&str>| {
         let action = forward(matched(&config, request));

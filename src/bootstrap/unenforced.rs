@@ -1,0 +1,193 @@
+//! Bootstrap sections whose effect is not built: each makes the bootstrap invalid (file, field
+//! path, what is missing), because an operator who set one expects it to hold. Sections that
+//! change nothing a client, an upstream or the control plane sees are listed as ignored instead
+//! (`ignored.rs`).
+
+use envoy_types::pb::envoy::config::bootstrap::v3::runtime_layer::LayerSpecifier;
+use envoy_types::pb::envoy::config::bootstrap::v3::{Bootstrap, LayeredRuntime};
+use envoy_types::pb::envoy::config::core::v3::grpc_service::TargetSpecifier;
+use envoy_types::pb::envoy::config::core::v3::{ApiConfigSource, ApiVersion, GrpcService};
+
+use super::runtime_flags::PREFIX;
+
+/// The first section set whose effect is not built, as (field path, what is missing).
+#[allow(
+    deprecated,
+    reason = "deprecated fields still change behaviour when set"
+)]
+pub fn check(proto: &Bootstrap) -> Result<(), (String, String)> {
+    let mut checks: Vec<(bool, String, &str)> = Vec::new();
+    let mut check = |set: bool, path: &str, what: &'static str| {
+        checks.push((set, path.to_string(), what));
+    };
+    if let Some(admin) = &proto.admin {
+        check(
+            !admin.allow_paths.is_empty(),
+            "admin.allow_paths",
+            "every admin path is served",
+        );
+        check(
+            !admin.access_log.is_empty() || !admin.access_log_path.is_empty(),
+            "admin.access_log",
+            "admin requests are not logged",
+        );
+    }
+    check(
+        proto.overload_manager.is_some(),
+        "overload_manager",
+        "no overload actions or connection limits apply",
+    );
+    if let Some(path) = proto.layered_runtime.as_ref().and_then(foreign_runtime) {
+        check(
+            true,
+            &path,
+            "only Outrider's own outrider.* keys are read (Envoy's runtime keys are not)",
+        );
+    }
+    check(
+        proto.hds_config.is_some(),
+        "hds_config",
+        "no health discovery service is run",
+    );
+    check(
+        !proto.header_prefix.is_empty(),
+        "header_prefix",
+        "Envoy's x-envoy-* headers keep their prefix",
+    );
+    check(
+        proto.use_tcp_for_dns_lookups
+            || proto.dns_resolution_config.is_some()
+            || proto.typed_dns_resolver_config.is_some(),
+        "dns_resolution_config",
+        "DNS clusters use the system resolver",
+    );
+    check(
+        !proto.flags_path.is_empty(),
+        "flags_path",
+        "flag files are not read",
+    );
+    check(
+        proto.tracing.as_ref().is_some_and(|t| t.http.is_some()),
+        "tracing.http",
+        "no traces are sent and no trace headers added",
+    );
+    if let Some(dynamic) = &proto.dynamic_resources {
+        check(
+            !dynamic.lds_resources_locator.is_empty(),
+            "dynamic_resources.lds_resources_locator",
+            "xdstp:// locators are not supported",
+        );
+        check(
+            !dynamic.cds_resources_locator.is_empty(),
+            "dynamic_resources.cds_resources_locator",
+            "xdstp:// locators are not supported",
+        );
+        if let Some(ads) = &dynamic.ads_config {
+            ads_config(ads, &mut check);
+        }
+    }
+    if let Some(manager) = &proto.cluster_manager {
+        check(
+            !manager.local_cluster_name.is_empty(),
+            "cluster_manager.local_cluster_name",
+            "no zone-aware routing",
+        );
+        check(
+            manager.upstream_bind_config.is_some(),
+            "cluster_manager.upstream_bind_config",
+            "the upstream source address is not set",
+        );
+        if let Some(source) = &manager.load_stats_config {
+            for (i, service) in source.grpc_services.iter().enumerate() {
+                grpc_service(
+                    service,
+                    &format!("cluster_manager.load_stats_config.grpc_services[{i}]"),
+                    &mut check,
+                );
+            }
+        }
+        if let Some(service) = manager
+            .outlier_detection
+            .as_ref()
+            .and_then(|o| o.event_service.as_ref())
+            .and_then(|e| e.config_source_specifier.as_ref())
+        {
+            use envoy_types::pb::envoy::config::core::v3::event_service_config::ConfigSourceSpecifier;
+            let ConfigSourceSpecifier::GrpcService(service) = service;
+            grpc_service(
+                service,
+                "cluster_manager.outlier_detection.event_service.grpc_service",
+                &mut check,
+            );
+        }
+    }
+    match checks.into_iter().find(|(set, _, _)| *set) {
+        Some((_, path, what)) => Err((path, format!("not supported yet: {what}"))),
+        None => Ok(()),
+    }
+}
+
+/// The ADS source's fields beyond the transport (`api_type`, `grpc_services`, read by
+/// `ads_server`) and `set_node_on_first_message_only` (read by the xDS client).
+fn ads_config(ads: &ApiConfigSource, check: &mut impl FnMut(bool, &str, &'static str)) {
+    let at = "dynamic_resources.ads_config";
+    // Envoy refuses AUTO (unset) as well: "V2 (and AUTO) xDS transport protocol versions are
+    // deprecated".
+    check(
+        ads.transport_api_version != ApiVersion::V3 as i32,
+        &format!("{at}.transport_api_version"),
+        "set it to V3, as Envoy requires (V2 and AUTO are refused)",
+    );
+    check(
+        !ads.cluster_names.is_empty(),
+        &format!("{at}.cluster_names"),
+        "gRPC services name their cluster in grpc_services",
+    );
+    check(
+        ads.rate_limit_settings.is_some(),
+        &format!("{at}.rate_limit_settings"),
+        "xDS requests are not rate limited",
+    );
+    check(
+        !ads.config_validators.is_empty(),
+        &format!("{at}.config_validators"),
+        "no config validators run",
+    );
+    for (i, service) in ads.grpc_services.iter().enumerate() {
+        grpc_service(service, &format!("{at}.grpc_services[{i}]"), check);
+        check(
+            !service.initial_metadata.is_empty(),
+            &format!("{at}.grpc_services[{i}].initial_metadata"),
+            "no metadata is sent on the ADS stream",
+        );
+    }
+}
+
+/// A gRPC service's `:authority` override, which the server would see.
+fn grpc_service(service: &GrpcService, at: &str, check: &mut impl FnMut(bool, &str, &'static str)) {
+    if let Some(TargetSpecifier::EnvoyGrpc(envoy_grpc)) = &service.target_specifier {
+        check(
+            !envoy_grpc.authority.is_empty(),
+            &format!("{at}.envoy_grpc.authority"),
+            "the stream's :authority is the endpoint's address",
+        );
+    }
+}
+
+/// The first runtime layer or key we would not act on: Envoy's own keys, disk and RTDS layers
+/// (an admin layer only takes `/runtime_modify`, which we do not serve, so it holds nothing).
+fn foreign_runtime(runtime: &LayeredRuntime) -> Option<String> {
+    runtime
+        .layers
+        .iter()
+        .enumerate()
+        .find_map(|(i, layer)| match &layer.layer_specifier {
+            Some(LayerSpecifier::StaticLayer(fields)) => fields
+                .fields
+                .keys()
+                .find(|key| !key.starts_with(PREFIX))
+                .map(|key| format!("layered_runtime.layers[{i}].static_layer.{key}")),
+            Some(LayerSpecifier::AdminLayer(_)) | None => None,
+            Some(_) => Some(format!("layered_runtime.layers[{i}]")),
+        })
+}
