@@ -1,6 +1,6 @@
 //! HTTP details through the real binary: HTTP/1.1 and h2c downstream, request smuggling and
 //! oversized headers refused (raw sockets, to see exactly what goes over the wire),
-//! `x-forwarded-for` passed on, `x-request-id`, `x-envoy-upstream-service-time`, no
+//! HTTP/1.0 only where accepted (426), `x-forwarded-for` passed on, `x-request-id`, `x-envoy-upstream-service-time`, no
 //! route and redirects.
 
 mod common;
@@ -58,6 +58,12 @@ async fn http_versions_headers_smuggling_limits_and_local_answers() {
         .with(cluster("backend", ""))
         .with(endpoints("backend", &[backend.addr()]))
         .with(http_listener("ingress", 0, "ingress", ""))
+        .with(http_listener(
+            "http10",
+            0,
+            "http10",
+            "      http_protocol_options: { accept_http_10: true }",
+        ))
         .with(routes(
             r#"  - match: { prefix: /old }
     redirect: { path_redirect: /new }
@@ -68,6 +74,7 @@ async fn http_versions_headers_smuggling_limits_and_local_answers() {
         ));
     let proxy = XdsProxy::start("http", snapshot, &["--concurrency", "1"]).await;
     let ingress: SocketAddr = ([127, 0, 0, 1], proxy.listener_port("ingress").await).into();
+    let http10: SocketAddr = ([127, 0, 0, 1], proxy.listener_port("http10").await).into();
     let base = format!("http://{ingress}");
 
     // HTTP/1.1 and h2c downstream both reach the upstream.
@@ -148,11 +155,28 @@ async fn http_versions_headers_smuggling_limits_and_local_answers() {
             "a".repeat(40 * 1024)
         );
         let fits = raw_exchange(ingress, fits.as_bytes());
-        (smuggled, too_big, fits)
+
+        // HTTP/1.0: Envoy's 426 (and close) unless the listener accepts it.
+        let old = b"GET /echo HTTP/1.0\r\nHost: x\r\n\r\n";
+        let refused = raw_exchange(ingress, old);
+        let accepted = raw_exchange(http10, old);
+        (smuggled, too_big, fits, refused, accepted)
     })
     .await
     .expect("raw exchanges");
-    let ((smuggled, smuggled_closed), (too_big, too_big_closed), (fits, _)) = raw;
+    let (
+        (smuggled, smuggled_closed),
+        (too_big, too_big_closed),
+        (fits, _),
+        (refused, refused_closed),
+        (accepted, _),
+    ) = raw;
+    assert!(
+        status_line(&refused).ends_with(" 426 Upgrade Required"),
+        "{refused}"
+    );
+    assert!(refused_closed, "the connection closes after the 426");
+    assert!(status_line(&accepted).ends_with(" 200 OK"), "{accepted}");
     assert_eq!(
         status_line(&too_big),
         "HTTP/1.1 431 Request Header Fields Too Large",
@@ -179,8 +203,9 @@ async fn http_versions_headers_smuggling_limits_and_local_answers() {
     );
     assert_eq!(
         backend.requests_served(),
-        served_before + 2,
-        "the POST and the request that fits reached the upstream, nothing else"
+        served_before + 3,
+        "the POST, the request that fits and the accepted HTTP/1.0 one reached the upstream, \
+         nothing else"
     );
 }
 

@@ -42,6 +42,14 @@ pub(crate) async fn proxy_request(
             None,
         ));
     };
+    // HTTP/1.0 only where the connection manager accepts it, as Envoy: 426 and close.
+    if parts.version == http::Version::HTTP_10 && !hcm.http1.accept_http_10 {
+        let mut response = local_reply(StatusCode::UPGRADE_REQUIRED, "", grpc, None);
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return Ok(response);
+    }
     // One owned snapshot for the whole request: a concurrent update cannot mix two versions.
     let snapshot = context.tables.load_full();
     let routes = match &hcm.routes {
