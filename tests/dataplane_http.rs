@@ -1,6 +1,7 @@
 //! HTTP details through the real binary: HTTP/1.1 and h2c downstream, request smuggling and
 //! oversized headers refused (raw sockets, to see exactly what goes over the wire),
-//! HTTP/1.0 only where accepted (426), `x-forwarded-for` passed on, `x-request-id`, `x-envoy-upstream-service-time`, no
+//! HTTP/1.0 only where accepted (426), `x-forwarded-for` passed on, `x-request-id` (and in
+//! responses when asked), `via`, `x-envoy-upstream-service-time`, no
 //! route and redirects.
 
 mod common;
@@ -62,7 +63,7 @@ async fn http_versions_headers_smuggling_limits_and_local_answers() {
             "http10",
             0,
             "http10",
-            "      http_protocol_options: { accept_http_10: true }",
+            "      http_protocol_options: { accept_http_10: true }\n      via: outrider-edge\n      always_set_request_id_in_response: true",
         ))
         .with(routes(
             r#"  - match: { prefix: /old }
@@ -112,6 +113,33 @@ async fn http_versions_headers_smuggling_limits_and_local_answers() {
         .body,
     );
     assert_eq!(kept.header_all("x-request-id"), ["mine"]);
+    // By default the response does not get it, nor a via.
+    let plain = get(&client, &format!("{base}/echo")).await;
+    assert_eq!(plain.header("x-request-id"), None);
+    assert_eq!(plain.header("via"), None);
+
+    // `via` goes on the request and the response, after what is there; with
+    // `always_set_request_id_in_response` the response carries the request's id, local replies
+    // included.
+    let other = format!("http://{http10}");
+    let answer = get_with(
+        &client,
+        &format!("{other}/echo"),
+        &[("via", "1.1 client"), ("x-request-id", "abc")],
+    )
+    .await;
+    let upstream_saw = echoed(&answer.body);
+    assert_eq!(
+        upstream_saw.header_all("via"),
+        ["1.1 client, outrider-edge"]
+    );
+    assert_eq!(answer.header("via"), Some("outrider-edge"));
+    assert_eq!(answer.header("x-request-id"), Some("abc"));
+    let missing = get(&client, &format!("{other}/nowhere")).await;
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.header("via"), Some("outrider-edge"));
+    let generated_id = missing.header("x-request-id").expect("the generated id");
+    assert_eq!(generated_id.len(), 36, "{generated_id}");
 
     // x-forwarded-for is passed on untouched without use_remote_address (which is refused
     // until x-envoy-internal and the trust rules are built).

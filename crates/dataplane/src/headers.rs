@@ -93,6 +93,21 @@ pub(crate) fn add_forwarded(headers: &mut HeaderMap, hcm: &HttpConnectionManager
     if !headers.contains_key(X_FORWARDED_PROTO) {
         headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
     }
+    if let Some(via) = &hcm.via {
+        append_via(headers, via);
+    }
+}
+
+/// Appends the connection manager's `via` value, after a comma if the header is there already
+/// (Envoy's `Utility::appendVia`).
+pub(crate) fn append_via(headers: &mut HeaderMap, via: &str) {
+    let value = match headers.get(header::VIA).and_then(|v| v.to_str().ok()) {
+        Some(existing) if !existing.is_empty() => format!("{existing}, {via}"),
+        _ => via.to_string(),
+    };
+    if let Ok(value) = HeaderValue::from_str(&value) {
+        headers.insert(header::VIA, value);
+    }
 }
 
 /// Adds `x-request-id` (a random UUID v4) when absent.

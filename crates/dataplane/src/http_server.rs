@@ -17,12 +17,12 @@ use std::convert::Infallible;
 
 use http::Request;
 use hyper::body::Incoming;
-use outrider_model::AccessLogSink;
+use outrider_model::{AccessLogSink, HttpConnectionManager};
 
 use crate::access_log::{LoggedBody, RequestRecord};
 use crate::connection::ChainRef;
 use crate::drain::DrainSignal;
-use crate::headers::ensure_request_id;
+use crate::headers::{X_REQUEST_ID, append_via, ensure_request_id};
 use crate::http_proxy::proxy_request;
 use crate::http_stats::{HttpCounters, HttpStats};
 use crate::worker_context::WorkerContext;
@@ -73,6 +73,7 @@ pub(crate) async fn serve_http(
     let drain_time = context.options.drain_time;
     let sinks: Rc<[AccessLogSink]> = hcm.access_log.clone().into();
     let generate_request_id = hcm.generate_request_id;
+    let response_headers = ResponseHeaders::of(hcm);
     let drain = DrainSignal::new(drained.clone(), drain_time);
     let stats = Rc::new(context.http_stats(&hcm.stat_prefix));
     let _connection_counted = ConnectionCount::new(stats.clone());
@@ -87,6 +88,7 @@ pub(crate) async fn serve_http(
             let chain = chain.clone();
             let sinks = sinks.clone();
             let stats = stats.clone();
+            let response_headers = response_headers.clone();
             async move {
                 let counted = RequestCount::new(stats.local());
                 // Generated here, not when forwarding, so the access log shows it too.
@@ -95,7 +97,12 @@ pub(crate) async fn serve_http(
                 }
                 let record = (!sinks.is_empty()).then(|| RequestRecord::new(&request));
                 let buffers = context.access_log.clone();
-                let response = proxy_request(context, chain, peer, local, request).await?;
+                let request_id = response_headers
+                    .request_id
+                    .then(|| request.headers().get(X_REQUEST_ID).cloned())
+                    .flatten();
+                let mut response = proxy_request(context, chain, peer, local, request).await?;
+                response_headers.apply(response.headers_mut(), request_id);
                 // Counted when the response head is ready (Envoy counts at stream end).
                 counted.0.count_response(response.status().as_u16());
                 drop(counted);
@@ -118,6 +125,33 @@ pub(crate) async fn serve_http(
     connection.as_mut().graceful_shutdown();
     if tokio::time::timeout(drain_time, connection).await.is_err() {
         tracing::debug!(%peer, "drain time over; closing the connection");
+    }
+}
+
+/// What the connection manager adds to every response, local replies included (Envoy's
+/// `mutateResponseHeaders`): its `via`, and the request's `x-request-id` when
+/// `always_set_request_id_in_response`. Nothing to do (and nothing copied) by default.
+#[derive(Clone)]
+struct ResponseHeaders {
+    via: Option<Rc<str>>,
+    request_id: bool,
+}
+
+impl ResponseHeaders {
+    fn of(hcm: &HttpConnectionManager) -> Self {
+        ResponseHeaders {
+            via: hcm.via.as_deref().map(Rc::from),
+            request_id: hcm.always_set_request_id_in_response,
+        }
+    }
+
+    fn apply(&self, headers: &mut http::HeaderMap, request_id: Option<http::HeaderValue>) {
+        if let Some(id) = request_id {
+            headers.insert(X_REQUEST_ID, id);
+        }
+        if let Some(via) = &self.via {
+            append_via(headers, via);
+        }
     }
 }
 

@@ -48,6 +48,10 @@ pub struct HttpConnectionManager {
     pub skip_xff_append: bool,
     /// Default true.
     pub generate_request_id: bool,
+    /// Appended to the `via` header of every request and response (`None`: not added).
+    pub via: Option<String>,
+    /// Copy the request's `x-request-id` into every response.
+    pub always_set_request_id_in_response: bool,
     /// Upgrade types (lower case) allowed on this listener, with `enabled`.
     pub upgrades: Vec<(String, bool)>,
     /// Where each request is logged, in Envoy's default format (see `access_log.rs`).
@@ -134,12 +138,12 @@ impl HttpConnectionManager {
             early_header_mutation_extensions,
             internal_address_config,
             skip_xff_append,
-            via: _,
+            via,
             generate_request_id,
             // Only decides whether an external request's id is replaced, and every request is
             // internal while `use_remote_address` is false (the only value accepted).
             preserve_external_request_id: _,
-            always_set_request_id_in_response: _,
+            always_set_request_id_in_response,
             forward_client_cert_details,
             set_current_client_cert_details,
             forward_client_cert_matcher,
@@ -274,6 +278,7 @@ impl HttpConnectionManager {
             upgrades.push((kind, bool_or(enabled, true)));
         }
         header_value(server_name, "server_name")?;
+        header_value(via, "via")?;
         let common = match common_http_protocol_options {
             Some(c) => CommonHttpOptions::from_proto(c).within("common_http_protocol_options")?,
             None => CommonHttpOptions::defaults(),
@@ -323,6 +328,8 @@ impl HttpConnectionManager {
             use_remote_address: bool_or(use_remote_address, false),
             skip_xff_append: *skip_xff_append,
             generate_request_id: bool_or(generate_request_id, true),
+            via: Some(via.clone()).filter(|v| !v.is_empty()),
+            always_set_request_id_in_response: *always_set_request_id_in_response,
             upgrades,
             access_log: access_log_sinks(access_log)?,
         })
@@ -364,12 +371,6 @@ fn reject_unenforced(proto: &pb::HttpConnectionManager) -> Result<()> {
             proto.xff_num_trusted_hops > 0,
             "xff_num_trusted_hops",
             "x-forwarded-for is not read for the client address",
-        ),
-        (!proto.via.is_empty(), "via", "no via header is added"),
-        (
-            proto.always_set_request_id_in_response,
-            "always_set_request_id_in_response",
-            "the response gets no x-request-id",
         ),
         (
             proto.proxy_100_continue,

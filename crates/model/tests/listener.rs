@@ -187,7 +187,6 @@ fn listener_fields_not_enforced_yet_are_refused_with_their_path() {
             hcm("      xff_num_trusted_hops: 1\n"),
             format!("{at}.xff_num_trusted_hops"),
         ),
-        (hcm("      via: outrider\n"), format!("{at}.via")),
         (
             hcm("      normalize_path: true\n"),
             format!("{at}.normalize_path"),
@@ -203,10 +202,6 @@ fn listener_fields_not_enforced_yet_are_refused_with_their_path() {
         (
             hcm("      strip_any_host_port: true\n"),
             format!("{at}.strip_any_host_port"),
-        ),
-        (
-            hcm("      always_set_request_id_in_response: true\n"),
-            format!("{at}.always_set_request_id_in_response"),
         ),
         (
             hcm("      common_http_protocol_options: { max_requests_per_connection: 10 }\n"),
