@@ -204,6 +204,15 @@ fn harmless_sections_are_listed_and_unbuilt_ones_refused() {
     );
     let (got, _) = check_yaml(&allow, &Overrides::default()).expect_err("allow_paths");
     assert_eq!(got, "admin.allow_paths");
+    // Istio's bootstrap logs admin requests to /dev/null: what we do.
+    let null_log = ENVOY_BOOTSTRAP.replace(
+        "admin:\n",
+        "admin:\n  access_log: [ { name: envoy.access_loggers.file, typed_config: { '@type': type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog, path: /dev/null } } ]\n",
+    );
+    check_yaml(&null_log, &Overrides::default()).expect("an admin log to /dev/null");
+    let real_log = null_log.replace("path: /dev/null", "path: /tmp/admin.log");
+    let (got, _) = check_yaml(&real_log, &Overrides::default()).expect_err("a real admin log");
+    assert_eq!(got, "admin.access_log");
     // Envoy refuses an ADS source without transport_api_version: V3 too.
     let auto = ENVOY_BOOTSTRAP.replace("    transport_api_version: V3\n", "");
     assert_ne!(auto, ENVOY_BOOTSTRAP);

@@ -26,9 +26,15 @@ pub fn check(proto: &Bootstrap) -> Result<(), (String, String)> {
             "admin.allow_paths",
             "every admin path is served",
         );
+        // Istio's bootstrap logs admin requests to /dev/null, which is what we do.
         check(
-            !admin.access_log.is_empty() || !admin.access_log_path.is_empty(),
+            admin.access_log.iter().any(|log| !discards(log)),
             "admin.access_log",
+            "admin requests are not logged",
+        );
+        check(
+            !admin.access_log_path.is_empty() && admin.access_log_path != "/dev/null",
+            "admin.access_log_path",
             "admin requests are not logged",
         );
     }
@@ -54,13 +60,19 @@ pub fn check(proto: &Bootstrap) -> Result<(), (String, String)> {
         "header_prefix",
         "Envoy's x-envoy-* headers keep their prefix",
     );
-    check(
-        proto.use_tcp_for_dns_lookups
-            || proto.dns_resolution_config.is_some()
-            || proto.typed_dns_resolver_config.is_some(),
-        "dns_resolution_config",
-        "DNS clusters use the system resolver",
-    );
+    for (set, path) in [
+        (proto.use_tcp_for_dns_lookups, "use_tcp_for_dns_lookups"),
+        (
+            proto.dns_resolution_config.is_some(),
+            "dns_resolution_config",
+        ),
+        (
+            proto.typed_dns_resolver_config.is_some(),
+            "typed_dns_resolver_config",
+        ),
+    ] {
+        check(set, path, "DNS clusters use the system resolver");
+    }
     check(
         !proto.flags_path.is_empty(),
         "flags_path",
@@ -155,6 +167,15 @@ fn ads_config(ads: &ApiConfigSource, check: &mut impl FnMut(bool, &str, &'static
     );
     for (i, service) in ads.grpc_services.iter().enumerate() {
         grpc_service(service, &format!("{at}.grpc_services[{i}]"), check);
+        // Envoy takes the xDS reconnect back-off from it.
+        let retry = service.retry_policy.is_some()
+            || matches!(&service.target_specifier,
+                Some(TargetSpecifier::EnvoyGrpc(g)) if g.retry_policy.is_some());
+        check(
+            retry,
+            &format!("{at}.grpc_services[{i}].retry_policy"),
+            "the reconnect back-off is Envoy's default (500 ms to 30 s)",
+        );
         check(
             !service.initial_metadata.is_empty(),
             &format!("{at}.grpc_services[{i}].initial_metadata"),
@@ -190,4 +211,19 @@ fn foreign_runtime(runtime: &LayeredRuntime) -> Option<String> {
             Some(LayerSpecifier::AdminLayer(_)) | None => None,
             Some(_) => Some(format!("layered_runtime.layers[{i}]")),
         })
+}
+
+/// An access log that writes nowhere: a file logger to `/dev/null`.
+fn discards(log: &envoy_types::pb::envoy::config::accesslog::v3::AccessLog) -> bool {
+    use envoy_types::pb::envoy::config::accesslog::v3::access_log::ConfigType;
+    use envoy_types::pb::envoy::extensions::access_loggers::file::v3::FileAccessLog;
+    use prost::{Message, Name};
+    match &log.config_type {
+        Some(ConfigType::TypedConfig(any))
+            if any.type_url.ends_with(&FileAccessLog::full_name()) =>
+        {
+            FileAccessLog::decode(any.value.as_slice()).is_ok_and(|f| f.path == "/dev/null")
+        }
+        _ => false,
+    }
 }

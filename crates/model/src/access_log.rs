@@ -74,8 +74,15 @@ fn access_log_sink(log: &AccessLog) -> Result<AccessLogSink> {
     }
     let file = FileAccessLog::decode(any.value.as_slice())
         .map_err(|e| ValidationError::new("typed_config", e.to_string()))?;
-    if file.access_log_format.is_some() {
-        return Err(custom_format("typed_config.log_format"));
+    if let Some(format) = &file.access_log_format {
+        use envoy_types::pb::envoy::extensions::access_loggers::file::v3::file_access_log::AccessLogFormat;
+        let field = match format {
+            AccessLogFormat::Format(_) => "format",
+            AccessLogFormat::JsonFormat(_) => "json_format",
+            AccessLogFormat::TypedJsonFormat(_) => "typed_json_format",
+            AccessLogFormat::LogFormat(_) => "log_format",
+        };
+        return Err(custom_format(&format!("typed_config.{field}")));
     }
     Ok(match file.path.as_str() {
         "" => {

@@ -163,8 +163,15 @@ impl Cluster {
         );
         non_empty(name, "name")?;
         for (set, field, what) in [
+            // Envoy reads it on DNS clusters only.
             (
-                *respect_dns_ttl,
+                *respect_dns_ttl
+                    && matches!(
+                        cluster_discovery_type,
+                        Some(cluster::ClusterDiscoveryType::Type(t))
+                            if *t == cluster::DiscoveryType::StrictDns as i32
+                                || *t == cluster::DiscoveryType::LogicalDns as i32
+                    ),
                 "respect_dns_ttl",
                 "the system resolver gives no TTL; refreshes follow dns_refresh_rate",
             ),

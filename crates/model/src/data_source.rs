@@ -29,8 +29,18 @@ impl DataSource {
             }
             // Envoy reads the file when it loads the config, so a missing one is an error there
             // and here (the consumer reads it again when it uses it).
-            Some(Specifier::Filename(f)) => match std::fs::File::open(f) {
-                Ok(_) => Ok(Self::File(PathBuf::from(f))),
+            Some(Specifier::Filename(f)) => match std::fs::metadata(f) {
+                Ok(meta) if meta.is_file() => match std::fs::File::open(f) {
+                    Ok(_) => Ok(Self::File(PathBuf::from(f))),
+                    Err(e) => Err(ValidationError::new(
+                        "filename",
+                        format!("unable to read file {f}: {e}"),
+                    )),
+                },
+                Ok(_) => Err(ValidationError::new(
+                    "filename",
+                    format!("unable to read file {f}: not a regular file"),
+                )),
                 Err(e) => Err(ValidationError::new(
                     "filename",
                     format!("unable to read file {f}: {e}"),

@@ -138,17 +138,11 @@ impl FilterChain {
                 "TLS is not built yet (the chain would be served in plaintext)",
             ));
         }
-        if opt_duration(
+        // Only times a transport handshake, and only raw_buffer chains are accepted: validated.
+        opt_duration(
             transport_socket_connect_timeout,
             "transport_socket_connect_timeout",
-        )?
-        .is_some_and(|d| !d.is_zero())
-        {
-            return Err(ValidationError::not_enforced(
-                "transport_socket_connect_timeout",
-                "no transport handshake is timed",
-            ));
-        }
+        )?;
         let filter = match filters.as_slice() {
             [] => {
                 return Err(ValidationError::new(

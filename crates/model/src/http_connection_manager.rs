@@ -24,6 +24,7 @@ use crate::proto_value::{
 };
 use crate::route::RouteConfiguration;
 
+const DEFAULT_STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_DELAYED_CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 const ROUTER_FILTER_NAME: &str = "envoy.filters.http.router";
@@ -128,10 +129,9 @@ impl HttpConnectionManager {
             drain_timeout_jitter: _,
             delayed_close_timeout: _,
             access_log,
-            // Extra log entries for long streams: logging only, and only with a log we write.
-            access_log_flush_interval: _,
-            flush_access_log_on_new_request: _,
-            access_log_options: _,
+            access_log_flush_interval,
+            flush_access_log_on_new_request,
+            access_log_options,
             use_remote_address,
             xff_num_trusted_hops: _,
             original_ip_detection_extensions,
@@ -140,8 +140,8 @@ impl HttpConnectionManager {
             skip_xff_append,
             via,
             generate_request_id,
-            // Only decides whether an external request's id is replaced, and every request is
-            // internal while `use_remote_address` is false (the only value accepted).
+            // Only decides whether an edge request's id is replaced, and a request is an edge
+            // one only with `use_remote_address`, which is refused.
             preserve_external_request_id: _,
             always_set_request_id_in_response,
             forward_client_cert_details,
@@ -156,7 +156,8 @@ impl HttpConnectionManager {
             request_id_extension,
             local_reply_config,
             strip_matching_host_port: _,
-            // Chooses between a reset and a 400 on malformed HTTP: error reporting only.
+            // On malformed HTTP/2 the h2 crate resets the stream, which is Envoy's behaviour
+            // with true; Envoy's default (false) ends the whole connection (README).
             stream_error_on_invalid_http_message: _,
             path_normalization_options,
             strip_trailing_host_dot: _,
@@ -192,6 +193,16 @@ impl HttpConnectionManager {
             return Err(ValidationError::unsupported("add_user_agent"));
         }
         reject_unenforced(proto)?;
+        // Extra access-log lines (periodic, at the start of a request) that we do not write.
+        if access_log_flush_interval.is_some()
+            || *flush_access_log_on_new_request
+            || access_log_options.is_some()
+        {
+            return Err(ValidationError::not_enforced(
+                "access_log_options",
+                "no periodic or start-of-request access-log lines are written",
+            ));
+        }
         non_empty(stat_prefix, "stat_prefix")?;
         match enum_value::<hcm::CodecType>(*codec_type, "codec_type")? {
             hcm::CodecType::Auto => {}
@@ -205,12 +216,12 @@ impl HttpConnectionManager {
                 return Err(ValidationError::new("codec_type", "HTTP3 is not supported"));
             }
         }
-        if let Some(tracing) = tracing
-            && tracing.provider.is_some()
-        {
+        // Even without a provider Envoy's tracing rewrites the trace bit of x-request-id and adds
+        // x-envoy-decorator-operation, which the upstream sees.
+        if tracing.is_some() {
             return Err(ValidationError::not_enforced(
-                "tracing.provider",
-                "no traces are sent and no trace headers added",
+                "tracing",
+                "no tracing runs (Envoy's would rewrite x-request-id and add trace headers)",
             ));
         }
         let routes = match route_specifier {
@@ -339,12 +350,20 @@ impl HttpConnectionManager {
 /// Rejects the connection manager's fields whose effect is not built yet (each names what is
 /// missing). Unset, or set to what we do anyway, passes.
 fn reject_unenforced(proto: &pb::HttpConnectionManager) -> Result<()> {
+    reject_timeout(&proto.request_timeout, "request_timeout")?;
+    // Envoy's 5 min default is not applied either (README): written out, it is accepted too.
     for (value, field) in [
         (&proto.stream_idle_timeout, "stream_idle_timeout"),
         (&proto.stream_flush_timeout, "stream_flush_timeout"),
-        (&proto.request_timeout, "request_timeout"),
     ] {
-        reject_timeout(value, field)?;
+        if opt_duration(value, field)?
+            .is_some_and(|d| !d.is_zero() && d != DEFAULT_STREAM_IDLE_TIMEOUT)
+        {
+            return Err(ValidationError::not_enforced(
+                field,
+                "not applied; only 0s and Envoy's default (300s) are accepted",
+            ));
+        }
     }
     for (value, field, default) in [
         (&proto.drain_timeout, "drain_timeout", DEFAULT_DRAIN_TIMEOUT),

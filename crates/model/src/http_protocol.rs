@@ -18,6 +18,9 @@ pub struct CommonHttpOptions {
     pub max_requests_per_connection: Option<u32>,
 }
 
+/// Envoy's default `max_concurrent_streams`.
+const ENVOY_MAX_CONCURRENT_STREAMS: u32 = 2_147_483_647;
+
 /// The HTTP/1 options we honour.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Http1Options {
@@ -184,10 +187,15 @@ pub(crate) fn http2_options(proto: &core::Http2ProtocolOptions) -> Result<Http2O
         1..=2_147_483_647,
         0,
     )?;
-    if max_concurrent_streams.is_some() {
+    // Upstream, streams queue on one connection up to the server's own limit, which is what
+    // Envoy's default (2^31 - 1) amounts to; another value is not applied.
+    if max_concurrent_streams
+        .as_ref()
+        .is_some_and(|v| v.value != ENVOY_MAX_CONCURRENT_STREAMS)
+    {
         return Err(ValidationError::not_enforced(
             "max_concurrent_streams",
-            "streams per connection are not limited",
+            "streams per connection are not limited by it; only Envoy's default is accepted",
         ));
     }
     Ok(Http2Options {
@@ -208,6 +216,11 @@ pub(crate) fn http2_options(proto: &core::Http2ProtocolOptions) -> Result<Http2O
 pub(crate) fn downstream_http2_options(proto: &core::Http2ProtocolOptions) -> Result<()> {
     let options = http2_options(proto)?;
     let unapplied = [
+        // hyper's server advertises 200, not Envoy's default.
+        (
+            proto.max_concurrent_streams.is_some(),
+            "max_concurrent_streams",
+        ),
         (
             options.initial_stream_window_size.is_some(),
             "initial_stream_window_size",

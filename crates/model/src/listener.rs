@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use envoy_types::pb::envoy::config::listener::v3::{self as pb, listener, listener_filter};
 use envoy_types::pb::envoy::extensions::filters::listener::http_inspector::v3::HttpInspector;
@@ -18,8 +17,6 @@ use crate::error::{
 use crate::filter_chain::{FilterChain, NetworkFilter};
 use crate::http_connection_manager::{RouteSource, SkippedFilter};
 use crate::proto_value::{any_type_name, bool_or, enum_value, opt_duration, u32_or};
-
-const DEFAULT_LISTENER_FILTERS_TIMEOUT: Duration = Duration::from_secs(15);
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Listener {
@@ -56,7 +53,8 @@ impl Listener {
             drain_type,
             listener_filters,
             listener_filters_timeout,
-            continue_on_listener_filters_timeout,
+            // See `listener_filters_timeout` below.
+            continue_on_listener_filters_timeout: _,
             transparent,
             freebind,
             socket_options,
@@ -126,17 +124,11 @@ impl Listener {
         // they find (server names, TLS, ALPN are rejected until TLS is built): leaving them out
         // changes nothing.
         check_listener_filters(listener_filters)?;
-        // A client-first protocol never waits on them; a server-first one would, in Envoy, for
-        // up to this timeout, so only the defaults are accepted.
-        if opt_duration(listener_filters_timeout, "listener_filters_timeout")?
-            .is_some_and(|t| t != DEFAULT_LISTENER_FILTERS_TIMEOUT)
-            || *continue_on_listener_filters_timeout
-        {
-            return Err(ValidationError::not_enforced(
-                "listener_filters_timeout",
-                "listener filters do not wait; only the default 15s is accepted",
-            ));
-        }
+        // Validated only: with the inspectors left out nothing waits for a client's first
+        // bytes, so a client that never speaks is served at once (Envoy waits this long, then
+        // closes unless `continue_on_listener_filters_timeout`): a difference only a
+        // server-first protocol sees (README).
+        opt_duration(listener_filters_timeout, "listener_filters_timeout")?;
         if u32_or(
             per_connection_buffer_limit_bytes,
             DEFAULT_PER_CONNECTION_BUFFER_LIMIT_BYTES,
@@ -147,14 +139,10 @@ impl Listener {
                 "buffers (and which requests can be retried) use the 1 MiB default",
             ));
         }
-        if enum_value::<listener::DrainType>(*drain_type, "drain_type")?
-            != listener::DrainType::Default
-        {
-            return Err(ValidationError::not_enforced(
-                "drain_type",
-                "every listener drains on /drain_listeners; only DEFAULT is accepted",
-            ));
-        }
+        // MODIFY_ONLY is what every listener does here: `/healthcheck/fail` does not start a
+        // drain. DEFAULT (the default) also drains then in Envoy; that part is not built
+        // (README).
+        enum_value::<listener::DrainType>(*drain_type, "drain_type")?;
         if tcp_keepalive.is_some() {
             return Err(ValidationError::not_enforced(
                 "tcp_keepalive",

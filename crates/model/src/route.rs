@@ -18,6 +18,9 @@ use crate::route_action::{
     DirectResponse, ForwardAction, RedirectAction, direct_response, forward_action, redirect_action,
 };
 
+/// The request body buffered for retries (Envoy's default, from the 1 MiB connection limit).
+const RETRY_BUFFER_BYTES: u32 = 1024 * 1024;
+
 /// Envoy's default limit on an inline direct-response body.
 const DEFAULT_MAX_DIRECT_RESPONSE_BODY_SIZE_BYTES: u32 = 4096;
 
@@ -369,7 +372,9 @@ fn virtual_host(proto: &pb::VirtualHost, max_body: u32) -> Result<VirtualHost> {
             "no x-envoy-attempt-count goes in the response",
         ),
         (
-            per_request_buffer_limit_bytes.is_some(),
+            per_request_buffer_limit_bytes
+                .as_ref()
+                .is_some_and(|v| v.value != RETRY_BUFFER_BYTES),
             "per_request_buffer_limit_bytes",
             "the retry buffer is 1 MiB whatever this says",
         ),
@@ -426,7 +431,10 @@ fn route(proto: &pb::Route, vhost_retry: Option<&RetryPolicy>, max_body: u32) ->
         response_headers_to_add,
         response_headers_to_remove,
     )?;
-    if per_request_buffer_limit_bytes.is_some() {
+    if per_request_buffer_limit_bytes
+        .as_ref()
+        .is_some_and(|v| v.value != RETRY_BUFFER_BYTES)
+    {
         return Err(ValidationError::not_enforced(
             "per_request_buffer_limit_bytes",
             "the retry buffer is 1 MiB whatever this says",

@@ -5,7 +5,9 @@ use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{self a
 use crate::error::{
     Result, ValidationError, Within, convert_each, non_empty, reject_if_set, reject_timeout,
 };
-use crate::proto_value::{enum_value, u32_in};
+use crate::proto_value::{enum_value, opt_duration, u32_in};
+
+const DEFAULT_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3600);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TcpProxy {
@@ -112,9 +114,16 @@ impl TcpProxy {
             }
         };
         // No timer runs on a proxied connection yet. Envoy's 1 h idle default is not applied
-        // either (README); an explicit one is refused.
+        // either (README), so it is accepted written out; any other is refused.
+        if opt_duration(idle_timeout, "idle_timeout")?
+            .is_some_and(|d| !d.is_zero() && d != DEFAULT_IDLE_TIMEOUT)
+        {
+            return Err(ValidationError::not_enforced(
+                "idle_timeout",
+                "not applied; only 0s and Envoy's default (3600s) are accepted",
+            ));
+        }
         for (value, field) in [
-            (idle_timeout, "idle_timeout"),
             (downstream_idle_timeout, "downstream_idle_timeout"),
             (upstream_idle_timeout, "upstream_idle_timeout"),
             (

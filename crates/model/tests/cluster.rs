@@ -315,7 +315,6 @@ fn upstream_tls_is_validated_then_refused_until_it_is_built() {
 #[test]
 fn cluster_fields_not_enforced_yet_are_refused_with_their_path() {
     let cases: &[(&str, &str)] = &[
-        ("respect_dns_ttl: true", "respect_dns_ttl"),
         (
             "health_checks: [ { timeout: 1s, interval: 1s, unhealthy_threshold: 1, healthy_threshold: 1, tcp_health_check: {} }, { timeout: 1s, interval: 1s, unhealthy_threshold: 1, healthy_threshold: 1, tcp_health_check: {} } ]",
             "health_checks",
@@ -349,6 +348,14 @@ fn cluster_fields_not_enforced_yet_are_refused_with_their_path() {
             "upstream_http_protocol_options.auto_sni",
         ),
     ];
+    // respect_dns_ttl: refused where Envoy reads it (DNS clusters), ignored elsewhere as there.
+    let dns = "name: d\ntype: STRICT_DNS\nrespect_dns_ttl: true\nload_assignment: { cluster_name: d, endpoints: [ { lb_endpoints: [ { endpoint: { address: { socket_address: { address: example.com, port_value: 80 } } } } ] } ] }\n";
+    let err = cluster(dns).expect_err("respect_dns_ttl on a DNS cluster");
+    assert!(
+        err.starts_with("respect_dns_ttl: not supported yet: "),
+        "{err}"
+    );
+    ok(&format!("{EDS}respect_dns_ttl: true\n"));
     for (extra, path) in cases {
         let err = cluster(&format!("{EDS}{extra}\n")).expect_err(extra);
         assert!(

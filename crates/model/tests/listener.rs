@@ -233,6 +233,20 @@ fn listener_fields_not_enforced_yet_are_refused_with_their_path() {
             "filter_chains[0].transport_socket".to_string(),
         ),
     ];
+    // Envoy's defaults written out, and what we do anyway, are accepted.
+    for extra in [
+        "      stream_idle_timeout: 300s\n",
+        "      stream_flush_timeout: 0s\n",
+        "      delayed_close_timeout: 1s\n",
+    ] {
+        listener(&hcm(extra)).unwrap_or_else(|e| panic!("{extra}: {e}"));
+    }
+    let modify_only = hcm("").replacen(
+        "filter_chains:",
+        "drain_type: MODIFY_ONLY\nfilter_chains:",
+        1,
+    );
+    listener(&modify_only).unwrap_or_else(|e| panic!("MODIFY_ONLY: {e}"));
     for (yaml, path) in &cases {
         let err = listener(yaml).expect_err(path);
         assert!(
