@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use common::xds_proxy::{
     XdsProxy, closed_port, cluster, endpoints, eventually, get, get_with, http_listener,
-    http1_client, routes,
+    http1_client, routes, yaml,
 };
 use outrider_upstream_server::{UpstreamConfig, UpstreamServer};
 use xds_conformance::Snapshot;
@@ -251,5 +251,112 @@ async fn timeouts_retries_breakers_and_connect_failures() {
                 "{prefix}: {answer:?}"
             );
         }
+    }
+}
+
+/// The router's Envoy headers, and the virtual host's attempt counts, as the client and the
+/// upstream see them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attempt_counts_and_suppressed_envoy_headers() {
+    let flaky = upstream(UpstreamConfig::new("flaky")).await;
+    flaky.set_fail_status(503).expect("status");
+    flaky.set_failing(true);
+    let fine = upstream(UpstreamConfig::new("fine")).await;
+    let route_table: envoy_types::pb::envoy::config::route::v3::RouteConfiguration = yaml(
+        r#"
+name: routes
+virtual_hosts:
+- name: all
+  domains: ["*"]
+  include_request_attempt_count: true
+  include_attempt_count_in_response: true
+  routes:
+  - match: { prefix: /retry/ }
+    route:
+      cluster: pair
+      prefix_rewrite: /
+      retry_policy: { retry_on: 5xx, num_retries: 1 }
+  - match: { prefix: / }
+    route: { cluster: fine }
+"#,
+    );
+    let quiet: envoy_types::pb::envoy::config::listener::v3::Listener = yaml(
+        r#"
+name: quiet
+address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
+filter_chains:
+- filters:
+  - name: envoy.filters.network.http_connection_manager
+    typed_config:
+      "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+      stat_prefix: quiet
+      rds: { route_config_name: routes, config_source: { ads: {} } }
+      http_filters:
+      - name: envoy.filters.http.router
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+          suppress_envoy_headers: true
+"#,
+    );
+    let snapshot = Snapshot::new("1")
+        .with(cluster("pair", ""))
+        .with(endpoints("pair", &[flaky.addr(), fine.addr()]))
+        .with(cluster("fine", ""))
+        .with(endpoints("fine", &[fine.addr()]))
+        .with(http_listener("plain", 0, "plain", ""))
+        .with(quiet)
+        .with(route_table);
+    let proxy = XdsProxy::start("envoy-headers", snapshot, &["--concurrency", "1"]).await;
+    let plain = format!("http://127.0.0.1:{}", proxy.listener_port("plain").await);
+    let quiet = format!("http://127.0.0.1:{}", proxy.listener_port("quiet").await);
+    let client = http1_client();
+
+    // Each try carries its number; the answer says how many it took.
+    let mut retried = 0;
+    for _ in 0..8 {
+        let before = flaky.requests_served();
+        let answer = get(&client, &format!("{plain}/retry/echo")).await;
+        let tries = if flaky.requests_served() > before {
+            "2"
+        } else {
+            "1"
+        };
+        retried += usize::from(tries == "2");
+        assert_eq!(
+            (answer.status, answer.upstream()),
+            (200, "fine"),
+            "{answer:?}"
+        );
+        assert_eq!(answer.header("x-envoy-attempt-count"), Some(tries));
+        let echoed: serde_json::Value = serde_json::from_str(&answer.body).expect("echo JSON");
+        let sent = echoed["headers"]
+            .as_array()
+            .expect("headers")
+            .iter()
+            .find(|h| h[0] == "x-envoy-attempt-count")
+            .and_then(|h| h[1].as_str())
+            .map(str::to_string);
+        assert_eq!(sent.as_deref(), Some(tries), "{echoed}");
+    }
+    assert!(
+        retried > 0,
+        "round robin never reached the failing endpoint"
+    );
+
+    // suppress_envoy_headers: no x-envoy-upstream-service-time for the client, no
+    // x-envoy-expected-rq-timeout-ms for the upstream; the default router adds both.
+    for (base, envoy_headers) in [(&plain, true), (&quiet, false)] {
+        let answer = get(&client, &format!("{base}/echo")).await;
+        assert_eq!(
+            answer.header("x-envoy-upstream-service-time").is_some(),
+            envoy_headers,
+            "{base}: {answer:?}"
+        );
+        assert_eq!(
+            answer.body.contains("x-envoy-expected-rq-timeout-ms"),
+            envoy_headers,
+            "{base}: {}",
+            answer.body
+        );
     }
 }

@@ -26,8 +26,8 @@ use outrider_upstream::outlier::{Outcome, record};
 use outrider_upstream::{try_request, try_retry};
 
 use crate::headers::{
-    EXPECTED_TIMEOUT_MS, IMMEDIATE_HEALTH_CHECK_FAIL, MAX_RETRIES, RETRY_ON, UPSTREAM_SERVICE_TIME,
-    UPSTREAM_TIMEOUT_MS, add_forwarded, millis, number, strip_hop_by_hop,
+    ATTEMPT_COUNT, EXPECTED_TIMEOUT_MS, IMMEDIATE_HEALTH_CHECK_FAIL, MAX_RETRIES, RETRY_ON,
+    UPSTREAM_SERVICE_TIME, UPSTREAM_TIMEOUT_MS, add_forwarded, millis, number, strip_hop_by_hop,
 };
 use crate::http1_pool::{Limits, SendError};
 use crate::local_reply::{Flagged, ProxyBody, ResponseFlag, local_reply};
@@ -132,7 +132,7 @@ pub(crate) async fn forward(
     counters.upstream_rq_total.fetch_add(1, Relaxed);
     let breakers = &entry.config.circuit_breakers;
     let Some(active_request) = try_request(&entry.state, breakers, cx.action.priority) else {
-        return overflow_reply(cx.grpc);
+        return overflow_reply(cx.grpc, cx.hcm.suppress_envoy_headers);
     };
 
     // Timeouts: the header wins over the route; 0 disables. The route's is Envoy's 15 s when
@@ -162,6 +162,7 @@ pub(crate) async fn forward(
     strip_hop_by_hop(&mut parts.headers, downstream_upgrade.is_some());
     add_forwarded(&mut parts.headers, cx.hcm, cx.peer.ip());
     if !route_timeout.is_zero()
+        && !cx.hcm.suppress_envoy_headers
         && let Ok(millis) = u64::try_from(route_timeout.as_millis())
     {
         // The default timeout's value is a static: no allocation on the common path.
@@ -277,11 +278,14 @@ pub(crate) async fn forward(
             },
         };
         // The headers are copied only while another attempt may still need them.
-        let headers = if attempt < max_retries {
+        let mut headers = if attempt < max_retries {
             parts.headers.clone()
         } else {
             std::mem::take(&mut parts.headers)
         };
+        if cx.vhost.include_request_attempt_count {
+            headers.insert(ATTEMPT_COUNT, HeaderValue::from(attempt + 1));
+        }
         let built = client
             .uri(authority.as_deref(), address, path.clone())
             .and_then(|uri| build_request(&parts, headers, uri, request_body));
@@ -311,7 +315,7 @@ pub(crate) async fn forward(
         if let Some(Err(SendError::Overflow)) = &result {
             // The circuit breaker refused: nothing reached the endpoint, nothing to record or
             // retry (Envoy's `UO`).
-            return overflow_reply(cx.grpc);
+            return overflow_reply(cx.grpc, cx.hcm.suppress_envoy_headers);
         }
         match &result {
             Some(Ok(response)) => {
@@ -375,7 +379,12 @@ pub(crate) async fn forward(
                     }
                     None => false,
                 };
-                let response = downstream_response(response, elapsed, cx.hcm, upgraded);
+                let mut response = downstream_response(response, elapsed, cx.hcm, upgraded);
+                if cx.vhost.include_attempt_count_in_response {
+                    response
+                        .headers_mut()
+                        .insert(ATTEMPT_COUNT, HeaderValue::from(attempt + 1));
+                }
                 if wants_retry {
                     response.flagged(ResponseFlag::UpstreamRetryLimitExceeded, upstream)
                 } else {
@@ -417,12 +426,12 @@ pub(crate) async fn forward(
 }
 
 /// Envoy's answer when a circuit breaker is open.
-fn overflow_reply(grpc: bool) -> Response<ProxyBody> {
+fn overflow_reply(grpc: bool, suppress_envoy_headers: bool) -> Response<ProxyBody> {
     local_reply(
         StatusCode::SERVICE_UNAVAILABLE,
         "upstream connect error or disconnect/reset before headers. reset reason: overflow",
         grpc,
-        Some(("x-envoy-overloaded", "true".to_string())),
+        (!suppress_envoy_headers).then(|| ("x-envoy-overloaded", "true".to_string())),
     )
     .flagged(ResponseFlag::UpstreamOverflow, None)
 }
@@ -497,7 +506,9 @@ fn downstream_response(
 ) -> Response<ProxyBody> {
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers, upgraded);
-    if let Ok(millis) = u64::try_from(upstream_time.as_millis()) {
+    if !hcm.suppress_envoy_headers
+        && let Ok(millis) = u64::try_from(upstream_time.as_millis())
+    {
         parts
             .headers
             .insert(UPSTREAM_SERVICE_TIME, HeaderValue::from(millis));

@@ -53,6 +53,9 @@ pub struct HttpConnectionManager {
     pub via: Option<String>,
     /// Copy the request's `x-request-id` into every response.
     pub always_set_request_id_in_response: bool,
+    /// The router's `suppress_envoy_headers`: no `x-envoy-upstream-service-time`,
+    /// `x-envoy-expected-rq-timeout-ms` or `x-envoy-overloaded`.
+    pub suppress_envoy_headers: bool,
     /// Upgrade types (lower case) allowed on this listener, with `enabled`.
     pub upgrades: Vec<(String, bool)>,
     /// Where each request is logged, in Envoy's default format (see `access_log.rs`).
@@ -251,7 +254,7 @@ impl HttpConnectionManager {
                 ));
             }
         };
-        let skipped_filters = http_filter_chain(http_filters)?;
+        let (suppress_envoy_headers, skipped_filters) = http_filter_chain(http_filters)?;
         let server_header_transformation = match enum_value::<hcm::ServerHeaderTransformation>(
             *server_header_transformation,
             "server_header_transformation",
@@ -341,6 +344,7 @@ impl HttpConnectionManager {
             generate_request_id: bool_or(generate_request_id, true),
             via: Some(via.clone()).filter(|v| !v.is_empty()),
             always_set_request_id_in_response: *always_set_request_id_in_response,
+            suppress_envoy_headers,
             upgrades,
             access_log: access_log_sinks(access_log)?,
         })
@@ -449,8 +453,10 @@ fn reject_unenforced(proto: &pb::HttpConnectionManager) -> Result<()> {
 /// The HTTP filter chain: the router, last, and before it only filters whose absence changes
 /// nothing observable ([`HARMLESS_HTTP_FILTERS`], returned as skipped). Any other filter is an
 /// error, `is_optional` or not: running without it would accept a config and not enforce it.
-fn http_filter_chain(filters: &[pb::HttpFilter]) -> Result<Vec<SkippedFilter>> {
+/// Returns the router's `suppress_envoy_headers` and the filters left out.
+fn http_filter_chain(filters: &[pb::HttpFilter]) -> Result<(bool, Vec<SkippedFilter>)> {
     let mut router: Option<usize> = None;
+    let mut suppress_envoy_headers = false;
     let mut skipped = Vec::new();
     for (i, filter) in filters.iter().enumerate() {
         let pb::HttpFilter {
@@ -514,12 +520,12 @@ fn http_filter_chain(filters: &[pb::HttpFilter]) -> Result<Vec<SkippedFilter>> {
         }
         if let Some(any) = type_name {
             let r: router_pb::Router = decode_any(any, "typed_config").map_err(at)?;
-            router_config(&r).within("typed_config").map_err(at)?;
+            suppress_envoy_headers = router_config(&r).within("typed_config").map_err(at)?;
         }
         router = Some(i);
     }
     match router {
-        Some(i) if i + 1 == filters.len() => Ok(skipped),
+        Some(i) if i + 1 == filters.len() => Ok((suppress_envoy_headers, skipped)),
         Some(i) => Err(ValidationError::new(
             format!("http_filters[{}]", i + 1),
             "the router must be the last HTTP filter",
@@ -531,7 +537,8 @@ fn http_filter_chain(filters: &[pb::HttpFilter]) -> Result<Vec<SkippedFilter>> {
     }
 }
 
-fn router_config(proto: &router_pb::Router) -> Result<()> {
+/// The router's settings we act on: `suppress_envoy_headers`.
+fn router_config(proto: &router_pb::Router) -> Result<bool> {
     let router_pb::Router {
         // Stats and tracing knobs.
         dynamic_stats: _,
@@ -553,17 +560,11 @@ fn router_config(proto: &router_pb::Router) -> Result<()> {
             "upstream access logs are not written",
         ));
     }
-    if *suppress_envoy_headers {
-        return Err(ValidationError::not_enforced(
-            "suppress_envoy_headers",
-            "x-envoy-* headers are always added",
-        ));
-    }
     if *respect_expected_rq_timeout {
         return Err(ValidationError::not_enforced(
             "respect_expected_rq_timeout",
             "x-envoy-expected-rq-timeout-ms is not read",
         ));
     }
-    Ok(())
+    Ok(*suppress_envoy_headers)
 }

@@ -42,6 +42,10 @@ pub struct VirtualHost {
     pub routes: Vec<Route>,
     /// Virtual-host retry policy; already applied to routes without their own.
     pub retry_policy: Option<RetryPolicy>,
+    /// `x-envoy-attempt-count` on each upstream request.
+    pub include_request_attempt_count: bool,
+    /// `x-envoy-attempt-count` on the response (upstream answers).
+    pub include_attempt_count_in_response: bool,
 }
 
 /// A virtual-host domain, as Envoy classifies it.
@@ -360,25 +364,13 @@ fn virtual_host(proto: &pb::VirtualHost, max_body: u32) -> Result<VirtualHost> {
         response_headers_to_add,
         response_headers_to_remove,
     )?;
-    for (set, field, what) in [
-        (
-            *include_request_attempt_count,
-            "include_request_attempt_count",
-            "no x-envoy-attempt-count goes upstream",
-        ),
-        (
-            *include_attempt_count_in_response,
-            "include_attempt_count_in_response",
-            "no x-envoy-attempt-count goes in the response",
-        ),
-        (
-            per_request_buffer_limit_bytes
-                .as_ref()
-                .is_some_and(|v| v.value != RETRY_BUFFER_BYTES),
-            "per_request_buffer_limit_bytes",
-            "the retry buffer is 1 MiB whatever this says",
-        ),
-    ] {
+    for (set, field, what) in [(
+        per_request_buffer_limit_bytes
+            .as_ref()
+            .is_some_and(|v| v.value != RETRY_BUFFER_BYTES),
+        "per_request_buffer_limit_bytes",
+        "the retry buffer is 1 MiB whatever this says",
+    )] {
         if set {
             return Err(ValidationError::not_enforced(field, what));
         }
@@ -395,6 +387,8 @@ fn virtual_host(proto: &pb::VirtualHost, max_body: u32) -> Result<VirtualHost> {
         domains,
         routes,
         retry_policy,
+        include_request_attempt_count: *include_request_attempt_count,
+        include_attempt_count_in_response: *include_attempt_count_in_response,
     })
 }
 
