@@ -216,6 +216,12 @@ fn ads_client(
         .http2_keep_alive_interval(Duration::from_secs(30))
         .keep_alive_timeout(Duration::from_secs(10))
         .keep_alive_while_idle(true);
+    let keepalive = bootstrap
+        .static_clusters
+        .iter()
+        .find(|c| c.name == ads.cluster)
+        .and_then(|c| c.tcp_keepalive);
+    let endpoint = outrider_report::with_tcp_keepalive(endpoint, keepalive);
     tracing::info!(server = %ads.uri, delta = ads.delta, "subscribing over ADS");
     // The initial configuration's decoding is the heap's peak at start-up; once it is in,
     // what it freed goes back to the kernel.

@@ -213,6 +213,18 @@ fn harmless_sections_are_listed_and_unbuilt_ones_refused() {
     let real_log = null_log.replace("path: /dev/null", "path: /tmp/admin.log");
     let (got, _) = check_yaml(&real_log, &Overrides::default()).expect_err("a real admin log");
     assert_eq!(got, "admin.access_log");
+    // Istio's bootstrap keeps its xDS connection alive this way: accepted, and applied.
+    let keepalive = ENVOY_BOOTSTRAP.replacen(
+        "    connect_timeout: 0.25s\n",
+        "    connect_timeout: 0.25s\n    upstream_connection_options: { tcp_keepalive: { keepalive_time: 300 } }\n",
+        1,
+    );
+    assert_ne!(
+        keepalive, ENVOY_BOOTSTRAP,
+        "the test bootstrap has that line"
+    );
+    let loaded = check_yaml(&keepalive, &Overrides::default()).expect("tcp_keepalive");
+    assert!(loaded.static_clusters[0].tcp_keepalive.is_some());
     // Envoy refuses an ADS source without transport_api_version: V3 too.
     let auto = ENVOY_BOOTSTRAP.replace("    transport_api_version: V3\n", "");
     assert_ne!(auto, ENVOY_BOOTSTRAP);

@@ -16,7 +16,6 @@ use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
-use std::time::Duration;
 
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -31,7 +30,7 @@ use tokio::time::Instant;
 use crate::connection_lifetime::{Lifetime, Retired, Usage};
 use crate::fast_map::FastMap;
 use crate::local_reply::ProxyBody;
-use crate::upstream_connect;
+use crate::upstream_connect::{self, ConnectOptions};
 
 /// Idle connections kept per endpoint; more are closed when their response ends.
 const MAX_IDLE_PER_ENDPOINT: usize = 128;
@@ -87,7 +86,7 @@ impl std::fmt::Display for SendError {
 }
 
 pub(crate) struct Http1Pool {
-    connect_timeout: Duration,
+    connect: ConnectOptions,
     lifetime: Lifetime,
     /// Per endpoint: connections ready for a request, and how many are open in all.
     endpoints: RefCell<FastMap<SocketAddr, EndpointConnections>>,
@@ -100,7 +99,7 @@ pub(crate) struct Http1Pool {
 impl Http1Pool {
     pub(crate) fn new(cluster: &Cluster) -> Self {
         Http1Pool {
-            connect_timeout: cluster.connect_timeout,
+            connect: ConnectOptions::of(cluster),
             lifetime: Lifetime::of(cluster),
             endpoints: RefCell::new(FastMap::default()),
             released: Notify::new(),
@@ -260,7 +259,7 @@ impl Http1Pool {
         self.lifetime.keep_sweeping(self, Self::sweep);
         let counted = OpenCount::new(self, address);
         let (stream, open) =
-            upstream_connect::connect(address, self.connect_timeout, limits.state, limits.endpoint)
+            upstream_connect::connect(address, self.connect, limits.state, limits.endpoint)
                 .await
                 .map_err(SendError::Connect)?;
         let (sender, connection) = http1::Builder::new()

@@ -38,11 +38,11 @@ use crate::fast_map::FastMap;
 use crate::http_server::LocalExec;
 use crate::http1_pool::{Limits, SendError};
 use crate::local_reply::ProxyBody;
-use crate::upstream_connect::{self, OpenConnection};
+use crate::upstream_connect::{self, ConnectOptions, OpenConnection};
 
 pub(crate) struct Http2Pool {
     builder: http2::Builder<LocalExec>,
-    connect_timeout: std::time::Duration,
+    connect: ConnectOptions,
     lifetime: Lifetime,
     connections: RefCell<FastMap<SocketAddr, Connection>>,
     /// Wakes waiting requests when a connection attempt ends or a connection closes.
@@ -85,7 +85,7 @@ impl Http2Pool {
         }
         Http2Pool {
             builder,
-            connect_timeout: cluster.connect_timeout,
+            connect: ConnectOptions::of(cluster),
             lifetime: Lifetime::of(cluster),
             connections: RefCell::new(FastMap::default()),
             changed: Notify::new(),
@@ -202,9 +202,9 @@ impl Http2Pool {
         let weak_pool: Weak<Self> = Rc::downgrade(self);
         let this_attempt = attempt.clone();
         let builder = self.builder.clone();
-        let connect_timeout = self.connect_timeout;
+        let options = self.connect;
         tokio::task::spawn_local(async move {
-            let connected = connect(&builder, address, connect_timeout, &state, &host).await;
+            let connected = connect(&builder, address, options, &state, &host).await;
             let Some(pool) = weak_pool.upgrade() else {
                 return;
             };
@@ -263,11 +263,11 @@ type Handshake = (
 async fn connect(
     builder: &http2::Builder<LocalExec>,
     address: SocketAddr,
-    connect_timeout: std::time::Duration,
+    options: ConnectOptions,
     cluster: &ClusterState,
     host: &Arc<EndpointState>,
 ) -> Result<Handshake, String> {
-    let (stream, open) = upstream_connect::connect(address, connect_timeout, cluster, host).await?;
+    let (stream, open) = upstream_connect::connect(address, options, cluster, host).await?;
     let (sender, connection) = builder
         .handshake(TokioIo::new(stream))
         .await

@@ -72,7 +72,12 @@ impl ListenerManager {
                 continue;
             }
             let backlog = config.tcp_backlog_size.unwrap_or(DEFAULT_BACKLOG);
-            match bind_for_workers(config.address, backlog, workers.len()) {
+            match bind_for_workers(
+                config.address,
+                backlog,
+                workers.len(),
+                config.tcp_keepalive.as_ref(),
+            ) {
                 Ok((address, sockets)) => {
                     let id = self
                         .next_id

@@ -58,7 +58,7 @@ pub(crate) async fn serve_tcp_proxy(
         };
         let connected = upstream_connect::connect(
             address,
-            entry.config.connect_timeout,
+            upstream_connect::ConnectOptions::of(&entry.config),
             &entry.state,
             &endpoint,
         )

@@ -1,6 +1,6 @@
 //! Opening a TCP connection to an upstream host, the one way every user (the HTTP/1.1 and
 //! HTTP/2 pools, the TCP proxy) does it: within the cluster's connect timeout, `TCP_NODELAY`,
-//! and counted where Envoy counts it — `upstream_cx_total` / `upstream_cx_connect_fail` for the
+//! the cluster's TCP keepalive, and counted where Envoy counts it — `upstream_cx_total` / `upstream_cx_connect_fail` for the
 //! cluster, `cx_total` / `cx_connect_fail` / `cx_active` for the host.
 
 use std::net::SocketAddr;
@@ -8,8 +8,51 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
+use outrider_model::{Cluster, TcpKeepalive};
 use outrider_tables::{ClusterState, EndpointState};
 use tokio::net::TcpStream;
+
+/// How a cluster's connections are opened.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConnectOptions {
+    pub timeout: Duration,
+    /// `upstream_connection_options.tcp_keepalive`.
+    pub keepalive: Option<TcpKeepalive>,
+}
+
+impl ConnectOptions {
+    pub(crate) fn of(cluster: &Cluster) -> Self {
+        ConnectOptions {
+            timeout: cluster.connect_timeout,
+            keepalive: cluster.tcp_keepalive,
+        }
+    }
+}
+
+/// Turns on SO_KEEPALIVE with the given probe settings (unset ones keep the OS default), as
+/// Envoy's keepalive socket options do.
+pub(crate) fn set_keepalive(stream: &TcpStream, keepalive: &TcpKeepalive) -> std::io::Result<()> {
+    set_keepalive_on(&socket2::SockRef::from(stream), keepalive)
+}
+
+/// [`set_keepalive`] on any socket (a listening one passes it on to what it accepts).
+pub(crate) fn set_keepalive_on(
+    socket: &socket2::Socket,
+    keepalive: &TcpKeepalive,
+) -> std::io::Result<()> {
+    let mut params = socket2::TcpKeepalive::new();
+    if let Some(time) = keepalive.time {
+        params = params.with_time(time);
+    }
+    if let Some(interval) = keepalive.interval {
+        params = params.with_interval(interval);
+    }
+    if let Some(probes) = keepalive.probes {
+        params = params.with_retries(probes);
+    }
+    socket.set_keepalive(true)?;
+    socket.set_tcp_keepalive(&params)
+}
 
 /// An open connection in the host's `cx_active`, until dropped with the connection.
 pub(crate) struct OpenConnection(Arc<EndpointState>);
@@ -20,18 +63,18 @@ impl Drop for OpenConnection {
     }
 }
 
-/// Connects to `address` (of `host`, in cluster `cluster`) within `timeout`. The error says why,
-/// for logs and local replies.
+/// Connects to `address` (of `host`, in cluster `cluster`) within the options' timeout. The
+/// error says why, for logs and local replies.
 pub(crate) async fn connect(
     address: SocketAddr,
-    timeout: Duration,
+    options: ConnectOptions,
     cluster: &ClusterState,
     host: &Arc<EndpointState>,
 ) -> Result<(TcpStream, OpenConnection), String> {
     let counters = cluster.counters.local();
     counters.upstream_cx_total.fetch_add(1, Relaxed);
     host.cx_total.fetch_add(1, Relaxed);
-    let connected = match tokio::time::timeout(timeout, TcpStream::connect(address)).await {
+    let connected = match tokio::time::timeout(options.timeout, TcpStream::connect(address)).await {
         Ok(Ok(stream)) => Ok(stream),
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err("connect timeout".to_string()),
@@ -40,6 +83,11 @@ pub(crate) async fn connect(
         Ok(stream) => {
             // Requests and responses go out whole: no waiting for more to coalesce.
             let _ = stream.set_nodelay(true);
+            if let Some(keepalive) = &options.keepalive
+                && let Err(e) = set_keepalive(&stream, keepalive)
+            {
+                tracing::debug!(%address, error = %e, "cannot set TCP keepalive");
+            }
             host.cx_active.fetch_add(1, Relaxed);
             Ok((stream, OpenConnection(host.clone())))
         }
@@ -48,5 +96,60 @@ pub(crate) async fn connect(
             host.cx_connect_fail.fetch_add(1, Relaxed);
             Err(reason)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_clusters_keepalive_is_set_on_the_socket() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("listener");
+        let stream = TcpStream::connect(listener.local_addr().expect("address"))
+            .await
+            .expect("connect");
+        let keepalive = TcpKeepalive {
+            probes: Some(3),
+            time: Some(Duration::from_secs(30)),
+            interval: Some(Duration::from_secs(5)),
+        };
+        set_keepalive(&stream, &keepalive).expect("set");
+        let socket = socket2::SockRef::from(&stream);
+        assert!(socket.keepalive().expect("SO_KEEPALIVE"));
+        assert_eq!(
+            socket.tcp_keepalive_time().expect("TCP_KEEPIDLE"),
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            socket.tcp_keepalive_interval().expect("TCP_KEEPINTVL"),
+            Duration::from_secs(5)
+        );
+        assert_eq!(socket.tcp_keepalive_retries().expect("TCP_KEEPCNT"), 3);
+
+        // Unset fields keep the OS defaults; keepalive is on all the same.
+        let other = TcpStream::connect(listener.local_addr().expect("address"))
+            .await
+            .expect("connect");
+        let default_time = socket2::SockRef::from(&other)
+            .tcp_keepalive_time()
+            .expect("TCP_KEEPIDLE");
+        set_keepalive(
+            &other,
+            &TcpKeepalive {
+                probes: None,
+                time: None,
+                interval: None,
+            },
+        )
+        .expect("set");
+        let socket = socket2::SockRef::from(&other);
+        assert!(socket.keepalive().expect("SO_KEEPALIVE"));
+        assert_eq!(
+            socket.tcp_keepalive_time().expect("TCP_KEEPIDLE"),
+            default_time
+        );
     }
 }

@@ -41,8 +41,18 @@ pub struct Cluster {
     /// The endpoints of STATIC and DNS clusters (`None` for EDS clusters, whose endpoints come
     /// from EDS; Envoy ignores `load_assignment` there).
     pub load_assignment: Option<ClusterLoadAssignment>,
+    /// `upstream_connection_options.tcp_keepalive`: SO_KEEPALIVE on upstream connections.
+    pub tcp_keepalive: Option<TcpKeepalive>,
     /// `alt_stat_name`: the name used in stats instead of `name`.
     pub alt_stat_name: Option<String>,
+}
+
+/// TCP keepalive on a connection (`core.v3.TcpKeepalive`); `None` fields keep the OS default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpKeepalive {
+    pub probes: Option<u32>,
+    pub time: Option<Duration>,
+    pub interval: Option<Duration>,
 }
 
 /// How the cluster finds its endpoints.
@@ -297,9 +307,10 @@ impl Cluster {
                 "TLS is not built yet (requests would go in plaintext)",
             ));
         }
-        if let Some(options) = upstream_connection_options {
-            upstream_connection(options).within("upstream_connection_options")?;
-        }
+        let tcp_keepalive = match upstream_connection_options {
+            Some(options) => upstream_connection(options).within("upstream_connection_options")?,
+            None => None,
+        };
         Ok(Cluster {
             name: name.clone(),
             discovery,
@@ -324,6 +335,7 @@ impl Cluster {
             health_checks: convert_each(health_checks, "health_checks", HealthCheck::from_proto)?,
             http,
             load_assignment,
+            tcp_keepalive,
             alt_stat_name: Some(alt_stat_name.clone()).filter(|n| !n.is_empty()),
         })
     }
@@ -405,7 +417,7 @@ fn dns_settings(
     })
 }
 
-fn upstream_connection(proto: &pb::UpstreamConnectionOptions) -> Result<()> {
+fn upstream_connection(proto: &pb::UpstreamConnectionOptions) -> Result<Option<TcpKeepalive>> {
     let pb::UpstreamConnectionOptions {
         tcp_keepalive,
         set_local_interface_name_on_upstream_connections,
@@ -415,11 +427,31 @@ fn upstream_connection(proto: &pb::UpstreamConnectionOptions) -> Result<()> {
         set_local_interface_name_on_upstream_connections,
         happy_eyeballs_config
     );
-    if tcp_keepalive.is_some() {
-        return Err(ValidationError::not_enforced(
-            "tcp_keepalive",
-            "TCP keepalive is not set on upstream sockets",
-        ));
+    Ok(tcp_keepalive.as_ref().map(TcpKeepalive::from_proto))
+}
+
+impl TcpKeepalive {
+    pub(crate) fn from_proto(
+        proto: &envoy_types::pb::envoy::config::core::v3::TcpKeepalive,
+    ) -> Self {
+        let envoy_types::pb::envoy::config::core::v3::TcpKeepalive {
+            keepalive_probes,
+            keepalive_time,
+            keepalive_interval,
+        } = proto;
+        // Seconds, as Envoy sets them; 0 is left to the OS, as Envoy leaves it.
+        let seconds = |v: &Option<envoy_types::pb::google::protobuf::UInt32Value>| {
+            v.as_ref()
+                .filter(|v| v.value > 0)
+                .map(|v| Duration::from_secs(u64::from(v.value)))
+        };
+        TcpKeepalive {
+            probes: keepalive_probes
+                .as_ref()
+                .map(|v| v.value)
+                .filter(|v| *v > 0),
+            time: seconds(keepalive_time),
+            interval: seconds(keepalive_interval),
+        }
     }
-    Ok(())
 }

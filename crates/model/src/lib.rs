@@ -39,7 +39,7 @@ pub use address::EndpointAddress;
 pub use circuit_breaker::{CircuitBreakers, Thresholds};
 pub use cluster::{
     Cluster, DEFAULT_CONNECT_TIMEOUT, DEFAULT_PER_CONNECTION_BUFFER_LIMIT_BYTES, Discovery,
-    DnsLookupFamily, DnsSettings,
+    DnsLookupFamily, DnsSettings, TcpKeepalive,
 };
 pub use config_source::ConfigSource;
 pub use data_source::DataSource;

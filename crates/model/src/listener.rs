@@ -26,6 +26,8 @@ pub struct Listener {
     pub filter_chains: Vec<FilterChain>,
     pub default_filter_chain: Option<FilterChain>,
     pub tcp_backlog_size: Option<u32>,
+    /// SO_KEEPALIVE on accepted connections (set on the listening sockets, which they inherit).
+    pub tcp_keepalive: Option<crate::cluster::TcpKeepalive>,
     /// `traffic_direction: INBOUND` (Istio sets it): what admin `/drain_listeners?inboundonly`
     /// drains.
     pub inbound: bool,
@@ -143,12 +145,6 @@ impl Listener {
         // drain. DEFAULT (the default) also drains then in Envoy; that part is not built
         // (README).
         enum_value::<listener::DrainType>(*drain_type, "drain_type")?;
-        if tcp_keepalive.is_some() {
-            return Err(ValidationError::not_enforced(
-                "tcp_keepalive",
-                "TCP keepalive is not set on accepted sockets",
-            ));
-        }
         if !access_log.is_empty() {
             return Err(ValidationError::not_enforced(
                 "access_log",
@@ -162,6 +158,9 @@ impl Listener {
             filter_chains,
             default_filter_chain,
             tcp_backlog_size: tcp_backlog_size.as_ref().map(|v| v.value),
+            tcp_keepalive: tcp_keepalive
+                .as_ref()
+                .map(crate::cluster::TcpKeepalive::from_proto),
             inbound: *traffic_direction
                 == envoy_types::pb::envoy::config::core::v3::TrafficDirection::Inbound as i32,
         })

@@ -324,10 +324,6 @@ fn cluster_fields_not_enforced_yet_are_refused_with_their_path() {
             "close_connections_on_host_health_failure",
         ),
         (
-            "upstream_connection_options: { tcp_keepalive: { keepalive_probes: 3 } }",
-            "upstream_connection_options.tcp_keepalive",
-        ),
-        (
             "outlier_detection: { detect_degraded_hosts: true }",
             "outlier_detection.detect_degraded_hosts",
         ),
@@ -348,6 +344,18 @@ fn cluster_fields_not_enforced_yet_are_refused_with_their_path() {
             "upstream_http_protocol_options.auto_sni",
         ),
     ];
+    // TCP keepalive, in seconds as Envoy sets it; 0 leaves the OS default.
+    let c = ok(&format!(
+        "{EDS}upstream_connection_options: {{ tcp_keepalive: {{ keepalive_probes: 3, keepalive_time: 300, keepalive_interval: 0 }} }}\n"
+    ));
+    assert_eq!(
+        c.tcp_keepalive,
+        Some(outrider_model::TcpKeepalive {
+            probes: Some(3),
+            time: Some(Duration::from_secs(300)),
+            interval: None,
+        })
+    );
     // respect_dns_ttl: refused where Envoy reads it (DNS clusters), ignored elsewhere as there.
     let dns = "name: d\ntype: STRICT_DNS\nrespect_dns_ttl: true\nload_assignment: { cluster_name: d, endpoints: [ { lb_endpoints: [ { endpoint: { address: { socket_address: { address: example.com, port_value: 80 } } } } ] } ] }\n";
     let err = cluster(dns).expect_err("respect_dns_ttl on a DNS cluster");

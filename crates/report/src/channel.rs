@@ -20,7 +20,7 @@ pub(crate) async fn connect(
     target: &GrpcTarget,
     attempt: usize,
 ) -> Result<Channel, String> {
-    let (uri, connect_timeout) = {
+    let (uri, connect_timeout, keepalive) = {
         let snapshot = tables.load();
         let entry = snapshot
             .cluster(&target.cluster)
@@ -36,7 +36,11 @@ pub(crate) async fn connect(
             return Err(format!("cluster {:?} has no endpoint", target.cluster));
         }
         let endpoint = candidates[attempt % candidates.len()];
-        (uri(&endpoint.address), entry.config.connect_timeout)
+        (
+            uri(&endpoint.address),
+            entry.config.connect_timeout,
+            entry.config.tcp_keepalive,
+        )
     };
     let endpoint = Endpoint::from_shared(uri.clone())
         .map_err(|e| format!("{uri}: {e}"))?
@@ -46,10 +50,31 @@ pub(crate) async fn connect(
         .http2_keep_alive_interval(Duration::from_secs(30))
         .keep_alive_timeout(Duration::from_secs(10))
         .keep_alive_while_idle(true);
+    let endpoint = with_tcp_keepalive(endpoint, keepalive);
     endpoint
         .connect()
         .await
         .map_err(|e| format!("connecting to {uri}: {}", error_chain(&e)))
+}
+
+/// The cluster's `upstream_connection_options.tcp_keepalive` on a gRPC channel's socket (for the
+/// ADS client too).
+pub fn with_tcp_keepalive(
+    endpoint: Endpoint,
+    keepalive: Option<outrider_model::TcpKeepalive>,
+) -> Endpoint {
+    let Some(keepalive) = keepalive else {
+        return endpoint;
+    };
+    // tonic turns SO_KEEPALIVE on only with a time; the OS default (2 h) is what Envoy leaves.
+    endpoint
+        .tcp_keepalive(Some(
+            keepalive
+                .time
+                .unwrap_or(std::time::Duration::from_secs(7200)),
+        ))
+        .tcp_keepalive_interval(keepalive.interval)
+        .tcp_keepalive_retries(keepalive.probes)
 }
 
 /// Adds the target's `initial_metadata` to a request; pairs that are not valid metadata are

@@ -38,6 +38,7 @@ use outrider_tables::Tables;
 use outrider_upstream::events::EventBus;
 use outrider_xds::Backoff;
 
+pub use channel::with_tcp_keepalive;
 pub use config::{GrpcTarget, ReportConfig};
 pub use event_stream::EVENT_QUEUE_CAPACITY;
 pub use load_report::{LoadReporter, MIN_INTERVAL};
