@@ -327,3 +327,48 @@ async fn idle_downstream_connections_close_at_the_idle_timeout() {
     assert_eq!(status_line(&response), "HTTP/1.1 200 OK", "{response}");
     assert!(!closed, "closed at once with the default idle timeout");
 }
+
+/// The downstream HTTP/2 settings the connection manager asks for are the ones a client is
+/// told: `max_concurrent_streams` (Envoy's 2^31 - 1 by default).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_clients_are_told_the_configured_settings() {
+    let backend = UpstreamServer::start_local(UpstreamConfig::new("backend"))
+        .await
+        .expect("upstream");
+    let snapshot = Snapshot::new("1")
+        .with(cluster("backend", ""))
+        .with(endpoints("backend", &[backend.addr()]))
+        .with(http_listener("default", 0, "default", ""))
+        .with(http_listener(
+            "limited",
+            0,
+            "limited",
+            "      http2_protocol_options: { max_concurrent_streams: 7, initial_stream_window_size: 131072 }",
+        ))
+        .with(routes(
+            r#"  - match: { prefix: / }
+    route: { cluster: backend }"#,
+        ));
+    let proxy = XdsProxy::start("h2-settings", snapshot, &["--concurrency", "1"]).await;
+    for (listener, expected) in [("default", 2_147_483_647usize), ("limited", 7)] {
+        let port = proxy.listener_port(listener).await;
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connect");
+        let (client, connection) = h2::client::handshake(tcp).await.expect("h2 handshake");
+        tokio::spawn(connection);
+        let mut client = client.ready().await.expect("ready");
+        let request = hyper::Request::get(format!("http://127.0.0.1:{port}/"))
+            .body(())
+            .expect("request");
+        let (response, _) = client.send_request(request, true).expect("send");
+        // The server's SETTINGS come before any answer: read once one is in.
+        let response = response.await.expect("response");
+        assert_eq!(response.status(), 200, "{listener}");
+        assert_eq!(
+            client.current_max_send_streams(),
+            expected,
+            "{listener}: the server's SETTINGS_MAX_CONCURRENT_STREAMS"
+        );
+    }
+}

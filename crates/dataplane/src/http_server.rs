@@ -66,10 +66,21 @@ pub(crate) async fn serve_http(
         // `request_headers_timeout` when that is set (Envoy starts that one at the first byte).
         .header_read_timeout(hcm.request_headers_timeout.or(hcm.common.idle_timeout))
         .keep_alive(true);
+    let http2 = &hcm.http2;
     builder
         .http2()
         .timer(hyper_util::rt::TokioTimer::new())
-        .max_header_list_size(u32::try_from(header_limit).unwrap_or(u32::MAX));
+        .max_header_list_size(u32::try_from(header_limit).unwrap_or(u32::MAX))
+        // Envoy's default is 2^31 - 1 (hyper's own would be 200).
+        .max_concurrent_streams(http2.max_concurrent_streams)
+        .initial_stream_window_size(http2.initial_stream_window_size)
+        .initial_connection_window_size(http2.initial_connection_window_size);
+    if let Some(keepalive) = &http2.keepalive {
+        builder
+            .http2()
+            .keep_alive_interval(keepalive.interval)
+            .keep_alive_timeout(keepalive.timeout);
+    }
     let drain_time = context.options.drain_time;
     let sinks: Rc<[AccessLogSink]> = hcm.access_log.clone().into();
     let generate_request_id = hcm.generate_request_id;

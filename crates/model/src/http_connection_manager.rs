@@ -17,7 +17,7 @@ use crate::error::{
     Result, ValidationError, Within, non_empty, reject_if_set, reject_timeout, required,
 };
 use crate::http_protocol::{
-    CommonHttpOptions, Http1Options, downstream_http2_options, http1_options,
+    CommonHttpOptions, Http1Options, Http2Options, http1_options, http2_options,
 };
 use crate::proto_value::{
     any_type_name, bool_or, decode_any, enum_value, header_value, opt_duration, timeout_or, u32_in,
@@ -38,6 +38,8 @@ pub struct HttpConnectionManager {
     pub skipped_filters: Vec<SkippedFilter>,
     pub common: CommonHttpOptions,
     pub http1: Http1Options,
+    /// Downstream HTTP/2: streams per connection, windows, PING keepalive.
+    pub http2: Http2Options,
     /// Default "envoy".
     pub server_name: String,
     pub server_header_transformation: ServerHeaderTransformation,
@@ -310,9 +312,10 @@ impl HttpConnectionManager {
                 "downstream connections are not closed after a number of requests",
             ));
         }
-        if let Some(h2) = http2_protocol_options {
-            downstream_http2_options(h2).within("http2_protocol_options")?;
-        }
+        let http2 = match http2_protocol_options {
+            Some(h2) => http2_options(h2).within("http2_protocol_options")?,
+            None => Http2Options::default(),
+        };
         Ok(Self {
             stat_prefix: stat_prefix.clone(),
             routes,
@@ -322,6 +325,7 @@ impl HttpConnectionManager {
                 Some(h) => http1_options(h).within("http_protocol_options")?,
                 None => Http1Options::default(),
             },
+            http2,
             server_name: if server_name.is_empty() {
                 "envoy".to_string()
             } else {

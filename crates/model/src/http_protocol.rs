@@ -19,7 +19,18 @@ pub struct CommonHttpOptions {
 }
 
 /// Envoy's default `max_concurrent_streams`.
-const ENVOY_MAX_CONCURRENT_STREAMS: u32 = 2_147_483_647;
+pub const ENVOY_MAX_CONCURRENT_STREAMS: u32 = 2_147_483_647;
+
+impl Default for Http2Options {
+    fn default() -> Self {
+        Http2Options {
+            max_concurrent_streams: ENVOY_MAX_CONCURRENT_STREAMS,
+            initial_stream_window_size: None,
+            initial_connection_window_size: None,
+            keepalive: None,
+        }
+    }
+}
 
 /// The HTTP/1 options we honour.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -29,8 +40,11 @@ pub struct Http1Options {
 }
 
 /// The HTTP/2 options we honour (the rest are codec tunables, see `http2_options`).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Http2Options {
+    /// Envoy's default is 2^31 - 1. Downstream: advertised to clients; upstream: only the
+    /// default is accepted (see `upstream_http2_options`).
+    pub max_concurrent_streams: u32,
     pub initial_stream_window_size: Option<u32>,
     pub initial_connection_window_size: Option<u32>,
     /// PING every `interval`, close when no answer within `timeout`.
@@ -181,24 +195,14 @@ pub(crate) fn http2_options(proto: &core::Http2ProtocolOptions) -> Result<Http2O
         None => None,
         Some(k) => Some(keepalive(k).within("connection_keepalive")?),
     };
-    u32_in(
+    let max_concurrent_streams = u32_in(
         max_concurrent_streams,
         "max_concurrent_streams",
         1..=2_147_483_647,
-        0,
+        ENVOY_MAX_CONCURRENT_STREAMS,
     )?;
-    // Upstream, streams queue on one connection up to the server's own limit, which is what
-    // Envoy's default (2^31 - 1) amounts to; another value is not applied.
-    if max_concurrent_streams
-        .as_ref()
-        .is_some_and(|v| v.value != ENVOY_MAX_CONCURRENT_STREAMS)
-    {
-        return Err(ValidationError::not_enforced(
-            "max_concurrent_streams",
-            "streams per connection are not limited by it; only Envoy's default is accepted",
-        ));
-    }
     Ok(Http2Options {
+        max_concurrent_streams,
         initial_stream_window_size: window(
             initial_stream_window_size,
             "initial_stream_window_size",
@@ -211,33 +215,18 @@ pub(crate) fn http2_options(proto: &core::Http2ProtocolOptions) -> Result<Http2O
     })
 }
 
-/// The HTTP/2 options of a connection manager: the window sizes and keepalive apply only to
-/// upstream connections so far.
-pub(crate) fn downstream_http2_options(proto: &core::Http2ProtocolOptions) -> Result<()> {
+/// The HTTP/2 options of a cluster: upstream, streams queue on one connection up to the
+/// server's own limit, which is what Envoy's default `max_concurrent_streams` amounts to;
+/// another value is not applied.
+pub(crate) fn upstream_http2_options(proto: &core::Http2ProtocolOptions) -> Result<Http2Options> {
     let options = http2_options(proto)?;
-    let unapplied = [
-        // hyper's server advertises 200, not Envoy's default.
-        (
-            proto.max_concurrent_streams.is_some(),
+    if options.max_concurrent_streams != ENVOY_MAX_CONCURRENT_STREAMS {
+        return Err(ValidationError::not_enforced(
             "max_concurrent_streams",
-        ),
-        (
-            options.initial_stream_window_size.is_some(),
-            "initial_stream_window_size",
-        ),
-        (
-            options.initial_connection_window_size.is_some(),
-            "initial_connection_window_size",
-        ),
-        (options.keepalive.is_some(), "connection_keepalive"),
-    ];
-    match unapplied.into_iter().find(|(set, _)| *set) {
-        Some((_, field)) => Err(ValidationError::not_enforced(
-            field,
-            "applied to upstream connections only so far",
-        )),
-        None => Ok(()),
+            "streams per connection are not limited by it; only Envoy's default is accepted",
+        ));
     }
+    Ok(options)
 }
 
 fn keepalive(proto: &core::KeepaliveSettings) -> Result<Http2Keepalive> {

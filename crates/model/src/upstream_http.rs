@@ -12,7 +12,7 @@ use prost::Name;
 
 use crate::error::{Result, ValidationError, Within, reject_if_set};
 use crate::http_protocol::{
-    CommonHttpOptions, Http1Options, Http2Options, http1_options, http2_options,
+    CommonHttpOptions, Http1Options, Http2Options, http1_options, upstream_http2_options,
 };
 use crate::proto_value::{any_type_name, decode_any, enum_value, header_name};
 
@@ -129,7 +129,7 @@ fn legacy_options(
         options.http1 = http1_options(h1).within("http_protocol_options")?;
     }
     if let Some(h2) = legacy.http2_protocol_options {
-        options.http2 = http2_options(h2).within("http2_protocol_options")?;
+        options.http2 = upstream_http2_options(h2).within("http2_protocol_options")?;
     }
     if let Some(c) = legacy.common_http_protocol_options {
         options.common = CommonHttpOptions::from_proto(c).within("common_http_protocol_options")?;
@@ -180,7 +180,7 @@ fn typed_options(proto: &pb::HttpProtocolOptions) -> Result<UpstreamHttpOptions>
                 }
                 Some(ProtocolConfig::Http2ProtocolOptions(h2)) => {
                     options.protocol = UpstreamProtocol::Http2;
-                    options.http2 = http2_options(h2)
+                    options.http2 = upstream_http2_options(h2)
                         .within("http2_protocol_options")
                         .within(field)?;
                 }
@@ -257,7 +257,7 @@ fn both_versions(
         options.http1 = http1_options(h1).within("http_protocol_options")?;
     }
     if let Some(h2) = http2 {
-        options.http2 = http2_options(h2).within("http2_protocol_options")?;
+        options.http2 = upstream_http2_options(h2).within("http2_protocol_options")?;
     }
     Ok(())
 }

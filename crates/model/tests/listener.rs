@@ -209,12 +209,6 @@ fn listener_fields_not_enforced_yet_are_refused_with_their_path() {
         ),
         (
             hcm(
-                "      http2_protocol_options: { connection_keepalive: { interval: 10s, timeout: 1s } }\n",
-            ),
-            format!("{at}.http2_protocol_options.connection_keepalive"),
-        ),
-        (
-            hcm(
                 "      access_log: [ { name: f, filter: { status_code_filter: { comparison: { op: GE, value: { default_value: 500, runtime_key: k } } } }, typed_config: { '@type': type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog, path: /dev/stdout } } ]\n",
             ),
             format!("{at}.access_log[0].filter"),
