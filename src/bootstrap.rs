@@ -139,6 +139,17 @@ pub fn check(
     }
     let mut static_listeners = Vec::with_capacity(statics.listeners.len());
     for (index, listener) in statics.listeners.iter().enumerate() {
+        // Envoy names a static listener without a name with a random UUID.
+        let named;
+        let listener = if listener.name.is_empty() {
+            named = envoy_types::pb::envoy::config::listener::v3::Listener {
+                name: random_uuid(),
+                ..listener.clone()
+            };
+            &named
+        } else {
+            listener
+        };
         let converted = Listener::from_proto(listener).map_err(|e| {
             (
                 format!("static_resources.listeners[{index}].{}", e.path),
@@ -200,6 +211,22 @@ pub fn check(
         static_listeners,
         ads,
     })
+}
+
+/// A random UUID (version 4) in its usual text form.
+fn random_uuid() -> String {
+    let mut bytes: [u8; 16] = rand::random();
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
 }
 
 /// The node as sent to the control plane: the bootstrap's, with the command line's overrides

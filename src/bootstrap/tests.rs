@@ -425,3 +425,20 @@ fn reporting_errors_name_the_field_path() {
     assert_eq!(path, "static_resources.clusters[1]");
     assert!(reason.contains("load reporting"), "{reason}");
 }
+
+#[test]
+fn a_static_listener_without_a_name_gets_one_as_in_envoy() {
+    let yaml = format!(
+        "{ENVOY_BOOTSTRAP}  listeners:
+  - address: {{ socket_address: {{ address: 127.0.0.1, port_value: 10000 }} }}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.tcp_proxy
+        typed_config: {{ '@type': type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: t, cluster: xds_cluster }}
+"
+    );
+    let loaded = check_yaml(&yaml, &Overrides::default()).expect("a nameless static listener");
+    let name = loaded.static_listeners[0].name();
+    assert_eq!(name.len(), 36, "a UUID: {name}");
+    assert_eq!(name.matches('-').count(), 4, "{name}");
+}
