@@ -1,7 +1,8 @@
 //! Envoy's canonical proto3 JSON (and YAML) for the Envoy v3 API, in both directions.
 //!
 //! Input accepts what Envoy accepts: snake_case or lowerCamelCase field names, `"@type"` on
-//! `Any`, `"1s"` durations, enum names or numbers. Unknown fields are an error that names the
+//! `Any`, `"1s"` durations, enum names (in any case: Envoy's loader parses enums case-
+//! insensitively, so `round_robin` is `ROUND_ROBIN`) or numbers. Unknown fields are an error that names the
 //! field path, as in Envoy. Output is what Envoy's admin prints: snake_case names, `"@type"` on
 //! every `Any`, default values left out.
 
@@ -68,9 +69,69 @@ pub fn descriptor(full_name: &str) -> Result<MessageDescriptor, JsonError> {
 pub fn from_yaml_str<M: prost::Message + prost::Name + Default>(
     text: &str,
 ) -> Result<M, JsonError> {
-    let value: serde_json::Value =
+    let mut value: serde_json::Value =
         serde_yaml::from_str(text).map_err(|e| JsonError::Syntax(e.to_string()))?;
+    upper_case_enums(&descriptor(&M::full_name())?, &mut value);
     from_value(&value)
+}
+
+/// Envoy's `case_insensitive_enum_parsing`: an enum value given as a string that is not one of
+/// the enum's names, but whose upper-case form is, is replaced by that (`round_robin` →
+/// `ROUND_ROBIN`). Anything else is left for the parser to accept or name as an error.
+pub fn upper_case_enums(desc: &MessageDescriptor, value: &mut serde_json::Value) {
+    use prost_reflect::Kind;
+    let serde_json::Value::Object(map) = value else {
+        return;
+    };
+    if desc.full_name() == "google.protobuf.Any" {
+        let inner = map
+            .get("@type")
+            .and_then(|t| t.as_str())
+            .and_then(|t| descriptor(t.rsplit('/').next().unwrap_or(t)).ok());
+        if let Some(inner) = inner {
+            upper_case_enums(&inner, value);
+        }
+        return;
+    }
+    for (key, field_value) in map.iter_mut() {
+        let Some(field) = desc
+            .get_field_by_name(key)
+            .or_else(|| desc.get_field_by_json_name(key))
+        else {
+            continue;
+        };
+        let kind = if field.is_map() {
+            match field.kind() {
+                Kind::Message(entry) => entry.map_entry_value_field().kind(),
+                other => other,
+            }
+        } else {
+            field.kind()
+        };
+        let mut each = |item: &mut serde_json::Value| match &kind {
+            Kind::Enum(enum_desc) => {
+                if let serde_json::Value::String(name) = item
+                    && enum_desc.get_value_by_name(name).is_none()
+                {
+                    let upper = name.to_ascii_uppercase();
+                    if enum_desc.get_value_by_name(&upper).is_some() {
+                        *name = upper;
+                    }
+                }
+            }
+            Kind::Message(inner) => upper_case_enums(inner, item),
+            _ => {}
+        };
+        match field_value {
+            serde_json::Value::Array(items) if field.is_list() => {
+                items.iter_mut().for_each(&mut each)
+            }
+            serde_json::Value::Object(entries) if field.is_map() => {
+                entries.values_mut().for_each(&mut each)
+            }
+            other => each(other),
+        }
+    }
 }
 
 /// Reads a JSON value into an Envoy message.

@@ -59,3 +59,49 @@ fn syntax_error_is_reported() {
     let err = from_yaml_str::<Cluster>("name: [unclosed").expect_err("bad yaml");
     assert!(matches!(err, JsonError::Syntax(_)), "{err}");
 }
+
+#[test]
+fn enum_names_are_read_in_any_case_as_envoy_reads_them() {
+    use envoy_types::pb::envoy::config::cluster::v3::{Cluster, cluster};
+    use envoy_types::pb::envoy::config::listener::v3::Listener;
+    let c: Cluster = from_yaml_str(
+        "name: c\ntype: strict_dns\nlb_policy: round_robin\ndns_lookup_family: v4_only\n\
+         health_checks: [ { timeout: 1s, interval: 1s, http_health_check: { path: /, codec_client_type: http2 } } ]\n",
+    )
+    .expect("lower-case enum names");
+    assert_eq!(
+        c.cluster_discovery_type,
+        Some(cluster::ClusterDiscoveryType::Type(
+            cluster::DiscoveryType::StrictDns as i32
+        ))
+    );
+    assert_eq!(c.lb_policy, cluster::LbPolicy::RoundRobin as i32);
+    assert_eq!(c.dns_lookup_family, cluster::DnsLookupFamily::V4Only as i32);
+    let Some(
+        envoy_types::pb::envoy::config::core::v3::health_check::HealthChecker::HttpHealthCheck(h),
+    ) = &c.health_checks[0].health_checker
+    else {
+        panic!("an HTTP check")
+    };
+    assert_eq!(h.codec_client_type, 1, "HTTP2, inside a list");
+
+    // Inside an Any too.
+    let l: Listener = from_yaml_str(
+        "name: l\nfilter_chains: [ { filters: [ { name: hcm, typed_config: { '@type': type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager, stat_prefix: s, codec_type: http1 } } ] } ]\n",
+    )
+    .expect("lower case inside an Any");
+    let any = l.filter_chains[0].filters[0]
+        .config_type
+        .clone()
+        .expect("typed config");
+    let envoy_types::pb::envoy::config::listener::v3::filter::ConfigType::TypedConfig(any) = any
+    else {
+        panic!("typed config")
+    };
+    let hcm = <envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager as prost::Message>::decode(any.value.as_slice()).expect("HCM");
+    assert_eq!(hcm.codec_type, 1, "HTTP1");
+
+    // A name that is no enum value in any case is still an error, at its path.
+    let err = from_yaml_str::<Cluster>("name: c\nlb_policy: roundrobin\n").expect_err("unknown");
+    assert!(err.to_string().starts_with("lb_policy"), "{err}");
+}
