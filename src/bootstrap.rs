@@ -77,6 +77,8 @@ pub struct LoadedBootstrap {
     pub proto: Bootstrap,
     pub node: Node,
     pub admin_address: Option<SocketAddr>,
+    /// `admin.allow_paths` (empty: every admin path).
+    pub admin_allow_paths: Vec<outrider_model::StringMatcher>,
     pub static_clusters: Vec<Arc<Cluster>>,
     pub static_listeners: Vec<Arc<Listener>>,
     pub ads: Option<AdsServer>,
@@ -125,6 +127,16 @@ pub fn check(
             Some(socket_address(address).map_err(|reason| ("admin.address".to_string(), reason))?)
         }
     };
+
+    let admin_allow_paths = proto
+        .admin
+        .iter()
+        .flat_map(|a| a.allow_paths.iter().enumerate())
+        .map(|(i, m)| {
+            outrider_model::StringMatcher::from_proto(m)
+                .map_err(|e| (format!("admin.allow_paths[{i}].{}", e.path), e.reason))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
 
     let statics = proto.static_resources.clone().unwrap_or_default();
     let mut static_clusters = Vec::with_capacity(statics.clusters.len());
@@ -207,6 +219,7 @@ pub fn check(
         proto,
         node,
         admin_address,
+        admin_allow_paths,
         static_clusters,
         static_listeners,
         ads,

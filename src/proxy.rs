@@ -114,6 +114,7 @@ pub async fn serve(
                     .collect()
             }))
             .with_tables(tables.clone())
+            .with_allow_paths(bootstrap.admin_allow_paths.clone())
             .with_stats(Arc::new(move || crate::stats::http_stats(&http_stats)))
             .with_stats(Arc::new(move || crate::stats::report_stats(&report_stats)))
             .with_drain_listeners({

@@ -114,3 +114,51 @@ async fn logging_sets_every_loggers_level() {
     let (status, _) = tokio::task::block_in_place(|| http_get(admin, "/logging")).expect("admin");
     assert_eq!(status, 400, "mutating: GET is refused");
 }
+
+/// `admin.allow_paths`: only the paths (with their query) the matchers accept are served; the
+/// rest get Envoy's 403, POST endpoints included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_serves_only_the_allowed_paths() {
+    let proxy = XdsProxy::start_with(
+        "admin-allow-paths",
+        Snapshot::new("1"),
+        &["--concurrency", "1"],
+        |text| {
+            let limited = text.replacen(
+                "admin: { address: { socket_address: { address: 127.0.0.1, port_value: 0 } } }",
+                "admin: { address: { socket_address: { address: 127.0.0.1, port_value: 0 } }, allow_paths: [ { exact: /ready }, { prefix: /stats } ] }",
+                1,
+            );
+            assert_ne!(limited, text, "the test bootstrap's admin line");
+            limited
+        },
+    )
+    .await;
+    let admin = proxy.admin;
+    let get = |path: &'static str| {
+        tokio::task::block_in_place(|| http_get(admin, path))
+            .expect("admin")
+            .0
+    };
+    assert!(
+        eventually(Duration::from_secs(10), || get("/ready") == 200).await,
+        "/ready is allowed"
+    );
+    assert_eq!(get("/stats"), 200);
+    assert_eq!(get("/stats?format=json"), 200, "a prefix covers the query");
+    assert_eq!(
+        get("/ready?x=1"),
+        403,
+        "an exact path with a query is another path"
+    );
+    assert_eq!(get("/config_dump"), 403);
+    assert_eq!(get("/clusters"), 403);
+    let (status, _) =
+        tokio::task::block_in_place(|| http_post(admin, "/quitquitquit")).expect("admin");
+    assert_eq!(status, 403);
+    assert_eq!(
+        get("/ready"),
+        200,
+        "still running after a refused /quitquitquit"
+    );
+}

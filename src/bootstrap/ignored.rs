@@ -91,9 +91,10 @@ pub fn ignored_fields(proto: &Bootstrap) -> Vec<&'static str> {
     if let Some(admin) = admin {
         let Admin {
             address: _,
-            // Refused by `unenforced.rs`.
+            // Refused by `unenforced.rs` (unless to /dev/null).
             access_log: _,
             access_log_path: _,
+            // Read by `load` (the admin server serves only those paths).
             allow_paths: _,
             profile_path,
             socket_options,

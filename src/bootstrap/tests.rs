@@ -196,14 +196,19 @@ fn harmless_sections_are_listed_and_unbuilt_ones_refused() {
         assert_eq!(got, path, "{extra}: {reason}");
         assert!(reason.starts_with("not supported yet: "), "{reason}");
     }
-    let allow =
-        ENVOY_BOOTSTRAP.replace("admin:\n", "admin:\n  allow_paths: [ { exact: /ready } ]\n");
+    let allow = ENVOY_BOOTSTRAP.replace(
+        "admin:\n",
+        "admin:\n  allow_paths: [ { exact: /ready }, { prefix: /stats } ]\n",
+    );
     assert_ne!(
         allow, ENVOY_BOOTSTRAP,
         "the test bootstrap has an admin section"
     );
-    let (got, _) = check_yaml(&allow, &Overrides::default()).expect_err("allow_paths");
-    assert_eq!(got, "admin.allow_paths");
+    let loaded = check_yaml(&allow, &Overrides::default()).expect("allow_paths");
+    assert_eq!(loaded.admin_allow_paths.len(), 2);
+    let bad = allow.replace("{ prefix: /stats }", "{ prefix: '' }");
+    let (got, _) = check_yaml(&bad, &Overrides::default()).expect_err("an empty prefix");
+    assert_eq!(got, "admin.allow_paths[1].prefix");
     // Istio's bootstrap logs admin requests to /dev/null: what we do.
     let null_log = ENVOY_BOOTSTRAP.replace(
         "admin:\n",

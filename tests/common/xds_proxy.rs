@@ -161,6 +161,16 @@ impl XdsProxy {
         args: &[&str],
         extra: &str,
     ) -> XdsProxy {
+        XdsProxy::start_with(test, snapshot, args, |text| text + extra).await
+    }
+
+    /// As `start`, with the bootstrap's text changed by `edit` first.
+    pub async fn start_with(
+        test: &str,
+        snapshot: Snapshot,
+        args: &[&str],
+        edit: impl FnOnce(String) -> String,
+    ) -> XdsProxy {
         let server = ManagementServer::start(ServerOptions::default())
             .await
             .expect("management server");
@@ -169,7 +179,7 @@ impl XdsProxy {
         let bootstrap = dir.join("bootstrap.yaml");
         std::fs::write(
             &bootstrap,
-            BOOTSTRAP.replace("XDS_PORT", &server.addr().port().to_string()) + extra,
+            edit(BOOTSTRAP.replace("XDS_PORT", &server.addr().port().to_string())),
         )
         .expect("bootstrap");
         let admin_path = dir.join("admin");

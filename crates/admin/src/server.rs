@@ -163,6 +163,13 @@ async fn dispatch(
     state: AdminState,
     mut csds: ClientStatusDiscoveryServiceServer<ClientStatusService>,
 ) -> Result<Response<AdminBody>, Infallible> {
+    let path_and_query = request.uri().path_and_query().map_or("/", |p| p.as_str());
+    if !state.path_allowed(path_and_query) {
+        tracing::debug!(path = path_and_query, "admin path not in admin.allow_paths");
+        let mut response = Response::new(Either::Left(Full::new(Bytes::new())));
+        *response.status_mut() = hyper::StatusCode::FORBIDDEN;
+        return Ok(response);
+    }
     let is_grpc = request
         .headers()
         .get(header::CONTENT_TYPE)

@@ -30,6 +30,9 @@ pub struct AdminState {
     pub stats_sources: Vec<StatsSource>,
     pub drain_listeners: Option<DrainHook>,
     pub logging: Option<LoggingHook>,
+    /// `admin.allow_paths`: when not empty, only a path (with its query) one of them matches is
+    /// served; the rest get 403, as in Envoy.
+    pub allow_paths: Arc<[outrider_model::StringMatcher]>,
 }
 
 /// POST `/drain_listeners`: drains every listener, or only the inbound ones (`true`); returns
@@ -58,7 +61,19 @@ impl AdminState {
             stats_sources: Vec::new(),
             drain_listeners: None,
             logging: None,
+            allow_paths: Arc::new([]),
         }
+    }
+
+    /// Serves only the paths `admin.allow_paths` matches (all when empty).
+    pub fn with_allow_paths(mut self, allow_paths: Vec<outrider_model::StringMatcher>) -> Self {
+        self.allow_paths = allow_paths.into();
+        self
+    }
+
+    /// Whether `path_and_query` may be served.
+    pub fn path_allowed(&self, path_and_query: &str) -> bool {
+        self.allow_paths.is_empty() || self.allow_paths.iter().any(|m| m.matches(path_and_query))
     }
 
     /// Lets POST `/drain_listeners` drain the data plane's listeners.

@@ -163,7 +163,7 @@ impl StringMatcher {
         }
     }
 
-    pub(crate) fn from_proto(proto: &matcher::StringMatcher) -> Result<Self> {
+    pub fn from_proto(proto: &matcher::StringMatcher) -> Result<Self> {
         let matcher::StringMatcher {
             ignore_case,
             match_pattern,
