@@ -254,8 +254,8 @@ async fn timeouts_retries_breakers_and_connect_failures() {
     }
 }
 
-/// The router's Envoy headers, and the virtual host's attempt counts, as the client and the
-/// upstream see them.
+/// The router's Envoy headers (`x-envoy-original-path` on a rewrite too), and the virtual
+/// host's attempt counts, as the client and the upstream see them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attempt_counts_and_suppressed_envoy_headers() {
     let flaky = upstream(UpstreamConfig::new("flaky")).await;
@@ -337,6 +337,14 @@ filter_chains:
             .and_then(|h| h[1].as_str())
             .map(str::to_string);
         assert_eq!(sent.as_deref(), Some(tries), "{echoed}");
+        // The rewritten path's original, for the upstream.
+        let original = echoed["headers"]
+            .as_array()
+            .expect("headers")
+            .iter()
+            .find(|h| h[0] == "x-envoy-original-path")
+            .and_then(|h| h[1].as_str());
+        assert_eq!(original, Some("/retry/echo"), "{echoed}");
     }
     assert!(
         retried > 0,
@@ -345,6 +353,13 @@ filter_chains:
 
     // suppress_envoy_headers: no x-envoy-upstream-service-time for the client, no
     // x-envoy-expected-rq-timeout-ms for the upstream; the default router adds both.
+    let quiet_rewrite = get(&client, &format!("{quiet}/retry/echo")).await;
+    assert_eq!(quiet_rewrite.status, 200, "{quiet_rewrite:?}");
+    assert!(
+        !quiet_rewrite.body.contains("x-envoy-original-path"),
+        "{}",
+        quiet_rewrite.body
+    );
     for (base, envoy_headers) in [(&plain, true), (&quiet, false)] {
         let answer = get(&client, &format!("{base}/echo")).await;
         assert_eq!(

@@ -26,8 +26,9 @@ use outrider_upstream::outlier::{Outcome, record};
 use outrider_upstream::{try_request, try_retry};
 
 use crate::headers::{
-    ATTEMPT_COUNT, EXPECTED_TIMEOUT_MS, IMMEDIATE_HEALTH_CHECK_FAIL, MAX_RETRIES, RETRY_ON,
-    UPSTREAM_SERVICE_TIME, UPSTREAM_TIMEOUT_MS, add_forwarded, millis, number, strip_hop_by_hop,
+    ATTEMPT_COUNT, EXPECTED_TIMEOUT_MS, IMMEDIATE_HEALTH_CHECK_FAIL, MAX_RETRIES, ORIGINAL_PATH,
+    RETRY_ON, UPSTREAM_SERVICE_TIME, UPSTREAM_TIMEOUT_MS, add_forwarded, millis, number,
+    strip_hop_by_hop,
 };
 use crate::http1_pool::{Limits, SendError};
 use crate::local_reply::{Flagged, ProxyBody, ResponseFlag, local_reply};
@@ -174,7 +175,16 @@ pub(crate) async fn forward(
         parts.headers.insert(EXPECTED_TIMEOUT_MS, value);
     }
     let path = match plan.path.map(PathAndQuery::try_from) {
-        Some(Ok(rewritten)) => rewritten,
+        Some(Ok(rewritten)) => {
+            // Envoy keeps the path the client sent for the upstream to see.
+            if !cx.hcm.suppress_envoy_headers
+                && let Some(original) = parts.uri.path_and_query()
+                && let Ok(value) = HeaderValue::from_str(original.as_str())
+            {
+                parts.headers.insert(ORIGINAL_PATH, value);
+            }
+            rewritten
+        }
         // A rewrite produced what cannot be a request target.
         Some(Err(_)) => return local_reply(StatusCode::BAD_REQUEST, "", cx.grpc, None),
         None => parts

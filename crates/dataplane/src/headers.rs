@@ -22,6 +22,7 @@ const HOP_BY_HOP: [HeaderName; 7] = [
 // Names as `HeaderName`s: a lookup by `&str` parses and classifies the name every time.
 pub(crate) const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub(crate) const ATTEMPT_COUNT: HeaderName = HeaderName::from_static("x-envoy-attempt-count");
+pub(crate) const ORIGINAL_PATH: HeaderName = HeaderName::from_static("x-envoy-original-path");
 pub(crate) const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub(crate) const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 pub(crate) const UPSTREAM_TIMEOUT_MS: HeaderName =

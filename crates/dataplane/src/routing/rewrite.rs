@@ -32,7 +32,7 @@ impl<'r> From<&'r PathRewrite> for PathRewriteRef<'r> {
 
 /// The `:path` to send upstream for `route` (which matched the request): `path_and_query`
 /// itself unless the route forwards with a path rewrite. Envoy also records the original in
-/// `x-envoy-original-path` when the path changes; that header is the caller's to add.
+/// `x-envoy-original-path` when the path changes; `forward` adds it.
 pub fn rewrite_path<'a>(route: &Route, path_and_query: &'a str) -> Cow<'a, str> {
     match &route.action {
         RouteAction::Forward(action) => match &action.path_rewrite {
