@@ -372,3 +372,79 @@ async fn http2_clients_are_told_the_configured_settings() {
         );
     }
 }
+
+/// `strip_any_host_port` and `strip_matching_host_port`: the host loses its port (any, or only
+/// the listener's own) before routing, and the upstream sees it without.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_ports_are_stripped_as_configured() {
+    let backend = UpstreamServer::start_local(UpstreamConfig::new("backend"))
+        .await
+        .expect("upstream");
+    let snapshot = Snapshot::new("1")
+        .with(cluster("backend", ""))
+        .with(endpoints("backend", &[backend.addr()]))
+        .with(http_listener("any", 0, "any", "      strip_any_host_port: true"))
+        .with(http_listener(
+            "matching",
+            0,
+            "matching",
+            "      strip_matching_host_port: true",
+        ))
+        .with(http_listener("none", 0, "none", ""))
+        // Only the bare host has a route: a port left on it finds none (404).
+        .with(common::xds_proxy::yaml::<
+            envoy_types::pb::envoy::config::route::v3::RouteConfiguration,
+        >(
+            "name: routes\nvirtual_hosts:\n- name: exact\n  domains: [example.com]\n  routes: [ { match: { prefix: / }, route: { cluster: backend } } ]\n",
+        ));
+    let proxy = XdsProxy::start("strip-port", snapshot, &["--concurrency", "1"]).await;
+    let client = http1_client();
+    let host_seen = |answer: &common::xds_proxy::Answer| {
+        echoed(&answer.body)
+            .header("host")
+            .map(str::to_string)
+            .unwrap_or_default()
+    };
+    let any = proxy.listener_port("any").await;
+    let answer = get_with(
+        &client,
+        &format!("http://127.0.0.1:{any}/echo"),
+        &[("host", "example.com:1234")],
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(host_seen(&answer), "example.com");
+
+    let matching = proxy.listener_port("matching").await;
+    let own = format!("example.com:{matching}");
+    let answer = get_with(
+        &client,
+        &format!("http://127.0.0.1:{matching}/echo"),
+        &[("host", own.as_str())],
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(host_seen(&answer), "example.com");
+    let other = get_with(
+        &client,
+        &format!("http://127.0.0.1:{matching}/echo"),
+        &[("host", "example.com:1234")],
+    )
+    .await;
+    assert_eq!(
+        other.status, 404,
+        "another port stays, and no domain matches it"
+    );
+
+    let none = proxy.listener_port("none").await;
+    let kept = get_with(
+        &client,
+        &format!("http://127.0.0.1:{none}/echo"),
+        &[("host", "example.com:1234")],
+    )
+    .await;
+    assert_eq!(
+        kept.status, 404,
+        "without stripping the port stays: {kept:?}"
+    );
+}

@@ -11,16 +11,45 @@ use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
-use outrider_model::{RouteAction, RouteSource};
+use outrider_model::{RouteAction, RouteSource, StripHostPort};
 
 use crate::connection::ChainRef;
 use crate::forward::{ForwardContext, Plan, forward};
 use crate::local_reply::{Flagged, ProxyBody, ResponseFlag, local_reply};
 use crate::routing::{
     RequestView, choose_cluster, direct_response, redirect, request_hash, rewrite_authority,
-    rewrite_path,
+    rewrite_path, strip_host_port,
 };
 use crate::worker_context::WorkerContext;
+
+/// Envoy's `strip_any_host_port` / `strip_matching_host_port`: the host loses its port before
+/// routing, and goes upstream without it (the `Host` header and, for HTTP/2 and absolute-form
+/// requests, the URI's authority).
+fn strip_port(parts: &mut http::request::Parts, mode: StripHostPort, listener_port: u16) {
+    let port = match mode {
+        StripHostPort::None => return,
+        StripHostPort::Matching => Some(listener_port),
+        StripHostPort::Any => None,
+    };
+    let authority = RequestView::from_parts(parts, false).authority;
+    let Some(stripped) = strip_host_port(authority, port, &parts.method).map(str::to_owned) else {
+        return;
+    };
+    if parts.headers.contains_key(header::HOST)
+        && let Ok(value) = HeaderValue::from_str(&stripped)
+    {
+        parts.headers.insert(header::HOST, value);
+    }
+    if parts.uri.authority().is_some()
+        && let Ok(authority) = http::uri::Authority::try_from(stripped.as_str())
+    {
+        let mut uri = parts.uri.clone().into_parts();
+        uri.authority = Some(authority);
+        if let Ok(uri) = http::Uri::from_parts(uri) {
+            parts.uri = uri;
+        }
+    }
+}
 
 /// hyper's service: never fails; every error becomes a response.
 pub(crate) async fn proxy_request(
@@ -31,10 +60,9 @@ pub(crate) async fn proxy_request(
     request: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let started = Instant::now();
-    let (parts, body) = request.into_parts();
-    let view = RequestView::from_parts(&parts, false);
-    let grpc = view.is_grpc;
+    let (mut parts, body) = request.into_parts();
     let Some(hcm) = chain.http() else {
+        let grpc = RequestView::from_parts(&parts, false).is_grpc;
         return Ok(local_reply(
             StatusCode::INTERNAL_SERVER_ERROR,
             "",
@@ -42,6 +70,11 @@ pub(crate) async fn proxy_request(
             None,
         ));
     };
+    if hcm.strip_host_port != StripHostPort::None {
+        strip_port(&mut parts, hcm.strip_host_port, local.port());
+    }
+    let view = RequestView::from_parts(&parts, false);
+    let grpc = view.is_grpc;
     // HTTP/1.0 only where the connection manager accepts it, as Envoy: 426 and close.
     if parts.version == http::Version::HTTP_10 && !hcm.http1.accept_http_10 {
         let mut response = local_reply(StatusCode::UPGRADE_REQUIRED, "", grpc, None);

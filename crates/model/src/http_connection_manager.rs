@@ -55,6 +55,9 @@ pub struct HttpConnectionManager {
     pub via: Option<String>,
     /// Copy the request's `x-request-id` into every response.
     pub always_set_request_id_in_response: bool,
+    /// Remove the port from the request's host before routing and forwarding: any port
+    /// (`strip_any_host_port`) or only the listener's own (`strip_matching_host_port`).
+    pub strip_host_port: StripHostPort,
     /// The router's `suppress_envoy_headers`: no `x-envoy-upstream-service-time`,
     /// `x-envoy-expected-rq-timeout-ms` or `x-envoy-overloaded`.
     pub suppress_envoy_headers: bool,
@@ -62,6 +65,16 @@ pub struct HttpConnectionManager {
     pub upgrades: Vec<(String, bool)>,
     /// Where each request is logged, in Envoy's default format (see `access_log.rs`).
     pub access_log: Vec<AccessLogSink>,
+}
+
+/// Which port, if any, is taken off the request's host (Envoy's `strip_port_mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StripHostPort {
+    None,
+    /// `strip_matching_host_port`: only the listener's port.
+    Matching,
+    /// `strip_any_host_port`.
+    Any,
 }
 
 /// An HTTP filter we do not run because nothing observable depends on it.
@@ -160,7 +173,7 @@ impl HttpConnectionManager {
             path_with_escaped_slashes_action: _,
             request_id_extension,
             local_reply_config,
-            strip_matching_host_port: _,
+            strip_matching_host_port,
             // On malformed HTTP/2 the h2 crate resets the stream, which is Envoy's behaviour
             // with true; Envoy's default (false) ends the whole connection (README).
             stream_error_on_invalid_http_message: _,
@@ -174,7 +187,7 @@ impl HttpConnectionManager {
             add_proxy_protocol_connection_state: _,
             forward_proto_config,
             route_specifier,
-            strip_port_mode: _,
+            strip_port_mode,
         } = proto;
         reject_if_set!(
             http3_protocol_options,
@@ -295,6 +308,21 @@ impl HttpConnectionManager {
         }
         header_value(server_name, "server_name")?;
         header_value(via, "via")?;
+        let strip_any = matches!(
+            strip_port_mode,
+            Some(hcm::StripPortMode::StripAnyHostPort(true))
+        );
+        let strip_host_port = match (*strip_matching_host_port, strip_any) {
+            (true, true) => {
+                return Err(ValidationError::new(
+                    "strip_any_host_port",
+                    "Error: Only one of `strip_matching_host_port` or `strip_any_host_port` can be set.",
+                ));
+            }
+            (true, false) => StripHostPort::Matching,
+            (false, true) => StripHostPort::Any,
+            (false, false) => StripHostPort::None,
+        };
         let common = match common_http_protocol_options {
             Some(c) => CommonHttpOptions::from_proto(c).within("common_http_protocol_options")?,
             None => CommonHttpOptions::defaults(),
@@ -348,6 +376,7 @@ impl HttpConnectionManager {
             generate_request_id: bool_or(generate_request_id, true),
             via: Some(via.clone()).filter(|v| !v.is_empty()),
             always_set_request_id_in_response: *always_set_request_id_in_response,
+            strip_host_port,
             suppress_envoy_headers,
             upgrades,
             access_log: access_log_sinks(access_log)?,
@@ -413,19 +442,6 @@ fn reject_unenforced(proto: &pb::HttpConnectionManager) -> Result<()> {
             proto.merge_slashes,
             "merge_slashes",
             "slashes are not merged",
-        ),
-        (
-            proto.strip_matching_host_port,
-            "strip_matching_host_port",
-            "the host's port is not stripped",
-        ),
-        (
-            matches!(
-                proto.strip_port_mode,
-                Some(hcm::StripPortMode::StripAnyHostPort(true))
-            ),
-            "strip_any_host_port",
-            "the host's port is not stripped",
         ),
         (
             proto.strip_trailing_host_dot,

@@ -55,7 +55,7 @@ pub use health_check::{
 };
 pub use http_connection_manager::{
     HARMLESS_HTTP_FILTERS, HttpConnectionManager, RouteSource, ServerHeaderTransformation,
-    SkippedFilter,
+    SkippedFilter, StripHostPort,
 };
 pub use http_protocol::{CommonHttpOptions, Http1Options, Http2Keepalive, Http2Options};
 pub use lb_policy::{CommonLbConfig, LbPolicy, RingHashFunction};

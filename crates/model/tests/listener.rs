@@ -200,10 +200,6 @@ fn listener_fields_not_enforced_yet_are_refused_with_their_path() {
             format!("{at}.path_with_escaped_slashes_action"),
         ),
         (
-            hcm("      strip_any_host_port: true\n"),
-            format!("{at}.strip_any_host_port"),
-        ),
-        (
             hcm("      common_http_protocol_options: { max_requests_per_connection: 10 }\n"),
             format!("{at}.common_http_protocol_options.max_requests_per_connection"),
         ),
@@ -227,6 +223,15 @@ fn listener_fields_not_enforced_yet_are_refused_with_their_path() {
             "filter_chains[0].transport_socket".to_string(),
         ),
     ];
+    // Envoy refuses both port-stripping modes at once.
+    let both = listener(&hcm(
+        "      strip_any_host_port: true\n      strip_matching_host_port: true\n",
+    ))
+    .expect_err("both strip modes");
+    assert!(
+        both.starts_with(&format!("{at}.strip_any_host_port: Error: Only one of")),
+        "{both}"
+    );
     // Envoy's defaults written out, and what we do anyway, are accepted.
     for extra in [
         "      stream_idle_timeout: 300s\n",
