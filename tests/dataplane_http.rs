@@ -373,8 +373,9 @@ async fn http2_clients_are_told_the_configured_settings() {
     }
 }
 
-/// `strip_any_host_port` and `strip_matching_host_port`: the host loses its port (any, or only
-/// the listener's own) before routing, and the upstream sees it without.
+/// `strip_any_host_port`, `strip_matching_host_port` and `strip_trailing_host_dot`: the host
+/// loses its port (any, or only the listener's own) and its trailing dot before routing, and
+/// the upstream sees it without.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn host_ports_are_stripped_as_configured() {
     let backend = UpstreamServer::start_local(UpstreamConfig::new("backend"))
@@ -391,6 +392,12 @@ async fn host_ports_are_stripped_as_configured() {
             "      strip_matching_host_port: true",
         ))
         .with(http_listener("none", 0, "none", ""))
+        .with(http_listener(
+            "dot",
+            0,
+            "dot",
+            "      strip_trailing_host_dot: true\n      strip_any_host_port: true",
+        ))
         // Only the bare host has a route: a port left on it finds none (404).
         .with(common::xds_proxy::yaml::<
             envoy_types::pb::envoy::config::route::v3::RouteConfiguration,

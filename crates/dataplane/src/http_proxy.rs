@@ -11,7 +11,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
-use outrider_model::{RouteAction, RouteSource, StripHostPort};
+use outrider_model::{HttpConnectionManager, RouteAction, RouteSource, StripHostPort};
 
 use crate::connection::ChainRef;
 use crate::forward::{ForwardContext, Plan, forward};
@@ -22,26 +22,38 @@ use crate::routing::{
 };
 use crate::worker_context::WorkerContext;
 
-/// Envoy's `strip_any_host_port` / `strip_matching_host_port`: the host loses its port before
-/// routing, and goes upstream without it (the `Host` header and, for HTTP/2 and absolute-form
-/// requests, the URI's authority).
-fn strip_port(parts: &mut http::request::Parts, mode: StripHostPort, listener_port: u16) {
-    let port = match mode {
-        StripHostPort::None => return,
-        StripHostPort::Matching => Some(listener_port),
-        StripHostPort::Any => None,
-    };
+/// Envoy's `strip_trailing_host_dot` and `strip_any_host_port` / `strip_matching_host_port`:
+/// the host loses its trailing dot and its port before routing, and goes upstream without them
+/// (the `Host` header and, for HTTP/2 and absolute-form requests, the URI's authority).
+fn rewrite_host(parts: &mut http::request::Parts, hcm: &HttpConnectionManager, listener_port: u16) {
     let authority = RequestView::from_parts(parts, false).authority;
-    let Some(stripped) = strip_host_port(authority, port, &parts.method).map(str::to_owned) else {
+    let mut host = std::borrow::Cow::Borrowed(authority);
+    if hcm.strip_trailing_host_dot {
+        host = match strip_trailing_dot(&host) {
+            Some(stripped) => std::borrow::Cow::Owned(stripped),
+            None => host,
+        };
+    }
+    let port = match hcm.strip_host_port {
+        StripHostPort::None => None,
+        StripHostPort::Matching => Some(Some(listener_port)),
+        StripHostPort::Any => Some(None),
+    };
+    if let Some(port) = port
+        && let Some(stripped) = strip_host_port(&host, port, &parts.method)
+    {
+        host = std::borrow::Cow::Owned(stripped.to_owned());
+    }
+    let std::borrow::Cow::Owned(host) = host else {
         return;
     };
     if parts.headers.contains_key(header::HOST)
-        && let Ok(value) = HeaderValue::from_str(&stripped)
+        && let Ok(value) = HeaderValue::from_str(&host)
     {
         parts.headers.insert(header::HOST, value);
     }
     if parts.uri.authority().is_some()
-        && let Ok(authority) = http::uri::Authority::try_from(stripped.as_str())
+        && let Ok(authority) = http::uri::Authority::try_from(host.as_str())
     {
         let mut uri = parts.uri.clone().into_parts();
         uri.authority = Some(authority);
@@ -49,6 +61,19 @@ fn strip_port(parts: &mut http::request::Parts, mode: StripHostPort, listener_po
             parts.uri = uri;
         }
     }
+}
+
+/// `example.com.` → `example.com`, `example.com.:80` → `example.com:80` (Envoy's
+/// `HeaderUtility::stripTrailingHostDot`); `None` when there is no trailing dot.
+fn strip_trailing_dot(authority: &str) -> Option<String> {
+    let (host, port) = match authority.rfind(':') {
+        // An IPv6 literal's colons are inside brackets.
+        Some(colon) if !authority[colon..].contains(']') => {
+            (&authority[..colon], &authority[colon..])
+        }
+        _ => (authority, ""),
+    };
+    host.strip_suffix('.').map(|bare| format!("{bare}{port}"))
 }
 
 /// hyper's service: never fails; every error becomes a response.
@@ -70,8 +95,8 @@ pub(crate) async fn proxy_request(
             None,
         ));
     };
-    if hcm.strip_host_port != StripHostPort::None {
-        strip_port(&mut parts, hcm.strip_host_port, local.port());
+    if hcm.strip_host_port != StripHostPort::None || hcm.strip_trailing_host_dot {
+        rewrite_host(&mut parts, hcm, local.port());
     }
     let view = RequestView::from_parts(&parts, false);
     let grpc = view.is_grpc;
@@ -154,4 +179,24 @@ pub(crate) async fn proxy_request(
 
 fn no_route(grpc: bool) -> Response<ProxyBody> {
     local_reply(StatusCode::NOT_FOUND, "", grpc, None).flagged(ResponseFlag::NoRoute, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strip_trailing_dot;
+
+    #[test]
+    fn trailing_host_dots_go_ports_stay() {
+        assert_eq!(
+            strip_trailing_dot("example.com.").as_deref(),
+            Some("example.com")
+        );
+        assert_eq!(
+            strip_trailing_dot("example.com.:8080").as_deref(),
+            Some("example.com:8080")
+        );
+        assert_eq!(strip_trailing_dot("example.com"), None);
+        assert_eq!(strip_trailing_dot("example.com:8080"), None);
+        assert_eq!(strip_trailing_dot("[::1]:80"), None);
+    }
 }

@@ -58,6 +58,8 @@ pub struct HttpConnectionManager {
     /// Remove the port from the request's host before routing and forwarding: any port
     /// (`strip_any_host_port`) or only the listener's own (`strip_matching_host_port`).
     pub strip_host_port: StripHostPort,
+    /// `strip_trailing_host_dot`: `example.com.` is routed and forwarded as `example.com`.
+    pub strip_trailing_host_dot: bool,
     /// The router's `suppress_envoy_headers`: no `x-envoy-upstream-service-time`,
     /// `x-envoy-expected-rq-timeout-ms` or `x-envoy-overloaded`.
     pub suppress_envoy_headers: bool,
@@ -178,7 +180,7 @@ impl HttpConnectionManager {
             // with true; Envoy's default (false) ends the whole connection (README).
             stream_error_on_invalid_http_message: _,
             path_normalization_options,
-            strip_trailing_host_dot: _,
+            strip_trailing_host_dot,
             proxy_status_config,
             typed_header_validation_config,
             append_x_forwarded_port: _,
@@ -377,6 +379,7 @@ impl HttpConnectionManager {
             via: Some(via.clone()).filter(|v| !v.is_empty()),
             always_set_request_id_in_response: *always_set_request_id_in_response,
             strip_host_port,
+            strip_trailing_host_dot: *strip_trailing_host_dot,
             suppress_envoy_headers,
             upgrades,
             access_log: access_log_sinks(access_log)?,
@@ -442,11 +445,6 @@ fn reject_unenforced(proto: &pb::HttpConnectionManager) -> Result<()> {
             proto.merge_slashes,
             "merge_slashes",
             "slashes are not merged",
-        ),
-        (
-            proto.strip_trailing_host_dot,
-            "strip_trailing_host_dot",
-            "the host's trailing dot is not stripped",
         ),
         (
             proto.append_x_forwarded_port,
