@@ -454,4 +454,110 @@ async fn host_ports_are_stripped_as_configured() {
         kept.status, 404,
         "without stripping the port stays: {kept:?}"
     );
+    let dot = proxy.listener_port("dot").await;
+    for host in ["example.com.", "example.com.:1234"] {
+        let answer = get_with(
+            &client,
+            &format!("http://127.0.0.1:{dot}/echo"),
+            &[("host", host)],
+        )
+        .await;
+        assert_eq!(answer.status, 200, "{host}: {answer:?}");
+        assert_eq!(host_seen(&answer), "example.com", "{host}");
+    }
+    let dotted = get_with(
+        &client,
+        &format!("http://127.0.0.1:{any}/echo"),
+        &[("host", "example.com.")],
+    )
+    .await;
+    assert_eq!(
+        dotted.status, 404,
+        "without the option the dot stays, and no domain matches: {dotted:?}"
+    );
+}
+
+/// Header mutations of the route table, virtual host and route: the upstream sees the request
+/// ones, the client the response ones (on direct responses too), the table's winning a
+/// conflict as in Envoy by default.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn route_header_mutations_reach_upstream_and_client() {
+    let backend = UpstreamServer::start_local(UpstreamConfig::new("backend"))
+        .await
+        .expect("upstream");
+    let overwrite = "append_action: OVERWRITE_IF_EXISTS_OR_ADD";
+    let routes = format!(
+        r#"
+name: routes
+request_headers_to_add: [ {{ header: {{ key: x-level, value: table }}, {overwrite} }} ]
+response_headers_to_add: [ {{ header: {{ key: x-level, value: table }}, {overwrite} }} ]
+virtual_hosts:
+- name: all
+  domains: ['*']
+  request_headers_to_add: [ {{ header: {{ key: x-vhost, value: added }} }} ]
+  request_headers_to_remove: [ x-secret ]
+  response_headers_to_remove: [ x-upstream-name ]
+  routes:
+  - match: {{ prefix: /echo }}
+    route: {{ cluster: backend }}
+    request_headers_to_add:
+    - {{ header: {{ key: x-level, value: route }}, {overwrite} }}
+    - {{ header: {{ key: x-percent, value: '100%%' }} }}
+    - {{ header: {{ key: x-empty, value: '' }} }}
+    - {{ header: {{ key: x-kept-empty, value: '' }}, keep_empty_value: true }}
+    response_headers_to_add: [ {{ header: {{ key: x-route, value: echo }} }} ]
+  - match: {{ prefix: /direct }}
+    direct_response: {{ status: 200, body: {{ inline_string: hi }} }}
+    response_headers_to_add: [ {{ header: {{ key: x-route, value: direct }} }} ]
+"#
+    );
+    let snapshot = Snapshot::new("1")
+        .with(cluster("backend", ""))
+        .with(endpoints("backend", &[backend.addr()]))
+        .with(http_listener("http", 0, "http", ""))
+        .with(common::xds_proxy::yaml::<
+            envoy_types::pb::envoy::config::route::v3::RouteConfiguration,
+        >(&routes));
+    let proxy = XdsProxy::start("header-mutations", snapshot, &["--concurrency", "1"]).await;
+    let port = proxy.listener_port("http").await;
+    let client = http1_client();
+
+    let answer = get_with(
+        &client,
+        &format!("http://127.0.0.1:{port}/echo"),
+        &[
+            ("x-secret", "token"),
+            ("x-vhost", "client"),
+            ("x-level", "client"),
+        ],
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let seen = echoed(&answer.body);
+    let values = |name: &str| {
+        seen.headers
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(values("x-level"), ["table"], "the table's wins");
+    assert_eq!(
+        values("x-vhost"),
+        ["client", "added"],
+        "appended by default"
+    );
+    assert!(values("x-secret").is_empty(), "removed: {seen:?}");
+    assert_eq!(values("x-percent"), ["100%"]);
+    assert!(values("x-empty").is_empty(), "empty values are skipped");
+    assert_eq!(values("x-kept-empty"), [""]);
+    assert_eq!(answer.header("x-level"), Some("table"));
+    assert_eq!(answer.header("x-route"), Some("echo"));
+    assert_eq!(answer.upstream(), "", "the upstream's header was removed");
+
+    let direct = get_with(&client, &format!("http://127.0.0.1:{port}/direct"), &[]).await;
+    assert_eq!(direct.status, 200, "{direct:?}");
+    assert_eq!(direct.body, "hi");
+    assert_eq!(direct.header("x-route"), Some("direct"));
+    assert_eq!(direct.header("x-level"), Some("table"));
 }

@@ -33,6 +33,7 @@ use crate::headers::{
 use crate::http1_pool::{Limits, SendError};
 use crate::local_reply::{Flagged, ProxyBody, ResponseFlag, local_reply};
 use crate::no_healthy::explain;
+use crate::route_headers::RouteHeaders;
 use crate::upgrade;
 use crate::worker_context::WorkerContext;
 
@@ -47,6 +48,7 @@ pub(crate) struct ForwardContext<'a> {
     pub snapshot: &'a Snapshot,
     pub hcm: &'a HttpConnectionManager,
     pub vhost: &'a VirtualHost,
+    pub route_headers: &'a RouteHeaders<'a>,
     pub action: &'a ForwardAction,
     pub peer: SocketAddr,
     pub grpc: bool,
@@ -174,6 +176,7 @@ pub(crate) async fn forward(
         };
         parts.headers.insert(EXPECTED_TIMEOUT_MS, value);
     }
+    cx.route_headers.apply_to_request(&mut parts.headers);
     let path = match plan.path.map(PathAndQuery::try_from) {
         Some(Ok(rewritten)) => {
             // Envoy keeps the path the client sent for the upstream to see.

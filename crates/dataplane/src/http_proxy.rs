@@ -16,6 +16,7 @@ use outrider_model::{HttpConnectionManager, RouteAction, RouteSource, StripHostP
 use crate::connection::ChainRef;
 use crate::forward::{ForwardContext, Plan, forward};
 use crate::local_reply::{Flagged, ProxyBody, ResponseFlag, local_reply};
+use crate::route_headers::RouteHeaders;
 use crate::routing::{
     RequestView, choose_cluster, direct_response, redirect, request_hash, rewrite_authority,
     rewrite_path, strip_host_port,
@@ -123,7 +124,8 @@ pub(crate) async fn proxy_request(
     let Some((vhost, route)) = compiled.route(&view) else {
         return Ok(no_route(grpc));
     };
-    let response = match &route.action {
+    let route_headers = RouteHeaders::new(&routes, vhost, route);
+    let mut response = match &route.action {
         RouteAction::DirectResponse(direct) => {
             let local = direct_response(direct, &view);
             let mut response =
@@ -166,6 +168,7 @@ pub(crate) async fn proxy_request(
                 snapshot: &snapshot,
                 hcm,
                 vhost,
+                route_headers: &route_headers,
                 action,
                 peer,
                 grpc,
@@ -174,6 +177,7 @@ pub(crate) async fn proxy_request(
             forward(forward_context, plan, parts, body).await
         }
     };
+    route_headers.apply_to_response(response.headers_mut());
     Ok(response)
 }
 

@@ -16,6 +16,7 @@ mod http_stats;
 mod listener_manager;
 mod local_reply;
 mod no_healthy;
+mod route_headers;
 pub mod routing;
 mod socket;
 mod tcp_proxy;

@@ -9,11 +9,11 @@
 
 use bytes::Bytes;
 use http::header::{CONNECTION, HOST, USER_AGENT};
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, Version};
+use http::{HeaderMap, HeaderValue, Method, Request, Uri, Version};
 use http_body_util::{BodyExt, Empty};
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use outrider_model::{AppendAction, HeaderMutations, HttpHealthCheck};
+use outrider_model::HttpHealthCheck;
 use tokio::net::TcpStream;
 
 use crate::outcome::{CheckOutcome, FailureKind, error_chain};
@@ -151,7 +151,7 @@ impl HttpChecker {
             headers.insert(HOST, host);
         }
         headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
-        apply_mutations(headers, &self.config.request_headers);
+        self.config.request_headers.apply(headers);
         Ok(request)
     }
 
@@ -187,47 +187,10 @@ fn closes(version: Version, headers: &HeaderMap) -> bool {
     }
 }
 
-/// `request_headers_to_remove`, then `request_headers_to_add`, as Envoy's header parser does.
-fn apply_mutations(headers: &mut HeaderMap, mutations: &HeaderMutations) {
-    for name in &mutations.remove {
-        headers.remove(name.as_str());
-    }
-    for add in &mutations.add {
-        if add.value.is_empty() && !add.keep_empty_value {
-            continue;
-        }
-        // The model checked both; nothing to add if they were ever invalid.
-        let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(add.name.as_bytes()),
-            HeaderValue::from_str(&add.value),
-        ) else {
-            continue;
-        };
-        match add.action {
-            AppendAction::AppendIfExistsOrAdd => {
-                headers.append(name, value);
-            }
-            AppendAction::AddIfAbsent => {
-                if !headers.contains_key(&name) {
-                    headers.insert(name, value);
-                }
-            }
-            AppendAction::OverwriteIfExistsOrAdd => {
-                headers.insert(name, value);
-            }
-            AppendAction::OverwriteIfExists => {
-                if headers.contains_key(&name) {
-                    headers.insert(name, value);
-                }
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use outrider_model::HeaderToAdd;
+    use outrider_model::{AppendAction, HeaderMutations, HeaderToAdd};
 
     fn checker(http2: bool) -> HttpChecker {
         HttpChecker::new(
@@ -241,14 +204,14 @@ mod tests {
                 request_headers: HeaderMutations {
                     add: vec![
                         HeaderToAdd {
-                            name: "x-check".into(),
-                            value: "1".into(),
+                            name: http::HeaderName::from_static("x-check"),
+                            value: HeaderValue::from_static("1"),
                             action: AppendAction::OverwriteIfExistsOrAdd,
                             keep_empty_value: false,
                         },
                         HeaderToAdd {
-                            name: "user-agent".into(),
-                            value: "custom".into(),
+                            name: USER_AGENT,
+                            value: HeaderValue::from_static("custom"),
                             action: AppendAction::OverwriteIfExists,
                             keep_empty_value: false,
                         },

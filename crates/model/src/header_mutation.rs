@@ -1,33 +1,81 @@
-//! Request/response header additions and removals of route configurations, virtual hosts and
-//! routes (`core.v3.HeaderValueOption`), restricted to literal values.
+//! Request/response header additions and removals of route configurations, virtual hosts,
+//! routes and health checks (`core.v3.HeaderValueOption`), restricted to literal values.
 
 use envoy_types::pb::envoy::config::core::v3::{
     self as core, header_value_option::HeaderAppendAction,
 };
+use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::error::{Result, ValidationError, Within, convert_each, required};
 use crate::proto_value::{enum_value, header_name, header_value};
 
-/// Headers to add and remove at one level (route configuration, virtual host or route).
+/// Headers to add and remove on one message (request or response) at one level.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct HeaderMutations {
     pub add: Vec<HeaderToAdd>,
-    /// Lower case.
-    pub remove: Vec<String>,
+    pub remove: Vec<HeaderName>,
 }
 
 impl HeaderMutations {
     pub fn is_empty(&self) -> bool {
         self.add.is_empty() && self.remove.is_empty()
     }
+
+    /// Removals first, then additions in order, as Envoy's `HeaderParser` evaluates them.
+    /// Names and values were parsed when the config was loaded: applying them only clones
+    /// shared bytes.
+    pub fn apply(&self, headers: &mut HeaderMap) {
+        for name in &self.remove {
+            headers.remove(name);
+        }
+        for add in &self.add {
+            if add.value.is_empty() && !add.keep_empty_value {
+                continue;
+            }
+            let (name, value) = (add.name.clone(), add.value.clone());
+            match add.action {
+                AppendAction::AppendIfExistsOrAdd => {
+                    headers.append(name, value);
+                }
+                AppendAction::AddIfAbsent => {
+                    if !headers.contains_key(&name) {
+                        headers.insert(name, value);
+                    }
+                }
+                AppendAction::OverwriteIfExistsOrAdd => {
+                    headers.insert(name, value);
+                }
+                AppendAction::OverwriteIfExists => {
+                    if headers.contains_key(&name) {
+                        headers.insert(name, value);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The request and response header mutations of a route configuration, virtual host or route.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MessageHeaderMutations {
+    /// Applied to the request sent upstream (after routing; they never change the match).
+    pub request: HeaderMutations,
+    /// Applied to every response once a route was chosen: upstream answers, direct responses,
+    /// redirects and local replies.
+    pub response: HeaderMutations,
+}
+
+impl MessageHeaderMutations {
+    pub fn is_empty(&self) -> bool {
+        self.request.is_empty() && self.response.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeaderToAdd {
-    /// Lower case.
-    pub name: String,
+    pub name: HeaderName,
     /// A literal value (`%%` already unescaped to `%`).
-    pub value: String,
+    pub value: HeaderValue,
     pub action: AppendAction,
     /// Add the header even when its value is empty (otherwise an empty value is skipped).
     pub keep_empty_value: bool,
@@ -39,6 +87,29 @@ pub enum AppendAction {
     AddIfAbsent,
     OverwriteIfExistsOrAdd,
     OverwriteIfExists,
+}
+
+/// Converts the four `{request,response}_headers_to_{add,remove}` fields of one level.
+pub(crate) fn message_header_mutations(
+    request_to_add: &[core::HeaderValueOption],
+    request_to_remove: &[String],
+    response_to_add: &[core::HeaderValueOption],
+    response_to_remove: &[String],
+) -> Result<MessageHeaderMutations> {
+    Ok(MessageHeaderMutations {
+        request: header_mutations(
+            request_to_add,
+            "request_headers_to_add",
+            request_to_remove,
+            "request_headers_to_remove",
+        )?,
+        response: header_mutations(
+            response_to_add,
+            "response_headers_to_add",
+            response_to_remove,
+            "response_headers_to_remove",
+        )?,
+    })
 }
 
 /// Converts an `*_headers_to_add` / `*_headers_to_remove` pair; `add_field`/`remove_field`
@@ -62,10 +133,15 @@ pub(crate) fn header_mutations(
                     "':'-prefixed or host headers may not be removed",
                 ));
             }
-            Ok(name)
+            parsed_name(&name, &field)
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(HeaderMutations { add, remove })
+}
+
+fn parsed_name(name: &str, field: &str) -> Result<HeaderName> {
+    HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| ValidationError::new(field, "not a valid header name"))
 }
 
 /// Envoy refuses to touch pseudo-headers and `host` through header mutations.
@@ -106,6 +182,9 @@ fn header_to_add(proto: &core::HeaderValueOption) -> Result<HeaderToAdd> {
     };
     header_value(&value, "header.value")?;
     let value = literal(&value).within("header.value")?;
+    let value = HeaderValue::from_str(&value)
+        .map_err(|_| ValidationError::new("header.value", "not a valid header value"))?;
+    let name = parsed_name(&name, "header.key")?;
     let action = match (
         append,
         enum_value::<HeaderAppendAction>(*append_action, "append_action")?,

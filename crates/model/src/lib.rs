@@ -49,7 +49,7 @@ pub use endpoint::{
 };
 pub use error::{ValidationError, error_chain};
 pub use filter_chain::{CidrRange, FilterChain, FilterChainMatch, NetworkFilter, SourceType};
-pub use header_mutation::{AppendAction, HeaderMutations, HeaderToAdd};
+pub use header_mutation::{AppendAction, HeaderMutations, HeaderToAdd, MessageHeaderMutations};
 pub use health_check::{
     GrpcHealthCheck, HealthCheck, HealthChecker, HttpHealthCheck, TcpHealthCheck,
 };

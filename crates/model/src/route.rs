@@ -2,7 +2,6 @@
 
 use std::collections::HashSet;
 
-use envoy_types::pb::envoy::config::core::v3::HeaderValueOption;
 use envoy_types::pb::envoy::config::route::v3::{
     self as pb, route::Action, route_match::PathSpecifier, virtual_host,
 };
@@ -10,7 +9,7 @@ use envoy_types::pb::envoy::config::route::v3::{
 use crate::error::{
     Result, ValidationError, Within, convert_each, non_empty, reject_if_set, required,
 };
-use crate::header_mutation::header_mutations;
+use crate::header_mutation::{MessageHeaderMutations, message_header_mutations};
 use crate::matcher::{FullRegex, HeaderMatcher, QueryParameterMatcher, regex_matcher};
 use crate::proto_value::{bool_or, enum_value, header_name, header_value, u32_or};
 use crate::retry::RetryPolicy;
@@ -32,6 +31,10 @@ pub struct RouteConfiguration {
     pub ignore_port_in_host_matching: bool,
     /// Match virtual hosts on this header instead of `:authority` (lower case).
     pub vhost_header: Option<String>,
+    pub header_mutations: MessageHeaderMutations,
+    /// Apply the table's, then the virtual host's, then the route's mutations (the route's
+    /// win); by default the order is reversed and the table's win.
+    pub most_specific_header_mutations_wins: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -46,6 +49,7 @@ pub struct VirtualHost {
     pub include_request_attempt_count: bool,
     /// `x-envoy-attempt-count` on the response (upstream answers).
     pub include_attempt_count_in_response: bool,
+    pub header_mutations: MessageHeaderMutations,
 }
 
 /// A virtual-host domain, as Envoy classifies it.
@@ -92,6 +96,7 @@ pub struct Route {
     pub name: String,
     pub route_match: RouteMatch,
     pub action: RouteAction,
+    pub header_mutations: MessageHeaderMutations,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -164,18 +169,12 @@ impl RouteConfiguration {
             virtual_host(v, max_body)
         })?;
         check_domains(name, &virtual_hosts)?;
-        reject_header_mutations(
+        let header_mutations = message_header_mutations(
             request_headers_to_add,
             request_headers_to_remove,
             response_headers_to_add,
             response_headers_to_remove,
         )?;
-        if *most_specific_header_mutations_wins {
-            return Err(ValidationError::not_enforced(
-                "most_specific_header_mutations_wins",
-                "header mutations are not applied",
-            ));
-        }
         if !internal_only_headers.is_empty() {
             return Err(ValidationError::not_enforced(
                 "internal_only_headers",
@@ -200,6 +199,8 @@ impl RouteConfiguration {
             virtual_hosts,
             ignore_port_in_host_matching: *ignore_port_in_host_matching,
             vhost_header,
+            header_mutations,
+            most_specific_header_mutations_wins: *most_specific_header_mutations_wins,
         })
     }
 
@@ -218,43 +219,6 @@ impl RouteConfiguration {
                 _ => None,
             })
             .flatten()
-    }
-}
-
-/// Header mutations on a route table, virtual host or route: validated (so a bad header is
-/// named as such), then rejected until the request path applies them.
-fn reject_header_mutations(
-    request_to_add: &[HeaderValueOption],
-    request_to_remove: &[String],
-    response_to_add: &[HeaderValueOption],
-    response_to_remove: &[String],
-) -> Result<()> {
-    header_mutations(
-        request_to_add,
-        "request_headers_to_add",
-        request_to_remove,
-        "request_headers_to_remove",
-    )?;
-    header_mutations(
-        response_to_add,
-        "response_headers_to_add",
-        response_to_remove,
-        "response_headers_to_remove",
-    )?;
-    let field = [
-        (request_to_add.is_empty(), "request_headers_to_add"),
-        (request_to_remove.is_empty(), "request_headers_to_remove"),
-        (response_to_add.is_empty(), "response_headers_to_add"),
-        (response_to_remove.is_empty(), "response_headers_to_remove"),
-    ]
-    .into_iter()
-    .find(|(empty, _)| !empty);
-    match field {
-        Some((_, field)) => Err(ValidationError::not_enforced(
-            field,
-            "header mutations on routes are not applied",
-        )),
-        None => Ok(()),
     }
 }
 
@@ -358,7 +322,7 @@ fn virtual_host(proto: &pb::VirtualHost, max_body: u32) -> Result<VirtualHost> {
             "plain HTTP requests are not redirected to https",
         ));
     }
-    reject_header_mutations(
+    let header_mutations = message_header_mutations(
         request_headers_to_add,
         request_headers_to_remove,
         response_headers_to_add,
@@ -389,6 +353,7 @@ fn virtual_host(proto: &pb::VirtualHost, max_body: u32) -> Result<VirtualHost> {
         retry_policy,
         include_request_attempt_count: *include_request_attempt_count,
         include_attempt_count_in_response: *include_attempt_count_in_response,
+        header_mutations,
     })
 }
 
@@ -419,7 +384,7 @@ fn route(proto: &pb::Route, vhost_retry: Option<&RetryPolicy>, max_body: u32) ->
         request_body_buffer_limit,
         route_specifiers
     );
-    reject_header_mutations(
+    let header_mutations = message_header_mutations(
         request_headers_to_add,
         request_headers_to_remove,
         response_headers_to_add,
@@ -458,6 +423,7 @@ fn route(proto: &pb::Route, vhost_retry: Option<&RetryPolicy>, max_body: u32) ->
         name: name.clone(),
         route_match,
         action,
+        header_mutations,
     })
 }
 
