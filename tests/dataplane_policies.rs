@@ -151,3 +151,79 @@ async fn each_lb_policy_spreads_requests_as_envoy_does() {
     assert!((35..=85).contains(&counts["a"]), "{counts:?}");
     assert_eq!(counts["a"] + counts["b"], 300, "{counts:?}");
 }
+
+/// A cookie hash policy with a `ttl` gives a client without the cookie a generated one
+/// (`Set-Cookie`, formatted as Envoy's) and hashes that value, so the client sending it back
+/// stays on the endpoint that answered its first request. Without `ttl`, nothing is generated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generated_hash_cookies_keep_a_client_on_its_endpoint() {
+    let (a, b, c) = (
+        upstream("a").await,
+        upstream("b").await,
+        upstream("c").await,
+    );
+    let snapshot = Snapshot::new("1")
+        .with(cluster("ring", "lb_policy: RING_HASH"))
+        .with(endpoints("ring", &[a.addr(), b.addr(), c.addr()]))
+        .with(http_listener("ingress", 0, "ingress", ""))
+        .with(routes(
+            r#"  - match: { prefix: /sticky }
+    route: { cluster: ring, hash_policy: [{ cookie: { name: sticky, ttl: 3600s, path: / } }] }
+  - match: { prefix: /session }
+    route: { cluster: ring, hash_policy: [{ cookie: { name: session, ttl: 0s } }] }
+  - match: { prefix: /plain }
+    route: { cluster: ring, hash_policy: [{ cookie: { name: plain } }] }"#,
+        ));
+    let proxy = XdsProxy::start("hash-cookies", snapshot, &["--concurrency", "1"]).await;
+    let base = format!("http://127.0.0.1:{}", proxy.listener_port("ingress").await);
+    let client = http1_client();
+
+    // Each fresh connection gets its own cookie (the value hashes the connection's
+    // addresses), so three clients test three values.
+    for _ in 0..3 {
+        let client = http1_client();
+        let first = get(&client, &format!("{base}/sticky")).await;
+        assert_eq!(first.status, 200, "{first:?}");
+        let set_cookie = first.header("set-cookie").expect("a generated cookie");
+        let value = set_cookie
+            .strip_prefix("sticky=\"")
+            .and_then(|rest| rest.split_once('"'))
+            .map(|(value, attributes)| {
+                assert_eq!(attributes, "; Max-Age=3600; Path=/; HttpOnly");
+                value
+            })
+            .unwrap_or_else(|| panic!("unexpected Set-Cookie {set_cookie}"));
+        assert_eq!(value.len(), 16, "16 hex digits, as Envoy: {value}");
+        // The cookie sent back, quoted or not, hashes to the first answer's endpoint.
+        for cookie in [
+            format!("sticky={value}"),
+            format!("other=1; sticky=\"{value}\""),
+        ] {
+            for _ in 0..10 {
+                let answer = get_with(
+                    &client,
+                    &format!("{base}/sticky"),
+                    &[("cookie", cookie.as_str())],
+                )
+                .await;
+                assert_eq!(answer.upstream(), first.upstream(), "{cookie}: {answer:?}");
+                assert_eq!(answer.header("set-cookie"), None, "the client has it");
+            }
+        }
+    }
+
+    let session = get(&client, &format!("{base}/session")).await;
+    let set_cookie = session.header("set-cookie").expect("a session cookie");
+    assert!(
+        set_cookie.starts_with("session=\"") && set_cookie.ends_with("\"; HttpOnly"),
+        "no Max-Age, no Path: {set_cookie}"
+    );
+
+    let plain = get(&client, &format!("{base}/plain")).await;
+    assert_eq!(plain.status, 200, "{plain:?}");
+    assert_eq!(
+        plain.header("set-cookie"),
+        None,
+        "without ttl nothing is generated"
+    );
+}

@@ -34,6 +34,7 @@ use crate::http1_pool::{Limits, SendError};
 use crate::local_reply::{Flagged, ProxyBody, ResponseFlag, local_reply};
 use crate::no_healthy::explain;
 use crate::route_headers::RouteHeaders;
+use crate::routing::GeneratedCookie;
 use crate::upgrade;
 use crate::worker_context::WorkerContext;
 
@@ -66,6 +67,9 @@ pub(crate) struct Plan {
     pub path: Option<String>,
     /// A new `:authority`/`Host`, when the route rewrites it.
     pub authority: Option<String>,
+    /// Cookies a hash policy generated for this client: sent with the upstream's answer (not
+    /// with local replies), as Envoy's router does.
+    pub set_cookies: Vec<GeneratedCookie>,
 }
 
 /// The request body as it can be sent: streamed once, or kept for retries.
@@ -397,6 +401,12 @@ pub(crate) async fn forward(
                     response
                         .headers_mut()
                         .insert(ATTEMPT_COUNT, HeaderValue::from(attempt + 1));
+                }
+                for cookie in &plan.set_cookies {
+                    // The model checked that name and path are header-safe.
+                    if let Ok(value) = HeaderValue::try_from(cookie.set_cookie_value()) {
+                        response.headers_mut().append(header::SET_COOKIE, value);
+                    }
                 }
                 if wants_retry {
                     response.flagged(ResponseFlag::UpstreamRetryLimitExceeded, upstream)

@@ -153,9 +153,11 @@ pub(crate) async fn proxy_request(
         }
         RouteAction::Forward(action) => {
             let choice = choose_cluster(action, &view, rand::random());
+            let hash = request_hash(&action.hash_policy, &view, peer, local);
             let plan = Plan {
                 cluster: choice.cluster.map(|c| c.into_owned()),
-                hash: request_hash(&action.hash_policy, &view, peer, local).hash,
+                hash: hash.hash,
+                set_cookies: hash.set_cookies,
                 path: match rewrite_path(route, view.path_and_query) {
                     Cow::Owned(rewritten) => Some(rewritten),
                     Cow::Borrowed(_) => None,

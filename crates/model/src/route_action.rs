@@ -506,18 +506,20 @@ fn hash_policy_entry(proto: &route_action::HashPolicy) -> Result<HashPolicy> {
             if !attributes.is_empty() {
                 return Err(ValidationError::unsupported("cookie.attributes"));
             }
+            // Both go into the Set-Cookie header of a generated cookie.
+            for (text, field) in [(name, "cookie.name"), (path, "cookie.path")] {
+                if http::HeaderValue::from_str(text).is_err() {
+                    return Err(ValidationError::new(
+                        field,
+                        "must not contain control characters (it is sent in Set-Cookie)",
+                    ));
+                }
+            }
             HashSource::Cookie {
                 name: name.clone(),
-                ttl: match opt_duration(ttl, "cookie.ttl")? {
-                    // Envoy then generates the cookie and sends it with Set-Cookie.
-                    Some(_) => {
-                        return Err(ValidationError::not_enforced(
-                            "cookie.ttl",
-                            "no cookie is generated (no Set-Cookie)",
-                        ));
-                    }
-                    None => None,
-                },
+                // Envoy then generates the cookie when missing and sends it with Set-Cookie
+                // (0s: a session cookie, without Max-Age).
+                ttl: opt_duration(ttl, "cookie.ttl")?,
                 path: path.clone(),
             }
         }

@@ -265,6 +265,14 @@ fn invalid_route_configurations() {
             "virtual_hosts[0].routes[0].request_headers_to_add[0].header.key: ':'-prefixed or host headers may not be modified",
         ),
         (
+            one_route("match: { prefix: / }\n    route: { cluster: c, hash_policy: [ { cookie: { name: s, ttl: 1s, path: \"/\\u0001\" } } ] }"),
+            "virtual_hosts[0].routes[0].route.hash_policy[0].cookie.path: must not contain control characters (it is sent in Set-Cookie)",
+        ),
+        (
+            one_route("match: { prefix: / }\n    request_headers_to_remove: [ host ]\n    route: { cluster: c }"),
+            "virtual_hosts[0].routes[0].request_headers_to_remove[0]: ':'-prefixed or host headers may not be removed",
+        ),
+        (
             one_route("match: { prefix: / }\n    route: { cluster: '' }"),
             "virtual_hosts[0].routes[0].route.cluster: must not be empty",
         ),
