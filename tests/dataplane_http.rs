@@ -141,11 +141,25 @@ async fn http_versions_headers_smuggling_limits_and_local_answers() {
     let generated_id = missing.header("x-request-id").expect("the generated id");
     assert_eq!(generated_id.len(), 36, "{generated_id}");
 
-    // x-forwarded-for is passed on untouched without use_remote_address (which is refused
-    // until x-envoy-internal and the trust rules are built).
-    let xff = [("x-forwarded-for", "10.0.0.1")];
-    let inner = echoed(&get_with(&client, &format!("{base}/echo"), &xff).await.body);
+    // x-forwarded-for is passed on untouched without use_remote_address (refused until its
+    // trust rules are built). Without internal_address_config no request is internal (Envoy
+    // since 1.33): a client's x-envoy-internal, x-envoy-* controls and client-certificate
+    // header never reach the upstream.
+    let spoofed = [
+        ("x-forwarded-for", "10.0.0.1"),
+        ("x-envoy-internal", "true"),
+        ("x-envoy-retry-on", "5xx"),
+        ("x-forwarded-client-cert", "By=spiffe://spoofed"),
+    ];
+    let inner = echoed(
+        &get_with(&client, &format!("{base}/echo"), &spoofed)
+            .await
+            .body,
+    );
     assert_eq!(inner.header_all("x-forwarded-for"), ["10.0.0.1"]);
+    for (name, _) in &spoofed[1..] {
+        assert_eq!(inner.header(name), None, "{name} reached the upstream");
+    }
     let bare = echoed(&get(&client, &format!("{base}/echo")).await.body);
     assert_eq!(bare.header("x-forwarded-for"), None);
 
@@ -489,6 +503,7 @@ async fn route_header_mutations_reach_upstream_and_client() {
     let routes = format!(
         r#"
 name: routes
+internal_only_headers: [ X-Internal-Only ]
 request_headers_to_add: [ {{ header: {{ key: x-level, value: table }}, {overwrite} }} ]
 response_headers_to_add: [ {{ header: {{ key: x-level, value: table }}, {overwrite} }} ]
 virtual_hosts:
@@ -529,6 +544,7 @@ virtual_hosts:
             ("x-secret", "token"),
             ("x-vhost", "client"),
             ("x-level", "client"),
+            ("x-internal-only", "1"),
         ],
     )
     .await;
@@ -548,6 +564,10 @@ virtual_hosts:
         "appended by default"
     );
     assert!(values("x-secret").is_empty(), "removed: {seen:?}");
+    assert!(
+        values("x-internal-only").is_empty(),
+        "internal_only_headers leave external requests: {seen:?}"
+    );
     assert_eq!(values("x-percent"), ["100%"]);
     assert!(values("x-empty").is_empty(), "empty values are skipped");
     assert_eq!(values("x-kept-empty"), [""]);

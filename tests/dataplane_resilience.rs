@@ -98,7 +98,13 @@ async fn timeouts_retries_breakers_and_connect_failures() {
         .with(endpoints("dead", &[dead]))
         .with(cluster("half_dead", ""))
         .with(endpoints("half_dead", &[dead, plain.addr()]))
-        .with(http_listener("ingress", 0, "ingress", ""))
+        // Requests forwarded by 127.0.0.1 are internal: their x-envoy-* controls count.
+        .with(http_listener(
+            "ingress",
+            0,
+            "ingress",
+            "      internal_address_config: { cidr_ranges: [ { address_prefix: 127.0.0.1, prefix_len: 32 } ] }",
+        ))
         .with(routes(ROUTES));
     let proxy = XdsProxy::start("resilience", snapshot, &["--concurrency", "1"]).await;
     let base = format!("http://127.0.0.1:{}", proxy.listener_port("ingress").await);
@@ -133,20 +139,32 @@ async fn timeouts_retries_breakers_and_connect_failures() {
     assert_eq!(expected("/timeout/echo").await.as_deref(), Some("200"));
     assert_eq!(expected("/no-timeout/echo").await, None);
 
-    // x-envoy-upstream-rq-timeout-ms overrides the route's timeout, both ways.
+    // x-envoy-upstream-rq-timeout-ms from an internal request overrides the route's timeout,
+    // both ways; from an external one (no single internal x-forwarded-for) it is removed.
+    const INTERNAL: (&str, &str) = ("x-forwarded-for", "127.0.0.1");
     let started = Instant::now();
     let answer = get_with(
         &client,
         &format!("{base}/default/delay/2000"),
-        &[("x-envoy-upstream-rq-timeout-ms", "100")],
+        &[("x-envoy-upstream-rq-timeout-ms", "100"), INTERNAL],
     )
     .await;
     assert_eq!(answer.status, 504, "{answer:?}");
     assert!(started.elapsed() < Duration::from_millis(1500));
+    let external = get_with(
+        &client,
+        &format!("{base}/default/delay/400"),
+        &[("x-envoy-upstream-rq-timeout-ms", "100")],
+    )
+    .await;
+    assert_eq!(
+        external.status, 200,
+        "an external client's timeout is ignored: {external:?}"
+    );
     let answer = get_with(
         &client,
         &format!("{base}/timeout/delay/400"),
-        &[("x-envoy-upstream-rq-timeout-ms", "5000")],
+        &[("x-envoy-upstream-rq-timeout-ms", "5000"), INTERNAL],
     )
     .await;
     assert_eq!(
@@ -199,11 +217,26 @@ async fn timeouts_retries_breakers_and_connect_failures() {
     let answer = get_with(
         &client,
         &format!("{base}/broken/"),
-        &[("x-envoy-max-retries", "2")],
+        &[("x-envoy-max-retries", "2"), INTERNAL],
     )
     .await;
     assert_eq!(answer.status, 503);
     assert_eq!(failures(&broken), 5);
+    let answer = get_with(
+        &client,
+        &format!("{base}/broken/"),
+        &[
+            ("x-envoy-max-retries", "2"),
+            ("x-forwarded-for", "127.0.0.1, 127.0.0.1"),
+        ],
+    )
+    .await;
+    assert_eq!(answer.status, 503);
+    assert_eq!(
+        failures(&broken),
+        7,
+        "two hops: external, the route's one retry"
+    );
 
     // Circuit breaker: max_requests 1, so a second request while one is in flight overflows.
     let in_flight = {

@@ -15,6 +15,7 @@ use outrider_model::{HttpConnectionManager, RouteAction, RouteSource, StripHostP
 
 use crate::connection::ChainRef;
 use crate::forward::{ForwardContext, Plan, forward};
+use crate::internal_request::clean_request_headers;
 use crate::local_reply::{Flagged, ProxyBody, ResponseFlag, local_reply};
 use crate::route_headers::RouteHeaders;
 use crate::routing::{
@@ -99,8 +100,7 @@ pub(crate) async fn proxy_request(
     if hcm.strip_host_port != StripHostPort::None || hcm.strip_trailing_host_dot {
         rewrite_host(&mut parts, hcm, local.port());
     }
-    let view = RequestView::from_parts(&parts, false);
-    let grpc = view.is_grpc;
+    let grpc = RequestView::from_parts(&parts, false).is_grpc;
     // HTTP/1.0 only where the connection manager accepts it, as Envoy: 426 and close.
     if parts.version == http::Version::HTTP_10 && !hcm.http1.accept_http_10 {
         let mut response = local_reply(StatusCode::UPGRADE_REQUIRED, "", grpc, None);
@@ -120,6 +120,13 @@ pub(crate) async fn proxy_request(
             None => return Ok(no_route(grpc)),
         },
     };
+    // Before routing, as Envoy's connection manager: routes never see what it removes.
+    clean_request_headers(
+        &mut parts.headers,
+        &hcm.internal_addresses,
+        &routes.internal_only_headers,
+    );
+    let view = RequestView::from_parts(&parts, false);
     let compiled = context.routes(&routes);
     let Some((vhost, route)) = compiled.route(&view) else {
         return Ok(no_route(grpc));

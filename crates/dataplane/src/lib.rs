@@ -13,6 +13,7 @@ mod http2_pool;
 mod http_proxy;
 mod http_server;
 mod http_stats;
+mod internal_request;
 mod listener_manager;
 mod local_reply;
 mod no_healthy;

@@ -7,7 +7,7 @@ use envoy_types::pb::envoy::config::core::v3::{
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::error::{Result, ValidationError, Within, convert_each, required};
-use crate::proto_value::{enum_value, header_name, header_value};
+use crate::proto_value::{enum_value, header_name, header_value, parsed_header_name};
 
 /// Headers to add and remove on one message (request or response) at one level.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -133,15 +133,10 @@ pub(crate) fn header_mutations(
                     "':'-prefixed or host headers may not be removed",
                 ));
             }
-            parsed_name(&name, &field)
+            parsed_header_name(&name, &field)
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(HeaderMutations { add, remove })
-}
-
-fn parsed_name(name: &str, field: &str) -> Result<HeaderName> {
-    HeaderName::from_bytes(name.as_bytes())
-        .map_err(|_| ValidationError::new(field, "not a valid header name"))
 }
 
 /// Envoy refuses to touch pseudo-headers and `host` through header mutations.
@@ -184,7 +179,7 @@ fn header_to_add(proto: &core::HeaderValueOption) -> Result<HeaderToAdd> {
     let value = literal(&value).within("header.value")?;
     let value = HeaderValue::from_str(&value)
         .map_err(|_| ValidationError::new("header.value", "not a valid header value"))?;
-    let name = parsed_name(&name, "header.key")?;
+    let name = parsed_header_name(&name, "header.key")?;
     let action = match (
         append,
         enum_value::<HeaderAppendAction>(*append_action, "append_action")?,

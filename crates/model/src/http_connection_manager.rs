@@ -19,6 +19,7 @@ use crate::error::{
 use crate::http_protocol::{
     CommonHttpOptions, Http1Options, Http2Options, http1_options, http2_options,
 };
+use crate::internal_address::InternalAddresses;
 use crate::proto_value::{
     any_type_name, bool_or, decode_any, enum_value, header_value, opt_duration, timeout_or, u32_in,
 };
@@ -49,6 +50,8 @@ pub struct HttpConnectionManager {
     /// Always false for now (`true` is rejected until its whole effect is built).
     pub use_remote_address: bool,
     pub skip_xff_append: bool,
+    /// `internal_address_config`: whose requests keep the `x-envoy-*` controls.
+    pub internal_addresses: InternalAddresses,
     /// Default true.
     pub generate_request_id: bool,
     /// Appended to the `via` header of every request and response (`None`: not added).
@@ -196,7 +199,6 @@ impl HttpConnectionManager {
             scheme_header_transformation,
             original_ip_detection_extensions,
             early_header_mutation_extensions,
-            internal_address_config,
             forward_client_cert_details,
             set_current_client_cert_details,
             forward_client_cert_matcher,
@@ -375,6 +377,8 @@ impl HttpConnectionManager {
             )?,
             use_remote_address: bool_or(use_remote_address, false),
             skip_xff_append: *skip_xff_append,
+            internal_addresses: InternalAddresses::from_proto(internal_address_config.as_ref())
+                .within("internal_address_config")?,
             generate_request_id: bool_or(generate_request_id, true),
             via: Some(via.clone()).filter(|v| !v.is_empty()),
             always_set_request_id_in_response: *always_set_request_id_in_response,

@@ -22,6 +22,7 @@ mod header_mutation;
 mod health_check;
 mod http_connection_manager;
 mod http_protocol;
+mod internal_address;
 mod lb_policy;
 mod listener;
 mod matcher;
@@ -58,6 +59,7 @@ pub use http_connection_manager::{
     SkippedFilter, StripHostPort,
 };
 pub use http_protocol::{CommonHttpOptions, Http1Options, Http2Keepalive, Http2Options};
+pub use internal_address::InternalAddresses;
 pub use lb_policy::{CommonLbConfig, LbPolicy, RingHashFunction};
 pub use listener::Listener;
 pub use matcher::{

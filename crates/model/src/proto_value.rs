@@ -170,6 +170,14 @@ pub(crate) fn header_name(value: &str, field: &str) -> Result<String> {
     Ok(value.to_ascii_lowercase())
 }
 
+/// [`header_name`], kept as the `http` crate's name (refused if that cannot hold it), for names
+/// the data plane uses on every request.
+pub(crate) fn parsed_header_name(value: &str, field: &str) -> Result<http::HeaderName> {
+    let name = header_name(value, field)?;
+    http::HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| ValidationError::new(field, "not a valid header name"))
+}
+
 /// Envoy's `HTTP_HEADER_VALUE` rule with `strict: false`: no NUL, CR or LF.
 pub(crate) fn header_value(value: &str, field: &str) -> Result<()> {
     if value.contains(['\0', '\r', '\n']) {

@@ -11,7 +11,9 @@ use crate::error::{
 };
 use crate::header_mutation::{MessageHeaderMutations, message_header_mutations};
 use crate::matcher::{FullRegex, HeaderMatcher, QueryParameterMatcher, regex_matcher};
-use crate::proto_value::{bool_or, enum_value, header_name, header_value, u32_or};
+use crate::proto_value::{
+    bool_or, enum_value, header_name, header_value, parsed_header_name, u32_or,
+};
 use crate::retry::RetryPolicy;
 use crate::route_action::{
     DirectResponse, ForwardAction, RedirectAction, direct_response, forward_action, redirect_action,
@@ -35,6 +37,8 @@ pub struct RouteConfiguration {
     /// Apply the table's, then the virtual host's, then the route's mutations (the route's
     /// win); by default the order is reversed and the table's win.
     pub most_specific_header_mutations_wins: bool,
+    /// Removed from requests that are not internal (see `InternalAddresses`).
+    pub internal_only_headers: Vec<http::HeaderName>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -175,12 +179,11 @@ impl RouteConfiguration {
             response_headers_to_add,
             response_headers_to_remove,
         )?;
-        if !internal_only_headers.is_empty() {
-            return Err(ValidationError::not_enforced(
-                "internal_only_headers",
-                "these headers are not removed from external requests",
-            ));
-        }
+        let internal_only_headers = internal_only_headers
+            .iter()
+            .enumerate()
+            .map(|(i, name)| parsed_header_name(name, &format!("internal_only_headers[{i}]")))
+            .collect::<Result<Vec<_>>>()?;
         // Envoy then refuses a table that routes to a cluster it does not know; we cannot
         // tell here (the unset default, true for an inline table, is the same gap).
         if bool_or(validate_clusters, false) {
@@ -201,6 +204,7 @@ impl RouteConfiguration {
             vhost_header,
             header_mutations,
             most_specific_header_mutations_wins: *most_specific_header_mutations_wins,
+            internal_only_headers,
         })
     }
 

@@ -304,6 +304,7 @@ filter_chains:
             "filter_chains[0].filters[0].typed_config: unsupported network filter type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog (supported: http_connection_manager, tcp_proxy)",
         ),
         (http(&format!("      rds: {{ route_config_name: r, config_source: {{ ads: {{}} }} }}\n{ROUTER}")), "filter_chains[0].filters[0].typed_config.stat_prefix: must not be empty"),
+        (http(&format!("      stat_prefix: s\n      rds: {{ route_config_name: r, config_source: {{ ads: {{}} }} }}\n      internal_address_config: {{ cidr_ranges: [ {{ address_prefix: 10.0.0.0, prefix_len: 33 }} ] }}\n{ROUTER}")), "filter_chains[0].filters[0].typed_config.internal_address_config.cidr_ranges[0].prefix_len: must be at most 32"),
         (
             http(&format!("      stat_prefix: s\n      rds: {{ route_config_name: r, config_source: {{ path: /etc/r.yaml }} }}\n{ROUTER}")),
             "filter_chains[0].filters[0].typed_config.rds.config_source.path: not supported (only ads is supported)",
