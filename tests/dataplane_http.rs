@@ -2,7 +2,8 @@
 //! oversized headers refused (raw sockets, to see exactly what goes over the wire),
 //! HTTP/1.0 only where accepted (426), `x-forwarded-for` passed on, `x-request-id` (and in
 //! responses when asked), `via`, `x-envoy-upstream-service-time`, no
-//! route and redirects.
+//! route and redirects, host port and dot stripping, route header mutations, internal-only
+//! headers and `require_tls`.
 
 mod common;
 
@@ -12,7 +13,9 @@ use std::time::Duration;
 
 use common::xds_proxy::{
     XdsProxy, cluster, endpoints, get, get_with, h2c_client, http_listener, http1_client, routes,
+    yaml,
 };
+use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 use outrider_upstream_server::echo::EchoedRequest;
 use outrider_upstream_server::{UpstreamConfig, UpstreamServer};
 use xds_conformance::Snapshot;
@@ -42,6 +45,17 @@ fn raw_exchange_within(addr: SocketAddr, request: &[u8], wait: Duration) -> (Str
     (String::from_utf8_lossy(&received).into_owned(), closed)
 }
 
+/// An echo upstream called "backend" and a snapshot with its cluster and endpoint.
+async fn backend_snapshot() -> (UpstreamServer, Snapshot) {
+    let backend = UpstreamServer::start_local(UpstreamConfig::new("backend"))
+        .await
+        .expect("upstream");
+    let snapshot = Snapshot::new("1")
+        .with(cluster("backend", ""))
+        .with(endpoints("backend", &[backend.addr()]));
+    (backend, snapshot)
+}
+
 fn status_line(response: &str) -> &str {
     response.lines().next().unwrap_or("")
 }
@@ -52,12 +66,8 @@ fn echoed(body: &str) -> EchoedRequest {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_versions_headers_smuggling_limits_and_local_answers() {
-    let backend = UpstreamServer::start_local(UpstreamConfig::new("backend"))
-        .await
-        .expect("upstream");
-    let snapshot = Snapshot::new("1")
-        .with(cluster("backend", ""))
-        .with(endpoints("backend", &[backend.addr()]))
+    let (backend, snapshot) = backend_snapshot().await;
+    let snapshot = snapshot
         .with(http_listener("ingress", 0, "ingress", ""))
         .with(http_listener(
             "http10",
@@ -310,12 +320,8 @@ const KEEP_ALIVE: &[u8] = b"GET /echo HTTP/1.1\r\nHost: idle\r\n\r\n";
 /// connection; by default (Envoy's 1 h) it stays open.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_downstream_connections_close_at_the_idle_timeout() {
-    let backend = UpstreamServer::start_local(UpstreamConfig::new("backend"))
-        .await
-        .expect("upstream");
-    let snapshot = Snapshot::new("1")
-        .with(cluster("backend", ""))
-        .with(endpoints("backend", &[backend.addr()]))
+    let (_backend, snapshot) = backend_snapshot().await;
+    let snapshot = snapshot
         .with(http_listener("ingress", 0, "ingress", ""))
         .with(http_listener(
             "short-idle",
@@ -346,12 +352,8 @@ async fn idle_downstream_connections_close_at_the_idle_timeout() {
 /// told: `max_concurrent_streams` (Envoy's 2^31 - 1 by default).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http2_clients_are_told_the_configured_settings() {
-    let backend = UpstreamServer::start_local(UpstreamConfig::new("backend"))
-        .await
-        .expect("upstream");
-    let snapshot = Snapshot::new("1")
-        .with(cluster("backend", ""))
-        .with(endpoints("backend", &[backend.addr()]))
+    let (_backend, snapshot) = backend_snapshot().await;
+    let snapshot = snapshot
         .with(http_listener("default", 0, "default", ""))
         .with(http_listener(
             "limited",
@@ -392,12 +394,8 @@ async fn http2_clients_are_told_the_configured_settings() {
 /// the upstream sees it without.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn host_ports_are_stripped_as_configured() {
-    let backend = UpstreamServer::start_local(UpstreamConfig::new("backend"))
-        .await
-        .expect("upstream");
-    let snapshot = Snapshot::new("1")
-        .with(cluster("backend", ""))
-        .with(endpoints("backend", &[backend.addr()]))
+    let (_backend, snapshot) = backend_snapshot().await;
+    let snapshot = snapshot
         .with(http_listener("any", 0, "any", "      strip_any_host_port: true"))
         .with(http_listener(
             "matching",
@@ -413,9 +411,7 @@ async fn host_ports_are_stripped_as_configured() {
             "      strip_trailing_host_dot: true\n      strip_any_host_port: true",
         ))
         // Only the bare host has a route: a port left on it finds none (404).
-        .with(common::xds_proxy::yaml::<
-            envoy_types::pb::envoy::config::route::v3::RouteConfiguration,
-        >(
+        .with(yaml::<RouteConfiguration>(
             "name: routes\nvirtual_hosts:\n- name: exact\n  domains: [example.com]\n  routes: [ { match: { prefix: / }, route: { cluster: backend } } ]\n",
         ));
     let proxy = XdsProxy::start("strip-port", snapshot, &["--concurrency", "1"]).await;
@@ -530,9 +526,7 @@ virtual_hosts:
         .with(cluster("backend", ""))
         .with(endpoints("backend", &[backend.addr()]))
         .with(http_listener("http", 0, "http", ""))
-        .with(common::xds_proxy::yaml::<
-            envoy_types::pb::envoy::config::route::v3::RouteConfiguration,
-        >(&routes));
+        .with(yaml::<RouteConfiguration>(&routes));
     let proxy = XdsProxy::start("header-mutations", snapshot, &["--concurrency", "1"]).await;
     let port = proxy.listener_port("http").await;
     let client = http1_client();
@@ -580,4 +574,84 @@ virtual_hosts:
     assert_eq!(direct.body, "hi");
     assert_eq!(direct.header("x-route"), Some("direct"));
     assert_eq!(direct.header("x-level"), Some("table"));
+}
+
+/// `require_tls`: a virtual host that wants https answers a request that did not come over
+/// it (by `x-forwarded-proto`) with a 301 to the https URL; `EXTERNAL_ONLY` lets internal
+/// requests through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn virtual_hosts_requiring_tls_redirect_plain_requests() {
+    let (backend, snapshot) = backend_snapshot().await;
+    let snapshot = snapshot
+        .with(http_listener(
+            "http",
+            0,
+            "http",
+            "      internal_address_config: { cidr_ranges: [ { address_prefix: 127.0.0.1, prefix_len: 32 } ] }",
+        ))
+        .with(yaml::<RouteConfiguration>(
+            r#"
+name: routes
+virtual_hosts:
+- name: secure
+  domains: [secure.example]
+  require_tls: ALL
+  routes: [ { match: { prefix: / }, route: { cluster: backend } } ]
+- name: mixed
+  domains: [mixed.example, "mixed.example:8080"]
+  require_tls: EXTERNAL_ONLY
+  routes: [ { match: { prefix: / }, route: { cluster: backend } } ]
+"#,
+        ));
+    let proxy = XdsProxy::start("require-tls", snapshot, &["--concurrency", "1"]).await;
+    let port = proxy.listener_port("http").await;
+    let client = http1_client();
+    let request = |host: &'static str, extra: &'static [(&'static str, &'static str)]| {
+        let client = client.clone();
+        async move {
+            let mut headers = vec![("host", host)];
+            headers.extend_from_slice(extra);
+            get_with(
+                &client,
+                &format!("http://127.0.0.1:{port}/echo?q=1"),
+                &headers,
+            )
+            .await
+        }
+    };
+
+    let plain = request("secure.example", &[]).await;
+    assert_eq!(plain.status, 301, "{plain:?}");
+    assert_eq!(
+        plain.header("location"),
+        Some("https://secure.example/echo?q=1")
+    );
+    assert_eq!(backend.requests_served(), 0);
+    let https = request("secure.example", &[("x-forwarded-proto", "https")]).await;
+    assert_eq!(
+        (https.status, https.upstream()),
+        (200, "backend"),
+        "{https:?}"
+    );
+    let empty = request("secure.example", &[("x-forwarded-proto", "")]).await;
+    assert_eq!(empty.status, 404, "Envoy finds no route: {empty:?}");
+
+    let external = request("mixed.example:8080", &[]).await;
+    assert_eq!(external.status, 301, "{external:?}");
+    assert_eq!(
+        external.header("location"),
+        Some("https://mixed.example:8080/echo?q=1")
+    );
+    let internal = request("mixed.example", &[("x-forwarded-for", "127.0.0.1")]).await;
+    assert_eq!(
+        (internal.status, internal.upstream()),
+        (200, "backend"),
+        "{internal:?}"
+    );
+    let spoofed = request(
+        "mixed.example",
+        &[("x-envoy-internal", "true"), ("x-forwarded-for", "8.8.8.8")],
+    )
+    .await;
+    assert_eq!(spoofed.status, 301, "a client cannot say it is internal");
 }

@@ -19,8 +19,8 @@ use crate::internal_request::clean_request_headers;
 use crate::local_reply::{Flagged, ProxyBody, ResponseFlag, local_reply};
 use crate::route_headers::RouteHeaders;
 use crate::routing::{
-    RequestView, choose_cluster, direct_response, redirect, request_hash, rewrite_authority,
-    rewrite_path, strip_host_port,
+    RequestView, TlsCheck, choose_cluster, direct_response, redirect, request_hash,
+    rewrite_authority, rewrite_path, strip_host_port,
 };
 use crate::worker_context::WorkerContext;
 
@@ -128,6 +128,11 @@ pub(crate) async fn proxy_request(
     );
     let view = RequestView::from_parts(&parts, false);
     let compiled = context.routes(&routes);
+    match compiled.tls_check(&view) {
+        TlsCheck::Pass => {}
+        TlsCheck::NoRoute => return Ok(no_route(grpc)),
+        TlsCheck::Redirect(location) => return Ok(moved_permanently(&location)),
+    }
     let Some((vhost, route)) = compiled.route(&view) else {
         return Ok(no_route(grpc));
     };
@@ -188,6 +193,17 @@ pub(crate) async fn proxy_request(
     };
     route_headers.apply_to_response(response.headers_mut());
     Ok(response)
+}
+
+/// `require_tls`'s answer: 301 to the https URL, no body (no route was chosen, so no route
+/// header mutations either, as Envoy's TLS-redirect route has none).
+fn moved_permanently(location: &str) -> Response<ProxyBody> {
+    let mut response = Response::new(Either::Right(Full::default()));
+    *response.status_mut() = StatusCode::MOVED_PERMANENTLY;
+    if let Ok(location) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
 }
 
 fn no_route(grpc: bool) -> Response<ProxyBody> {

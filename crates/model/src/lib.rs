@@ -69,7 +69,8 @@ pub use matcher::{
 pub use outlier::OutlierDetection;
 pub use retry::{DEFAULT_RETRY_BASE_INTERVAL, RetryOn, RetryPolicy};
 pub use route::{
-    DomainMatcher, PathMatch, Route, RouteAction, RouteConfiguration, RouteMatch, VirtualHost,
+    DomainMatcher, PathMatch, Route, RouteAction, RouteConfiguration, RouteMatch, TlsRequirement,
+    VirtualHost,
 };
 pub use route_action::{
     ClusterSpecifier, DEFAULT_ROUTE_TIMEOUT, DirectResponse, ForwardAction, HashPolicy, HashSource,

@@ -54,6 +54,18 @@ pub struct VirtualHost {
     /// `x-envoy-attempt-count` on the response (upstream answers).
     pub include_attempt_count_in_response: bool,
     pub header_mutations: MessageHeaderMutations,
+    pub require_tls: TlsRequirement,
+}
+
+/// A virtual host's `require_tls`: which requests that did not arrive over https (by
+/// `x-forwarded-proto`, as Envoy reads it) are redirected to https with a 301.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TlsRequirement {
+    #[default]
+    None,
+    /// Requests that are not internal (`x-envoy-internal: true`).
+    ExternalOnly,
+    All,
 }
 
 /// A virtual-host domain, as Envoy classifies it.
@@ -318,14 +330,12 @@ fn virtual_host(proto: &pb::VirtualHost, max_body: u32) -> Result<VirtualHost> {
             Ok(DomainMatcher::parse(&d.to_ascii_lowercase()))
         })
         .collect::<Result<Vec<_>>>()?;
-    if enum_value::<virtual_host::TlsRequirementType>(*require_tls, "require_tls")?
-        != virtual_host::TlsRequirementType::None
-    {
-        return Err(ValidationError::not_enforced(
-            "require_tls",
-            "plain HTTP requests are not redirected to https",
-        ));
-    }
+    let require_tls =
+        match enum_value::<virtual_host::TlsRequirementType>(*require_tls, "require_tls")? {
+            virtual_host::TlsRequirementType::None => TlsRequirement::None,
+            virtual_host::TlsRequirementType::ExternalOnly => TlsRequirement::ExternalOnly,
+            virtual_host::TlsRequirementType::All => TlsRequirement::All,
+        };
     let header_mutations = message_header_mutations(
         request_headers_to_add,
         request_headers_to_remove,
@@ -358,6 +368,7 @@ fn virtual_host(proto: &pb::VirtualHost, max_body: u32) -> Result<VirtualHost> {
         include_request_attempt_count: *include_request_attempt_count,
         include_attempt_count_in_response: *include_attempt_count_in_response,
         header_mutations,
+        require_tls,
     })
 }
 

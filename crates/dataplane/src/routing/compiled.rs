@@ -6,10 +6,11 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use outrider_model::{PathMatch, Route, RouteConfiguration, VirtualHost};
+use outrider_model::{PathMatch, Route, RouteConfiguration, TlsRequirement, VirtualHost};
 
 use super::domains::DomainIndex;
 use super::request::RequestView;
+use super::require_tls::{TlsCheck, tls_check};
 use super::route_match::route_matches;
 
 /// An immutable route configuration and its index.
@@ -19,6 +20,8 @@ pub struct CompiledRoutes {
     domains: DomainIndex,
     /// Per virtual host, one filter per route, in route order.
     filters: Vec<Vec<PathFilter>>,
+    /// Some virtual host has `require_tls`: only then is it looked at per request.
+    any_require_tls: bool,
 }
 
 /// A quick reject for a route: the first (up to) 8 bytes its path must start with, compared as
@@ -78,6 +81,10 @@ impl CompiledRoutes {
                 .iter()
                 .map(|v| v.routes.iter().map(PathFilter::new).collect())
                 .collect(),
+            any_require_tls: config
+                .virtual_hosts
+                .iter()
+                .any(|v| v.require_tls != TlsRequirement::None),
         }
     }
 
@@ -113,6 +120,18 @@ impl CompiledRoutes {
                 filter.may_match(path_head) && route_matches(&route.route_match, request, path)
             })
             .map(|(_, route)| route)
+    }
+
+    /// `require_tls` of the virtual host `request` goes to, checked before its routes as Envoy
+    /// does; free when no virtual host asks for it.
+    pub fn tls_check(&self, request: &RequestView<'_>) -> TlsCheck {
+        if !self.any_require_tls {
+            return TlsCheck::Pass;
+        }
+        vhost_authority(&self.config, request)
+            .and_then(|authority| self.domains.find(&authority))
+            .and_then(|index| self.config.virtual_hosts.get(index))
+            .map_or(TlsCheck::Pass, |vhost| tls_check(vhost, request))
     }
 
     /// The virtual host and first matching route for `request`; `None` is Envoy's
