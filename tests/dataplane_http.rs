@@ -12,9 +12,10 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use common::xds_proxy::{
-    XdsProxy, cluster, endpoints, get, get_with, h2c_client, http_listener, http1_client, routes,
-    yaml,
+    XdsProxy, cluster, endpoints, get, get_with, h2c_client, http_listener, http1_client,
+    http2_cluster, routes, yaml,
 };
+use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 use outrider_upstream_server::echo::EchoedRequest;
 use outrider_upstream_server::{UpstreamConfig, UpstreamServer};
@@ -654,4 +655,61 @@ virtual_hosts:
     )
     .await;
     assert_eq!(spoofed.status, 301, "a client cannot say it is internal");
+}
+
+/// `auto_host_rewrite`: the upstream sees the chosen endpoint's hostname as its Host (HTTP/1.1)
+/// or `:authority` (HTTP/2), the original in `x-forwarded-host` when asked; an endpoint
+/// without a hostname leaves the host alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_host_rewrite_uses_the_endpoints_hostname() {
+    let (backend, snapshot) = backend_snapshot().await;
+    let h2 = UpstreamServer::start_local(UpstreamConfig::new("h2"))
+        .await
+        .expect("upstream");
+    let named = |cluster: &str, addr: SocketAddr| {
+        yaml::<ClusterLoadAssignment>(&format!(
+            "cluster_name: {cluster}\nendpoints: [ {{ lb_endpoints: [ {{ endpoint: {{ hostname: {cluster}.internal, address: {{ socket_address: {{ address: 127.0.0.1, port_value: {} }} }} }} }} ] }} ]",
+            addr.port()
+        ))
+    };
+    let snapshot = snapshot
+        .with(cluster("named", ""))
+        .with(named("named", backend.addr()))
+        .with(http2_cluster("named-h2"))
+        .with(named("named-h2", h2.addr()))
+        .with(http_listener("http", 0, "http", ""))
+        .with(routes(
+            r#"  - match: { prefix: /named-h2 }
+    route: { cluster: named-h2, prefix_rewrite: /echo, auto_host_rewrite: true }
+  - match: { prefix: /named }
+    route: { cluster: named, prefix_rewrite: /echo, auto_host_rewrite: true, append_x_forwarded_host: true }
+  - match: { prefix: /nameless }
+    route: { cluster: backend, prefix_rewrite: /echo, auto_host_rewrite: true }"#,
+        ));
+    let proxy = XdsProxy::start("auto-host", snapshot, &["--concurrency", "1"]).await;
+    let port = proxy.listener_port("http").await;
+    let client = http1_client();
+    let seen = |path: &'static str| {
+        let client = client.clone();
+        async move {
+            let answer = get_with(
+                &client,
+                &format!("http://127.0.0.1:{port}{path}"),
+                &[("host", "front.example")],
+            )
+            .await;
+            assert_eq!(answer.status, 200, "{path}: {answer:?}");
+            echoed(&answer.body)
+        }
+    };
+
+    let named = seen("/named").await;
+    assert_eq!(named.header("host"), Some("named.internal"));
+    assert_eq!(named.header_all("x-forwarded-host"), ["front.example"]);
+    let over_h2 = seen("/named-h2").await;
+    assert_eq!(over_h2.version, "HTTP/2.0");
+    assert_eq!(over_h2.authority.as_deref(), Some("named-h2.internal"));
+    let nameless = seen("/nameless").await;
+    assert_eq!(nameless.header("host"), Some("front.example"));
+    assert_eq!(nameless.header("x-forwarded-host"), None);
 }

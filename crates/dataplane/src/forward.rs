@@ -34,10 +34,11 @@ use crate::http1_pool::{Limits, SendError};
 use crate::local_reply::{Flagged, ProxyBody, ResponseFlag, local_reply};
 use crate::no_healthy::explain;
 use crate::route_headers::RouteHeaders;
-use crate::routing::GeneratedCookie;
+use crate::routing::{GeneratedCookie, auto_host};
 use crate::upgrade;
 use crate::worker_context::WorkerContext;
 
+const FORWARDED_HOST: http::HeaderName = http::HeaderName::from_static("x-forwarded-host");
 /// Envoy's default route timeout.
 const DEFAULT_ROUTE_TIMEOUT: Duration = Duration::from_secs(15);
 /// Bodies up to this size are kept so that the request can be retried (Envoy buffers up to the
@@ -219,7 +220,7 @@ pub(crate) async fn forward(
         if cx.action.append_x_forwarded_host
             && let Some(original) = parts.headers.get(header::HOST).cloned()
         {
-            parts.headers.append("x-forwarded-host", original);
+            parts.headers.append(FORWARDED_HOST, original);
         }
         parts.headers.insert(header::HOST, value);
     }
@@ -303,8 +304,32 @@ pub(crate) async fn forward(
         if cx.vhost.include_request_attempt_count {
             headers.insert(ATTEMPT_COUNT, HeaderValue::from(attempt + 1));
         }
+        // Envoy's router rewrites the host for `auto_host_rewrite` once it has picked the host.
+        let attempt_authority = match auto_host(cx.action, &endpoint.hostname) {
+            Some(host) => {
+                let original = if client.is_http2() {
+                    authority
+                        .as_deref()
+                        .and_then(|a| HeaderValue::from_str(a).ok())
+                } else {
+                    headers.get(header::HOST).cloned()
+                };
+                if cx.action.append_x_forwarded_host
+                    && let Some(original) = original
+                {
+                    headers.append(FORWARDED_HOST, original);
+                }
+                if !client.is_http2()
+                    && let Ok(value) = HeaderValue::from_str(host)
+                {
+                    headers.insert(header::HOST, value);
+                }
+                client.is_http2().then_some(host)
+            }
+            None => authority.as_deref(),
+        };
         let built = client
-            .uri(authority.as_deref(), address, path.clone())
+            .uri(attempt_authority, address, path.clone())
             .and_then(|uri| build_request(&parts, headers, uri, request_body));
         let upstream_request = match built {
             Ok(request) => request,

@@ -174,7 +174,7 @@ pub(crate) async fn proxy_request(
                     Cow::Owned(rewritten) => Some(rewritten),
                     Cow::Borrowed(_) => None,
                 },
-                authority: rewrite_authority(action, choice.weighted, &view, None)
+                authority: rewrite_authority(action, choice.weighted, &view)
                     .map(|a| a.into_owned()),
             };
             let forward_context = ForwardContext {

@@ -325,12 +325,6 @@ pub(crate) fn forward_action(
         upgrades.push((kind, bool_or(enabled, true)));
     }
     reject_stream_limits(proto)?;
-    if matches!(host_rewrite, HostRewrite::Auto) {
-        return Err(ValidationError::not_enforced(
-            "auto_host_rewrite",
-            "the endpoint's hostname is not known to the request path yet",
-        ));
-    }
     Ok(ForwardAction {
         cluster,
         cluster_not_found_response_code,

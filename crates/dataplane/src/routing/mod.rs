@@ -33,7 +33,7 @@ pub use hash_policy::{GeneratedCookie, RequestHash, request_hash};
 pub use redirect::{LocalResponse, Redirect, direct_response, redirect};
 pub use request::{RequestView, is_grpc_content_type};
 pub use require_tls::{TlsCheck, tls_check};
-pub use rewrite::{rewrite_authority, rewrite_path};
+pub use rewrite::{auto_host, rewrite_authority, rewrite_path};
 pub use route_match::{route_matches, select_route};
 pub use weighted::{ClusterChoice, choose_cluster, pick_weighted};
 

@@ -77,7 +77,7 @@ pub(crate) fn apply_path_rewrite<'a>(
 /// The authority to send upstream, or `None` to keep the request's. Envoy applies, in order:
 /// the route's `host_rewrite_literal` or `host_rewrite_header` (a missing or empty header
 /// changes nothing), then the chosen weighted cluster's `host_rewrite_literal`, then — once
-/// the endpoint is picked — `auto_host_rewrite` with the endpoint's hostname when it has one.
+/// the endpoint is picked, per attempt — [`auto_host`].
 ///
 /// When this returns `Some` and `action.append_x_forwarded_host` is set, the caller appends
 /// the original authority to `x-forwarded-host`.
@@ -85,13 +85,7 @@ pub fn rewrite_authority<'a>(
     action: &'a ForwardAction,
     weighted: Option<&'a WeightedCluster>,
     request: &RequestView<'a>,
-    upstream_hostname: Option<&'a str>,
 ) -> Option<Cow<'a, str>> {
-    if let HostRewrite::Auto = action.host_rewrite
-        && let Some(hostname) = upstream_hostname.filter(|h| !h.is_empty())
-    {
-        return Some(Cow::Borrowed(hostname));
-    }
     if let Some(literal) = weighted.and_then(|w| w.host_rewrite_literal.as_deref()) {
         return Some(Cow::Borrowed(literal));
     }
@@ -100,4 +94,11 @@ pub fn rewrite_authority<'a>(
         HostRewrite::Header(name) => request.first_header_value(name).filter(|v| !v.is_empty()),
         HostRewrite::None | HostRewrite::Auto => None,
     }
+}
+
+/// `auto_host_rewrite`: the chosen endpoint's hostname (EDS `hostname`, or a DNS endpoint's
+/// name) replaces the authority; an endpoint without one leaves it alone.
+pub fn auto_host<'a>(action: &ForwardAction, endpoint_hostname: &'a str) -> Option<&'a str> {
+    (action.host_rewrite == HostRewrite::Auto && !endpoint_hostname.is_empty())
+        .then_some(endpoint_hostname)
 }

@@ -2,10 +2,8 @@
 
 use std::borrow::Cow;
 
-use outrider_model::HostRewrite;
-
-use super::{config, config_then, forward, forward_action_mut, matched, req};
-use crate::routing::{choose_cluster, rewrite_authority, rewrite_path};
+use super::{config, forward, matched, req};
+use crate::routing::{auto_host, choose_cluster, rewrite_authority, rewrite_path};
 
 #[test]
 fn weighted_clusters_split_by_weight() {
@@ -174,9 +172,7 @@ fn path_rewrites() {
 
 #[test]
 fn authority_rewrites() {
-    // `auto_host_rewrite` is refused by the model until endpoint hostnames reach the request
-    // path; its rewrite is set by hand on route 2.
-    let config = config_then(
+    let config = config(
         "virtual_hosts:
 - name: v
   domains: ['*']
@@ -186,7 +182,7 @@ fn authority_rewrites() {
   - match: { prefix: /header }
     route: { cluster: c, host_rewrite_header: x-upstream-host }
   - match: { prefix: /auto }
-    route: { cluster: c }
+    route: { cluster: c, auto_host_rewrite: true }
   - match: { prefix: /weighted }
     route:
       host_rewrite_literal: route.internal
@@ -195,13 +191,16 @@ fn authority_rewrites() {
   - match: { prefix: / }
     route: { cluster: c }
 ",
-        |config| forward_action_mut(config, 2).host_rewrite = HostRewrite::Auto,
     );
+    // The authority routing decides, then the endpoint's hostname once one is picked.
     let rewrite = |request: &super::Req, hostname: Option<&str>| {
         let action = forward(matched(&config, request));
         let view = request.view();
         let choice = choose_cluster(action, &view, 0);
-        rewrite_authority(action, choice.weighted, &view, hostname).map(Cow::into_owned)
+        match auto_host(action, hostname.unwrap_or_default()) {
+            Some(host) => Some(host.to_string()),
+            None => rewrite_authority(action, choice.weighted, &view).map(Cow::into_owned),
+        }
     };
     assert_eq!(
         rewrite(&req("h", "/literal"), None).as_deref(),

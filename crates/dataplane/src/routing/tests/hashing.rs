@@ -5,9 +5,7 @@ use std::time::Duration;
 
 use xxhash_rust::xxh64::xxh64;
 
-use outrider_model::{HashPolicy, HashSource};
-
-use super::{Req, config_then, forward, forward_action_mut, matched, req};
+use super::{Req, config, forward, matched, req};
 use crate::routing::{GeneratedCookie, RequestHash, request_hash};
 
 const PEER: &str = "10.1.2.3:51000";
@@ -19,28 +17,15 @@ fn addr(s: &str) -> SocketAddr {
 
 /// The hash of `request` under the route whose `hash_policy` is the YAML flow list `policies`.
 fn hash(policies: &str, request: &Req, peer: &str) -> RequestHash {
-    hash_then(policies, request, peer, |_| {})
-}
-
-/// [`hash`] with the converted policies changed by hand first.
-fn hash_then(
-    policies: &str,
-    request: &Req,
-    peer: &str,
-    change: impl FnOnce(&mut Vec<HashPolicy>),
-) -> RequestHash {
-    let config = config_then(
-        &format!(
-            "virtual_hosts:
+    let config = config(&format!(
+        "virtual_hosts:
 - name: v
   domains: ['*']
   routes:
   - match: {{ prefix: / }}
     route: {{ cluster: c, hash_policy: {policies} }}
 "
-        ),
-        |config| change(&mut forward_action_mut(config, 0).hash_policy),
-    );
+    ));
     let action = forward(matched(&config, request));
     request_hash(
         &action.hash_policy,
@@ -171,14 +156,8 @@ fn cookies_are_read_or_generated() {
     assert_eq!(value(policy, &r), Some(xxh64(b"xyz", 0)));
 
     // With a ttl, a missing cookie is generated from the connection's addresses and hashed.
-    // (The model refuses a ttl until the Set-Cookie reaches the response: set by hand here.)
-    let policy = "[{ cookie: { name: sticky, path: /app } }]";
-    let with_ttl = |policies: &mut Vec<HashPolicy>| {
-        if let HashSource::Cookie { ttl, .. } = &mut policies[0].source {
-            *ttl = Some(Duration::from_secs(3600));
-        }
-    };
-    let outcome = hash_then(policy, &req("h", "/"), PEER, with_ttl);
+    let policy = "[{ cookie: { name: sticky, path: /app, ttl: 3600s } }]";
+    let outcome = hash(policy, &req("h", "/"), PEER);
     let expected_value = format!("{:016x}", xxh64(format!("{PEER}{LOCAL}").as_bytes(), 0));
     assert_eq!(
         outcome.set_cookies,
@@ -196,7 +175,7 @@ fn cookies_are_read_or_generated() {
     );
     // The next request carries it and hashes the same.
     let again = req("h", "/").header("cookie", &format!("sticky={expected_value}"));
-    let second = hash_then(policy, &again, PEER, with_ttl);
+    let second = hash(policy, &again, PEER);
     assert_eq!(second.hash, outcome.hash);
     assert!(second.set_cookies.is_empty());
 }

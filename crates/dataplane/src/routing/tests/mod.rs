@@ -16,32 +16,9 @@ use outrider_model::{ForwardAction, Route, RouteAction, RouteConfiguration};
 use super::{CompiledRoutes, RequestView};
 
 pub(super) fn config(yaml: &str) -> Arc<RouteConfiguration> {
-    config_then(yaml, |_| {})
-}
-
-/// [`config`], then `change` on the converted configuration: for request-path code whose
-/// configuration the model refuses until the rest of its feature is built (its values are
-/// set here by hand).
-pub(super) fn config_then(
-    yaml: &str,
-    change: impl FnOnce(&mut RouteConfiguration),
-) -> Arc<RouteConfiguration> {
     let proto: pb::RouteConfiguration =
         outrider_envoy_json::from_yaml_str(yaml).expect("valid route configuration YAML");
-    let mut config = RouteConfiguration::from_proto(&proto).expect("valid route configuration");
-    change(&mut config);
-    Arc::new(config)
-}
-
-/// The forward action of route `index` of the first virtual host, to change by hand.
-pub(super) fn forward_action_mut(
-    config: &mut RouteConfiguration,
-    index: usize,
-) -> &mut ForwardAction {
-    match &mut config.virtual_hosts[0].routes[index].action {
-        RouteAction::Forward(action) => action,
-        other => panic!("route {index} does not forward: {other:?}"),
-    }
+    Arc::new(RouteConfiguration::from_proto(&proto).expect("valid route configuration"))
 }
 
 /// An owned request that lends a `RequestView`.
