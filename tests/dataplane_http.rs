@@ -713,3 +713,53 @@ async fn auto_host_rewrite_uses_the_endpoints_hostname() {
     assert_eq!(nameless.header("host"), Some("front.example"));
     assert_eq!(nameless.header("x-forwarded-host"), None);
 }
+
+/// `server` on every response, local replies included: the connection manager's name by
+/// default (overwriting the upstream's), the upstream's kept with `APPEND_IF_ABSENT`,
+/// nothing added with `PASS_THROUGH`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_header_as_transformed() {
+    let (_backend, snapshot) = backend_snapshot().await;
+    let snapshot = snapshot
+        .with(http_listener(
+            "overwrite",
+            0,
+            "overwrite",
+            "      server_name: edge",
+        ))
+        .with(http_listener(
+            "absent",
+            0,
+            "absent",
+            "      server_name: edge\n      server_header_transformation: APPEND_IF_ABSENT",
+        ))
+        .with(http_listener(
+            "pass",
+            0,
+            "pass",
+            "      server_header_transformation: PASS_THROUGH",
+        ))
+        .with(routes(
+            "  - match: { prefix: /echo }\n    route: { cluster: backend }",
+        ));
+    let proxy = XdsProxy::start("server-header", snapshot, &["--concurrency", "1"]).await;
+    let client = http1_client();
+    let upstream = outrider_upstream_server::SERVER_HEADER_VALUE;
+    for (listener, proxied, local) in [
+        ("overwrite", Some("edge"), Some("edge")),
+        ("absent", Some(upstream), Some("edge")),
+        ("pass", Some(upstream), None),
+    ] {
+        let port = proxy.listener_port(listener).await;
+        let answer = get(&client, &format!("http://127.0.0.1:{port}/echo")).await;
+        assert_eq!(answer.status, 200, "{listener}: {answer:?}");
+        assert_eq!(
+            answer.header("server"),
+            proxied,
+            "{listener}: upstream answer"
+        );
+        let missing = get(&client, &format!("http://127.0.0.1:{port}/nowhere")).await;
+        assert_eq!(missing.status, 404, "{listener}: {missing:?}");
+        assert_eq!(missing.header("server"), local, "{listener}: local reply");
+    }
+}

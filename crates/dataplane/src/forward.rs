@@ -17,10 +17,7 @@ use http::{Request, Response, StatusCode, Uri, Version};
 
 use http_body_util::{BodyExt, Either, Full};
 use hyper::body::Incoming;
-use outrider_model::{
-    ForwardAction, HttpConnectionManager, RetryOn, RetryPolicy, ServerHeaderTransformation,
-    VirtualHost,
-};
+use outrider_model::{ForwardAction, HttpConnectionManager, RetryOn, RetryPolicy, VirtualHost};
 use outrider_tables::{EndpointState, Snapshot};
 use outrider_upstream::outlier::{Outcome, record};
 use outrider_upstream::{try_request, try_retry};
@@ -560,25 +557,6 @@ fn downstream_response(
         parts
             .headers
             .insert(UPSTREAM_SERVICE_TIME, HeaderValue::from(millis));
-    }
-    let server = if hcm.server_name.is_empty() {
-        "envoy"
-    } else {
-        hcm.server_name.as_str()
-    };
-    let set_server = match hcm.server_header_transformation {
-        ServerHeaderTransformation::Overwrite => true,
-        ServerHeaderTransformation::AppendIfAbsent => !parts.headers.contains_key(header::SERVER),
-        ServerHeaderTransformation::PassThrough => false,
-    };
-    // Envoy's default name is a static header value: no copy per response.
-    let value = if server == "envoy" {
-        Ok(HeaderValue::from_static("envoy"))
-    } else {
-        HeaderValue::from_str(server)
-    };
-    if set_server && let Ok(value) = value {
-        parts.headers.insert(header::SERVER, value);
     }
     if upgraded {
         // The bytes after a 101 belong to the tunnel, not to a body.

@@ -17,7 +17,7 @@ use std::convert::Infallible;
 
 use http::Request;
 use hyper::body::Incoming;
-use outrider_model::{AccessLogSink, HttpConnectionManager};
+use outrider_model::{AccessLogSink, HttpConnectionManager, ServerHeaderTransformation};
 
 use crate::access_log::{LoggedBody, RequestRecord};
 use crate::connection::ChainRef;
@@ -140,23 +140,44 @@ pub(crate) async fn serve_http(
 }
 
 /// What the connection manager adds to every response, local replies included (Envoy's
-/// `mutateResponseHeaders`): its `via`, and the request's `x-request-id` when
-/// `always_set_request_id_in_response`. Nothing to do (and nothing copied) by default.
+/// `mutateResponseHeaders` and `encodeHeaders`): `server` per `server_header_transformation`,
+/// its `via`, and the request's `x-request-id` when `always_set_request_id_in_response`.
+/// Prepared once per connection; a response costs a shared-bytes clone at most.
 #[derive(Clone)]
 struct ResponseHeaders {
+    /// `None` with `PASS_THROUGH`.
+    server: Option<http::HeaderValue>,
+    /// `APPEND_IF_ABSENT`: keep an upstream's own `server`.
+    server_if_absent: bool,
     via: Option<Rc<str>>,
     request_id: bool,
 }
 
 impl ResponseHeaders {
     fn of(hcm: &HttpConnectionManager) -> Self {
+        let server = match hcm.server_name.as_str() {
+            // Envoy's default name is a static header value: no copy per response.
+            "" | "envoy" => Some(http::HeaderValue::from_static("envoy")),
+            // The model checked it is a valid header value.
+            name => http::HeaderValue::from_str(name).ok(),
+        };
         ResponseHeaders {
+            server: server.filter(|_| {
+                hcm.server_header_transformation != ServerHeaderTransformation::PassThrough
+            }),
+            server_if_absent: hcm.server_header_transformation
+                == ServerHeaderTransformation::AppendIfAbsent,
             via: hcm.via.as_deref().map(Rc::from),
             request_id: hcm.always_set_request_id_in_response,
         }
     }
 
     fn apply(&self, headers: &mut http::HeaderMap, request_id: Option<http::HeaderValue>) {
+        if let Some(server) = &self.server
+            && !(self.server_if_absent && headers.contains_key(http::header::SERVER))
+        {
+            headers.insert(http::header::SERVER, server.clone());
+        }
         if let Some(id) = request_id {
             headers.insert(X_REQUEST_ID, id);
         }
