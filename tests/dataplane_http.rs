@@ -763,3 +763,63 @@ async fn server_header_as_transformed() {
         assert_eq!(missing.header("server"), local, "{listener}: local reply");
     }
 }
+
+/// `headers_with_underscores_action`: `DROP_HEADER` keeps such headers from the upstream,
+/// `REJECT_REQUEST` answers 400 and closes the HTTP/1.1 connection; `ALLOW` (the default)
+/// passes them on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_with_underscores_as_configured() {
+    let (_backend, snapshot) = backend_snapshot().await;
+    let action = |action: &str| {
+        format!(
+            "      common_http_protocol_options: {{ headers_with_underscores_action: {action} }}"
+        )
+    };
+    let snapshot = snapshot
+        .with(http_listener("drop", 0, "drop", &action("DROP_HEADER")))
+        .with(http_listener(
+            "reject",
+            0,
+            "reject",
+            &action("REJECT_REQUEST"),
+        ))
+        .with(http_listener("allow", 0, "allow", ""))
+        .with(routes(
+            "  - match: { prefix: /echo }\n    route: { cluster: backend }",
+        ));
+    let proxy = XdsProxy::start("underscores", snapshot, &["--concurrency", "1"]).await;
+    let client = http1_client();
+    let headers = [("x_under", "1"), ("x-dash", "1")];
+
+    let drop = proxy.listener_port("drop").await;
+    let answer = get_with(&client, &format!("http://127.0.0.1:{drop}/echo"), &headers).await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let seen = echoed(&answer.body);
+    assert_eq!(seen.header("x_under"), None, "dropped");
+    assert_eq!(seen.header("x-dash"), Some("1"));
+
+    let allow = proxy.listener_port("allow").await;
+    let answer = get_with(&client, &format!("http://127.0.0.1:{allow}/echo"), &headers).await;
+    assert_eq!(echoed(&answer.body).header("x_under"), Some("1"));
+
+    let reject = SocketAddr::from(([127, 0, 0, 1], proxy.listener_port("reject").await));
+    let (refused, closed) = tokio::task::spawn_blocking(move || {
+        raw_exchange(
+            reject,
+            b"GET /echo HTTP/1.1\r\nHost: x\r\nx_under: 1\r\n\r\nGET /echo HTTP/1.1\r\nHost: x\r\n\r\n",
+        )
+    })
+    .await
+    .expect("raw exchange");
+    assert_eq!(
+        status_line(&refused),
+        "HTTP/1.1 400 Bad Request",
+        "{refused}"
+    );
+    assert!(closed, "the connection closes after the 400");
+    assert_eq!(
+        refused.matches("HTTP/1.1 ").count(),
+        1,
+        "the pipelined request is not answered: {refused}"
+    );
+}

@@ -22,6 +22,7 @@ use crate::routing::{
     RequestView, TlsCheck, choose_cluster, direct_response, redirect, request_hash,
     rewrite_authority, rewrite_path, strip_host_port,
 };
+use crate::underscore_headers;
 use crate::worker_context::WorkerContext;
 
 /// Envoy's `strip_trailing_host_dot` and `strip_any_host_port` / `strip_matching_host_port`:
@@ -97,17 +98,22 @@ pub(crate) async fn proxy_request(
             None,
         ));
     };
+    if underscore_headers::refused(&mut parts.headers, hcm.common.headers_with_underscores) {
+        let grpc = RequestView::from_parts(&parts, false).is_grpc;
+        return Ok(bad_request_and_close(parts.version, grpc));
+    }
     if hcm.strip_host_port != StripHostPort::None || hcm.strip_trailing_host_dot {
         rewrite_host(&mut parts, hcm, local.port());
     }
     let grpc = RequestView::from_parts(&parts, false).is_grpc;
     // HTTP/1.0 only where the connection manager accepts it, as Envoy: 426 and close.
     if parts.version == http::Version::HTTP_10 && !hcm.http1.accept_http_10 {
-        let mut response = local_reply(StatusCode::UPGRADE_REQUIRED, "", grpc, None);
-        response
-            .headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        return Ok(response);
+        return Ok(closing(local_reply(
+            StatusCode::UPGRADE_REQUIRED,
+            "",
+            grpc,
+            None,
+        )));
     }
     // One owned snapshot for the whole request: a concurrent update cannot mix two versions.
     let snapshot = context.tables.load_full();
@@ -193,6 +199,25 @@ pub(crate) async fn proxy_request(
     };
     route_headers.apply_to_response(response.headers_mut());
     Ok(response)
+}
+
+/// A request Envoy's HTTP/1 codec refuses: 400, and the connection closes after it (an HTTP/2
+/// stream just gets the 400, where Envoy resets it).
+fn bad_request_and_close(version: http::Version, grpc: bool) -> Response<ProxyBody> {
+    let response = local_reply(StatusCode::BAD_REQUEST, "", grpc, None);
+    if version == http::Version::HTTP_2 {
+        response
+    } else {
+        closing(response)
+    }
+}
+
+/// `connection: close`: hyper closes an HTTP/1 connection after a response that says so.
+fn closing(mut response: Response<ProxyBody>) -> Response<ProxyBody> {
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 /// `require_tls`'s answer: 301 to the https URL, no body (no route was chosen, so no route

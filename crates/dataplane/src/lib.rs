@@ -21,6 +21,7 @@ mod route_headers;
 pub mod routing;
 mod socket;
 mod tcp_proxy;
+mod underscore_headers;
 mod upgrade;
 mod upstream_connect;
 mod worker;

@@ -16,6 +16,20 @@ pub struct CommonHttpOptions {
     pub idle_timeout: Option<Duration>,
     pub max_connection_duration: Option<Duration>,
     pub max_requests_per_connection: Option<u32>,
+    /// What a connection manager does with request headers whose name has `_`. Envoy reads it
+    /// only there ("no impact if added to cluster config"), so clusters accept any value.
+    pub headers_with_underscores: UnderscoreHeaders,
+}
+
+/// `headers_with_underscores_action`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UnderscoreHeaders {
+    #[default]
+    Allow,
+    /// Answer 400 (HTTP/1 and, unlike Envoy's stream reset, HTTP/2 too).
+    RejectRequest,
+    /// Remove such headers before routing.
+    DropHeader,
 }
 
 /// Envoy's default `max_concurrent_streams`.
@@ -64,6 +78,7 @@ impl CommonHttpOptions {
             idle_timeout: Some(Duration::from_secs(3600)),
             max_connection_duration: None,
             max_requests_per_connection: None,
+            headers_with_underscores: UnderscoreHeaders::Allow,
         }
     }
 
@@ -95,18 +110,15 @@ impl CommonHttpOptions {
             ));
         }
         reject_timeout(max_stream_duration, "max_stream_duration")?;
-        match enum_value::<http_protocol_options::HeadersWithUnderscoresAction>(
+        use http_protocol_options::HeadersWithUnderscoresAction as Action;
+        let headers_with_underscores = match enum_value::<Action>(
             *headers_with_underscores_action,
             "headers_with_underscores_action",
         )? {
-            http_protocol_options::HeadersWithUnderscoresAction::Allow => {}
-            _ => {
-                return Err(ValidationError::not_enforced(
-                    "headers_with_underscores_action",
-                    "headers with underscores are always allowed; only ALLOW is accepted",
-                ));
-            }
-        }
+            Action::Allow => UnderscoreHeaders::Allow,
+            Action::RejectRequest => UnderscoreHeaders::RejectRequest,
+            Action::DropHeader => UnderscoreHeaders::DropHeader,
+        };
         Ok(Self {
             idle_timeout: match opt_duration(idle_timeout, "idle_timeout")? {
                 None => d.idle_timeout,
@@ -120,6 +132,7 @@ impl CommonHttpOptions {
                 .as_ref()
                 .map(|v| v.value)
                 .filter(|v| *v > 0),
+            headers_with_underscores,
         })
     }
 }

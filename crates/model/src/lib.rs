@@ -58,7 +58,9 @@ pub use http_connection_manager::{
     HARMLESS_HTTP_FILTERS, HttpConnectionManager, RouteSource, ServerHeaderTransformation,
     SkippedFilter, StripHostPort,
 };
-pub use http_protocol::{CommonHttpOptions, Http1Options, Http2Keepalive, Http2Options};
+pub use http_protocol::{
+    CommonHttpOptions, Http1Options, Http2Keepalive, Http2Options, UnderscoreHeaders,
+};
 pub use internal_address::InternalAddresses;
 pub use lb_policy::{CommonLbConfig, LbPolicy, RingHashFunction};
 pub use listener::Listener;

@@ -336,14 +336,15 @@ fn cluster_fields_not_enforced_yet_are_refused_with_their_path() {
             "common_http_protocol_options.max_stream_duration",
         ),
         (
-            "common_http_protocol_options: { headers_with_underscores_action: REJECT_REQUEST }",
-            "common_http_protocol_options.headers_with_underscores_action",
-        ),
-        (
             "upstream_http_protocol_options: { auto_sni: true }",
             "upstream_http_protocol_options.auto_sni",
         ),
     ];
+    // Envoy reads headers_with_underscores_action only on connection managers ("no impact if
+    // added to cluster config"): accepted here as there.
+    ok(&format!(
+        "{EDS}common_http_protocol_options: {{ headers_with_underscores_action: REJECT_REQUEST }}\n"
+    ));
     // TCP keepalive, in seconds as Envoy sets it; 0 leaves the OS default.
     let c = ok(&format!(
         "{EDS}upstream_connection_options: {{ tcp_keepalive: {{ keepalive_probes: 3, keepalive_time: 300, keepalive_interval: 0 }} }}\n"
