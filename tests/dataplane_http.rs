@@ -823,3 +823,44 @@ async fn headers_with_underscores_as_configured() {
         "the pipelined request is not answered: {refused}"
     );
 }
+
+/// `max_request_headers_kb` below hyper's 8 KiB buffer still holds exactly: over the limit is
+/// a 431 and a closed connection, under it is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_request_header_limits_hold() {
+    let (_backend, snapshot) = backend_snapshot().await;
+    let snapshot = snapshot
+        .with(http_listener(
+            "small",
+            0,
+            "small",
+            "      max_request_headers_kb: 2",
+        ))
+        .with(routes(
+            "  - match: { prefix: /echo }\n    route: { cluster: backend }",
+        ));
+    let proxy = XdsProxy::start("small-headers", snapshot, &["--concurrency", "1"]).await;
+    let small = SocketAddr::from(([127, 0, 0, 1], proxy.listener_port("small").await));
+    let request = |size: usize| {
+        format!(
+            "GET /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\nx-big: {}\r\n\r\n",
+            "a".repeat(size)
+        )
+    };
+    let (over, under) = tokio::task::spawn_blocking(move || {
+        (
+            raw_exchange(small, request(3 * 1024).as_bytes()),
+            raw_exchange(small, request(1024).as_bytes()),
+        )
+    })
+    .await
+    .expect("raw exchanges");
+    assert_eq!(
+        status_line(&over.0),
+        "HTTP/1.1 431 Request Header Fields Too Large",
+        "{}",
+        over.0
+    );
+    assert!(over.1, "closed after the 431");
+    assert_eq!(status_line(&under.0), "HTTP/1.1 200 OK", "{}", under.0);
+}

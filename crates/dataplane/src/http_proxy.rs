@@ -98,9 +98,18 @@ pub(crate) async fn proxy_request(
             None,
         ));
     };
+    // Envoy's codec limit on the request's header bytes (names and values, pseudo-headers
+    // included). hyper's own HTTP/1 buffer cannot go below 8 KiB and counts the raw head, so
+    // the exact limit is checked here.
+    if header_bytes(&parts) > hcm.max_request_headers_kb as usize * 1024 {
+        let grpc = RequestView::from_parts(&parts, false).is_grpc;
+        let reply = local_reply(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "", grpc, None);
+        return Ok(close_http1(parts.version, reply));
+    }
     if underscore_headers::refused(&mut parts.headers, hcm.common.headers_with_underscores) {
         let grpc = RequestView::from_parts(&parts, false).is_grpc;
-        return Ok(bad_request_and_close(parts.version, grpc));
+        let reply = local_reply(StatusCode::BAD_REQUEST, "", grpc, None);
+        return Ok(close_http1(parts.version, reply));
     }
     if hcm.strip_host_port != StripHostPort::None || hcm.strip_trailing_host_dot {
         rewrite_host(&mut parts, hcm, local.port());
@@ -201,15 +210,25 @@ pub(crate) async fn proxy_request(
     Ok(response)
 }
 
-/// A request Envoy's HTTP/1 codec refuses: 400, and the connection closes after it (an HTTP/2
-/// stream just gets the 400, where Envoy resets it).
-fn bad_request_and_close(version: http::Version, grpc: bool) -> Response<ProxyBody> {
-    let response = local_reply(StatusCode::BAD_REQUEST, "", grpc, None);
+/// A request Envoy's HTTP/1 codec refuses: the connection closes after the answer (an HTTP/2
+/// stream just gets the answer, where Envoy resets it).
+fn close_http1(version: http::Version, response: Response<ProxyBody>) -> Response<ProxyBody> {
     if version == http::Version::HTTP_2 {
         response
     } else {
         closing(response)
     }
+}
+
+/// Envoy's `HeaderMap::byteSize`: every name and value, `:method`, `:path` and `:authority`
+/// included.
+fn header_bytes(parts: &http::request::Parts) -> usize {
+    let pseudo = parts.method.as_str().len()
+        + parts.uri.path_and_query().map_or(0, |p| p.as_str().len())
+        + parts.uri.authority().map_or(0, |a| a.as_str().len());
+    parts.headers.iter().fold(pseudo, |sum, (name, value)| {
+        sum + name.as_str().len() + value.len()
+    })
 }
 
 /// `connection: close`: hyper closes an HTTP/1 connection after a response that says so.
