@@ -178,7 +178,9 @@ pub(crate) async fn forward(
         };
         parts.headers.insert(EXPECTED_TIMEOUT_MS, value);
     }
-    cx.route_headers.apply_to_request(&mut parts.headers);
+    if !cx.route_headers.is_empty() {
+        cx.route_headers.apply_to_request(&mut parts.headers);
+    }
     let path = match plan.path.map(PathAndQuery::try_from) {
         Some(Ok(rewritten)) => {
             // Envoy keeps the path the client sent for the upstream to see.

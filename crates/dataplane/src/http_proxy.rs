@@ -19,8 +19,8 @@ use crate::internal_request::clean_request_headers;
 use crate::local_reply::{Flagged, ProxyBody, ResponseFlag, local_reply};
 use crate::route_headers::RouteHeaders;
 use crate::routing::{
-    RequestView, TlsCheck, choose_cluster, direct_response, redirect, request_hash,
-    rewrite_authority, rewrite_path, strip_host_port,
+    RequestView, TlsCheck, choose_cluster, direct_response, is_grpc_content_type, redirect,
+    request_hash, rewrite_authority, rewrite_path, strip_host_port,
 };
 use crate::underscore_headers;
 use crate::worker_context::WorkerContext;
@@ -90,7 +90,7 @@ pub(crate) async fn proxy_request(
     let started = Instant::now();
     let (mut parts, body) = request.into_parts();
     let Some(hcm) = chain.http() else {
-        let grpc = RequestView::from_parts(&parts, false).is_grpc;
+        let grpc = is_grpc(&parts);
         return Ok(local_reply(
             StatusCode::INTERNAL_SERVER_ERROR,
             "",
@@ -102,25 +102,24 @@ pub(crate) async fn proxy_request(
     // included). hyper's own HTTP/1 buffer cannot go below 8 KiB and counts the raw head, so
     // the exact limit is checked here.
     if header_bytes(&parts) > hcm.max_request_headers_kb as usize * 1024 {
-        let grpc = RequestView::from_parts(&parts, false).is_grpc;
+        let grpc = is_grpc(&parts);
         let reply = local_reply(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "", grpc, None);
         return Ok(close_http1(parts.version, reply));
     }
     if underscore_headers::refused(&mut parts.headers, hcm.common.headers_with_underscores) {
-        let grpc = RequestView::from_parts(&parts, false).is_grpc;
+        let grpc = is_grpc(&parts);
         let reply = local_reply(StatusCode::BAD_REQUEST, "", grpc, None);
         return Ok(close_http1(parts.version, reply));
     }
     if hcm.strip_host_port != StripHostPort::None || hcm.strip_trailing_host_dot {
         rewrite_host(&mut parts, hcm, local.port());
     }
-    let grpc = RequestView::from_parts(&parts, false).is_grpc;
     // HTTP/1.0 only where the connection manager accepts it, as Envoy: 426 and close.
     if parts.version == http::Version::HTTP_10 && !hcm.http1.accept_http_10 {
         return Ok(closing(local_reply(
             StatusCode::UPGRADE_REQUIRED,
             "",
-            grpc,
+            is_grpc(&parts),
             None,
         )));
     }
@@ -132,7 +131,7 @@ pub(crate) async fn proxy_request(
             route_config_name, ..
         } => match snapshot.route_config(route_config_name) {
             Some(routes) => routes.clone(),
-            None => return Ok(no_route(grpc)),
+            None => return Ok(no_route(is_grpc(&parts))),
         },
     };
     // Before routing, as Envoy's connection manager: routes never see what it removes.
@@ -142,6 +141,7 @@ pub(crate) async fn proxy_request(
         &routes.internal_only_headers,
     );
     let view = RequestView::from_parts(&parts, false);
+    let grpc = view.is_grpc;
     let compiled = context.routes(&routes);
     match compiled.tls_check(&view) {
         TlsCheck::Pass => {}
@@ -206,7 +206,9 @@ pub(crate) async fn proxy_request(
             forward(forward_context, plan, parts, body).await
         }
     };
-    route_headers.apply_to_response(response.headers_mut());
+    if !route_headers.is_empty() {
+        route_headers.apply_to_response(response.headers_mut());
+    }
     Ok(response)
 }
 
@@ -248,6 +250,14 @@ fn moved_permanently(location: &str) -> Response<ProxyBody> {
         response.headers_mut().insert(header::LOCATION, location);
     }
     response
+}
+
+/// For local replies before the request view exists (rare paths only).
+fn is_grpc(parts: &http::request::Parts) -> bool {
+    parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|c| is_grpc_content_type(c.as_bytes()))
 }
 
 fn no_route(grpc: bool) -> Response<ProxyBody> {

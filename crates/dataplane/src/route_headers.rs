@@ -27,6 +27,11 @@ impl<'a> RouteHeaders<'a> {
         })
     }
 
+    /// No level has any mutation (the common case): callers skip both passes.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.iter().all(|level| level.is_empty())
+    }
+
     /// On the request sent upstream, after the proxy's own headers (so a mutation can replace
     /// them, as in Envoy where the router runs after the connection manager adds them).
     pub(crate) fn apply_to_request(&self, headers: &mut HeaderMap) {
