@@ -24,8 +24,8 @@ use outrider_upstream::{try_request, try_retry};
 
 use crate::headers::{
     ATTEMPT_COUNT, EXPECTED_TIMEOUT_MS, IMMEDIATE_HEALTH_CHECK_FAIL, MAX_RETRIES, ORIGINAL_PATH,
-    RETRY_ON, UPSTREAM_SERVICE_TIME, UPSTREAM_TIMEOUT_MS, add_forwarded, millis, number,
-    strip_hop_by_hop,
+    RETRY_ON, UPSTREAM_SERVICE_TIME, UPSTREAM_TIMEOUT_MS, X_FORWARDED_HOST, add_forwarded, millis,
+    number, strip_hop_by_hop,
 };
 use crate::http1_pool::{Limits, SendError};
 use crate::local_reply::{Flagged, ProxyBody, ResponseFlag, local_reply};
@@ -35,7 +35,6 @@ use crate::routing::{GeneratedCookie, auto_host};
 use crate::upgrade;
 use crate::worker_context::WorkerContext;
 
-const FORWARDED_HOST: http::HeaderName = http::HeaderName::from_static("x-forwarded-host");
 /// Envoy's default route timeout.
 const DEFAULT_ROUTE_TIMEOUT: Duration = Duration::from_secs(15);
 /// Bodies up to this size are kept so that the request can be retried (Envoy buffers up to the
@@ -219,7 +218,7 @@ pub(crate) async fn forward(
         if cx.action.append_x_forwarded_host
             && let Some(original) = parts.headers.get(header::HOST).cloned()
         {
-            parts.headers.append(FORWARDED_HOST, original);
+            parts.headers.append(X_FORWARDED_HOST, original);
         }
         parts.headers.insert(header::HOST, value);
     }
@@ -316,7 +315,7 @@ pub(crate) async fn forward(
                 if cx.action.append_x_forwarded_host
                     && let Some(original) = original
                 {
-                    headers.append(FORWARDED_HOST, original);
+                    headers.append(X_FORWARDED_HOST, original);
                 }
                 if !client.is_http2()
                     && let Ok(value) = HeaderValue::from_str(host)

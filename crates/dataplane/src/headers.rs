@@ -25,6 +25,10 @@ pub(crate) const ATTEMPT_COUNT: HeaderName = HeaderName::from_static("x-envoy-at
 pub(crate) const ORIGINAL_PATH: HeaderName = HeaderName::from_static("x-envoy-original-path");
 pub(crate) const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub(crate) const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub(crate) const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+pub(crate) const X_FORWARDED_CLIENT_CERT: HeaderName =
+    HeaderName::from_static("x-forwarded-client-cert");
+pub(crate) const ENVOY_INTERNAL: HeaderName = HeaderName::from_static("x-envoy-internal");
 pub(crate) const UPSTREAM_TIMEOUT_MS: HeaderName =
     HeaderName::from_static("x-envoy-upstream-rq-timeout-ms");
 pub(crate) const MAX_RETRIES: HeaderName = HeaderName::from_static("x-envoy-max-retries");

@@ -19,7 +19,7 @@ use crate::internal_request::clean_request_headers;
 use crate::local_reply::{Flagged, ProxyBody, ResponseFlag, local_reply};
 use crate::route_headers::RouteHeaders;
 use crate::routing::{
-    RequestView, TlsCheck, choose_cluster, direct_response, is_grpc_content_type, redirect,
+    RequestView, TlsCheck, choose_cluster, direct_response, is_grpc_request, redirect,
     request_hash, rewrite_authority, rewrite_path, strip_host_port,
 };
 use crate::underscore_headers;
@@ -90,7 +90,7 @@ pub(crate) async fn proxy_request(
     let started = Instant::now();
     let (mut parts, body) = request.into_parts();
     let Some(hcm) = chain.http() else {
-        let grpc = is_grpc(&parts);
+        let grpc = is_grpc_request(&parts.headers);
         return Ok(local_reply(
             StatusCode::INTERNAL_SERVER_ERROR,
             "",
@@ -102,12 +102,12 @@ pub(crate) async fn proxy_request(
     // included). hyper's own HTTP/1 buffer cannot go below 8 KiB and counts the raw head, so
     // the exact limit is checked here.
     if header_bytes(&parts) > hcm.max_request_headers_kb as usize * 1024 {
-        let grpc = is_grpc(&parts);
+        let grpc = is_grpc_request(&parts.headers);
         let reply = local_reply(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "", grpc, None);
         return Ok(close_http1(parts.version, reply));
     }
     if underscore_headers::refused(&mut parts.headers, hcm.common.headers_with_underscores) {
-        let grpc = is_grpc(&parts);
+        let grpc = is_grpc_request(&parts.headers);
         let reply = local_reply(StatusCode::BAD_REQUEST, "", grpc, None);
         return Ok(close_http1(parts.version, reply));
     }
@@ -119,7 +119,7 @@ pub(crate) async fn proxy_request(
         return Ok(closing(local_reply(
             StatusCode::UPGRADE_REQUIRED,
             "",
-            is_grpc(&parts),
+            is_grpc_request(&parts.headers),
             None,
         )));
     }
@@ -131,7 +131,7 @@ pub(crate) async fn proxy_request(
             route_config_name, ..
         } => match snapshot.route_config(route_config_name) {
             Some(routes) => routes.clone(),
-            None => return Ok(no_route(is_grpc(&parts))),
+            None => return Ok(no_route(is_grpc_request(&parts.headers))),
         },
     };
     // Before routing, as Envoy's connection manager: routes never see what it removes.
@@ -146,7 +146,11 @@ pub(crate) async fn proxy_request(
     match compiled.tls_check(&view) {
         TlsCheck::Pass => {}
         TlsCheck::NoRoute => return Ok(no_route(grpc)),
-        TlsCheck::Redirect(location) => return Ok(moved_permanently(&location)),
+        // No route was chosen, so no route header mutations either: Envoy's TLS-redirect
+        // route has none.
+        TlsCheck::Redirect(location) => {
+            return Ok(redirect_response(StatusCode::MOVED_PERMANENTLY, &location));
+        }
     }
     let Some((vhost, route)) = compiled.route(&view) else {
         return Ok(no_route(grpc));
@@ -170,13 +174,9 @@ pub(crate) async fn proxy_request(
         }
         RouteAction::Redirect(action) => {
             let target = redirect(&route.route_match, action, &view);
-            let mut response = Response::new(Either::Right(Full::default()));
-            *response.status_mut() =
+            let status =
                 StatusCode::from_u16(target.status).unwrap_or(StatusCode::MOVED_PERMANENTLY);
-            if let Ok(location) = HeaderValue::from_str(&target.location) {
-                response.headers_mut().insert(header::LOCATION, location);
-            }
-            response
+            redirect_response(status, &target.location)
         }
         RouteAction::Forward(action) => {
             let choice = choose_cluster(action, &view, rand::random());
@@ -241,23 +241,14 @@ fn closing(mut response: Response<ProxyBody>) -> Response<ProxyBody> {
     response
 }
 
-/// `require_tls`'s answer: 301 to the https URL, no body (no route was chosen, so no route
-/// header mutations either, as Envoy's TLS-redirect route has none).
-fn moved_permanently(location: &str) -> Response<ProxyBody> {
+/// A redirect: `status` and `Location`, no body.
+fn redirect_response(status: StatusCode, location: &str) -> Response<ProxyBody> {
     let mut response = Response::new(Either::Right(Full::default()));
-    *response.status_mut() = StatusCode::MOVED_PERMANENTLY;
+    *response.status_mut() = status;
     if let Ok(location) = HeaderValue::from_str(location) {
         response.headers_mut().insert(header::LOCATION, location);
     }
     response
-}
-
-/// For local replies before the request view exists (rare paths only).
-fn is_grpc(parts: &http::request::Parts) -> bool {
-    parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|c| is_grpc_content_type(c.as_bytes()))
 }
 
 fn no_route(grpc: bool) -> Response<ProxyBody> {

@@ -10,24 +10,23 @@ use std::net::IpAddr;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use outrider_model::InternalAddresses;
 
-const ENVOY_INTERNAL: HeaderName = HeaderName::from_static("x-envoy-internal");
-const FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-/// Removed whatever the request: Envoy's default `forward_client_cert_details` (SANITIZE)
-/// drops it from every request not on a mutual-TLS connection, which ours never are.
-const FORWARDED_CLIENT_CERT: HeaderName = HeaderName::from_static("x-forwarded-client-cert");
+use crate::headers::{
+    ENVOY_INTERNAL, EXPECTED_TIMEOUT_MS, MAX_RETRIES, RETRY_ON, UPSTREAM_TIMEOUT_MS,
+    X_FORWARDED_CLIENT_CERT, X_FORWARDED_FOR,
+};
 
 /// What Envoy's `cleanInternalHeaders` removes from requests that are not internal.
 const EXTERNAL_STRIPPED: [HeaderName; 14] = [
     HeaderName::from_static("x-envoy-retriable-status-codes"),
     HeaderName::from_static("x-envoy-retriable-header-names"),
-    HeaderName::from_static("x-envoy-retry-on"),
+    RETRY_ON,
     HeaderName::from_static("x-envoy-retry-grpc-on"),
-    HeaderName::from_static("x-envoy-max-retries"),
+    MAX_RETRIES,
     HeaderName::from_static("x-envoy-upstream-alt-stat-name"),
-    HeaderName::from_static("x-envoy-upstream-rq-timeout-ms"),
+    UPSTREAM_TIMEOUT_MS,
     HeaderName::from_static("x-envoy-upstream-rq-per-try-timeout-ms"),
     HeaderName::from_static("x-envoy-upstream-rq-timeout-alt-response"),
-    HeaderName::from_static("x-envoy-expected-rq-timeout-ms"),
+    EXPECTED_TIMEOUT_MS,
     HeaderName::from_static("x-envoy-force-trace"),
     HeaderName::from_static("x-envoy-ip-tags"),
     HeaderName::from_static("x-envoy-original-url"),
@@ -43,10 +42,12 @@ pub(crate) fn clean_request_headers(
     // Most requests carry none of these: one pass over the names spares a dozen removals.
     let carries_controls = headers
         .keys()
-        .any(|name| name.as_str().starts_with("x-envoy-") || *name == FORWARDED_CLIENT_CERT);
+        .any(|name| name.as_str().starts_with("x-envoy-") || *name == X_FORWARDED_CLIENT_CERT);
     if carries_controls {
         headers.remove(ENVOY_INTERNAL);
-        headers.remove(FORWARDED_CLIENT_CERT);
+        // Envoy's default `forward_client_cert_details` (SANITIZE) drops it from every request
+        // not on a mutual-TLS connection, which ours never are.
+        headers.remove(X_FORWARDED_CLIENT_CERT);
     }
     let internal = !internal_addresses.is_empty()
         && single_forwarded_for(headers).is_some_and(|ip| internal_addresses.contains(ip));
@@ -67,7 +68,7 @@ pub(crate) fn clean_request_headers(
 /// Envoy's `getLastAddressFromXFF` with no trusted hops, when it reports a single address:
 /// the header (one of them) is exactly one IP address, spaces around it allowed.
 fn single_forwarded_for(headers: &HeaderMap) -> Option<IpAddr> {
-    let mut values = headers.get_all(FORWARDED_FOR).iter();
+    let mut values = headers.get_all(X_FORWARDED_FOR).iter();
     let value = values.next()?;
     if values.next().is_some() {
         // Several headers are one comma-separated list to Envoy: not a single address.

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use envoy_types::pb::envoy::config::route::v3::{
     self as pb, route::Action, route_match::PathSpecifier, virtual_host,
 };
+use envoy_types::pb::google::protobuf::UInt32Value;
 
 use crate::error::{
     Result, ValidationError, Within, convert_each, non_empty, reject_if_set, required,
@@ -238,6 +239,18 @@ impl RouteConfiguration {
     }
 }
 
+/// A virtual host's or route's `per_request_buffer_limit_bytes`: only the 1 MiB we keep for
+/// retries is accepted.
+fn reject_retry_buffer_limit(limit: Option<&UInt32Value>) -> Result<()> {
+    if limit.is_some_and(|v| v.value != RETRY_BUFFER_BYTES) {
+        return Err(ValidationError::not_enforced(
+            "per_request_buffer_limit_bytes",
+            "the retry buffer is 1 MiB whatever this says",
+        ));
+    }
+    Ok(())
+}
+
 /// Envoy's `RouteMatcher` rules: one `*` per route configuration, no duplicate domain of the
 /// same kind anywhere in it.
 fn check_domains(route_name: &str, virtual_hosts: &[VirtualHost]) -> Result<()> {
@@ -342,17 +355,7 @@ fn virtual_host(proto: &pb::VirtualHost, max_body: u32) -> Result<VirtualHost> {
         response_headers_to_add,
         response_headers_to_remove,
     )?;
-    for (set, field, what) in [(
-        per_request_buffer_limit_bytes
-            .as_ref()
-            .is_some_and(|v| v.value != RETRY_BUFFER_BYTES),
-        "per_request_buffer_limit_bytes",
-        "the retry buffer is 1 MiB whatever this says",
-    )] {
-        if set {
-            return Err(ValidationError::not_enforced(field, what));
-        }
-    }
+    reject_retry_buffer_limit(per_request_buffer_limit_bytes.as_ref())?;
     let retry_policy = retry_policy
         .as_ref()
         .map(|r| RetryPolicy::from_proto(r).within("retry_policy"))
@@ -405,15 +408,7 @@ fn route(proto: &pb::Route, vhost_retry: Option<&RetryPolicy>, max_body: u32) ->
         response_headers_to_add,
         response_headers_to_remove,
     )?;
-    if per_request_buffer_limit_bytes
-        .as_ref()
-        .is_some_and(|v| v.value != RETRY_BUFFER_BYTES)
-    {
-        return Err(ValidationError::not_enforced(
-            "per_request_buffer_limit_bytes",
-            "the retry buffer is 1 MiB whatever this says",
-        ));
-    }
+    reject_retry_buffer_limit(per_request_buffer_limit_bytes.as_ref())?;
     let route_match = route_match(required(r#match, "match")?).within("match")?;
     let action = match action {
         Some(Action::Route(a)) => {

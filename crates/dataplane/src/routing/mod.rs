@@ -31,7 +31,7 @@ pub use compiled::{CompiledRoutes, CompiledRoutesCache};
 pub use domains::{select_virtual_host, strip_host_port, without_port};
 pub use hash_policy::{GeneratedCookie, RequestHash, request_hash};
 pub use redirect::{LocalResponse, Redirect, direct_response, redirect};
-pub use request::{RequestView, is_grpc_content_type};
+pub use request::{RequestView, is_grpc_content_type, is_grpc_request};
 pub use require_tls::{TlsCheck, tls_check};
 pub use rewrite::{auto_host, rewrite_authority, rewrite_path};
 pub use route_match::{route_matches, select_route};

@@ -33,17 +33,13 @@ impl<'a> RequestView<'a> {
                 .unwrap_or(""),
         };
         let path_and_query = parts.uri.path_and_query().map_or("", |p| p.as_str());
-        let is_grpc = parts
-            .headers
-            .get(http::header::CONTENT_TYPE)
-            .is_some_and(|c| is_grpc_content_type(c.as_bytes()));
         Self {
             authority,
             path_and_query,
             method: &parts.method,
             headers: &parts.headers,
             scheme_is_https,
-            is_grpc,
+            is_grpc: is_grpc_request(&parts.headers),
         }
     }
 
@@ -161,6 +157,13 @@ pub(crate) fn query_parameters(path_and_query: &str) -> impl Iterator<Item = (&s
         .split('&')
         .filter(move |_| !query.is_empty())
         .map(|param| param.split_once('=').unwrap_or((param, "")))
+}
+
+/// The request's `content-type` says gRPC.
+pub fn is_grpc_request(headers: &HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|c| is_grpc_content_type(c.as_bytes()))
 }
 
 /// Envoy's `Grpc::Common::hasGrpcContentType`: `application/grpc` (case-sensitive, as in

@@ -2,12 +2,10 @@
 //! request's `x-forwarded-proto` says whether it came over https (the connection manager sets
 //! it to `http` when absent; our downstream connections are never TLS).
 
-use http::HeaderName;
 use outrider_model::{TlsRequirement, VirtualHost};
 
 use super::request::RequestView;
-
-const FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+use crate::headers::{ENVOY_INTERNAL, X_FORWARDED_PROTO};
 
 /// What `require_tls` makes of one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,7 +24,7 @@ pub fn tls_check(vhost: &VirtualHost, request: &RequestView<'_>) -> TlsCheck {
     }
     let scheme = request
         .headers
-        .get(FORWARDED_PROTO)
+        .get(X_FORWARDED_PROTO)
         .map_or(&b"http"[..], |v| v.as_bytes());
     if scheme.is_empty() {
         return TlsCheck::NoRoute;
@@ -34,7 +32,7 @@ pub fn tls_check(vhost: &VirtualHost, request: &RequestView<'_>) -> TlsCheck {
     let internal = || {
         request
             .headers
-            .get("x-envoy-internal")
+            .get(ENVOY_INTERNAL)
             .is_some_and(|v| v == "true")
     };
     let redirect = scheme != b"https"
