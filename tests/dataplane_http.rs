@@ -493,13 +493,13 @@ async fn host_ports_are_stripped_as_configured() {
 /// conflict as in Envoy by default.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn route_header_mutations_reach_upstream_and_client() {
-    let backend = UpstreamServer::start_local(UpstreamConfig::new("backend"))
-        .await
-        .expect("upstream");
+    let (backend, snapshot) = backend_snapshot().await;
     let overwrite = "append_action: OVERWRITE_IF_EXISTS_OR_ADD";
-    let routes = format!(
-        r#"
+    let routes = |most_specific_wins: bool| {
+        format!(
+            r#"
 name: routes
+most_specific_header_mutations_wins: {most_specific_wins}
 internal_only_headers: [ X-Internal-Only ]
 request_headers_to_add: [ {{ header: {{ key: x-level, value: table }}, {overwrite} }} ]
 response_headers_to_add: [ {{ header: {{ key: x-level, value: table }}, {overwrite} }} ]
@@ -522,12 +522,11 @@ virtual_hosts:
     direct_response: {{ status: 200, body: {{ inline_string: hi }} }}
     response_headers_to_add: [ {{ header: {{ key: x-route, value: direct }} }} ]
 "#
-    );
-    let snapshot = Snapshot::new("1")
-        .with(cluster("backend", ""))
-        .with(endpoints("backend", &[backend.addr()]))
+        )
+    };
+    let snapshot = snapshot
         .with(http_listener("http", 0, "http", ""))
-        .with(yaml::<RouteConfiguration>(&routes));
+        .with(yaml::<RouteConfiguration>(&routes(false)));
     let proxy = XdsProxy::start("header-mutations", snapshot, &["--concurrency", "1"]).await;
     let port = proxy.listener_port("http").await;
     let client = http1_client();
@@ -575,6 +574,23 @@ virtual_hosts:
     assert_eq!(direct.body, "hi");
     assert_eq!(direct.header("x-route"), Some("direct"));
     assert_eq!(direct.header("x-level"), Some("table"));
+
+    // most_specific_header_mutations_wins: the route's value is the one the upstream sees.
+    proxy.server.set_snapshot(
+        Snapshot::new("2")
+            .with(cluster("backend", ""))
+            .with(endpoints("backend", &[backend.addr()]))
+            .with(http_listener("http", 0, "http", ""))
+            .with(yaml::<RouteConfiguration>(&routes(true))),
+    );
+    proxy.wait_for_version("rds", "2").await;
+    let answer = get_with(
+        &client,
+        &format!("http://127.0.0.1:{port}/echo"),
+        &[("x-level", "client")],
+    )
+    .await;
+    assert_eq!(echoed(&answer.body).header_all("x-level"), ["route"]);
 }
 
 /// `require_tls`: a virtual host that wants https answers a request that did not come over
