@@ -2,7 +2,6 @@
 //! by its preface) on the worker's own thread, and draining on command (HTTP/1.1 `Connection:
 //! close`, HTTP/2 GOAWAY) with `--drain-time-s` as the limit.
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -20,26 +19,13 @@ use hyper::body::Incoming;
 use outrider_model::{AccessLogSink, HttpConnectionManager, ServerHeaderTransformation};
 
 use crate::access_log::{LoggedBody, RequestRecord};
-use crate::connection::ChainRef;
 use crate::drain::DrainSignal;
+use crate::filter_chain::ChainRef;
 use crate::headers::{X_REQUEST_ID, append_via, ensure_request_id};
-use crate::http_proxy::proxy_request;
 use crate::http_stats::{HttpCounters, HttpStats};
+use crate::local_exec::LocalExec;
+use crate::request::proxy_request;
 use crate::worker_context::WorkerContext;
-
-/// Runs hyper's tasks (HTTP/2 streams) on this worker's `LocalSet`: they may hold the worker's
-/// `Rc` state, and never move to another thread.
-#[derive(Clone, Copy)]
-pub(crate) struct LocalExec;
-
-impl<F> hyper::rt::Executor<F> for LocalExec
-where
-    F: Future + 'static,
-{
-    fn execute(&self, future: F) {
-        tokio::task::spawn_local(future);
-    }
-}
 
 pub(crate) async fn serve_http(
     context: Rc<WorkerContext>,

@@ -10,7 +10,7 @@ use outrider_model::Listener;
 use outrider_tables::Tables;
 
 use crate::socket::{DEFAULT_BACKLOG, bind_for_workers};
-use crate::worker::{WorkerCommand, WorkerHandle};
+use crate::worker_handle::{WorkerCommand, WorkerHandle};
 
 /// A listener being served, as the workers know it.
 #[derive(Debug, Clone)]

@@ -25,7 +25,7 @@ pub fn bind_reuseport(
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;
     if let Some(keepalive) = keepalive {
-        crate::upstream_connect::set_keepalive_on(&socket, keepalive)?;
+        crate::pool::connect::set_keepalive_on(&socket, keepalive)?;
     }
     socket.set_nonblocking(true)?;
     socket.bind(&address.into())?;

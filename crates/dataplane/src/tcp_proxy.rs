@@ -12,7 +12,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::drain::DrainSignal;
-use crate::upstream_connect;
+use crate::pool::connect as upstream_connect;
 use crate::worker_context::WorkerContext;
 
 pub(crate) async fn serve_tcp_proxy(

@@ -20,6 +20,7 @@ use crate::connection::serve_connection;
 use crate::http_stats::HttpStatsRegistry;
 use crate::listener_manager::{ActiveListener, ListenerManager};
 use crate::worker_context::WorkerContext;
+use crate::worker_handle::{WorkerCommand, WorkerHandle};
 
 /// How the data plane runs.
 #[derive(Debug, Clone)]
@@ -39,30 +40,6 @@ impl Default for DataplaneOptions {
             drain_time: Duration::from_secs(600),
             explain_no_healthy_upstream: true,
         }
-    }
-}
-
-/// What the control thread tells a worker.
-pub(crate) enum WorkerCommand {
-    /// Accept on this socket with this listener's configuration.
-    Serve {
-        id: u64,
-        listener: Arc<Listener>,
-        socket: std::net::TcpListener,
-    },
-    /// Stop accepting for listener generation `id` and drain its connections.
-    Drain { id: u64 },
-}
-
-pub(crate) struct WorkerHandle {
-    commands: mpsc::UnboundedSender<WorkerCommand>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl WorkerHandle {
-    pub(crate) fn send(&self, command: WorkerCommand) {
-        // A worker that is gone has nothing left to serve; its thread's end is reported on join.
-        let _ = self.commands.send(command);
     }
 }
 

@@ -15,9 +15,7 @@ use crate::DataplaneOptions;
 use crate::access_log::AccessLogBuffers;
 use crate::fast_map::FastMap;
 use crate::http_stats::{HttpStats, HttpStatsRegistry};
-use crate::http1_pool::{Http1Pool, Limits, SendError};
-use crate::http2_pool::Http2Pool;
-use crate::local_reply::ProxyBody;
+use crate::pool::{Http1Pool, Http2Pool, Upstream};
 use crate::routing::CompiledRoutes;
 
 /// One cluster's connection pools on this worker.
@@ -41,54 +39,6 @@ impl UpstreamPools {
                 .get_or_insert_with(|| Rc::new(Http1Pool::new(cluster)));
             Upstream::Http1(pool.clone())
         }
-    }
-}
-
-/// How this worker reaches a cluster's endpoints.
-#[derive(Clone)]
-pub(crate) enum Upstream {
-    Http1(Rc<Http1Pool>),
-    Http2(Rc<Http2Pool>),
-}
-
-impl Upstream {
-    /// Sends a request built by [`Upstream::uri`] to `address`.
-    pub(crate) async fn send(
-        &self,
-        address: std::net::SocketAddr,
-        request: http::Request<ProxyBody>,
-        limits: &Limits<'_>,
-    ) -> Result<http::Response<hyper::body::Incoming>, SendError> {
-        match self {
-            Upstream::Http1(pool) => pool.send(address, request, limits).await,
-            Upstream::Http2(pool) => pool.send(address, request, limits).await,
-        }
-    }
-
-    /// The request URI: origin-form for HTTP/1.1 (the `Host` header names the authority);
-    /// absolute for HTTP/2, whose `:authority` comes from the URI (`authority`, else the
-    /// endpoint's address).
-    pub(crate) fn uri(
-        &self,
-        authority: Option<&str>,
-        address: std::net::SocketAddr,
-        path: http::uri::PathAndQuery,
-    ) -> Result<http::Uri, http::Error> {
-        match self {
-            Upstream::Http1(_) => Ok(http::Uri::from(path)),
-            Upstream::Http2(_) => {
-                let builder = http::Uri::builder().scheme("http");
-                let builder = match authority {
-                    Some(authority) => builder.authority(authority),
-                    None => builder.authority(address.to_string()),
-                };
-                builder.path_and_query(path).build()
-            }
-        }
-    }
-
-    pub(crate) fn is_http2(&self) -> bool {
-        matches!(self, Upstream::Http2(_))
     }
 }
 

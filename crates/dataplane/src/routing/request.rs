@@ -24,6 +24,15 @@ impl<'a> RequestView<'a> {
     /// A view of `parts`: the authority comes from the URI (HTTP/2, absolute-form HTTP/1) or else
     /// the `Host` header, as Envoy's codecs fill `:authority`.
     pub fn from_parts(parts: &'a http::request::Parts, scheme_is_https: bool) -> Self {
+        Self::from_parts_with_grpc(parts, scheme_is_https, is_grpc_request(&parts.headers))
+    }
+
+    /// [`RequestView::from_parts`] for a request already known to be gRPC or not.
+    pub fn from_parts_with_grpc(
+        parts: &'a http::request::Parts,
+        scheme_is_https: bool,
+        is_grpc: bool,
+    ) -> Self {
         let authority = match parts.uri.authority() {
             Some(a) => a.as_str(),
             None => parts
@@ -39,7 +48,7 @@ impl<'a> RequestView<'a> {
             method: &parts.method,
             headers: &parts.headers,
             scheme_is_https,
-            is_grpc: is_grpc_request(&parts.headers),
+            is_grpc,
         }
     }
 

@@ -84,14 +84,17 @@ pub(crate) fn apply_path_rewrite<'a>(
 pub fn rewrite_authority<'a>(
     action: &'a ForwardAction,
     weighted: Option<&'a WeightedCluster>,
-    request: &RequestView<'a>,
+    request: &RequestView<'_>,
 ) -> Option<Cow<'a, str>> {
     if let Some(literal) = weighted.and_then(|w| w.host_rewrite_literal.as_deref()) {
         return Some(Cow::Borrowed(literal));
     }
     match &action.host_rewrite {
         HostRewrite::Literal(literal) => Some(Cow::Borrowed(literal)),
-        HostRewrite::Header(name) => request.first_header_value(name).filter(|v| !v.is_empty()),
+        HostRewrite::Header(name) => request
+            .first_header_value(name)
+            .filter(|v| !v.is_empty())
+            .map(|v| Cow::Owned(v.into_owned())),
         HostRewrite::None | HostRewrite::Auto => None,
     }
 }

@@ -21,9 +21,11 @@ pub struct ClusterChoice<'a> {
 
 /// Chooses the cluster for `request` on `action`. `random` is the stream's random value; a
 /// weighted route with `header_name` uses that header's value instead when it is a number.
+/// The choice borrows only the route (a name from a header is copied), so the request can
+/// change afterwards.
 pub fn choose_cluster<'a>(
     action: &'a ForwardAction,
-    request: &RequestView<'a>,
+    request: &RequestView<'_>,
     random: u64,
 ) -> ClusterChoice<'a> {
     match &action.cluster {
@@ -56,8 +58,11 @@ pub fn choose_cluster<'a>(
 }
 
 /// Envoy takes the first value; an empty one names no cluster.
-fn header_cluster<'a>(request: &RequestView<'a>, header: &str) -> Option<Cow<'a, str>> {
-    request.first_header_value(header).filter(|v| !v.is_empty())
+fn header_cluster(request: &RequestView<'_>, header: &str) -> Option<Cow<'static, str>> {
+    request
+        .first_header_value(header)
+        .filter(|v| !v.is_empty())
+        .map(|v| Cow::Owned(v.into_owned()))
 }
 
 /// The entry whose slice of `[0, total_weight)` holds `value % total_weight` (entries in

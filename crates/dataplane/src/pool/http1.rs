@@ -21,69 +21,20 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
-use outrider_model::{CircuitBreakers, Cluster, Priority};
-use outrider_tables::{ClusterState, EndpointState};
-use outrider_upstream::{BreakerGuard, connection_over_limit, try_connection, try_pending};
+use outrider_model::Cluster;
+use outrider_tables::ClusterState;
+use outrider_upstream::{BreakerGuard, try_pending};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::connection_lifetime::{Lifetime, Retired, Usage};
+use super::connect::{self as upstream_connect, ConnectOptions};
+use super::lifetime::{Lifetime, Retired, Usage};
+use super::{Limits, SendError};
 use crate::fast_map::FastMap;
 use crate::local_reply::ProxyBody;
-use crate::upstream_connect::{self, ConnectOptions};
 
 /// Idle connections kept per endpoint; more are closed when their response ends.
 const MAX_IDLE_PER_ENDPOINT: usize = 128;
-
-/// Why a request did not get a response.
-#[derive(Debug)]
-pub(crate) enum SendError {
-    /// No connection could be made (refused, unreachable, connect timeout).
-    Connect(String),
-    /// The connection failed or was reset before the response headers.
-    Reset(String),
-    /// No connection slot and no pending slot (circuit breakers).
-    Overflow,
-}
-
-/// The circuit breakers a request is subject to, and the host it goes to (whose connection
-/// counters the pools keep).
-pub(crate) struct Limits<'a> {
-    pub state: &'a Arc<ClusterState>,
-    pub endpoint: &'a Arc<EndpointState>,
-    pub breakers: &'a CircuitBreakers,
-    pub priority: Priority,
-}
-
-impl Limits<'_> {
-    /// A `max_connections` unit for a new connection to the host. At the limit, none, unless
-    /// the asking pool has no connection to the host at all (`pool_has_host_connection`).
-    pub(crate) fn connection_slot(&self, pool_has_host_connection: bool) -> Option<BreakerGuard> {
-        if pool_has_host_connection {
-            try_connection(self.state, self.breakers, self.priority)
-        } else {
-            Some(self.first_connection_slot())
-        }
-    }
-
-    /// The unit for a pool's first connection to the host: over the limit if need be, as
-    /// Envoy does, so requests never wait with no connection of their own to wait on. A
-    /// refusal counts in `upstream_cx_overflow` either way.
-    pub(crate) fn first_connection_slot(&self) -> BreakerGuard {
-        try_connection(self.state, self.breakers, self.priority)
-            .unwrap_or_else(|| connection_over_limit(self.state, self.priority))
-    }
-}
-
-impl std::fmt::Display for SendError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SendError::Connect(e) => write!(f, "connect: {e}"),
-            SendError::Reset(e) => write!(f, "reset: {e}"),
-            SendError::Overflow => f.write_str("overflow"),
-        }
-    }
-}
 
 pub(crate) struct Http1Pool {
     connect: ConnectOptions,

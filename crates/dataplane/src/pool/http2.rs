@@ -33,12 +33,12 @@ use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::connection_lifetime::{Lifetime, Retired, Usage};
+use super::connect::{self as upstream_connect, ConnectOptions, OpenConnection};
+use super::lifetime::{Lifetime, Retired, Usage};
+use super::{Limits, SendError};
 use crate::fast_map::FastMap;
-use crate::http_server::LocalExec;
-use crate::http1_pool::{Limits, SendError};
+use crate::local_exec::LocalExec;
 use crate::local_reply::ProxyBody;
-use crate::upstream_connect::{self, ConnectOptions, OpenConnection};
 
 pub(crate) struct Http2Pool {
     builder: http2::Builder<LocalExec>,

@@ -1,0 +1,52 @@
+//! The request body as attempts send it: streamed once, or kept so that a retry can send it
+//! again.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Either, Full};
+use hyper::body::{Body as _, Incoming};
+
+use super::error::ProxyError;
+use crate::local_reply::ProxyBody;
+
+/// Bodies up to this size are kept so that the request can be retried (Envoy buffers up to the
+/// listener's buffer limit, 1 MiB by default); larger ones are streamed and not retried.
+const RETRY_BUFFER_LIMIT: u64 = 1024 * 1024;
+
+pub(crate) enum RequestBody {
+    Stream(Option<Incoming>),
+    Kept(Bytes),
+}
+
+impl RequestBody {
+    /// Reads the whole body now when a retry may need it and its size is known and small;
+    /// otherwise streams it to the first attempt.
+    pub(crate) async fn new(body: Incoming, may_retry: bool) -> Result<Self, ProxyError> {
+        let small = body
+            .size_hint()
+            .exact()
+            .is_some_and(|n| n <= RETRY_BUFFER_LIMIT);
+        if !(may_retry && small) {
+            return Ok(Self::Stream(Some(body)));
+        }
+        match body.collect().await {
+            Ok(collected) => Ok(Self::Kept(collected.to_bytes())),
+            Err(_) => Err(ProxyError::RequestBodyFailed),
+        }
+    }
+
+    /// Whether another attempt can send the body again.
+    pub(crate) fn replayable(&self) -> bool {
+        matches!(self, Self::Kept(_))
+    }
+
+    /// The body for the next attempt (empty once a streamed body is gone).
+    pub(crate) fn next(&mut self) -> ProxyBody {
+        match self {
+            Self::Kept(bytes) => Either::Right(Full::new(bytes.clone())),
+            Self::Stream(stream) => match stream.take() {
+                Some(stream) => Either::Left(stream),
+                None => Either::Right(Full::default()),
+            },
+        }
+    }
+}

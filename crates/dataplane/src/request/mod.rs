@@ -1,0 +1,128 @@
+//! One downstream HTTP request, in phases:
+//!
+//! 1. admit (`admit.rs`): the codec's checks on the head;
+//! 2. route (`host.rs`, `route.rs`): host as the connection manager leaves it, `x-envoy-*`
+//!    clean-up, virtual host and route, and the answers a route gives itself;
+//! 3. plan (`plan.rs`): a pure function of request and route: cluster, rewrites, hash,
+//!    timeout, retry policy;
+//! 4. forward (`forward.rs`, `upstream_headers.rs`, `body.rs`): admission to the cluster and
+//!    the upstream request;
+//! 5. attempt and retry (`attempt.rs`, `retry.rs`);
+//! 6. respond (`respond.rs` for an answer, `error.rs` for a failure), then the route's response
+//!    header mutations.
+//!
+//! Every failure is a [`ProxyError`], mapped to its local reply in one place.
+
+mod admit;
+mod attempt;
+mod body;
+mod error;
+mod forward;
+mod host;
+mod plan;
+mod respond;
+mod retry;
+mod route;
+mod upstream_headers;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Instant;
+
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use outrider_model::{RouteAction, StripHostPort};
+
+use error::{ProxyError, ReplyTo};
+
+use crate::filter_chain::ChainRef;
+use crate::internal_request::clean_request_headers;
+use crate::local_reply::ProxyBody;
+use crate::route_headers::RouteHeaders;
+use crate::routing::{RequestView, is_grpc_request};
+use crate::worker_context::WorkerContext;
+use forward::{ForwardContext, forward};
+use route::Selected;
+
+/// hyper's service: never fails; every error becomes a response.
+pub(crate) async fn proxy_request(
+    context: Rc<WorkerContext>,
+    chain: ChainRef,
+    peer: SocketAddr,
+    local: SocketAddr,
+    request: Request<Incoming>,
+) -> Result<Response<ProxyBody>, Infallible> {
+    let started = Instant::now();
+    let (mut parts, body) = request.into_parts();
+    let grpc = is_grpc_request(&parts.headers);
+    let Some(hcm) = chain.http() else {
+        let to = ReplyTo {
+            grpc,
+            version: parts.version,
+            suppress_envoy_headers: false,
+        };
+        return Ok(ProxyError::NotHttp.into_response(to));
+    };
+    let reply_to = ReplyTo {
+        grpc,
+        version: parts.version,
+        suppress_envoy_headers: hcm.suppress_envoy_headers,
+    };
+    if let Err(refused) = admit::admit(&mut parts, hcm) {
+        return Ok(refused.into_response(reply_to));
+    }
+    if hcm.strip_host_port != StripHostPort::None || hcm.strip_trailing_host_dot {
+        host::rewrite_host(&mut parts, hcm, local.port());
+    }
+    // One owned snapshot for the whole request: a concurrent update cannot mix two versions.
+    let snapshot = context.tables.load_full();
+    let routes = match route::route_table(hcm, &snapshot) {
+        Ok(routes) => routes,
+        Err(error) => return Ok(error.into_response(reply_to)),
+    };
+    // Before routing, as Envoy's connection manager: routes never see what it removes.
+    clean_request_headers(
+        &mut parts.headers,
+        &hcm.internal_addresses,
+        &routes.internal_only_headers,
+    );
+    let view = RequestView::from_parts_with_grpc(&parts, false, grpc);
+    let compiled = context.routes(&routes);
+    let (vhost, route) = match route::select(&compiled, &view) {
+        Ok(Selected::Route(vhost, route)) => (vhost, route),
+        Ok(Selected::TlsRedirect(location)) => {
+            return Ok(route::redirect_response(
+                StatusCode::MOVED_PERMANENTLY,
+                &location,
+            ));
+        }
+        Err(error) => return Ok(error.into_response(reply_to)),
+    };
+    let route_headers = RouteHeaders::new(&routes, vhost, route);
+    let mut response = match &route.action {
+        RouteAction::DirectResponse(direct) => route::direct(direct, &view),
+        RouteAction::Redirect(action) => route::redirected(route, action, &view),
+        RouteAction::Forward(action) => {
+            let plan = plan::plan(vhost, route, action, &view, peer, local, rand::random());
+            let cx = ForwardContext {
+                worker: &context,
+                snapshot: &snapshot,
+                hcm,
+                vhost,
+                route_headers: &route_headers,
+                action,
+                peer,
+                started,
+            };
+            match forward(cx, plan, parts, body).await {
+                Ok(response) => response,
+                Err(error) => error.into_response(reply_to),
+            }
+        }
+    };
+    if !route_headers.is_empty() {
+        route_headers.apply_to_response(response.headers_mut());
+    }
+    Ok(response)
+}
