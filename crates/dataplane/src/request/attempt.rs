@@ -51,16 +51,33 @@ pub(crate) struct Tried {
     pub result: Result<(Response<Incoming>, Duration), ProxyError>,
 }
 
+/// An attempt with its endpoint picked and its request built, ready to send.
+pub(crate) struct Started {
+    pub endpoint: Arc<EndpointState>,
+    pub address: SocketAddr,
+    pub request: Request<ProxyBody>,
+    /// The earlier of the route's deadline and this try's own.
+    pub deadline: Option<Instant>,
+    pub at: Instant,
+}
+
+/// What sending an attempt's request gave: `None` when its deadline passed first.
+pub(crate) type Sent = Option<Result<Response<Incoming>, SendError>>;
+
 impl Attempts<'_> {
-    /// Attempt number `number` (from 1), avoiding the endpoints in `avoid`. An error is final:
-    /// no endpoint to try, or a circuit breaker refused.
-    pub(crate) async fn run(
+    /// Starts attempt number `number` (from 1), avoiding the endpoints in `avoid`: picks the
+    /// endpoint and builds its request. An error is final: no endpoint to try, or a request
+    /// that cannot be built. (Sending is awaited by the caller, so that no extra future is
+    /// moved per attempt.)
+    // Inlined so that the built request is not moved through a `Result`.
+    #[inline(always)]
+    pub(crate) fn start(
         &self,
         number: u32,
         mut headers: HeaderMap,
         body: ProxyBody,
         avoid: &[&Arc<EndpointState>],
-    ) -> Result<Tried, ProxyError> {
+    ) -> Result<Started, ProxyError> {
         let entry = self.entry;
         let endpoint = match self.balancer.pick(self.hash, avoid) {
             Ok(pick) => pick.endpoint,
@@ -90,24 +107,42 @@ impl Attempts<'_> {
                 Ok(request)
             })
             .map_err(|_| ProxyError::InvalidUpstreamRequest)?;
-
-        let try_deadline = match (self.deadline, self.per_try_timeout) {
-            (Some(d), Some(t)) => Some(d.min(Instant::now() + t)),
-            (d, t) => d.or(t.map(|t| Instant::now() + t)),
+        let at = Instant::now();
+        let deadline = match (self.deadline, self.per_try_timeout) {
+            (Some(d), Some(t)) => Some(d.min(at + t)),
+            (d, t) => d.or(t.map(|t| at + t)),
         };
-        let started = Instant::now();
         endpoint.active_requests.fetch_add(1, Relaxed);
-        let limits = Limits {
-            state: &entry.state,
-            endpoint: &endpoint,
-            breakers: &entry.config.circuit_breakers,
+        Ok(Started {
+            endpoint,
+            address,
+            request,
+            deadline,
+            at,
+        })
+    }
+
+    /// The circuit breakers and host the attempt's request is sent under.
+    pub(crate) fn limits<'s>(&'s self, endpoint: &'s Arc<EndpointState>) -> Limits<'s> {
+        Limits {
+            state: &self.entry.state,
+            endpoint,
+            breakers: &self.entry.config.circuit_breakers,
             priority: self.action.priority,
-        };
-        let sent = self.client.send(address, request, &limits);
-        let sent = match try_deadline {
-            Some(at) => tokio::time::timeout_at(at.into(), sent).await.ok(),
-            None => Some(sent.await),
-        };
+        }
+    }
+
+    /// Records how a sent attempt went (stats, outlier detection, immediate health-check
+    /// failure). An error is final: a circuit breaker refused.
+    #[inline(always)]
+    pub(crate) fn finish(
+        &self,
+        endpoint: Arc<EndpointState>,
+        address: SocketAddr,
+        at: Instant,
+        sent: Sent,
+    ) -> Result<Tried, ProxyError> {
+        let entry = self.entry;
         endpoint.active_requests.fetch_sub(1, Relaxed);
         let counters = entry.state.counters.local();
         let (outcome, result) = match sent {
@@ -129,7 +164,7 @@ impl Attempts<'_> {
                     endpoint.health_check.signal_immediate_fail();
                 }
                 let outcome = Outcome::Response(response.status().as_u16());
-                (outcome, Ok((response, started.elapsed())))
+                (outcome, Ok((response, at.elapsed())))
             }
             Some(Err(error)) => {
                 tracing::debug!(%address, %error, "upstream failure");

@@ -18,16 +18,21 @@ pub(crate) enum RequestBody {
 }
 
 impl RequestBody {
-    /// Reads the whole body now when a retry may need it and its size is known and small;
-    /// otherwise streams it to the first attempt.
-    pub(crate) async fn new(body: Incoming, may_retry: bool) -> Result<Self, ProxyError> {
-        let small = body
-            .size_hint()
-            .exact()
-            .is_some_and(|n| n <= RETRY_BUFFER_LIMIT);
-        if !(may_retry && small) {
-            return Ok(Self::Stream(Some(body)));
-        }
+    /// Whether to read the body whole before the first attempt: when a retry may need it
+    /// again and its size is known and small. Otherwise it is streamed to the first attempt.
+    pub(crate) fn worth_keeping(body: &Incoming, may_retry: bool) -> bool {
+        may_retry
+            && body
+                .size_hint()
+                .exact()
+                .is_some_and(|n| n <= RETRY_BUFFER_LIMIT)
+    }
+
+    pub(crate) fn streamed(body: Incoming) -> Self {
+        Self::Stream(Some(body))
+    }
+
+    pub(crate) async fn kept(body: Incoming) -> Result<Self, ProxyError> {
         match body.collect().await {
             Ok(collected) => Ok(Self::Kept(collected.to_bytes())),
             Err(_) => Err(ProxyError::RequestBodyFailed),

@@ -38,11 +38,11 @@ pub(crate) struct ForwardContext<'a> {
 
 pub(crate) async fn forward(
     cx: ForwardContext<'_>,
-    plan: Plan<'_>,
+    plan: &Plan<'_>,
     mut parts: http::request::Parts,
     body: Incoming,
 ) -> Result<Response<ProxyBody>, ProxyError> {
-    let entry = cluster(&cx, &plan)?;
+    let entry = cluster(&cx, plan)?;
     // An HTTP/1.1 upgrade (WebSocket) goes through only if the route or the listener enables
     // it; Envoy refuses the others with a 403.
     let upgrade = upgrade::requested(parts.version, &parts.headers);
@@ -78,7 +78,7 @@ pub(crate) async fn forward(
     };
     let target = prepare(
         &mut parts,
-        &plan,
+        plan,
         cx.action,
         cx.hcm,
         cx.route_headers,
@@ -86,7 +86,12 @@ pub(crate) async fn forward(
         upstream,
     )?;
     let policy = plan.retry.as_deref();
-    let mut body = RequestBody::new(body, policy.is_some_and(|p| p.num_retries > 0)).await?;
+    // Awaited only when kept: the common case moves no extra future.
+    let mut body = if RequestBody::worth_keeping(&body, policy.is_some_and(|p| p.num_retries > 0)) {
+        RequestBody::kept(body).await?
+    } else {
+        RequestBody::streamed(body)
+    };
     let balancer = cx.worker.balancer(&entry);
     let attempts = Attempts {
         entry: &entry,
@@ -113,11 +118,21 @@ pub(crate) async fn forward(
             std::mem::take(&mut headers)
         };
         let number = retries.attempt_number();
-        let attempt = attempts.run(number, attempt_headers, body.next(), &avoid);
-        let tried_now = attempt.await?;
+        let started = attempts.start(number, attempt_headers, body.next(), &avoid)?;
         drop(avoid);
+        let limits = attempts.limits(&started.endpoint);
+        let sending = client.send(started.address, started.request, &limits);
+        let sent = match started.deadline {
+            Some(at) => tokio::time::timeout_at(at.into(), sending).await.ok(),
+            None => Some(sending.await),
+        };
+        let tried_now = attempts.finish(started.endpoint, started.address, started.at, sent)?;
         // A failure only the client could fix is never retried, whatever the policy says.
-        let retriable = tried_now.result.as_ref().err().is_none_or(ProxyError::may_retry);
+        let retriable = tried_now
+            .result
+            .as_ref()
+            .err()
+            .is_none_or(ProxyError::may_retry);
         let wants_retry = retriable && retries.wants(tried_now.outcome);
         let in_time = attempts.deadline.is_none_or(|d| Instant::now() < d);
         if wants_retry && in_time && retries.more_allowed() {

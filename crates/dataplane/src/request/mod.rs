@@ -115,7 +115,7 @@ pub(crate) async fn proxy_request(
                 peer,
                 started,
             };
-            match forward(cx, plan, parts, body).await {
+            match forward(cx, &plan, parts, body).await {
                 Ok(response) => response,
                 Err(error) => error.into_response(reply_to),
             }

@@ -41,6 +41,7 @@ pub(crate) struct Plan<'r> {
 }
 
 /// The plan for `request` on a route that forwards with `action`.
+#[inline(always)]
 pub(crate) fn plan<'r>(
     vhost: &'r VirtualHost,
     route: &'r Route,

@@ -39,6 +39,7 @@ pub(crate) struct Upstream {
 }
 
 /// Rewrites `parts` for the upstream as `plan` says and returns the target.
+#[inline(always)]
 pub(crate) fn prepare(
     parts: &mut http::request::Parts,
     plan: &Plan<'_>,
