@@ -10,7 +10,7 @@ use outrider_report::ReportStats;
 /// Reads one counter of a shard.
 type CounterOf = fn(&HttpCounters) -> &AtomicU64;
 
-const HTTP_COUNTERS: [(&str, StatKind, CounterOf); 4] = [
+const HTTP_COUNTERS: [(&str, StatKind, CounterOf); 7] = [
     ("downstream_cx_total", StatKind::Counter, |c| {
         &c.downstream_cx_total
     }),
@@ -23,6 +23,17 @@ const HTTP_COUNTERS: [(&str, StatKind, CounterOf); 4] = [
     ("downstream_rq_active", StatKind::Gauge, |c| {
         &c.downstream_rq_active
     }),
+    ("downstream_rq_idle_timeout", StatKind::Counter, |c| {
+        &c.downstream_rq_idle_timeout
+    }),
+    ("downstream_rq_timeout", StatKind::Counter, |c| {
+        &c.downstream_rq_timeout
+    }),
+    (
+        "downstream_rq_max_duration_reached",
+        StatKind::Counter,
+        |c| &c.downstream_rq_max_duration_reached,
+    ),
 ];
 
 pub(crate) fn http_stats(registry: &HttpStatsRegistry) -> Vec<Stat> {

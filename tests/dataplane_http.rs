@@ -7,59 +7,19 @@
 
 mod common;
 
-use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::Duration;
 
+use common::raw_http::{raw_exchange, raw_exchange_within, status_line};
 use common::xds_proxy::{
-    XdsProxy, cluster, endpoints, get, get_with, h2c_client, http_listener, http1_client,
-    http2_cluster, routes, yaml,
+    XdsProxy, backend_snapshot, cluster, endpoints, get, get_with, h2c_client, http_listener,
+    http1_client, http2_cluster, routes, yaml,
 };
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 use outrider_upstream_server::echo::EchoedRequest;
 use outrider_upstream_server::{UpstreamConfig, UpstreamServer};
 use xds_conformance::Snapshot;
-
-/// Writes `request` on a fresh connection and reads until the proxy closes it (or 5 s pass).
-/// Returns what was read and whether the connection was closed.
-fn raw_exchange(addr: SocketAddr, request: &[u8]) -> (String, bool) {
-    raw_exchange_within(addr, request, Duration::from_secs(5))
-}
-
-/// `raw_exchange`, reading for up to `wait` at a time.
-fn raw_exchange_within(addr: SocketAddr, request: &[u8], wait: Duration) -> (String, bool) {
-    let mut stream = TcpStream::connect(addr).expect("connect");
-    stream.set_read_timeout(Some(wait)).expect("timeout");
-    stream.write_all(request).expect("write");
-    let mut received = Vec::new();
-    let mut buffer = [0u8; 4096];
-    let closed = loop {
-        match stream.read(&mut buffer) {
-            Ok(0) => break true,
-            Ok(n) => received.extend_from_slice(&buffer[..n]),
-            // A reset after the response (the proxy closed with unread input) is a close too.
-            Err(e) if e.kind() == ErrorKind::ConnectionReset => break true,
-            Err(_) => break false,
-        }
-    };
-    (String::from_utf8_lossy(&received).into_owned(), closed)
-}
-
-/// An echo upstream called "backend" and a snapshot with its cluster and endpoint.
-async fn backend_snapshot() -> (UpstreamServer, Snapshot) {
-    let backend = UpstreamServer::start_local(UpstreamConfig::new("backend"))
-        .await
-        .expect("upstream");
-    let snapshot = Snapshot::new("1")
-        .with(cluster("backend", ""))
-        .with(endpoints("backend", &[backend.addr()]));
-    (backend, snapshot)
-}
-
-fn status_line(response: &str) -> &str {
-    response.lines().next().unwrap_or("")
-}
 
 fn echoed(body: &str) -> EchoedRequest {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("echo JSON: {e}: {body}"))

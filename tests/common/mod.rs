@@ -3,6 +3,7 @@
 
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
+pub mod raw_http;
 pub mod xds_proxy;
 
 use std::io::{Read, Write};

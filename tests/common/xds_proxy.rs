@@ -15,6 +15,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use outrider_upstream_server::{UpstreamConfig, UpstreamServer};
 use xds_conformance::{ManagementServer, ServerOptions, Snapshot};
 
 use super::{Running, TempDir, admin_address, get_json, temp_dir, wait_for};
@@ -66,6 +67,17 @@ pub fn weighted_endpoints(name: &str, upstreams: &[(SocketAddr, u32)]) -> Cluste
         "cluster_name: {name}\nendpoints: [{{ lb_endpoints: [{}] }}]\n",
         lb.join(", ")
     ))
+}
+
+/// An echo upstream called "backend" and a snapshot with its cluster and endpoint.
+pub async fn backend_snapshot() -> (UpstreamServer, Snapshot) {
+    let backend = UpstreamServer::start_local(UpstreamConfig::new("backend"))
+        .await
+        .expect("upstream");
+    let snapshot = Snapshot::new("1")
+        .with(cluster("backend", ""))
+        .with(endpoints("backend", &[backend.addr()]));
+    (backend, snapshot)
 }
 
 /// An HTTP listener on 127.0.0.1:`port` (0 for any) whose routes come from RDS `routes`;

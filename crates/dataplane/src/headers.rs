@@ -31,6 +31,8 @@ pub(crate) const X_FORWARDED_CLIENT_CERT: HeaderName =
 pub(crate) const ENVOY_INTERNAL: HeaderName = HeaderName::from_static("x-envoy-internal");
 pub(crate) const UPSTREAM_TIMEOUT_MS: HeaderName =
     HeaderName::from_static("x-envoy-upstream-rq-timeout-ms");
+pub(crate) const PER_TRY_TIMEOUT_MS: HeaderName =
+    HeaderName::from_static("x-envoy-upstream-rq-per-try-timeout-ms");
 pub(crate) const MAX_RETRIES: HeaderName = HeaderName::from_static("x-envoy-max-retries");
 pub(crate) const RETRY_ON: HeaderName = HeaderName::from_static("x-envoy-retry-on");
 pub(crate) const EXPECTED_TIMEOUT_MS: HeaderName =

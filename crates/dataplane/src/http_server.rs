@@ -98,7 +98,8 @@ pub(crate) async fn serve_http(
                     .request_id
                     .then(|| request.headers().get(X_REQUEST_ID).cloned())
                     .flatten();
-                let mut response = proxy_request(context, chain, peer, local, request).await?;
+                let mut response =
+                    proxy_request(context, chain, stats.clone(), peer, local, request).await?;
                 response_headers.apply(response.headers_mut(), request_id);
                 // Counted when the response head is ready (Envoy counts at stream end).
                 counted.0.count_response(response.status().as_u16());

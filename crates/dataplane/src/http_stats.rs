@@ -17,6 +17,12 @@ pub struct HttpCounters {
     pub downstream_cx_active: AtomicU64,
     pub downstream_rq_total: AtomicU64,
     pub downstream_rq_active: AtomicU64,
+    /// Streams ended by `stream_idle_timeout` (or a route's `idle_timeout`).
+    pub downstream_rq_idle_timeout: AtomicU64,
+    /// Streams ended by `request_timeout`.
+    pub downstream_rq_timeout: AtomicU64,
+    /// Streams ended by their maximum duration.
+    pub downstream_rq_max_duration_reached: AtomicU64,
     /// Responses by status class: index 0 = 1xx … 4 = 5xx (`downstream_rq_<N>xx`).
     pub downstream_rq_by_class: [AtomicU64; 5],
 }

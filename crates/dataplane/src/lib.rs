@@ -19,6 +19,8 @@ mod request;
 mod route_headers;
 pub mod routing;
 mod socket;
+mod stream_body;
+mod stream_clock;
 mod tcp_proxy;
 mod underscore_headers;
 mod upgrade;

@@ -4,10 +4,12 @@
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::{Either, Full};
-use hyper::body::Incoming;
 
-/// The body of every response the proxy sends downstream.
-pub(crate) type ProxyBody = Either<Incoming, Full<Bytes>>;
+use crate::stream_body::StreamBody;
+
+/// The body of every request and response the proxy sends on: one from the other side, or
+/// one it made.
+pub(crate) type ProxyBody = Either<StreamBody, Full<Bytes>>;
 
 /// Envoy's response flags (XDS-SPEC §4), for the access log and stats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +24,8 @@ pub(crate) enum ResponseFlag {
     UpstreamConnectionTermination,
     /// Dropped by the cluster's EDS `drop_overloads`.
     DropOverload,
+    /// The stream idle timeout ended it.
+    StreamIdleTimeout,
 }
 
 impl ResponseFlag {
@@ -36,6 +40,7 @@ impl ResponseFlag {
             ResponseFlag::UpstreamRequestTimeout => "UT",
             ResponseFlag::UpstreamConnectionTermination => "UC",
             ResponseFlag::DropOverload => "DO",
+            ResponseFlag::StreamIdleTimeout => "SI",
         }
     }
 }
@@ -98,32 +103,44 @@ pub(crate) fn local_reply(
     grpc: bool,
     extra: Option<(&'static str, String)>,
 ) -> Response<ProxyBody> {
-    let mut response = if grpc {
-        let mut r = Response::new(Either::Right(Full::new(Bytes::new())));
-        let headers = r.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/grpc"),
-        );
-        headers.insert(
-            "grpc-status",
-            HeaderValue::from(u16::from(grpc_status(status))),
-        );
-        if let Ok(message) = HeaderValue::from_str(body) {
-            headers.insert("grpc-message", message);
-        }
-        r
-    } else {
-        let mut r = Response::new(Either::Right(Full::new(Bytes::from_static(
-            body.as_bytes(),
-        ))));
-        *r.status_mut() = status;
-        if !body.is_empty() {
-            r.headers_mut()
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-        }
-        r
-    };
+    if grpc {
+        return grpc_reply(grpc_status(status), body, extra);
+    }
+    let mut response = Response::new(Either::Right(Full::new(Bytes::from_static(
+        body.as_bytes(),
+    ))));
+    *response.status_mut() = status;
+    if !body.is_empty() {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    }
+    with_extra(response, extra)
+}
+
+/// A trailers-only gRPC reply with `status` and `message`.
+pub(crate) fn grpc_reply(
+    status: u8,
+    message: &'static str,
+    extra: Option<(&'static str, String)>,
+) -> Response<ProxyBody> {
+    let mut response = Response::new(Either::Right(Full::new(Bytes::new())));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/grpc"),
+    );
+    headers.insert("grpc-status", HeaderValue::from(u16::from(status)));
+    if let Ok(message) = HeaderValue::from_str(message) {
+        headers.insert("grpc-message", message);
+    }
+    with_extra(response, extra)
+}
+
+fn with_extra(
+    mut response: Response<ProxyBody>,
+    extra: Option<(&'static str, String)>,
+) -> Response<ProxyBody> {
     if let Some((name, value)) = extra
         && let Ok(value) = HeaderValue::from_str(&value)
     {

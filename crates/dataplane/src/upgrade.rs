@@ -2,6 +2,10 @@
 //! and route allow it (Envoy's `upgrade_configs`), and, once the upstream answers 101, the
 //! tunnel that copies bytes both ways between the two upgraded connections.
 
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
 use http::header::{self, HeaderMap};
 use http::{Response, Version};
 use hyper::body::Incoming;
@@ -9,8 +13,10 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use outrider_model::{ForwardAction, HttpConnectionManager};
 use outrider_upstream::BreakerGuard;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::drain::DrainSignal;
+use crate::stream_clock::StreamClock;
 
 /// The upgrade a request asks for (lower case, e.g. `websocket`): an HTTP/1.1 request whose
 /// `Connection` header names `upgrade` and that carries an `Upgrade` header.
@@ -69,6 +75,7 @@ pub(crate) fn tunnel(
     response: &mut Response<Incoming>,
     downstream: Downstream,
     active_request: BreakerGuard,
+    clock: Option<Rc<StreamClock>>,
 ) {
     let upstream = hyper::upgrade::on(response);
     let Downstream { upgrade, drain } = downstream;
@@ -80,8 +87,18 @@ pub(crate) fn tunnel(
                 return;
             }
         };
-        let mut downstream = TokioIo::new(downstream);
+        let mut downstream = Active {
+            io: TokioIo::new(downstream),
+            clock: clock.clone(),
+        };
         let mut upstream = TokioIo::new(upstream);
+        // The stream's idle and duration limits go on applying to the tunnel, as in Envoy.
+        let limits = async {
+            match &clock {
+                Some(clock) => clock.expiry().await,
+                None => std::future::pending().await,
+            }
+        };
         let drain_over = async {
             match drain {
                 Some(drain) => drain.over().await,
@@ -96,9 +113,66 @@ pub(crate) fn tunnel(
                 Err(e) => tracing::debug!(error = %e, "upgraded connection ended"),
             },
             () = drain_over => tracing::debug!("drain time over; closing the upgraded connection"),
+            which = limits => tracing::debug!(?which, "stream limit reached; closing the upgraded connection"),
         }
         drop(active_request);
     });
+}
+
+/// The client's side of a tunnel, reporting every byte moved either way to the stream's
+/// clock.
+struct Active<T> {
+    io: T,
+    clock: Option<Rc<StreamClock>>,
+}
+
+impl<T> Active<T> {
+    fn touch(&self) {
+        if let Some(clock) = &self.clock {
+            clock.touch();
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Active<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut this.io).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            this.touch();
+        }
+        polled
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Active<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.io).poll_write(cx, data);
+        if let Poll::Ready(Ok(n)) = &polled
+            && *n > 0
+        {
+            this.touch();
+        }
+        polled
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
 }
 
 #[cfg(test)]

@@ -13,9 +13,7 @@ use prost::Name;
 
 use crate::access_log::{AccessLogSink, access_log_sinks};
 use crate::config_source::ConfigSource;
-use crate::error::{
-    Result, ValidationError, Within, non_empty, reject_if_set, reject_timeout, required,
-};
+use crate::error::{Result, ValidationError, Within, non_empty, reject_if_set, required};
 use crate::http_protocol::{
     CommonHttpOptions, Http1Options, Http2Options, http1_options, http2_options,
 };
@@ -47,6 +45,13 @@ pub struct HttpConnectionManager {
     /// Default 60.
     pub max_request_headers_kb: u32,
     pub request_headers_timeout: Option<Duration>,
+    /// `stream_idle_timeout`: a stream with no activity either way for this long is answered
+    /// 408/504 ("stream timeout"), or reset once its response has begun. Envoy's 5 min by
+    /// default; `None` for `0s`. A route's `idle_timeout` replaces it.
+    pub stream_idle_timeout: Option<Duration>,
+    /// `request_timeout`: the whole request must arrive within this ("request timeout");
+    /// `None` (Envoy's default) for none.
+    pub request_timeout: Option<Duration>,
     /// Always false for now (`true` is rejected until its whole effect is built).
     pub use_remote_address: bool,
     pub skip_xff_append: bool,
@@ -142,10 +147,10 @@ impl HttpConnectionManager {
             server_header_transformation,
             scheme_header_transformation,
             max_request_headers_kb,
+            stream_idle_timeout,
             // Checked by `reject_unenforced`.
-            stream_idle_timeout: _,
             stream_flush_timeout: _,
-            request_timeout: _,
+            request_timeout,
             request_headers_timeout,
             drain_timeout: _,
             // Spreads drains over time only.
@@ -375,6 +380,12 @@ impl HttpConnectionManager {
                 "request_headers_timeout",
                 None,
             )?,
+            stream_idle_timeout: timeout_or(
+                stream_idle_timeout,
+                "stream_idle_timeout",
+                Some(DEFAULT_STREAM_IDLE_TIMEOUT),
+            )?,
+            request_timeout: timeout_or(request_timeout, "request_timeout", None)?,
             use_remote_address: bool_or(use_remote_address, false),
             skip_xff_append: *skip_xff_append,
             internal_addresses: InternalAddresses::from_proto(internal_address_config.as_ref())
@@ -394,20 +405,15 @@ impl HttpConnectionManager {
 /// Rejects the connection manager's fields whose effect is not built yet (each names what is
 /// missing). Unset, or set to what we do anyway, passes.
 fn reject_unenforced(proto: &pb::HttpConnectionManager) -> Result<()> {
-    reject_timeout(&proto.request_timeout, "request_timeout")?;
-    // Envoy's 5 min default is not applied either (README): written out, it is accepted too.
-    for (value, field) in [
-        (&proto.stream_idle_timeout, "stream_idle_timeout"),
-        (&proto.stream_flush_timeout, "stream_flush_timeout"),
-    ] {
-        if opt_duration(value, field)?
-            .is_some_and(|d| !d.is_zero() && d != DEFAULT_STREAM_IDLE_TIMEOUT)
-        {
-            return Err(ValidationError::not_enforced(
-                field,
-                "not applied; only 0s and Envoy's default (300s) are accepted",
-            ));
-        }
+    // A response write blocked by a client that does not read is not timed out (README);
+    // 0s (none) and Envoy's 5 min default, which it would equally leave unapplied, pass.
+    if opt_duration(&proto.stream_flush_timeout, "stream_flush_timeout")?
+        .is_some_and(|d| !d.is_zero() && d != DEFAULT_STREAM_IDLE_TIMEOUT)
+    {
+        return Err(ValidationError::not_enforced(
+            "stream_flush_timeout",
+            "blocked response writes are not timed out; only 0s and 300s are accepted",
+        ));
     }
     for (value, field, default) in [
         (&proto.drain_timeout, "drain_timeout", DEFAULT_DRAIN_TIMEOUT),

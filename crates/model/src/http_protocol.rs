@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use envoy_types::pb::envoy::config::core::v3::{self as core, http_protocol_options};
 
-use crate::error::{Result, ValidationError, Within, reject_if_set, reject_timeout, required};
+use crate::error::{Result, ValidationError, Within, reject_if_set, required};
 use crate::proto_value::{enum_value, opt_duration, opt_positive_duration, percent_or, u32_in};
 
 /// `core.v3.HttpProtocolOptions`: connection lifetime. The header limits are accepted only at
@@ -16,6 +16,9 @@ pub struct CommonHttpOptions {
     pub idle_timeout: Option<Duration>,
     pub max_connection_duration: Option<Duration>,
     pub max_requests_per_connection: Option<u32>,
+    /// The longest a stream may last (`None`: no limit). Downstream, the connection manager
+    /// answers or resets a stream that reaches it; clusters refuse it (not built upstream).
+    pub max_stream_duration: Option<Duration>,
     /// What a connection manager does with request headers whose name has `_`. Envoy reads it
     /// only there ("no impact if added to cluster config"), so clusters accept any value.
     pub headers_with_underscores: UnderscoreHeaders,
@@ -78,6 +81,7 @@ impl CommonHttpOptions {
             idle_timeout: Some(Duration::from_secs(3600)),
             max_connection_duration: None,
             max_requests_per_connection: None,
+            max_stream_duration: None,
             headers_with_underscores: UnderscoreHeaders::Allow,
         }
     }
@@ -109,7 +113,6 @@ impl CommonHttpOptions {
                 "the limit is 100 headers; only 100 is accepted",
             ));
         }
-        reject_timeout(max_stream_duration, "max_stream_duration")?;
         use http_protocol_options::HeadersWithUnderscoresAction as Action;
         let headers_with_underscores = match enum_value::<Action>(
             *headers_with_underscores_action,
@@ -132,6 +135,10 @@ impl CommonHttpOptions {
                 .as_ref()
                 .map(|v| v.value)
                 .filter(|v| *v > 0),
+            max_stream_duration: zero_is_none(opt_duration(
+                max_stream_duration,
+                "max_stream_duration",
+            )?),
             headers_with_underscores,
         })
     }

@@ -76,8 +76,8 @@ pub use route::{
 };
 pub use route_action::{
     ClusterSpecifier, DEFAULT_ROUTE_TIMEOUT, DirectResponse, ForwardAction, HashPolicy, HashSource,
-    HostRewrite, PathRewrite, Priority, RedirectAction, RedirectPath, WeightedCluster,
-    WeightedClusters, WeightedTarget,
+    HostRewrite, PathRewrite, Priority, RedirectAction, RedirectPath, StreamDuration,
+    WeightedCluster, WeightedClusters, WeightedTarget,
 };
 pub use tcp_proxy::{TcpProxy, TcpProxyCluster};
 pub use tls::{

@@ -9,9 +9,7 @@ use envoy_types::pb::envoy::config::route::v3::{
 };
 
 use crate::data_source::DataSource;
-use crate::error::{
-    Result, ValidationError, Within, convert_each, non_empty, reject_if_set, reject_timeout,
-};
+use crate::error::{Result, ValidationError, Within, convert_each, non_empty, reject_if_set};
 use crate::matcher::{RegexSubstitution, regex_substitution};
 use crate::proto_value::{
     bool_or, enum_value, header_name, header_value, opt_duration, timeout_or,
@@ -39,6 +37,30 @@ pub struct ForwardAction {
     /// Upgrade types (lower case, e.g. `websocket`) enabled or disabled on this route,
     /// overriding the connection manager's.
     pub upgrades: Vec<(String, bool)>,
+    /// `idle_timeout`: replaces the connection manager's `stream_idle_timeout` on this route;
+    /// `Some(ZERO)` turns the stream idle timeout off.
+    pub idle_timeout: Option<Duration>,
+    /// `max_stream_duration`. When present, even empty, the route `timeout` is not used
+    /// (Envoy's "new timeouts"): the stream's duration limit and `grpc-timeout` govern.
+    pub stream_duration: Option<StreamDuration>,
+    /// Legacy `max_grpc_timeout` (without `max_stream_duration`): a gRPC request's timeout is
+    /// its `grpc-timeout`, capped at this (`ZERO`: no cap).
+    pub max_grpc_timeout: Option<Duration>,
+    /// Legacy `grpc_timeout_offset`, taken off `grpc-timeout` when smaller than it.
+    pub grpc_timeout_offset: Option<Duration>,
+}
+
+/// A route's `max_stream_duration`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StreamDuration {
+    /// Replaces the connection manager's `max_stream_duration`; `Some(ZERO)` removes the
+    /// limit on this route.
+    pub max: Option<Duration>,
+    /// A request's `grpc-timeout` becomes its duration limit, capped at this (`ZERO`: no
+    /// cap). Without it `grpc-timeout` is not read.
+    pub grpc_timeout_header_max: Option<Duration>,
+    /// Taken off the `grpc-timeout` limit (down to 0).
+    pub grpc_timeout_header_offset: Option<Duration>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -183,7 +205,7 @@ pub(crate) fn forward_action(
         append_x_forwarded_host,
         timeout,
         // Checked by `reject_stream_limits`.
-        idle_timeout: _,
+        idle_timeout,
         flush_timeout,
         early_data_policy,
         retry_policy,
@@ -196,14 +218,14 @@ pub(crate) fn forward_action(
         hash_policy,
         // Inert without the CORS filter (see `route::virtual_host`).
         cors: _,
-        max_grpc_timeout: _,
-        grpc_timeout_offset: _,
+        max_grpc_timeout,
+        grpc_timeout_offset,
         upgrade_configs,
         internal_redirect_policy,
         internal_redirect_action,
         max_internal_redirects,
         hedge_policy,
-        max_stream_duration: _,
+        max_stream_duration,
         cluster_specifier,
         host_rewrite_specifier,
     } = proto;
@@ -324,7 +346,6 @@ pub(crate) fn forward_action(
         }
         upgrades.push((kind, bool_or(enabled, true)));
     }
-    reject_stream_limits(proto)?;
     Ok(ForwardAction {
         cluster,
         cluster_not_found_response_code,
@@ -336,44 +357,31 @@ pub(crate) fn forward_action(
         hash_policy: convert_each(hash_policy, "hash_policy", hash_policy_entry)?,
         priority: Priority::from_proto(*priority, "priority")?,
         upgrades,
+        idle_timeout: opt_duration(idle_timeout, "idle_timeout")?,
+        stream_duration: max_stream_duration
+            .as_ref()
+            .map(stream_duration)
+            .transpose()
+            .within("max_stream_duration")?,
+        max_grpc_timeout: opt_duration(max_grpc_timeout, "max_grpc_timeout")?,
+        grpc_timeout_offset: opt_duration(grpc_timeout_offset, "grpc_timeout_offset")?,
     })
 }
 
-/// The route's stream limits (idle timeout, maximum duration, `grpc-timeout` handling) are
-/// not applied yet: rejected when set to anything but "none".
-fn reject_stream_limits(proto: &pb::RouteAction) -> Result<()> {
-    reject_timeout(&proto.idle_timeout, "idle_timeout")?;
-    if let Some(limits) = &proto.max_stream_duration {
-        let route_action::MaxStreamDuration {
-            max_stream_duration,
-            grpc_timeout_header_max,
+fn stream_duration(proto: &route_action::MaxStreamDuration) -> Result<StreamDuration> {
+    let route_action::MaxStreamDuration {
+        max_stream_duration,
+        grpc_timeout_header_max,
+        grpc_timeout_header_offset,
+    } = proto;
+    Ok(StreamDuration {
+        max: opt_duration(max_stream_duration, "max_stream_duration")?,
+        grpc_timeout_header_max: opt_duration(grpc_timeout_header_max, "grpc_timeout_header_max")?,
+        grpc_timeout_header_offset: opt_duration(
             grpc_timeout_header_offset,
-        } = limits;
-        reject_timeout(max_stream_duration, "max_stream_duration").within("max_stream_duration")?;
-        for (value, field) in [
-            (grpc_timeout_header_max, "grpc_timeout_header_max"),
-            (grpc_timeout_header_offset, "grpc_timeout_header_offset"),
-        ] {
-            if value.is_some() {
-                return Err(ValidationError::not_enforced(
-                    format!("max_stream_duration.{field}"),
-                    "the grpc-timeout header is not honoured",
-                ));
-            }
-        }
-    }
-    for (value, field) in [
-        (&proto.max_grpc_timeout, "max_grpc_timeout"),
-        (&proto.grpc_timeout_offset, "grpc_timeout_offset"),
-    ] {
-        if value.is_some() {
-            return Err(ValidationError::not_enforced(
-                field,
-                "the grpc-timeout header is not honoured",
-            ));
-        }
-    }
-    Ok(())
+            "grpc_timeout_header_offset",
+        )?,
+    })
 }
 
 fn weighted_clusters(proto: &pb::WeightedCluster) -> Result<WeightedClusters> {

@@ -132,12 +132,25 @@ fn legacy_options(
         options.http2 = upstream_http2_options(h2).within("http2_protocol_options")?;
     }
     if let Some(c) = legacy.common_http_protocol_options {
-        options.common = CommonHttpOptions::from_proto(c).within("common_http_protocol_options")?;
+        options.common = upstream_common(c).within("common_http_protocol_options")?;
     }
     if let Some(u) = legacy.upstream_http_protocol_options {
         upstream_sni_options(u).within("upstream_http_protocol_options")?;
     }
     Ok(options)
+}
+
+/// A cluster's `common_http_protocol_options`. Its `max_stream_duration` would bound each
+/// upstream request (Envoy's `UMSDR` flag), which is not built.
+fn upstream_common(proto: &core::HttpProtocolOptions) -> Result<CommonHttpOptions> {
+    let common = CommonHttpOptions::from_proto(proto)?;
+    if common.max_stream_duration.is_some() {
+        return Err(ValidationError::not_enforced(
+            "max_stream_duration",
+            "upstream requests are not limited by duration",
+        ));
+    }
+    Ok(common)
 }
 
 fn typed_options(proto: &pb::HttpProtocolOptions) -> Result<UpstreamHttpOptions> {
@@ -162,7 +175,7 @@ fn typed_options(proto: &pb::HttpProtocolOptions) -> Result<UpstreamHttpOptions>
     );
     let mut options = UpstreamHttpOptions::default();
     if let Some(c) = common_http_protocol_options {
-        options.common = CommonHttpOptions::from_proto(c).within("common_http_protocol_options")?;
+        options.common = upstream_common(c).within("common_http_protocol_options")?;
     }
     if let Some(u) = upstream_http_protocol_options {
         upstream_sni_options(u).within("upstream_http_protocol_options")?;

@@ -63,6 +63,18 @@ fn http_listener_with_rds() {
     assert!(hcm.generate_request_id);
     assert_eq!(hcm.server_name, "envoy");
     assert_eq!(hcm.common.idle_timeout, Some(Duration::from_secs(3600)));
+    // `0s` turns these off.
+    assert_eq!(hcm.stream_idle_timeout, None);
+    assert_eq!(hcm.request_timeout, None);
+    let defaults = ok(&http(&format!(
+        "      stat_prefix: s\n      rds: {{ route_config_name: r, config_source: {{ ads: {{}} }} }}\n      request_timeout: 2s\n      common_http_protocol_options: {{ max_stream_duration: 9s }}\n{ROUTER}"
+    )));
+    let NetworkFilter::HttpConnectionManager(hcm) = &defaults.filter_chains[0].filter else {
+        panic!("expected an HTTP connection manager")
+    };
+    assert_eq!(hcm.stream_idle_timeout, Some(Duration::from_secs(300)));
+    assert_eq!(hcm.request_timeout, Some(Duration::from_secs(2)));
+    assert_eq!(hcm.common.max_stream_duration, Some(Duration::from_secs(9)));
 }
 
 #[test]
@@ -168,12 +180,8 @@ fn listener_fields_not_enforced_yet_are_refused_with_their_path() {
     let cases: Vec<(String, String)> = vec![
         (hcm("      codec_type: HTTP1\n"), format!("{at}.codec_type")),
         (
-            hcm("      stream_idle_timeout: 30s\n"),
-            format!("{at}.stream_idle_timeout"),
-        ),
-        (
-            hcm("      request_timeout: 5s\n"),
-            format!("{at}.request_timeout"),
+            hcm("      stream_flush_timeout: 30s\n"),
+            format!("{at}.stream_flush_timeout"),
         ),
         (
             hcm("      drain_timeout: 1s\n"),

@@ -100,6 +100,8 @@ fn weighted_clusters_rewrites_and_hashing() {
       hash_policy: [ { header: { header_name: X-User } }, { connection_properties: { source_ip: true }, terminal: true }, { cookie: { name: sid } } ]
       priority: HIGH
       idle_timeout: 0s
+      max_stream_duration: { max_stream_duration: 2s, grpc_timeout_header_max: 0s }
+      max_grpc_timeout: 1s
       upgrade_configs: [ { upgrade_type: WebSocket } ]",
     ));
     let route = &rc.virtual_hosts[0].routes[0];
@@ -122,6 +124,13 @@ fn weighted_clusters_rewrites_and_hashing() {
     let RouteAction::Forward(f) = &route.action else {
         panic!("forward")
     };
+    // `0s` is kept: it turns the connection manager's idle timeout off on this route.
+    assert_eq!(f.idle_timeout, Some(Duration::ZERO));
+    let limits = f.stream_duration.expect("max_stream_duration");
+    assert_eq!(limits.max, Some(Duration::from_secs(2)));
+    assert_eq!(limits.grpc_timeout_header_max, Some(Duration::ZERO));
+    assert_eq!(limits.grpc_timeout_header_offset, None);
+    assert_eq!(f.max_grpc_timeout, Some(Duration::from_secs(1)));
     let ClusterSpecifier::Weighted(w) = &f.cluster else {
         panic!("weighted")
     };

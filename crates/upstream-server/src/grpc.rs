@@ -33,10 +33,24 @@ pub(crate) fn is_grpc(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.starts_with("application/grpc"))
 }
 
+/// The request's `grpc-timeout`, as received, in every answer to a gRPC call (so a test
+/// sees the deadline a proxy passed on).
+pub const RECEIVED_GRPC_TIMEOUT_HEADER: &str = "x-received-grpc-timeout";
+
 /// Answers a unary call with the request's own message, so any method whose request and
 /// response types match works (and a test can compare bytes). The request's content type is kept
 /// (`application/grpc+proto`, `+json`, ...).
 pub(crate) fn unary_echo(request_headers: &HeaderMap, message: Bytes) -> Response<Body> {
+    let mut response = unary_echo_answer(request_headers, message);
+    if let Some(timeout) = request_headers.get("grpc-timeout") {
+        response
+            .headers_mut()
+            .insert(RECEIVED_GRPC_TIMEOUT_HEADER, timeout.clone());
+    }
+    response
+}
+
+fn unary_echo_answer(request_headers: &HeaderMap, message: Bytes) -> Response<Body> {
     if !is_single_message(&message) {
         return error(
             INTERNAL,

@@ -13,7 +13,7 @@
 //! | `/bytes/<n>` | 200 with `n` bytes |
 //! | `/immediate-health-check-fail` | 200 with `x-envoy-immediate-health-check-fail: true`, as an Envoy marked failed by `/healthcheck/fail` answers |
 //! | `POST`/`PUT`/`PATCH` to an unmatched path | 200 with the request body echoed back |
-//! | `content-type: application/grpc*` | a minimal gRPC unary echo: the request message back, trailer `grpc-status: 0` |
+//! | `content-type: application/grpc*` | a minimal gRPC unary echo: the request message back, trailer `grpc-status: 0`, and the request's `grpc-timeout` in `x-received-grpc-timeout` |
 //! | `GET /ws` with `Upgrade: websocket` (HTTP/1.1) | a WebSocket echo |
 //! | `/healthz` (any method) | the health script's answer ([`HealthAnswer`]; 200 by default) |
 //! | gRPC `/grpc.health.v1.Health/Check` | SERVING or NOT_SERVING from the same script |
@@ -41,7 +41,7 @@ mod stats;
 mod websocket;
 
 pub use config::UpstreamConfig;
-pub use grpc::GrpcUpstream;
+pub use grpc::{GrpcUpstream, RECEIVED_GRPC_TIMEOUT_HEADER};
 pub use health::{GRPC_HEALTH_CHECK_PATH, HEALTH_PATH, HealthAnswer, HealthRequest};
 pub use server::UpstreamServer;
 pub use stats::PathCounts;

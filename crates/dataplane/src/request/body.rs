@@ -1,19 +1,23 @@
 //! The request body as attempts send it: streamed once, or kept so that a retry can send it
 //! again.
 
+use std::rc::Rc;
+
 use bytes::Bytes;
 use http_body_util::{BodyExt, Either, Full};
 use hyper::body::{Body as _, Incoming};
 
 use super::error::ProxyError;
 use crate::local_reply::ProxyBody;
+use crate::stream_body::StreamBody;
+use crate::stream_clock::StreamClock;
 
 /// Bodies up to this size are kept so that the request can be retried (Envoy buffers up to the
 /// listener's buffer limit, 1 MiB by default); larger ones are streamed and not retried.
 const RETRY_BUFFER_LIMIT: u64 = 1024 * 1024;
 
 pub(crate) enum RequestBody {
-    Stream(Option<Incoming>),
+    Stream(Option<StreamBody>),
     Kept(Bytes),
 }
 
@@ -28,11 +32,15 @@ impl RequestBody {
                 .is_some_and(|n| n <= RETRY_BUFFER_LIMIT)
     }
 
-    pub(crate) fn streamed(body: Incoming) -> Self {
-        Self::Stream(Some(body))
+    pub(crate) fn streamed(body: Incoming, clock: Option<&Rc<StreamClock>>) -> Self {
+        Self::Stream(Some(StreamBody::request(body, clock)))
     }
 
-    pub(crate) async fn kept(body: Incoming) -> Result<Self, ProxyError> {
+    pub(crate) async fn kept(
+        body: Incoming,
+        clock: Option<&Rc<StreamClock>>,
+    ) -> Result<Self, ProxyError> {
+        let body = StreamBody::request(body, clock);
         match body.collect().await {
             Ok(collected) => Ok(Self::Kept(collected.to_bytes())),
             Err(_) => Err(ProxyError::RequestBodyFailed),

@@ -6,8 +6,9 @@ use std::net::SocketAddr;
 
 use http::{HeaderValue, Response, StatusCode, Version, header};
 
-use crate::local_reply::{Flagged, ProxyBody, ResponseFlag, local_reply};
+use crate::local_reply::{Flagged, ProxyBody, ResponseFlag, grpc_reply, local_reply};
 use crate::pool::SendError;
+use crate::stream_clock::StreamTimeout;
 
 /// Whose fault a failure is. Only `Upstream` failures may count against an endpoint or be
 /// retried.
@@ -61,6 +62,13 @@ pub(crate) enum ProxyError {
     Reset { upstream: SocketAddr },
     /// The route or per-try timeout passed before the response headers (504, `UT`).
     Timeout { upstream: SocketAddr },
+    /// A stream limit of the connection manager (idle, whole request, duration) was reached
+    /// before the response head: 504 when the request had arrived whole, else 408 (which
+    /// closes an HTTP/1 connection), as Envoy's `maybeRequestTimeoutCode`.
+    StreamTimeout {
+        which: StreamTimeout,
+        request_complete: bool,
+    },
 }
 
 /// What the reply depends on besides the error itself.
@@ -98,6 +106,15 @@ impl ProxyError {
             | Self::ConnectFailure { .. }
             | Self::Reset { .. }
             | Self::Timeout { .. } => Side::Upstream,
+            Self::StreamTimeout {
+                request_complete, ..
+            } => {
+                if *request_complete {
+                    Side::Upstream
+                } else {
+                    Side::Downstream
+                }
+            }
         }
     }
 
@@ -131,6 +148,10 @@ impl ProxyError {
             Self::ConnectFailure { .. } => ResponseFlag::UpstreamConnectFailure,
             Self::Reset { .. } => ResponseFlag::UpstreamConnectionTermination,
             Self::Timeout { .. } => ResponseFlag::UpstreamRequestTimeout,
+            Self::StreamTimeout {
+                which: StreamTimeout::Idle,
+                ..
+            } => ResponseFlag::StreamIdleTimeout,
             _ => return None,
         })
     }
@@ -152,6 +173,14 @@ impl ProxyError {
             | Self::ConnectFailure { .. }
             | Self::Reset { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            Self::StreamTimeout {
+                request_complete: true,
+                ..
+            } => StatusCode::GATEWAY_TIMEOUT,
+            Self::StreamTimeout {
+                request_complete: false,
+                ..
+            } => StatusCode::REQUEST_TIMEOUT,
         }
     }
 
@@ -167,6 +196,11 @@ impl ProxyError {
                 "upstream connect error or disconnect/reset before headers"
             }
             Self::Timeout { .. } => "upstream request timeout",
+            Self::StreamTimeout { which, .. } => match which {
+                StreamTimeout::Idle => "stream timeout",
+                StreamTimeout::Request => "request timeout",
+                StreamTimeout::MaxDuration => "downstream duration timeout",
+            },
             _ => "",
         }
     }
@@ -178,6 +212,11 @@ impl ProxyError {
         match self {
             Self::Http10NotAccepted => true,
             Self::HeadersTooLarge | Self::UnderscoreInHeaderName => version != Version::HTTP_2,
+            // The rest of the request would have to be read first.
+            Self::StreamTimeout {
+                request_complete: false,
+                ..
+            } => version != Version::HTTP_2,
             _ => false,
         }
     }
@@ -189,6 +228,15 @@ impl ProxyError {
         let closes = self.closes(to.version);
         let flag = self.flag();
         let upstream = self.upstream();
+        // Envoy's gRPC status for a stream out of time: DEADLINE_EXCEEDED.
+        let grpc_status = matches!(
+            self,
+            Self::StreamTimeout {
+                which: StreamTimeout::MaxDuration,
+                ..
+            }
+        )
+        .then_some(4);
         let extra = match self {
             Self::ClusterNotFound { explanation, .. } | Self::NoHealthyUpstream { explanation } => {
                 explanation.map(|e| ("x-outrider-no-healthy-upstream", e))
@@ -198,7 +246,10 @@ impl ProxyError {
             }
             _ => None,
         };
-        let mut response = local_reply(status, body, to.grpc, extra);
+        let mut response = match grpc_status {
+            Some(code) if to.grpc => grpc_reply(code, body, extra),
+            _ => local_reply(status, body, to.grpc, extra),
+        };
         if closes {
             response
                 .headers_mut()

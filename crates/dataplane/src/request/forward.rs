@@ -22,6 +22,7 @@ use super::retry::Retries;
 use super::upstream_headers::{Upstream, prepare};
 use crate::local_reply::ProxyBody;
 use crate::route_headers::RouteHeaders;
+use crate::stream_clock::StreamClock;
 use crate::upgrade;
 use crate::worker_context::WorkerContext;
 
@@ -34,6 +35,8 @@ pub(crate) struct ForwardContext<'a> {
     pub action: &'a ForwardAction,
     pub peer: std::net::SocketAddr,
     pub started: Instant,
+    /// The stream's timers, when it has any.
+    pub clock: Option<&'a Rc<StreamClock>>,
 }
 
 pub(crate) async fn forward(
@@ -88,9 +91,9 @@ pub(crate) async fn forward(
     let policy = plan.retry.as_deref();
     // Awaited only when kept: the common case moves no extra future.
     let mut body = if RequestBody::worth_keeping(&body, policy.is_some_and(|p| p.num_retries > 0)) {
-        RequestBody::kept(body).await?
+        RequestBody::kept(body, cx.clock).await?
     } else {
-        RequestBody::streamed(body)
+        RequestBody::streamed(body, cx.clock)
     };
     let balancer = cx.worker.balancer(&entry);
     let attempts = Attempts {
@@ -102,8 +105,8 @@ pub(crate) async fn forward(
         method: &parts.method,
         target: &target,
         hash: plan.hash,
-        deadline: plan.timeout.map(|t| cx.started + t),
-        per_try_timeout: policy.and_then(|p| p.per_try_timeout),
+        deadline: plan.timeouts.route.map(|t| cx.started + t),
+        per_try_timeout: plan.timeouts.per_try,
         explain: cx.worker.options.explain_no_healthy_upstream,
     };
     let mut retries = Retries::new(policy, body.replayable());
@@ -161,6 +164,7 @@ pub(crate) async fn forward(
             hcm: cx.hcm,
             vhost: cx.vhost,
             set_cookies: &plan.set_cookies,
+            clock: cx.clock,
         }));
     }
 }

@@ -23,6 +23,9 @@ mod plan;
 mod respond;
 mod retry;
 mod route;
+#[cfg(test)]
+mod test_support;
+mod timeouts;
 mod upstream_headers;
 
 use std::convert::Infallible;
@@ -31,16 +34,18 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 use outrider_model::{RouteAction, StripHostPort};
 
 use error::{ProxyError, ReplyTo};
 
 use crate::filter_chain::ChainRef;
+use crate::http_stats::HttpStats;
 use crate::internal_request::clean_request_headers;
 use crate::local_reply::ProxyBody;
 use crate::route_headers::RouteHeaders;
 use crate::routing::{RequestView, is_grpc_request};
+use crate::stream_clock::StreamClock;
 use crate::worker_context::WorkerContext;
 use forward::{ForwardContext, forward};
 use route::Selected;
@@ -49,6 +54,7 @@ use route::Selected;
 pub(crate) async fn proxy_request(
     context: Rc<WorkerContext>,
     chain: ChainRef,
+    stats: Rc<HttpStats>,
     peer: SocketAddr,
     local: SocketAddr,
     request: Request<Incoming>,
@@ -104,7 +110,10 @@ pub(crate) async fn proxy_request(
         RouteAction::DirectResponse(direct) => route::direct(direct, &view),
         RouteAction::Redirect(action) => route::redirected(route, action, &view),
         RouteAction::Forward(action) => {
-            let plan = plan::plan(vhost, route, action, &view, peer, local, rand::random());
+            let connection = plan::ConnectionAddresses { peer, local };
+            let plan = plan::plan(hcm, vhost, route, action, &view, connection, rand::random());
+            let clock =
+                StreamClock::start(started, plan.timeouts.stream, body.is_end_stream(), &stats);
             let cx = ForwardContext {
                 worker: &context,
                 snapshot: &snapshot,
@@ -114,8 +123,26 @@ pub(crate) async fn proxy_request(
                 action,
                 peer,
                 started,
+                clock: clock.as_ref(),
             };
-            match forward(cx, &plan, parts, body).await {
+            let forwarded = forward(cx, &plan, parts, body);
+            let result = match &clock {
+                None => forwarded.await,
+                // The connection manager's timers run until the response head is ready; the
+                // response body watches them after that.
+                Some(clock) => {
+                    tokio::pin!(forwarded);
+                    tokio::select! {
+                        biased;
+                        result = &mut forwarded => result,
+                        which = clock.expiry() => Err(ProxyError::StreamTimeout {
+                            which,
+                            request_complete: clock.is_request_complete(),
+                        }),
+                    }
+                }
+            };
+            match result {
                 Ok(response) => response,
                 Err(error) => error.into_response(reply_to),
             }

@@ -6,11 +6,13 @@
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
-use std::time::Duration;
 
-use outrider_model::{ForwardAction, RetryOn, RetryPolicy, Route, VirtualHost};
+use outrider_model::{
+    ForwardAction, HttpConnectionManager, RetryOn, RetryPolicy, Route, VirtualHost,
+};
 
-use crate::headers::{MAX_RETRIES, RETRY_ON, UPSTREAM_TIMEOUT_MS, millis, number};
+use super::timeouts::{Timeouts, timeouts};
+use crate::headers::{MAX_RETRIES, RETRY_ON, number};
 use crate::routing::{
     GeneratedCookie, RequestView, choose_cluster, request_hash, rewrite_authority, rewrite_path,
 };
@@ -32,33 +34,41 @@ pub(crate) struct Plan<'r> {
     /// A new `:authority`/`Host` from the route or the weighted cluster (`auto_host_rewrite`
     /// is per attempt: it needs the endpoint).
     pub authority: Option<Cow<'r, str>>,
-    /// The whole request's timeout: `x-envoy-upstream-rq-timeout-ms` over the route's
-    /// (Envoy's 15 s unless set); `None` for none (`0`).
-    pub timeout: Option<Duration>,
+    /// The route and per-try timeouts, what the upstream's `grpc-timeout` says, and the
+    /// stream's own limits (`timeouts.rs`).
+    pub timeouts: Timeouts,
     /// The route's policy, else the virtual host's, with `x-envoy-retry-on` and
     /// `x-envoy-max-retries` applied (copied only when a header changes it).
     pub retry: Option<Cow<'r, RetryPolicy>>,
 }
 
+/// The downstream connection's two ends (cookie and connection-property hash policies read
+/// them).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConnectionAddresses {
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+}
+
 /// The plan for `request` on a route that forwards with `action`.
 #[inline(always)]
 pub(crate) fn plan<'r>(
+    hcm: &HttpConnectionManager,
     vhost: &'r VirtualHost,
     route: &'r Route,
     action: &'r ForwardAction,
     request: &RequestView<'_>,
-    peer: SocketAddr,
-    local: SocketAddr,
+    connection: ConnectionAddresses,
     random: u64,
 ) -> Plan<'r> {
     let choice = choose_cluster(action, request, random);
-    let hash = request_hash(&action.hash_policy, request, peer, local);
+    let hash = request_hash(
+        &action.hash_policy,
+        request,
+        connection.peer,
+        connection.local,
+    );
     let headers = request.headers;
-    // The header wins over the route; 0 disables. The route's is Envoy's 15 s when unset and
-    // `None` for `0s`, as the model converted it.
-    let timeout = millis(headers, &UPSTREAM_TIMEOUT_MS)
-        .or(action.timeout)
-        .filter(|t| !t.is_zero());
     let mut retry = action
         .retry_policy
         .as_ref()
@@ -73,7 +83,9 @@ pub(crate) fn plan<'r>(
     if let (Some(policy), Some(max)) = (retry.as_mut(), number(headers, &MAX_RETRIES)) {
         policy.to_mut().num_retries = max;
     }
+    let per_try = retry.as_ref().and_then(|p| p.per_try_timeout);
     Plan {
+        timeouts: timeouts(hcm, action, per_try, headers, request.is_grpc),
         authority: rewrite_authority(action, choice.weighted, request),
         cluster: choice.cluster,
         hash: hash.hash,
@@ -82,7 +94,6 @@ pub(crate) fn plan<'r>(
             Cow::Owned(rewritten) => Some(rewritten),
             Cow::Borrowed(_) => None,
         },
-        timeout,
         retry,
     }
 }
@@ -91,19 +102,19 @@ pub(crate) fn plan<'r>(
 mod tests {
     use std::sync::Arc;
 
-    use envoy_types::pb::envoy::config::route::v3 as pb;
     use http::Request;
     use outrider_model::{RouteAction, RouteConfiguration};
 
+    use std::time::Duration;
+
     use super::*;
+    use crate::request::test_support;
 
     fn config(routes: &str) -> Arc<RouteConfiguration> {
-        let yaml = format!(
-            "virtual_hosts:\n- name: vh\n  domains: ['*']\n  retry_policy: {{ retry_on: reset, num_retries: 4 }}\n  routes:\n{routes}"
-        );
-        let proto: pb::RouteConfiguration =
-            outrider_envoy_json::from_yaml_str(&yaml).expect("valid YAML");
-        Arc::new(RouteConfiguration::from_proto(&proto).expect("valid route configuration"))
+        test_support::routes(
+            "  retry_policy: { retry_on: reset, num_retries: 4 }\n",
+            routes,
+        )
     }
 
     /// The plan for a `GET path` with `headers` on the first route of `routes`.
@@ -122,7 +133,9 @@ mod tests {
         };
         let peer = "10.0.0.1:5000".parse().expect("an address");
         let local = "10.0.0.2:80".parse().expect("an address");
-        let planned = plan(vhost, route, action, &view, peer, local, 7);
+        let hcm = test_support::hcm("");
+        let connection = ConnectionAddresses { peer, local };
+        let planned = plan(&hcm, vhost, route, action, &view, connection, 7);
         // Owned, so the test's configuration can go.
         Plan {
             cluster: planned.cluster.map(|c| Cow::Owned(c.into_owned())),
@@ -131,7 +144,7 @@ mod tests {
             hash: planned.hash,
             set_cookies: planned.set_cookies,
             path: planned.path,
-            timeout: planned.timeout,
+            timeouts: planned.timeouts,
         }
     }
 
@@ -172,7 +185,7 @@ mod tests {
         ];
         for (routes, headers, timeout) in cases {
             assert_eq!(
-                plan_of(routes, "/", headers).timeout,
+                plan_of(routes, "/", headers).timeouts.route,
                 *timeout,
                 "{routes} {headers:?}"
             );

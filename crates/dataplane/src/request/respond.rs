@@ -4,6 +4,7 @@
 //! `error.rs`; the route's response header mutations apply to both, in `mod.rs`.
 
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::time::Duration;
 
 use http::header::{self, HeaderValue};
@@ -16,6 +17,8 @@ use outrider_upstream::BreakerGuard;
 use crate::headers::{ATTEMPT_COUNT, UPSTREAM_SERVICE_TIME, strip_hop_by_hop};
 use crate::local_reply::{Flagged, ProxyBody, ResponseFlag};
 use crate::routing::GeneratedCookie;
+use crate::stream_body::StreamBody;
+use crate::stream_clock::StreamClock;
 use crate::upgrade;
 
 /// An upstream's answer and what shapes it for the client.
@@ -35,6 +38,7 @@ pub(crate) struct Answer<'a> {
     pub hcm: &'a HttpConnectionManager,
     pub vhost: &'a VirtualHost,
     pub set_cookies: &'a [GeneratedCookie],
+    pub clock: Option<&'a Rc<StreamClock>>,
 }
 
 pub(crate) fn upstream_answer(answer: Answer<'_>) -> Response<ProxyBody> {
@@ -49,11 +53,15 @@ pub(crate) fn upstream_answer(answer: Answer<'_>) -> Response<ProxyBody> {
         hcm,
         vhost,
         set_cookies,
+        clock,
     } = answer;
+    if let Some(clock) = clock {
+        clock.response_started();
+    }
     let switched = response.status() == StatusCode::SWITCHING_PROTOCOLS;
     let upgraded = match downstream_upgrade.filter(|_| switched) {
         Some(downstream) => {
-            upgrade::tunnel(&mut response, downstream, active_request);
+            upgrade::tunnel(&mut response, downstream, active_request, clock.cloned());
             true
         }
         None => {
@@ -85,7 +93,7 @@ pub(crate) fn upstream_answer(answer: Answer<'_>) -> Response<ProxyBody> {
     let body = if upgraded {
         Either::Right(Full::default())
     } else {
-        Either::Left(body)
+        Either::Left(StreamBody::response(body, clock))
     };
     let response = Response::from_parts(parts, body);
     if retries_exhausted {

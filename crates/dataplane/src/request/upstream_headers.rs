@@ -13,8 +13,10 @@ use outrider_model::{ForwardAction, HttpConnectionManager};
 
 use super::error::ProxyError;
 use super::plan::Plan;
+use super::timeouts::{GRPC_TIMEOUT, GrpcTimeoutHeader, grpc_timeout_value};
 use crate::headers::{
-    EXPECTED_TIMEOUT_MS, ORIGINAL_PATH, X_FORWARDED_HOST, add_forwarded, strip_hop_by_hop,
+    EXPECTED_TIMEOUT_MS, ORIGINAL_PATH, PER_TRY_TIMEOUT_MS, UPSTREAM_TIMEOUT_MS, X_FORWARDED_HOST,
+    add_forwarded, strip_hop_by_hop,
 };
 use crate::route_headers::RouteHeaders;
 
@@ -51,7 +53,23 @@ pub(crate) fn prepare(
 ) -> Result<Target, ProxyError> {
     strip_hop_by_hop(&mut parts.headers, upstream.upgrade);
     add_forwarded(&mut parts.headers, hcm, peer);
-    if let Some(timeout) = plan.timeout
+    // The router consumes its timeout controls (the retry ones stay, as in Envoy).
+    if !parts.headers.is_empty() {
+        parts.headers.remove(UPSTREAM_TIMEOUT_MS);
+        parts.headers.remove(PER_TRY_TIMEOUT_MS);
+    }
+    match plan.timeouts.grpc_timeout_header {
+        GrpcTimeoutHeader::Keep => {}
+        GrpcTimeoutHeader::Set(timeout) => {
+            parts
+                .headers
+                .insert(GRPC_TIMEOUT, grpc_timeout_value(timeout));
+        }
+        GrpcTimeoutHeader::Remove => {
+            parts.headers.remove(GRPC_TIMEOUT);
+        }
+    }
+    if let Some(timeout) = plan.timeouts.expected()
         && !hcm.suppress_envoy_headers
         && let Ok(millis) = u64::try_from(timeout.as_millis())
     {
@@ -118,15 +136,13 @@ pub(crate) fn prepare(
 #[cfg(test)]
 mod tests {
     use std::borrow::Cow;
-    use std::sync::Arc;
 
-    use envoy_types::pb::envoy::config::listener::v3 as listener_pb;
-    use envoy_types::pb::envoy::config::route::v3 as pb;
     use http::Request;
-    use outrider_model::{Listener, NetworkFilter, RouteAction, RouteConfiguration};
+    use outrider_model::RouteAction;
 
     use super::*;
     use crate::request::plan::plan;
+    use crate::request::test_support;
     use crate::routing::RequestView;
 
     struct Case {
@@ -140,28 +156,14 @@ mod tests {
         headers: &'static [(&'static str, &'static str)],
     }
 
-    /// The connection manager of a minimal listener, as the model converts it.
     fn hcm(suppress: bool) -> HttpConnectionManager {
-        let yaml = format!(
-            "name: l\naddress: {{ socket_address: {{ address: 127.0.0.1, port_value: 1 }} }}\nfilter_chains:\n- filters:\n  - name: hcm\n    typed_config:\n      '@type': type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager\n      stat_prefix: s\n      route_config: {{}}\n      http_filters:\n      - name: router\n        typed_config:\n          '@type': type.googleapis.com/envoy.extensions.filters.http.router.v3.Router\n          suppress_envoy_headers: {suppress}\n"
-        );
-        let proto: listener_pb::Listener =
-            outrider_envoy_json::from_yaml_str(&yaml).expect("valid listener YAML");
-        let listener = Listener::from_proto(&proto).expect("valid listener");
-        match &listener.filter_chains[0].filter {
-            NetworkFilter::HttpConnectionManager(hcm) => (**hcm).clone(),
-            NetworkFilter::TcpProxy(_) => panic!("an HTTP listener"),
-        }
+        let router = format!("          suppress_envoy_headers: {suppress}\n");
+        test_support::hcm_with("", &router)
     }
 
     fn run(case: &Case, suppress: bool) -> (Target, http::HeaderMap) {
-        let yaml = format!(
-            "virtual_hosts:\n- name: vh\n  domains: ['*']\n  routes:\n  - match: {{ prefix: / }}\n    route: {}\n",
-            case.route
-        );
-        let proto: pb::RouteConfiguration =
-            outrider_envoy_json::from_yaml_str(&yaml).expect("valid YAML");
-        let config = Arc::new(RouteConfiguration::from_proto(&proto).expect("valid routes"));
+        let route_yaml = format!("  - match: {{ prefix: / }}\n    route: {}\n", case.route);
+        let config = test_support::routes("", &route_yaml);
         let vhost = &config.virtual_hosts[0];
         let route = &vhost.routes[0];
         let RouteAction::Forward(action) = &route.action else {
@@ -176,20 +178,21 @@ mod tests {
         let (mut parts, ()) = request.body(()).expect("valid request").into_parts();
         let peer = "10.0.0.1:5000".parse().expect("an address");
         let local = "10.0.0.2:80".parse().expect("an address");
+        let hcm = hcm(suppress);
+        let connection = crate::request::plan::ConnectionAddresses { peer, local };
         let planned = plan(
+            &hcm,
             vhost,
             route,
             action,
             &RequestView::from_parts(&parts, false),
-            peer,
-            local,
+            connection,
             0,
         );
         let plan = Plan {
             cluster: planned.cluster.map(|c| Cow::Owned(c.into_owned())),
             ..planned
         };
-        let hcm = hcm(suppress);
         let route_headers = RouteHeaders::new(&config, vhost, route);
         let upstream = Upstream {
             http2: case.http2,

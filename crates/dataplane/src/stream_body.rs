@@ -1,0 +1,114 @@
+//! A body that crosses the proxy (the client's request going up, the upstream's response
+//! coming down), reporting its activity to the stream's clock. A response body also enforces
+//! the stream's idle and duration limits once the response head has gone: when one is
+//! reached the body fails, and hyper resets the stream (closes an HTTP/1 connection), as
+//! Envoy ends a stream whose response has begun.
+
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use tokio::time::Sleep;
+
+use crate::stream_clock::{StreamClock, StreamTimeout};
+
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+pub(crate) struct StreamBody {
+    inner: Incoming,
+    watch: Option<Watch>,
+}
+
+struct Watch {
+    clock: Rc<StreamClock>,
+    /// The client's request (its end completes the request) rather than the response.
+    request: bool,
+    /// A response body's timer, armed the first time it waits.
+    timer: Option<Pin<Box<Sleep>>>,
+}
+
+/// The error a response body ends with when its stream reaches a limit.
+#[derive(Debug)]
+pub(crate) struct StreamTimedOut(pub StreamTimeout);
+
+impl std::fmt::Display for StreamTimedOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            StreamTimeout::Idle => f.write_str("stream idle timeout"),
+            StreamTimeout::Request => f.write_str("request timeout"),
+            StreamTimeout::MaxDuration => f.write_str("stream max duration reached"),
+        }
+    }
+}
+
+impl std::error::Error for StreamTimedOut {}
+
+impl StreamBody {
+    /// The client's request body, watched by `clock` if the stream has one.
+    pub(crate) fn request(inner: Incoming, clock: Option<&Rc<StreamClock>>) -> Self {
+        Self::watched(inner, clock, true)
+    }
+
+    /// The upstream's response body, watched by `clock` if the stream has one.
+    pub(crate) fn response(inner: Incoming, clock: Option<&Rc<StreamClock>>) -> Self {
+        Self::watched(inner, clock, false)
+    }
+
+    fn watched(inner: Incoming, clock: Option<&Rc<StreamClock>>, request: bool) -> Self {
+        StreamBody {
+            inner,
+            watch: clock.map(|clock| Watch {
+                clock: clock.clone(),
+                request,
+                timer: None,
+            }),
+        }
+    }
+}
+
+impl Body for StreamBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        let Some(watch) = &mut this.watch else {
+            return polled.map_err(Into::into);
+        };
+        match &polled {
+            Poll::Ready(Some(Ok(_))) => {
+                watch.clock.touch();
+                if watch.request {
+                    if this.inner.is_end_stream() {
+                        watch.clock.request_complete();
+                    }
+                } else if let Some(which) = watch.clock.reached_now() {
+                    // A response that never pauses still ends at its maximum duration.
+                    return Poll::Ready(Some(Err(Box::new(StreamTimedOut(which)))));
+                }
+            }
+            Poll::Ready(None) if watch.request => watch.clock.request_complete(),
+            Poll::Pending if !watch.request => {
+                if let Poll::Ready(which) = watch.clock.poll_expiry(&mut watch.timer, cx) {
+                    return Poll::Ready(Some(Err(Box::new(StreamTimedOut(which)))));
+                }
+            }
+            _ => {}
+        }
+        polled.map_err(Into::into)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

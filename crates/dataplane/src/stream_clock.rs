@@ -1,0 +1,252 @@
+//! The connection manager's timers on one stream, as Envoy's `ActiveStream` keeps them: idle
+//! (no activity either way), whole request (disarmed once the response begins) and maximum
+//! duration. The stream's bodies report activity here; the request path races its work
+//! against [`StreamClock::expiry`] until the response head is ready, and the response body
+//! (or an upgrade's tunnel) checks the clock after that.
+//!
+//! One clock per stream, on the worker's thread (`Rc`, `Cell`): activity costs a clock read
+//! and a store, and a timer is armed only for the earliest deadline.
+
+use std::cell::Cell;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::time::{Instant, Sleep};
+
+use crate::http_stats::HttpStats;
+
+/// The stream's limits, from the connection manager and the route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct StreamLimits {
+    /// No activity either way for this long ends the stream.
+    pub idle: Option<Duration>,
+    /// The whole request must have arrived by then (disarmed once the response begins).
+    pub request: Option<Duration>,
+    /// The stream ends this long after it began.
+    pub max_duration: Option<Duration>,
+}
+
+/// Which limit a stream reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StreamTimeout {
+    Idle,
+    Request,
+    MaxDuration,
+}
+
+pub(crate) struct StreamClock {
+    started: Instant,
+    limits: StreamLimits,
+    last_activity: Cell<Instant>,
+    request_complete: Cell<bool>,
+    response_started: Cell<bool>,
+    /// The connection manager's counters (`downstream_rq_idle_timeout` …).
+    stats: Rc<HttpStats>,
+}
+
+impl StreamClock {
+    /// A clock for a stream that began at `started`; `None` when no limit applies.
+    pub(crate) fn start(
+        started: std::time::Instant,
+        limits: StreamLimits,
+        request_complete: bool,
+        stats: &Rc<HttpStats>,
+    ) -> Option<Rc<Self>> {
+        if limits.idle.is_none() && limits.request.is_none() && limits.max_duration.is_none() {
+            return None;
+        }
+        let started = Instant::from_std(started);
+        Some(Rc::new(StreamClock {
+            started,
+            limits,
+            last_activity: Cell::new(Instant::now()),
+            request_complete: Cell::new(request_complete),
+            response_started: Cell::new(false),
+            stats: stats.clone(),
+        }))
+    }
+
+    /// Data moved on the stream, either way.
+    pub(crate) fn touch(&self) {
+        if self.limits.idle.is_some() {
+            self.last_activity.set(Instant::now());
+        }
+    }
+
+    /// The client's request has arrived whole.
+    pub(crate) fn request_complete(&self) {
+        self.request_complete.set(true);
+    }
+
+    pub(crate) fn is_request_complete(&self) -> bool {
+        self.request_complete.get()
+    }
+
+    /// The response head is ready: the request timeout no longer applies.
+    pub(crate) fn response_started(&self) {
+        self.response_started.set(true);
+    }
+
+    /// The earliest deadline still armed, and which limit it is.
+    fn next(&self) -> Option<(Instant, StreamTimeout)> {
+        let idle = self
+            .limits
+            .idle
+            .map(|d| (self.last_activity.get() + d, StreamTimeout::Idle));
+        let request = self
+            .limits
+            .request
+            .filter(|_| !self.request_complete.get() && !self.response_started.get())
+            .map(|d| (self.started + d, StreamTimeout::Request));
+        let duration = self
+            .limits
+            .max_duration
+            .map(|d| (self.started + d, StreamTimeout::MaxDuration));
+        [idle, request, duration]
+            .into_iter()
+            .flatten()
+            .min_by_key(|(at, _)| *at)
+    }
+
+    /// The limit reached at `now`, if any (the idle deadline may have moved on since a timer
+    /// was armed for it).
+    fn reached(&self, now: Instant) -> Option<StreamTimeout> {
+        self.next()
+            .filter(|(at, _)| *at <= now)
+            .map(|(_, which)| which)
+    }
+
+    /// The limit reached by now, if any, counted.
+    pub(crate) fn reached_now(&self) -> Option<StreamTimeout> {
+        let which = self.reached(Instant::now())?;
+        self.count(which);
+        Some(which)
+    }
+
+    /// Resolves when a limit is reached (never, when none is armed), counting it.
+    pub(crate) async fn expiry(&self) -> StreamTimeout {
+        loop {
+            let Some((at, _)) = self.next() else {
+                return std::future::pending().await;
+            };
+            tokio::time::sleep_until(at).await;
+            if let Some(which) = self.reached(Instant::now()) {
+                self.count(which);
+                return which;
+            }
+        }
+    }
+
+    /// [`StreamClock::expiry`] for a body's `poll_frame`: `timer` is the body's own, armed
+    /// on first use.
+    pub(crate) fn poll_expiry(
+        &self,
+        timer: &mut Option<Pin<Box<Sleep>>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<StreamTimeout> {
+        loop {
+            let Some((at, _)) = self.next() else {
+                return Poll::Pending;
+            };
+            match timer {
+                Some(sleep) if sleep.deadline() != at => sleep.as_mut().reset(at),
+                Some(_) => {}
+                None => *timer = Some(Box::pin(tokio::time::sleep_until(at))),
+            }
+            let Some(sleep) = timer.as_mut() else {
+                return Poll::Pending;
+            };
+            if sleep.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            if let Some(which) = self.reached(Instant::now()) {
+                self.count(which);
+                return Poll::Ready(which);
+            }
+        }
+    }
+
+    fn count(&self, which: StreamTimeout) {
+        let counters = self.stats.local();
+        let counter = match which {
+            StreamTimeout::Idle => &counters.downstream_rq_idle_timeout,
+            StreamTimeout::Request => &counters.downstream_rq_timeout,
+            StreamTimeout::MaxDuration => &counters.downstream_rq_max_duration_reached,
+        };
+        counter.fetch_add(1, Relaxed);
+        tracing::debug!(?which, "stream timeout");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn clock(limits: StreamLimits) -> Rc<StreamClock> {
+        let stats = Rc::new(HttpStats::default());
+        StreamClock::start(std::time::Instant::now(), limits, false, &stats)
+            .expect("a clock with limits")
+    }
+
+    #[test]
+    fn no_limits_no_clock() {
+        let stats = Rc::new(HttpStats::default());
+        assert!(
+            StreamClock::start(
+                std::time::Instant::now(),
+                StreamLimits::default(),
+                false,
+                &stats
+            )
+            .is_none()
+        );
+    }
+
+    #[test]
+    fn the_request_timeout_ends_with_the_request_or_the_response() {
+        let ms = Duration::from_millis;
+        let limits = StreamLimits {
+            idle: Some(ms(500)),
+            request: Some(ms(100)),
+            max_duration: Some(ms(900)),
+        };
+        let armed = clock(limits);
+        assert_eq!(armed.next().map(|n| n.1), Some(StreamTimeout::Request));
+        armed.request_complete();
+        assert_eq!(armed.next().map(|n| n.1), Some(StreamTimeout::Idle));
+        let responding = clock(limits);
+        responding.response_started();
+        assert_eq!(responding.next().map(|n| n.1), Some(StreamTimeout::Idle));
+        let no_idle = clock(StreamLimits {
+            idle: None,
+            ..limits
+        });
+        no_idle.request_complete();
+        assert_eq!(
+            no_idle.next().map(|n| n.1),
+            Some(StreamTimeout::MaxDuration)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn activity_moves_the_idle_deadline() {
+        let idle = clock(StreamLimits {
+            idle: Some(Duration::from_millis(100)),
+            ..StreamLimits::default()
+        });
+        tokio::time::advance(Duration::from_millis(80)).await;
+        idle.touch();
+        tokio::time::advance(Duration::from_millis(80)).await;
+        assert_eq!(idle.reached(Instant::now()), None);
+        assert_eq!(idle.expiry().await, StreamTimeout::Idle);
+        assert!(idle.last_activity.get() + Duration::from_millis(100) <= Instant::now());
+        assert_eq!(
+            idle.stats.total(|c| &c.downstream_rq_idle_timeout),
+            1,
+            "counted"
+        );
+    }
+}
