@@ -11,8 +11,8 @@ use http::header::{HeaderMap, HeaderName, HeaderValue};
 use outrider_model::InternalAddresses;
 
 use crate::headers::{
-    ENVOY_INTERNAL, EXPECTED_TIMEOUT_MS, MAX_RETRIES, RETRY_ON, UPSTREAM_TIMEOUT_MS,
-    X_FORWARDED_CLIENT_CERT, X_FORWARDED_FOR,
+    ENVOY_INTERNAL, EXPECTED_TIMEOUT_MS, MAX_RETRIES, PER_TRY_TIMEOUT_MS, RETRY_ON,
+    UPSTREAM_TIMEOUT_MS, X_FORWARDED_CLIENT_CERT, X_FORWARDED_FOR,
 };
 
 /// What Envoy's `cleanInternalHeaders` removes from requests that are not internal.
@@ -24,7 +24,7 @@ const EXTERNAL_STRIPPED: [HeaderName; 14] = [
     MAX_RETRIES,
     HeaderName::from_static("x-envoy-upstream-alt-stat-name"),
     UPSTREAM_TIMEOUT_MS,
-    HeaderName::from_static("x-envoy-upstream-rq-per-try-timeout-ms"),
+    PER_TRY_TIMEOUT_MS,
     HeaderName::from_static("x-envoy-upstream-rq-timeout-alt-response"),
     EXPECTED_TIMEOUT_MS,
     HeaderName::from_static("x-envoy-force-trace"),
@@ -33,12 +33,14 @@ const EXTERNAL_STRIPPED: [HeaderName; 14] = [
     HeaderName::from_static("x-envoy-hedge-on-per-try-timeout"),
 ];
 
-/// Cleans `headers` as Envoy's connection manager does before routing.
+/// Cleans `headers` as Envoy's connection manager does before routing. Returns whether the
+/// request may still carry the router's `x-envoy-*` controls (an internal request that came
+/// with some), so that the router looks for them only then.
 pub(crate) fn clean_request_headers(
     headers: &mut HeaderMap,
     internal_addresses: &InternalAddresses,
     internal_only_headers: &[HeaderName],
-) {
+) -> bool {
     // Most requests carry none of these: one pass over the names spares a dozen removals.
     let carries_controls = headers
         .keys()
@@ -53,7 +55,7 @@ pub(crate) fn clean_request_headers(
         && single_forwarded_for(headers).is_some_and(|ip| internal_addresses.contains(ip));
     if internal {
         headers.insert(ENVOY_INTERNAL, HeaderValue::from_static("true"));
-        return;
+        return carries_controls;
     }
     if carries_controls {
         for name in &EXTERNAL_STRIPPED {
@@ -63,6 +65,7 @@ pub(crate) fn clean_request_headers(
     for name in internal_only_headers {
         headers.remove(name);
     }
+    false
 }
 
 /// Envoy's `getLastAddressFromXFF` with no trusted hops, when it reports a single address:

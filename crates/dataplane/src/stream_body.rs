@@ -82,14 +82,14 @@ impl Body for StreamBody {
             return polled.map_err(Into::into);
         };
         match &polled {
-            Poll::Ready(Some(Ok(_))) => {
+            Poll::Ready(Some(Ok(_))) if watch.request => {
                 watch.clock.touch();
-                if watch.request {
-                    if this.inner.is_end_stream() {
-                        watch.clock.request_complete();
-                    }
-                } else if let Some(which) = watch.clock.reached_now() {
-                    // A response that never pauses still ends at its maximum duration.
+                if this.inner.is_end_stream() {
+                    watch.clock.request_complete();
+                }
+            }
+            Poll::Ready(Some(Ok(_))) => {
+                if let Some(which) = watch.clock.touch_response() {
                     return Poll::Ready(Some(Err(Box::new(StreamTimedOut(which)))));
                 }
             }

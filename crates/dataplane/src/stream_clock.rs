@@ -62,7 +62,8 @@ impl StreamClock {
         Some(Rc::new(StreamClock {
             started,
             limits,
-            last_activity: Cell::new(Instant::now()),
+            // The head that began the stream is its first activity.
+            last_activity: Cell::new(started),
             request_complete: Cell::new(request_complete),
             response_started: Cell::new(false),
             stats: stats.clone(),
@@ -119,6 +120,24 @@ impl StreamClock {
             .map(|(_, which)| which)
     }
 
+    /// A response moved data: [`StreamClock::touch`], and whether the stream is past its
+    /// maximum duration (counted), so that a response that never pauses ends there too.
+    pub(crate) fn touch_response(&self) -> Option<StreamTimeout> {
+        if self.limits.idle.is_none() && self.limits.max_duration.is_none() {
+            return None;
+        }
+        let now = Instant::now();
+        self.last_activity.set(now);
+        let past = self
+            .limits
+            .max_duration
+            .is_some_and(|d| now >= self.started + d);
+        past.then(|| {
+            self.count(StreamTimeout::MaxDuration);
+            StreamTimeout::MaxDuration
+        })
+    }
+
     /// The limit reached by now, if any, counted.
     pub(crate) fn reached_now(&self) -> Option<StreamTimeout> {
         let which = self.reached(Instant::now())?;
@@ -169,6 +188,15 @@ impl StreamClock {
         }
     }
 
+    /// The earliest of `deadline` and this clock's next deadline.
+    fn earliest(clock: Option<&Self>, deadline: Option<Instant>) -> Option<Instant> {
+        let stream = clock.and_then(|c| c.next()).map(|(at, _)| at);
+        match (stream, deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
     fn count(&self, which: StreamTimeout) {
         let counters = self.stats.local();
         let counter = match which {
@@ -178,6 +206,51 @@ impl StreamClock {
         };
         counter.fetch_add(1, Relaxed);
         tracing::debug!(?which, "stream timeout");
+    }
+}
+
+/// Why [`within`] gave up on its work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Expired {
+    /// The caller's own deadline passed.
+    Deadline,
+    /// The stream reached one of its limits (counted).
+    Stream(StreamTimeout),
+}
+
+/// Runs `work` until it completes, `deadline` passes or the stream (`clock`) reaches a limit,
+/// with one timer for all of them (the request path's every wait goes through here, so a
+/// stream with limits costs no timer of its own). `work` is pinned by the caller: a send
+/// future is large, and moving it per request would cost more than the timer.
+pub(crate) async fn within<F: Future>(
+    mut work: Pin<&mut F>,
+    deadline: Option<std::time::Instant>,
+    clock: Option<&StreamClock>,
+) -> Result<F::Output, Expired> {
+    let deadline = deadline.map(Instant::from_std);
+    let Some(first) = StreamClock::earliest(clock, deadline) else {
+        return Ok(work.await);
+    };
+    let timer = tokio::time::sleep_until(first);
+    tokio::pin!(timer);
+    loop {
+        tokio::select! {
+            biased;
+            output = work.as_mut() => return Ok(output),
+            () = &mut timer => {
+                if let Some(which) = clock.and_then(StreamClock::reached_now) {
+                    return Err(Expired::Stream(which));
+                }
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    return Err(Expired::Deadline);
+                }
+                // The idle deadline moved on with activity: wait for the new one.
+                match StreamClock::earliest(clock, deadline) {
+                    Some(next) => timer.as_mut().reset(next),
+                    None => return Ok(work.await),
+                }
+            }
+        }
     }
 }
 

@@ -132,6 +132,11 @@ impl Attempts<'_> {
         }
     }
 
+    /// Gives up on a started attempt whose stream ended while it was out.
+    pub(crate) fn abandon(&self, endpoint: &EndpointState) {
+        endpoint.active_requests.fetch_sub(1, Relaxed);
+    }
+
     /// Records how a sent attempt went (stats, outlier detection, immediate health-check
     /// failure). An error is final: a circuit breaker refused.
     #[inline(always)]

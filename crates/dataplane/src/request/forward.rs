@@ -22,7 +22,7 @@ use super::retry::Retries;
 use super::upstream_headers::{Upstream, prepare};
 use crate::local_reply::ProxyBody;
 use crate::route_headers::RouteHeaders;
-use crate::stream_clock::StreamClock;
+use crate::stream_clock::{Expired, StreamClock, StreamTimeout, within};
 use crate::upgrade;
 use crate::worker_context::WorkerContext;
 
@@ -91,7 +91,10 @@ pub(crate) async fn forward(
     let policy = plan.retry.as_deref();
     // Awaited only when kept: the common case moves no extra future.
     let mut body = if RequestBody::worth_keeping(&body, policy.is_some_and(|p| p.num_retries > 0)) {
-        RequestBody::kept(body, cx.clock).await?
+        let kept = std::pin::pin!(RequestBody::kept(body, cx.clock));
+        within(kept, None, cx.clock.map(|c| &**c))
+            .await
+            .map_err(|e| stream_timeout(e, cx.clock))??
     } else {
         RequestBody::streamed(body, cx.clock)
     };
@@ -123,11 +126,18 @@ pub(crate) async fn forward(
         let number = retries.attempt_number();
         let started = attempts.start(number, attempt_headers, body.next(), &avoid)?;
         drop(avoid);
-        let limits = attempts.limits(&started.endpoint);
-        let sending = client.send(started.address, started.request, &limits);
-        let sent = match started.deadline {
-            Some(at) => tokio::time::timeout_at(at.into(), sending).await.ok(),
-            None => Some(sending.await),
+        let waited = {
+            let limits = attempts.limits(&started.endpoint);
+            let sending = std::pin::pin!(client.send(started.address, started.request, &limits));
+            within(sending, started.deadline, cx.clock.map(|c| &**c)).await
+        };
+        let sent = match waited {
+            Ok(sent) => Some(sent),
+            Err(Expired::Deadline) => None,
+            Err(expired) => {
+                attempts.abandon(&started.endpoint);
+                return Err(stream_timeout(expired, cx.clock));
+            }
         };
         let tried_now = attempts.finish(started.endpoint, started.address, started.at, sent)?;
         // A failure only the client could fix is never retried, whatever the policy says.
@@ -143,7 +153,10 @@ pub(crate) async fn forward(
                 Some(wait) => {
                     counters.upstream_rq_retry.fetch_add(1, Relaxed);
                     tried.push(tried_now.endpoint);
-                    tokio::time::sleep(wait).await;
+                    let backoff = std::pin::pin!(tokio::time::sleep(wait));
+                    within(backoff, None, cx.clock.map(|c| &**c))
+                        .await
+                        .map_err(|e| stream_timeout(e, cx.clock))?;
                     continue;
                 }
                 None => {
@@ -166,6 +179,19 @@ pub(crate) async fn forward(
             set_cookies: &plan.set_cookies,
             clock: cx.clock,
         }));
+    }
+}
+
+/// The error for a stream limit reached while the request path waited.
+fn stream_timeout(expired: Expired, clock: Option<&Rc<StreamClock>>) -> ProxyError {
+    let which = match expired {
+        Expired::Stream(which) => which,
+        // Only the attempt's wait has a deadline of its own, and it handles that.
+        Expired::Deadline => StreamTimeout::MaxDuration,
+    };
+    ProxyError::StreamTimeout {
+        which,
+        request_complete: clock.is_none_or(|c| c.is_request_complete()),
     }
 }
 

@@ -88,7 +88,7 @@ pub(crate) async fn proxy_request(
         Err(error) => return Ok(error.into_response(reply_to)),
     };
     // Before routing, as Envoy's connection manager: routes never see what it removes.
-    clean_request_headers(
+    let envoy_controls = clean_request_headers(
         &mut parts.headers,
         &hcm.internal_addresses,
         &routes.internal_only_headers,
@@ -110,8 +110,12 @@ pub(crate) async fn proxy_request(
         RouteAction::DirectResponse(direct) => route::direct(direct, &view),
         RouteAction::Redirect(action) => route::redirected(route, action, &view),
         RouteAction::Forward(action) => {
-            let connection = plan::ConnectionAddresses { peer, local };
-            let plan = plan::plan(hcm, vhost, route, action, &view, connection, rand::random());
+            let downstream = plan::Downstream {
+                peer,
+                local,
+                envoy_controls,
+            };
+            let plan = plan::plan(hcm, vhost, route, action, &view, downstream, rand::random());
             let clock =
                 StreamClock::start(started, plan.timeouts.stream, body.is_end_stream(), &stats);
             let cx = ForwardContext {
@@ -125,24 +129,9 @@ pub(crate) async fn proxy_request(
                 started,
                 clock: clock.as_ref(),
             };
-            let forwarded = forward(cx, &plan, parts, body);
-            let result = match &clock {
-                None => forwarded.await,
-                // The connection manager's timers run until the response head is ready; the
-                // response body watches them after that.
-                Some(clock) => {
-                    tokio::pin!(forwarded);
-                    tokio::select! {
-                        biased;
-                        result = &mut forwarded => result,
-                        which = clock.expiry() => Err(ProxyError::StreamTimeout {
-                            which,
-                            request_complete: clock.is_request_complete(),
-                        }),
-                    }
-                }
-            };
-            match result {
+            // The stream's limits are watched in every wait until the response head (forward
+            // uses `within`), and by the response body after that.
+            match forward(cx, &plan, parts, body).await {
                 Ok(response) => response,
                 Err(error) => error.into_response(reply_to),
             }

@@ -37,17 +37,22 @@ pub(crate) struct Plan<'r> {
     /// The route and per-try timeouts, what the upstream's `grpc-timeout` says, and the
     /// stream's own limits (`timeouts.rs`).
     pub timeouts: Timeouts,
+    /// The request may carry `x-envoy-*` controls, which the router removes.
+    pub envoy_controls: bool,
     /// The route's policy, else the virtual host's, with `x-envoy-retry-on` and
     /// `x-envoy-max-retries` applied (copied only when a header changes it).
     pub retry: Option<Cow<'r, RetryPolicy>>,
 }
 
-/// The downstream connection's two ends (cookie and connection-property hash policies read
-/// them).
+/// What the connection manager knows of a request besides the request itself.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct ConnectionAddresses {
+pub(crate) struct Downstream {
+    /// The connection's two ends (cookie and connection-property hash policies read them).
     pub peer: SocketAddr,
     pub local: SocketAddr,
+    /// The request may carry the router's `x-envoy-*` controls (it is internal and came
+    /// with some); otherwise they are not looked for.
+    pub envoy_controls: bool,
 }
 
 /// The plan for `request` on a route that forwards with `action`.
@@ -58,15 +63,15 @@ pub(crate) fn plan<'r>(
     route: &'r Route,
     action: &'r ForwardAction,
     request: &RequestView<'_>,
-    connection: ConnectionAddresses,
+    downstream: Downstream,
     random: u64,
 ) -> Plan<'r> {
     let choice = choose_cluster(action, request, random);
     let hash = request_hash(
         &action.hash_policy,
         request,
-        connection.peer,
-        connection.local,
+        downstream.peer,
+        downstream.local,
     );
     let headers = request.headers;
     let mut retry = action
@@ -74,18 +79,32 @@ pub(crate) fn plan<'r>(
         .as_ref()
         .or(vhost.retry_policy.as_ref())
         .map(Cow::Borrowed);
-    if let Some(retry_on) = headers.get(&RETRY_ON).and_then(|v| v.to_str().ok()) {
+    if let Some(retry_on) = downstream
+        .envoy_controls
+        .then(|| headers.get(&RETRY_ON))
+        .flatten()
+        .and_then(|v| v.to_str().ok())
+    {
         let policy = retry
             .get_or_insert_with(|| Cow::Owned(RetryPolicy::default()))
             .to_mut();
         policy.retry_on = policy.retry_on | RetryOn::parse(retry_on);
     }
-    if let (Some(policy), Some(max)) = (retry.as_mut(), number(headers, &MAX_RETRIES)) {
+    if let Some(policy) = retry.as_mut().filter(|_| downstream.envoy_controls)
+        && let Some(max) = number(headers, &MAX_RETRIES)
+    {
         policy.to_mut().num_retries = max;
     }
     let per_try = retry.as_ref().and_then(|p| p.per_try_timeout);
     Plan {
-        timeouts: timeouts(hcm, action, per_try, headers, request.is_grpc),
+        timeouts: timeouts(
+            hcm,
+            action,
+            per_try,
+            headers,
+            request.is_grpc,
+            downstream.envoy_controls,
+        ),
         authority: rewrite_authority(action, choice.weighted, request),
         cluster: choice.cluster,
         hash: hash.hash,
@@ -95,6 +114,7 @@ pub(crate) fn plan<'r>(
             Cow::Borrowed(_) => None,
         },
         retry,
+        envoy_controls: downstream.envoy_controls,
     }
 }
 
@@ -134,8 +154,12 @@ mod tests {
         let peer = "10.0.0.1:5000".parse().expect("an address");
         let local = "10.0.0.2:80".parse().expect("an address");
         let hcm = test_support::hcm("");
-        let connection = ConnectionAddresses { peer, local };
-        let planned = plan(&hcm, vhost, route, action, &view, connection, 7);
+        let downstream = Downstream {
+            peer,
+            local,
+            envoy_controls: true,
+        };
+        let planned = plan(&hcm, vhost, route, action, &view, downstream, 7);
         // Owned, so the test's configuration can go.
         Plan {
             cluster: planned.cluster.map(|c| Cow::Owned(c.into_owned())),
@@ -145,6 +169,7 @@ mod tests {
             set_cookies: planned.set_cookies,
             path: planned.path,
             timeouts: planned.timeouts,
+            envoy_controls: planned.envoy_controls,
         }
     }
 

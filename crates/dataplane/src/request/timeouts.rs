@@ -55,6 +55,7 @@ pub(crate) fn timeouts(
     policy_per_try: Option<Duration>,
     headers: &HeaderMap,
     grpc: bool,
+    envoy_controls: bool,
 ) -> Timeouts {
     let new_timeouts = action.stream_duration.is_some();
     // The router's timeout: none with a route `max_stream_duration` (the stream limit
@@ -68,11 +69,12 @@ pub(crate) fn timeouts(
             None => action.timeout,
         }
     };
-    if let Some(header) = millis(headers, &UPSTREAM_TIMEOUT_MS) {
+    let control = |name: &HeaderName| envoy_controls.then(|| millis(headers, name)).flatten();
+    if let Some(header) = control(&UPSTREAM_TIMEOUT_MS) {
         route = Some(header);
     }
     let route = route.filter(|t| !t.is_zero());
-    let per_try = millis(headers, &PER_TRY_TIMEOUT_MS)
+    let per_try = control(&PER_TRY_TIMEOUT_MS)
         .or(policy_per_try)
         .filter(|t| !t.is_zero())
         // Envoy ignores a per-try timeout that is not shorter than the whole.
@@ -142,7 +144,9 @@ fn max_stream_duration(
 ) -> Option<Duration> {
     let route = action.stream_duration;
     let header_max = route.and_then(|r| r.grpc_timeout_header_max);
-    if let (Some(cap), Some(mut timeout)) = (header_max, grpc_timeout(headers)) {
+    if let Some(cap) = header_max
+        && let Some(mut timeout) = grpc_timeout(headers)
+    {
         if !cap.is_zero() && timeout > cap {
             timeout = cap;
         }
@@ -231,7 +235,7 @@ mod tests {
             );
         }
         let per_try = action.retry_policy.as_ref().and_then(|p| p.per_try_timeout);
-        timeouts(&hcm, action, per_try, &map, grpc)
+        timeouts(&hcm, action, per_try, &map, grpc, true)
     }
 
     fn ms(n: u64) -> Option<Duration> {

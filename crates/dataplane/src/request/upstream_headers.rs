@@ -51,10 +51,11 @@ pub(crate) fn prepare(
     peer: IpAddr,
     upstream: Upstream,
 ) -> Result<Target, ProxyError> {
+    let envoy_controls = plan.envoy_controls;
     strip_hop_by_hop(&mut parts.headers, upstream.upgrade);
     add_forwarded(&mut parts.headers, hcm, peer);
     // The router consumes its timeout controls (the retry ones stay, as in Envoy).
-    if !parts.headers.is_empty() {
+    if envoy_controls {
         parts.headers.remove(UPSTREAM_TIMEOUT_MS);
         parts.headers.remove(PER_TRY_TIMEOUT_MS);
     }
@@ -179,7 +180,11 @@ mod tests {
         let peer = "10.0.0.1:5000".parse().expect("an address");
         let local = "10.0.0.2:80".parse().expect("an address");
         let hcm = hcm(suppress);
-        let connection = crate::request::plan::ConnectionAddresses { peer, local };
+        let connection = crate::request::plan::Downstream {
+            peer,
+            local,
+            envoy_controls: true,
+        };
         let planned = plan(
             &hcm,
             vhost,
