@@ -10,7 +10,7 @@ use outrider_report::ReportStats;
 /// Reads one counter of a shard.
 type CounterOf = fn(&HttpCounters) -> &AtomicU64;
 
-const HTTP_COUNTERS: [(&str, StatKind, CounterOf); 7] = [
+const HTTP_COUNTERS: [(&str, StatKind, CounterOf); 9] = [
     ("downstream_cx_total", StatKind::Counter, |c| {
         &c.downstream_cx_total
     }),
@@ -33,6 +33,16 @@ const HTTP_COUNTERS: [(&str, StatKind, CounterOf); 7] = [
         "downstream_rq_max_duration_reached",
         StatKind::Counter,
         |c| &c.downstream_rq_max_duration_reached,
+    ),
+    (
+        "downstream_rq_failed_path_normalization",
+        StatKind::Counter,
+        |c| &c.downstream_rq_failed_path_normalization,
+    ),
+    (
+        "downstream_rq_redirected_with_normalized_path",
+        StatKind::Counter,
+        |c| &c.downstream_rq_redirected_with_normalized_path,
     ),
 ];
 

@@ -23,6 +23,10 @@ pub struct HttpCounters {
     pub downstream_rq_timeout: AtomicU64,
     /// Streams ended by their maximum duration.
     pub downstream_rq_max_duration_reached: AtomicU64,
+    /// Requests refused (400) by path normalisation.
+    pub downstream_rq_failed_path_normalization: AtomicU64,
+    /// Requests redirected to their unescaped path (`UNESCAPE_AND_REDIRECT`).
+    pub downstream_rq_redirected_with_normalized_path: AtomicU64,
     /// Responses by status class: index 0 = 1xx … 4 = 5xx (`downstream_rq_<N>xx`).
     pub downstream_rq_by_class: [AtomicU64; 5],
 }

@@ -68,6 +68,14 @@ pub struct HttpConnectionManager {
     pub strip_host_port: StripHostPort,
     /// `strip_trailing_host_dot`: `example.com.` is routed and forwarded as `example.com`.
     pub strip_trailing_host_dot: bool,
+    /// `normalize_path`: RFC 3986 normalisation of the path before routing (default false,
+    /// as Envoy without its runtime override).
+    pub normalize_path: bool,
+    /// `merge_slashes`: runs of `/` in the path become one before routing.
+    pub merge_slashes: bool,
+    /// `path_with_escaped_slashes_action` (`IMPLEMENTATION_SPECIFIC_DEFAULT` is Envoy's
+    /// `KEEP_UNCHANGED`).
+    pub escaped_slashes: EscapedSlashes,
     /// The router's `suppress_envoy_headers`: no `x-envoy-upstream-service-time`,
     /// `x-envoy-expected-rq-timeout-ms` or `x-envoy-overloaded`.
     pub suppress_envoy_headers: bool,
@@ -75,6 +83,17 @@ pub struct HttpConnectionManager {
     pub upgrades: Vec<(String, bool)>,
     /// Where each request is logged, in Envoy's default format (see `access_log.rs`).
     pub access_log: Vec<AccessLogSink>,
+}
+
+/// What the connection manager does with `%2F`, `%2f`, `%5C` and `%5c` in a request's path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EscapedSlashes {
+    KeepUnchanged,
+    /// 400.
+    RejectRequest,
+    /// Unescaped, and the client redirected (307) to the result; gRPC requests get 400.
+    UnescapeAndRedirect,
+    UnescapeAndForward,
 }
 
 /// Which port, if any, is taken off the request's host (Envoy's `strip_port_mode`).
@@ -178,9 +197,9 @@ impl HttpConnectionManager {
             proxy_100_continue: _,
             represent_ipv4_remote_address_as_ipv4_mapped_ipv6,
             upgrade_configs,
-            normalize_path: _,
-            merge_slashes: _,
-            path_with_escaped_slashes_action: _,
+            normalize_path,
+            merge_slashes,
+            path_with_escaped_slashes_action,
             request_id_extension,
             local_reply_config,
             strip_matching_host_port,
@@ -395,6 +414,9 @@ impl HttpConnectionManager {
             always_set_request_id_in_response: *always_set_request_id_in_response,
             strip_host_port,
             strip_trailing_host_dot: *strip_trailing_host_dot,
+            normalize_path: bool_or(normalize_path, false),
+            merge_slashes: *merge_slashes,
+            escaped_slashes: escaped_slashes(*path_with_escaped_slashes_action)?,
             suppress_envoy_headers,
             upgrades,
             access_log: access_log_sinks(access_log)?,
@@ -447,16 +469,6 @@ fn reject_unenforced(proto: &pb::HttpConnectionManager) -> Result<()> {
             "the upstream's 100-continue is not relayed",
         ),
         (
-            bool_or(&proto.normalize_path, false),
-            "normalize_path",
-            "paths are not normalised",
-        ),
-        (
-            proto.merge_slashes,
-            "merge_slashes",
-            "slashes are not merged",
-        ),
-        (
             proto.append_x_forwarded_port,
             "append_x_forwarded_port",
             "no x-forwarded-port is added",
@@ -465,17 +477,21 @@ fn reject_unenforced(proto: &pb::HttpConnectionManager) -> Result<()> {
     if let Some((_, field, what)) = flags.into_iter().find(|(set, _, _)| *set) {
         return Err(ValidationError::not_enforced(field, what));
     }
-    match enum_value::<hcm::PathWithEscapedSlashesAction>(
-        proto.path_with_escaped_slashes_action,
-        "path_with_escaped_slashes_action",
-    )? {
-        hcm::PathWithEscapedSlashesAction::ImplementationSpecificDefault
-        | hcm::PathWithEscapedSlashesAction::KeepUnchanged => Ok(()),
-        _ => Err(ValidationError::not_enforced(
-            "path_with_escaped_slashes_action",
-            "escaped slashes are kept unchanged; only KEEP_UNCHANGED is accepted",
-        )),
-    }
+    Ok(())
+}
+
+fn escaped_slashes(action: i32) -> Result<EscapedSlashes> {
+    use hcm::PathWithEscapedSlashesAction as Action;
+    Ok(
+        match enum_value::<Action>(action, "path_with_escaped_slashes_action")? {
+            Action::ImplementationSpecificDefault | Action::KeepUnchanged => {
+                EscapedSlashes::KeepUnchanged
+            }
+            Action::RejectRequest => EscapedSlashes::RejectRequest,
+            Action::UnescapeAndRedirect => EscapedSlashes::UnescapeAndRedirect,
+            Action::UnescapeAndForward => EscapedSlashes::UnescapeAndForward,
+        },
+    )
 }
 
 /// The HTTP filter chain: the router, last, and before it only filters whose absence changes

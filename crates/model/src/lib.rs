@@ -55,8 +55,8 @@ pub use health_check::{
     GrpcHealthCheck, HealthCheck, HealthChecker, HttpHealthCheck, TcpHealthCheck,
 };
 pub use http_connection_manager::{
-    HARMLESS_HTTP_FILTERS, HttpConnectionManager, RouteSource, ServerHeaderTransformation,
-    SkippedFilter, StripHostPort,
+    EscapedSlashes, HARMLESS_HTTP_FILTERS, HttpConnectionManager, RouteSource,
+    ServerHeaderTransformation, SkippedFilter, StripHostPort,
 };
 pub use http_protocol::{
     CommonHttpOptions, Http1Options, Http2Keepalive, Http2Options, UnderscoreHeaders,

@@ -196,18 +196,6 @@ fn listener_fields_not_enforced_yet_are_refused_with_their_path() {
             format!("{at}.xff_num_trusted_hops"),
         ),
         (
-            hcm("      normalize_path: true\n"),
-            format!("{at}.normalize_path"),
-        ),
-        (
-            hcm("      merge_slashes: true\n"),
-            format!("{at}.merge_slashes"),
-        ),
-        (
-            hcm("      path_with_escaped_slashes_action: REJECT_REQUEST\n"),
-            format!("{at}.path_with_escaped_slashes_action"),
-        ),
-        (
             hcm("      common_http_protocol_options: { max_requests_per_connection: 10 }\n"),
             format!("{at}.common_http_protocol_options.max_requests_per_connection"),
         ),

@@ -34,6 +34,8 @@ pub(crate) enum ProxyError {
     UpgradeNotAllowed,
     /// A rewrite produced what cannot be sent as a request (400).
     InvalidUpstreamRequest,
+    /// The path failed the connection manager's normalisation (400).
+    InvalidPath,
     /// The client's body failed while it was read for a possible retry (400).
     RequestBodyFailed,
     /// The listener's filter chain has no HTTP connection manager (500).
@@ -98,6 +100,7 @@ impl ProxyError {
             | Self::Http10NotAccepted
             | Self::UpgradeNotAllowed
             | Self::InvalidUpstreamRequest
+            | Self::InvalidPath
             | Self::RequestBodyFailed => Side::Downstream,
             Self::NotHttp | Self::NoRoute | Self::ClusterNotFound { .. } => Side::Config,
             Self::DropOverload
@@ -161,6 +164,7 @@ impl ProxyError {
             Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::UnderscoreInHeaderName
             | Self::InvalidUpstreamRequest
+            | Self::InvalidPath
             | Self::RequestBodyFailed => StatusCode::BAD_REQUEST,
             Self::Http10NotAccepted => StatusCode::UPGRADE_REQUIRED,
             Self::UpgradeNotAllowed => StatusCode::FORBIDDEN,

@@ -19,6 +19,7 @@ mod body;
 mod error;
 mod forward;
 mod host;
+mod path;
 mod plan;
 mod respond;
 mod retry;
@@ -31,6 +32,7 @@ mod upstream_headers;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
 use http::{Request, Response, StatusCode};
@@ -77,6 +79,13 @@ pub(crate) async fn proxy_request(
     };
     if let Err(refused) = admit::admit(&mut parts, hcm) {
         return Ok(refused.into_response(reply_to));
+    }
+    if path::normalizes(hcm) {
+        match normalized_path(&mut parts, hcm, grpc, &stats) {
+            Ok(None) => {}
+            Ok(Some(redirect)) => return Ok(redirect),
+            Err(error) => return Ok(error.into_response(reply_to)),
+        }
     }
     if hcm.strip_host_port != StripHostPort::None || hcm.strip_trailing_host_dot {
         host::rewrite_host(&mut parts, hcm, local.port());
@@ -141,4 +150,41 @@ pub(crate) async fn proxy_request(
         route_headers.apply_to_response(response.headers_mut());
     }
     Ok(response)
+}
+
+/// Envoy's `maybeNormalizePath` on `parts`: the path routed and forwarded from here on, or a
+/// 307 to the unescaped path (`UNESCAPE_AND_REDIRECT`; gRPC cannot follow one: 400), or 400.
+fn normalized_path(
+    parts: &mut http::request::Parts,
+    hcm: &outrider_model::HttpConnectionManager,
+    grpc: bool,
+    stats: &HttpStats,
+) -> Result<Option<Response<ProxyBody>>, ProxyError> {
+    let original = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let counters = stats.local();
+    let failed = || {
+        counters
+            .downstream_rq_failed_path_normalization
+            .fetch_add(1, Relaxed);
+        ProxyError::InvalidPath
+    };
+    let rewritten = match path::normalize(original, hcm) {
+        path::PathVerdict::Continue(None) => return Ok(None),
+        path::PathVerdict::Continue(Some(rewritten)) => rewritten,
+        path::PathVerdict::Reject => return Err(failed()),
+        path::PathVerdict::Redirect(_) if grpc => return Err(failed()),
+        path::PathVerdict::Redirect(location) => {
+            counters
+                .downstream_rq_redirected_with_normalized_path
+                .fetch_add(1, Relaxed);
+            return Ok(Some(route::redirect_response(
+                StatusCode::TEMPORARY_REDIRECT,
+                &location,
+            )));
+        }
+    };
+    let mut uri = std::mem::take(&mut parts.uri).into_parts();
+    uri.path_and_query = Some(http::uri::PathAndQuery::try_from(rewritten).map_err(|_| failed())?);
+    parts.uri = http::Uri::from_parts(uri).map_err(|_| failed())?;
+    Ok(None)
 }
