@@ -112,8 +112,8 @@ async fn http_versions_headers_smuggling_limits_and_local_answers() {
     let generated_id = missing.header("x-request-id").expect("the generated id");
     assert_eq!(generated_id.len(), 36, "{generated_id}");
 
-    // x-forwarded-for is passed on untouched without use_remote_address (refused until its
-    // trust rules are built). Without internal_address_config no request is internal (Envoy
+    // x-forwarded-for is passed on untouched without use_remote_address (see
+    // dataplane_client_address.rs for the edge). Without internal_address_config no request is internal (Envoy
     // since 1.33): a client's x-envoy-internal, x-envoy-* controls and client-certificate
     // header never reach the upstream.
     let spoofed = [

@@ -2,11 +2,9 @@
 //! `x-forwarded-for`, `x-forwarded-proto`, `x-request-id`, and the `x-envoy-*` controls users
 //! rely on.
 
-use std::net::IpAddr;
 use std::time::Duration;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use outrider_model::HttpConnectionManager;
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1) plus the proxy-only ones Envoy strips.
 const HOP_BY_HOP: [HeaderName; 7] = [
@@ -29,6 +27,8 @@ pub(crate) const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwa
 pub(crate) const X_FORWARDED_CLIENT_CERT: HeaderName =
     HeaderName::from_static("x-forwarded-client-cert");
 pub(crate) const ENVOY_INTERNAL: HeaderName = HeaderName::from_static("x-envoy-internal");
+pub(crate) const ENVOY_EXTERNAL_ADDRESS: HeaderName =
+    HeaderName::from_static("x-envoy-external-address");
 pub(crate) const UPSTREAM_TIMEOUT_MS: HeaderName =
     HeaderName::from_static("x-envoy-upstream-rq-timeout-ms");
 pub(crate) const PER_TRY_TIMEOUT_MS: HeaderName =
@@ -85,27 +85,6 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     }
 }
 
-/// Envoy's edge rules for `x-forwarded-for` and `x-forwarded-proto`: with `use_remote_address`
-/// the peer's address is appended; otherwise the header is passed on as received. The protocol
-/// is set when absent.
-pub(crate) fn add_forwarded(headers: &mut HeaderMap, hcm: &HttpConnectionManager, peer: IpAddr) {
-    if hcm.use_remote_address && !hcm.skip_xff_append {
-        let value = match headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-            Some(existing) if !existing.is_empty() => format!("{existing}, {peer}"),
-            _ => peer.to_string(),
-        };
-        if let Ok(value) = HeaderValue::from_str(&value) {
-            headers.insert(X_FORWARDED_FOR, value);
-        }
-    }
-    if !headers.contains_key(X_FORWARDED_PROTO) {
-        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
-    }
-    if let Some(via) = &hcm.via {
-        append_via(headers, via);
-    }
-}
-
 /// Appends the connection manager's `via` value, after a comma if the header is there already
 /// (Envoy's `Utility::appendVia`).
 pub(crate) fn append_via(headers: &mut HeaderMap, via: &str) {
@@ -118,9 +97,9 @@ pub(crate) fn append_via(headers: &mut HeaderMap, via: &str) {
     }
 }
 
-/// Adds `x-request-id` (a random UUID v4) when absent.
-pub(crate) fn ensure_request_id(headers: &mut HeaderMap) {
-    if headers.contains_key(X_REQUEST_ID) {
+/// Adds `x-request-id` (a random UUID v4) when absent, or replaces it when `replace`.
+pub(crate) fn ensure_request_id(headers: &mut HeaderMap, replace: bool) {
+    if !replace && headers.contains_key(X_REQUEST_ID) {
         return;
     }
     if let Ok(value) = HeaderValue::from_bytes(&uuid_v4()) {

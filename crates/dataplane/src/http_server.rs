@@ -21,10 +21,10 @@ use outrider_model::{AccessLogSink, HttpConnectionManager, ServerHeaderTransform
 use crate::access_log::{LoggedBody, RequestRecord};
 use crate::drain::DrainSignal;
 use crate::filter_chain::ChainRef;
-use crate::headers::{X_REQUEST_ID, append_via, ensure_request_id};
+use crate::headers::{X_REQUEST_ID, append_via};
 use crate::http_stats::{HttpCounters, HttpStats};
 use crate::local_exec::LocalExec;
-use crate::request::proxy_request;
+use crate::request::{Client, accept, proxy_request};
 use crate::worker_context::WorkerContext;
 
 pub(crate) async fn serve_http(
@@ -69,7 +69,6 @@ pub(crate) async fn serve_http(
     }
     let drain_time = context.options.drain_time;
     let sinks: Rc<[AccessLogSink]> = hcm.access_log.clone().into();
-    let generate_request_id = hcm.generate_request_id;
     let response_headers = ResponseHeaders::of(hcm);
     let drain = DrainSignal::new(drained.clone(), drain_time);
     let stats = Rc::new(context.http_stats(&hcm.stat_prefix));
@@ -88,18 +87,24 @@ pub(crate) async fn serve_http(
             let response_headers = response_headers.clone();
             async move {
                 let counted = RequestCount::new(stats.local());
-                // Generated here, not when forwarding, so the access log shows it too.
-                if generate_request_id {
-                    ensure_request_id(request.headers_mut());
-                }
+                // Before the access log reads the request: the client's address decides
+                // forwarding headers and whether `x-request-id` is replaced.
+                let accepted = match chain.http() {
+                    Some(hcm) => accept(&mut request, hcm, peer),
+                    None => Ok(Client::direct(peer)),
+                };
                 let record = (!sinks.is_empty()).then(|| RequestRecord::new(&request));
                 let buffers = context.access_log.clone();
                 let request_id = response_headers
                     .request_id
                     .then(|| request.headers().get(X_REQUEST_ID).cloned())
                     .flatten();
-                let mut response =
-                    proxy_request(context, chain, stats.clone(), peer, local, request).await?;
+                let mut response = match accepted {
+                    Ok(client) => {
+                        proxy_request(context, chain, stats.clone(), client, local, request).await?
+                    }
+                    Err(refused) => refused.into_response(),
+                };
                 response_headers.apply(response.headers_mut(), request_id);
                 // Counted when the response head is ready (Envoy counts at stream end).
                 counted.0.count_response(response.status().as_u16());

@@ -9,7 +9,6 @@ mod filter_chain;
 mod headers;
 mod http_server;
 mod http_stats;
-mod internal_request;
 mod listener_manager;
 mod local_exec;
 mod local_reply;

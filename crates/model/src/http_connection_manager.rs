@@ -52,8 +52,16 @@ pub struct HttpConnectionManager {
     /// `request_timeout`: the whole request must arrive within this ("request timeout");
     /// `None` (Envoy's default) for none.
     pub request_timeout: Option<Duration>,
-    /// Always false for now (`true` is rejected until its whole effect is built).
+    /// `use_remote_address`: this proxy is the edge. The peer's address is appended to
+    /// `x-forwarded-for`, requests from outside the internal addresses get
+    /// `x-envoy-external-address`, a new `x-request-id` and an untrusted
+    /// `x-forwarded-proto` replaced.
     pub use_remote_address: bool,
+    /// `xff_num_trusted_hops`: addresses at the end of `x-forwarded-for` appended by proxies
+    /// this one trusts; the client's address is the one before them.
+    pub xff_num_trusted_hops: u32,
+    /// `preserve_external_request_id`: an edge request keeps the client's `x-request-id`.
+    pub preserve_external_request_id: bool,
     pub skip_xff_append: bool,
     /// `internal_address_config`: whose requests keep the `x-envoy-*` controls.
     pub internal_addresses: InternalAddresses,
@@ -180,16 +188,14 @@ impl HttpConnectionManager {
             flush_access_log_on_new_request,
             access_log_options,
             use_remote_address,
-            xff_num_trusted_hops: _,
+            xff_num_trusted_hops,
             original_ip_detection_extensions,
             early_header_mutation_extensions,
             internal_address_config,
             skip_xff_append,
             via,
             generate_request_id,
-            // Only decides whether an edge request's id is replaced, and a request is an edge
-            // one only with `use_remote_address`, which is refused.
-            preserve_external_request_id: _,
+            preserve_external_request_id,
             always_set_request_id_in_response,
             forward_client_cert_details,
             set_current_client_cert_details,
@@ -406,6 +412,8 @@ impl HttpConnectionManager {
             )?,
             request_timeout: timeout_or(request_timeout, "request_timeout", None)?,
             use_remote_address: bool_or(use_remote_address, false),
+            xff_num_trusted_hops: *xff_num_trusted_hops,
+            preserve_external_request_id: *preserve_external_request_id,
             skip_xff_append: *skip_xff_append,
             internal_addresses: InternalAddresses::from_proto(internal_address_config.as_ref())
                 .within("internal_address_config")?,
@@ -453,16 +461,6 @@ fn reject_unenforced(proto: &pb::HttpConnectionManager) -> Result<()> {
         }
     }
     let flags = [
-        (
-            bool_or(&proto.use_remote_address, false),
-            "use_remote_address",
-            "x-envoy-external-address, x-envoy-internal and the trust rules are not built",
-        ),
-        (
-            proto.xff_num_trusted_hops > 0,
-            "xff_num_trusted_hops",
-            "x-forwarded-for is not read for the client address",
-        ),
         (
             proto.proxy_100_continue,
             "proxy_100_continue",

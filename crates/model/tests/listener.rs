@@ -60,6 +60,8 @@ fn http_listener_with_rds() {
     };
     assert_eq!(hcm.max_request_headers_kb, 60);
     assert!(!hcm.use_remote_address);
+    assert_eq!(hcm.xff_num_trusted_hops, 0);
+    assert!(!hcm.preserve_external_request_id);
     assert!(hcm.generate_request_id);
     assert_eq!(hcm.server_name, "envoy");
     assert_eq!(hcm.common.idle_timeout, Some(Duration::from_secs(3600)));
@@ -186,14 +188,6 @@ fn listener_fields_not_enforced_yet_are_refused_with_their_path() {
         (
             hcm("      drain_timeout: 1s\n"),
             format!("{at}.drain_timeout"),
-        ),
-        (
-            hcm("      use_remote_address: true\n"),
-            format!("{at}.use_remote_address"),
-        ),
-        (
-            hcm("      xff_num_trusted_hops: 1\n"),
-            format!("{at}.xff_num_trusted_hops"),
         ),
         (
             hcm("      common_http_protocol_options: { max_requests_per_connection: 10 }\n"),

@@ -8,20 +8,21 @@ use super::error::ProxyError;
 use crate::underscore_headers;
 
 /// Refuses what the codec would not let through; drops underscore headers under `DROP_HEADER`.
-pub(super) fn admit(
-    parts: &mut http::request::Parts,
+pub(super) fn admit<B>(
+    request: &mut http::Request<B>,
     hcm: &HttpConnectionManager,
 ) -> Result<(), ProxyError> {
     // Envoy's codec limit on the request's header bytes (names and values, pseudo-headers
     // included). hyper's own HTTP/1 buffer cannot go below 8 KiB and counts the raw head, so
     // the exact limit is checked here.
-    if header_bytes(parts) > hcm.max_request_headers_kb as usize * 1024 {
+    if header_bytes(request) > hcm.max_request_headers_kb as usize * 1024 {
         return Err(ProxyError::HeadersTooLarge);
     }
-    if underscore_headers::refused(&mut parts.headers, hcm.common.headers_with_underscores) {
+    let action = hcm.common.headers_with_underscores;
+    if underscore_headers::refused(request.headers_mut(), action) {
         return Err(ProxyError::UnderscoreInHeaderName);
     }
-    if parts.version == Version::HTTP_10 && !hcm.http1.accept_http_10 {
+    if request.version() == Version::HTTP_10 && !hcm.http1.accept_http_10 {
         return Err(ProxyError::Http10NotAccepted);
     }
     Ok(())
@@ -29,11 +30,12 @@ pub(super) fn admit(
 
 /// Envoy's `HeaderMap::byteSize`: every name and value, `:method`, `:path` and `:authority`
 /// included.
-fn header_bytes(parts: &http::request::Parts) -> usize {
-    let pseudo = parts.method.as_str().len()
-        + parts.uri.path_and_query().map_or(0, |p| p.as_str().len())
-        + parts.uri.authority().map_or(0, |a| a.as_str().len());
-    parts.headers.iter().fold(pseudo, |sum, (name, value)| {
+fn header_bytes<B>(request: &http::Request<B>) -> usize {
+    let uri = request.uri();
+    let pseudo = request.method().as_str().len()
+        + uri.path_and_query().map_or(0, |p| p.as_str().len())
+        + uri.authority().map_or(0, |a| a.as_str().len());
+    request.headers().iter().fold(pseudo, |sum, (name, value)| {
         sum + name.as_str().len() + value.len()
     })
 }
@@ -48,8 +50,7 @@ mod tests {
             .header("k", "vv")
             .body(())
             .expect("a valid request");
-        let (parts, ()) = request.into_parts();
         // GET + /xyz + a.example + k + vv
-        assert_eq!(header_bytes(&parts), 3 + 4 + 9 + 1 + 2);
+        assert_eq!(header_bytes(&request), 3 + 4 + 9 + 1 + 2);
     }
 }

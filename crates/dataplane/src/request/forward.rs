@@ -33,7 +33,6 @@ pub(crate) struct ForwardContext<'a> {
     pub vhost: &'a VirtualHost,
     pub route_headers: &'a RouteHeaders<'a>,
     pub action: &'a ForwardAction,
-    pub peer: std::net::SocketAddr,
     pub started: Instant,
     /// The stream's timers, when it has any.
     pub clock: Option<&'a Rc<StreamClock>>,
@@ -85,7 +84,6 @@ pub(crate) async fn forward(
         cx.action,
         cx.hcm,
         cx.route_headers,
-        cx.peer.ip(),
         upstream,
     )?;
     let policy = plan.retry.as_deref();

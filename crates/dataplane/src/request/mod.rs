@@ -16,6 +16,8 @@
 mod admit;
 mod attempt;
 mod body;
+mod clean;
+mod client;
 mod error;
 mod forward;
 mod host;
@@ -37,13 +39,15 @@ use std::time::Instant;
 
 use http::{Request, Response, StatusCode};
 use hyper::body::{Body as _, Incoming};
-use outrider_model::{RouteAction, StripHostPort};
+use outrider_model::{HttpConnectionManager, RouteAction, StripHostPort};
 
+use clean::clean_request_headers;
+pub(crate) use client::Client;
 use error::{ProxyError, ReplyTo};
 
 use crate::filter_chain::ChainRef;
+use crate::headers::ensure_request_id;
 use crate::http_stats::HttpStats;
-use crate::internal_request::clean_request_headers;
 use crate::local_reply::ProxyBody;
 use crate::route_headers::RouteHeaders;
 use crate::routing::{RequestView, is_grpc_request};
@@ -52,12 +56,46 @@ use crate::worker_context::WorkerContext;
 use forward::{ForwardContext, forward};
 use route::Selected;
 
-/// hyper's service: never fails; every error becomes a response.
+/// The connection manager's first look at a request, before anything reads it (the access
+/// log included): the codec's checks, who the client is and what that changes in the headers
+/// (`client.rs`), and `x-request-id` (replaced on an edge request unless
+/// `preserve_external_request_id`).
+pub(crate) fn accept(
+    request: &mut Request<Incoming>,
+    hcm: &HttpConnectionManager,
+    peer: SocketAddr,
+) -> Result<Client, Refused> {
+    if let Err(refused) = admit::admit(request, hcm) {
+        let to = ReplyTo {
+            grpc: is_grpc_request(request.headers()),
+            version: request.version(),
+            suppress_envoy_headers: hcm.suppress_envoy_headers,
+        };
+        return Err(Refused(refused, to));
+    }
+    let client = client::resolve(request.headers_mut(), hcm, peer);
+    if hcm.generate_request_id {
+        let replace = client.edge && !hcm.preserve_external_request_id;
+        ensure_request_id(request.headers_mut(), replace);
+    }
+    Ok(client)
+}
+
+/// A request [`accept`] refused, and how to answer it.
+pub(crate) struct Refused(ProxyError, ReplyTo);
+
+impl Refused {
+    pub(crate) fn into_response(self) -> Response<ProxyBody> {
+        self.0.into_response(self.1)
+    }
+}
+
+/// hyper's service, after [`accept`]: never fails; every error becomes a response.
 pub(crate) async fn proxy_request(
     context: Rc<WorkerContext>,
     chain: ChainRef,
     stats: Rc<HttpStats>,
-    peer: SocketAddr,
+    client: Client,
     local: SocketAddr,
     request: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
@@ -77,9 +115,6 @@ pub(crate) async fn proxy_request(
         version: parts.version,
         suppress_envoy_headers: hcm.suppress_envoy_headers,
     };
-    if let Err(refused) = admit::admit(&mut parts, hcm) {
-        return Ok(refused.into_response(reply_to));
-    }
     if path::normalizes(hcm) {
         match normalized_path(&mut parts, hcm, grpc, &stats) {
             Ok(None) => {}
@@ -97,11 +132,8 @@ pub(crate) async fn proxy_request(
         Err(error) => return Ok(error.into_response(reply_to)),
     };
     // Before routing, as Envoy's connection manager: routes never see what it removes.
-    let envoy_controls = clean_request_headers(
-        &mut parts.headers,
-        &hcm.internal_addresses,
-        &routes.internal_only_headers,
-    );
+    let envoy_controls =
+        clean_request_headers(&mut parts.headers, &client, &routes.internal_only_headers);
     let view = RequestView::from_parts_with_grpc(&parts, false, grpc);
     let compiled = context.routes(&routes);
     let (vhost, route) = match route::select(&compiled, &view) {
@@ -120,7 +152,7 @@ pub(crate) async fn proxy_request(
         RouteAction::Redirect(action) => route::redirected(route, action, &view),
         RouteAction::Forward(action) => {
             let downstream = plan::Downstream {
-                peer,
+                peer: client.address,
                 local,
                 envoy_controls,
             };
@@ -134,7 +166,6 @@ pub(crate) async fn proxy_request(
                 vhost,
                 route_headers: &route_headers,
                 action,
-                peer,
                 started,
                 clock: clock.as_ref(),
             };

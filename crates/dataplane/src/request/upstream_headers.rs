@@ -1,10 +1,9 @@
 //! The plan applied to the request's headers, once for all attempts: hop-by-hop headers out,
-//! forwarding headers in, the expected timeout, the route's header mutations, the rewritten
+//! the router's timeout controls consumed, the expected timeout, the route's header mutations, the rewritten
 //! path (with `x-envoy-original-path`) and the authority in the form the upstream's protocol
 //! carries it. No I/O: what each attempt adds (attempt count, `auto_host_rewrite`) is in
 //! `attempt.rs`.
 
-use std::net::IpAddr;
 use std::time::Duration;
 
 use http::header::{self, HeaderValue};
@@ -16,7 +15,7 @@ use super::plan::Plan;
 use super::timeouts::{GRPC_TIMEOUT, GrpcTimeoutHeader, grpc_timeout_value};
 use crate::headers::{
     EXPECTED_TIMEOUT_MS, ORIGINAL_PATH, PER_TRY_TIMEOUT_MS, UPSTREAM_TIMEOUT_MS, X_FORWARDED_HOST,
-    add_forwarded, strip_hop_by_hop,
+    strip_hop_by_hop,
 };
 use crate::route_headers::RouteHeaders;
 
@@ -48,12 +47,10 @@ pub(crate) fn prepare(
     action: &ForwardAction,
     hcm: &HttpConnectionManager,
     route_headers: &RouteHeaders<'_>,
-    peer: IpAddr,
     upstream: Upstream,
 ) -> Result<Target, ProxyError> {
     let envoy_controls = plan.envoy_controls;
     strip_hop_by_hop(&mut parts.headers, upstream.upgrade);
-    add_forwarded(&mut parts.headers, hcm, peer);
     // The router consumes its timeout controls (the retry ones stay, as in Envoy).
     if envoy_controls {
         parts.headers.remove(UPSTREAM_TIMEOUT_MS);
@@ -203,16 +200,8 @@ mod tests {
             http2: case.http2,
             upgrade: false,
         };
-        let target = prepare(
-            &mut parts,
-            &plan,
-            action,
-            &hcm,
-            &route_headers,
-            peer.ip(),
-            upstream,
-        )
-        .expect("a valid target");
+        let target = prepare(&mut parts, &plan, action, &hcm, &route_headers, upstream)
+            .expect("a valid target");
         (target, parts.headers)
     }
 
@@ -228,7 +217,6 @@ mod tests {
                 authority: None,
                 headers: &[
                     ("host", "example.com"),
-                    ("x-forwarded-proto", "http"),
                     ("x-envoy-expected-rq-timeout-ms", "15000"),
                 ],
             },
