@@ -99,12 +99,8 @@ pub(crate) async fn serve_http(
                     .request_id
                     .then(|| request.headers().get(X_REQUEST_ID).cloned())
                     .flatten();
-                let mut response = match accepted {
-                    Ok(client) => {
-                        proxy_request(context, chain, stats.clone(), client, local, request).await?
-                    }
-                    Err(refused) => refused.into_response(),
-                };
+                let mut response =
+                    proxy_request(context, chain, stats.clone(), accepted, local, request).await?;
                 response_headers.apply(response.headers_mut(), request_id);
                 // Counted when the response head is ready (Envoy counts at stream end).
                 counted.0.count_response(response.status().as_u16());

@@ -70,9 +70,10 @@ pub(crate) fn clean_request_headers(
     for name in internal_only_headers {
         headers.remove(name);
     }
-    // This proxy is the client's first hop into the trusted network: it says who came in.
+    // This proxy is the client's first hop into the trusted network: it says who came in
+    // (an edge client's address is always resolved).
     if client.edge
-        && let Ok(value) = HeaderValue::from_str(&client.address.ip().to_string())
+        && let Ok(value) = HeaderValue::from_str(&client.address(headers, 0).ip().to_string())
     {
         headers.insert(ENVOY_EXTERNAL_ADDRESS, value);
     }
@@ -112,9 +113,9 @@ mod tests {
 
     fn client(internal: bool, edge: bool) -> Client {
         Client {
-            address: "8.8.8.8:0".parse::<SocketAddr>().expect("ip"),
             internal,
             edge,
+            ..Client::direct("8.8.8.8:0".parse::<SocketAddr>().expect("ip"))
         }
     }
 

@@ -17,9 +17,12 @@ use crate::headers::{X_FORWARDED_FOR, X_FORWARDED_PROTO, append_via};
 /// The client as the connection manager sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Client {
+    /// The connection's peer.
+    pub peer: SocketAddr,
     /// The downstream remote address (hash policies' `source_ip` read it): the peer, or an
-    /// address from `x-forwarded-for` with port 0, as Envoy parses it.
-    pub address: SocketAddr,
+    /// address from `x-forwarded-for` with port 0, as Envoy parses it. `None` until needed
+    /// when nothing else asked for it (see [`Client::address`]).
+    pub(super) resolved: Option<SocketAddr>,
     /// Internal: from one of `internal_address_config`'s ranges, by the rules below.
     pub internal: bool,
     /// Edge: `use_remote_address` and not internal.
@@ -31,10 +34,20 @@ impl Client {
     /// only answers 500).
     pub(crate) fn direct(peer: SocketAddr) -> Client {
         Client {
-            address: peer,
+            peer,
+            resolved: Some(peer),
             internal: false,
             edge: false,
         }
+    }
+
+    /// The downstream remote address, read from `x-forwarded-for` (Envoy's default detection,
+    /// skipping `trusted_hops`) if nothing needed it before.
+    pub(crate) fn address(&self, headers: &HeaderMap, trusted_hops: u32) -> SocketAddr {
+        self.resolved.unwrap_or_else(|| {
+            last_forwarded_address(headers, trusted_hops)
+                .map_or(self.peer, |(ip, _)| SocketAddr::new(ip, 0))
+        })
     }
 }
 
@@ -60,27 +73,30 @@ pub(crate) fn resolve(
         if hops == 0 || !headers.contains_key(X_FORWARDED_PROTO) {
             headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
         }
-        (address, trusted_checks)
+        (Some(address), trusted_checks)
+    } else if hcm.internal_addresses.is_empty() {
+        // Nobody can be internal: the address is read only if a hash policy asks.
+        (None, false)
     } else {
         // Envoy's default detection: `x-forwarded-for` as sent, trusted for internal checks
         // only when it holds one address and no hop is skipped.
         match last_forwarded_address(headers, hops) {
-            Some((ip, single)) => (from_list(ip), single && hops == 0),
-            None => (peer, false),
+            Some((ip, single)) => (Some(from_list(ip)), single && hops == 0),
+            None => (Some(peer), false),
         }
     };
     if !headers.contains_key(X_FORWARDED_PROTO) {
         headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
     }
-    let internal = trusted_checks
-        && !hcm.internal_addresses.is_empty()
-        && hcm.internal_addresses.contains(address.ip());
+    let internal =
+        trusted_checks && address.is_some_and(|a| hcm.internal_addresses.contains(a.ip()));
     let edge = hcm.use_remote_address && !internal;
     if let Some(via) = &hcm.via {
         append_via(headers, via);
     }
     Client {
-        address,
+        peer,
+        resolved: address,
         internal,
         edge,
     }
@@ -178,12 +194,8 @@ mod tests {
         ]);
         let client = resolve(&mut headers, &hcm, PEER);
         assert_eq!(
-            client,
-            Client {
-                address: PEER,
-                internal: false,
-                edge: true
-            }
+            (client.resolved, client.internal, client.edge),
+            (Some(PEER), false, true)
         );
         assert_eq!(
             header(&headers, "x-forwarded-for"),
@@ -202,14 +214,26 @@ mod tests {
             ("x-forwarded-proto", "https"),
         ]);
         let client = resolve(&mut headers, &hcm, PEER);
-        assert_eq!(
-            client.address,
-            "9.9.9.9:0".parse::<SocketAddr>().expect("an address")
-        );
+        let nine = "9.9.9.9:0".parse::<SocketAddr>().expect("an address");
+        assert_eq!(client.address(&headers, 1), nine);
         assert_eq!(
             header(&headers, "x-forwarded-proto"),
             Some("https"),
             "trusted"
+        );
+    }
+
+    #[test]
+    fn behind_an_edge_the_address_is_read_when_asked() {
+        let hcm = test_support::hcm("");
+        let mut headers = request(&[("x-forwarded-for", "8.8.8.8, 7.7.7.7")]);
+        let client = resolve(&mut headers, &hcm, PEER);
+        let last = "7.7.7.7:0".parse::<SocketAddr>().expect("an address");
+        assert_eq!(client.address(&headers, 0), last);
+        assert_eq!(client.address(&request(&[]), 0), PEER);
+        assert_eq!(
+            header(&headers, "x-forwarded-for"),
+            Some("8.8.8.8, 7.7.7.7")
         );
     }
 

@@ -39,7 +39,7 @@ use std::time::Instant;
 
 use http::{Request, Response, StatusCode};
 use hyper::body::{Body as _, Incoming};
-use outrider_model::{HttpConnectionManager, RouteAction, StripHostPort};
+use outrider_model::{HashSource, HttpConnectionManager, RouteAction, StripHostPort};
 
 use clean::clean_request_headers;
 pub(crate) use client::Client;
@@ -95,10 +95,16 @@ pub(crate) async fn proxy_request(
     context: Rc<WorkerContext>,
     chain: ChainRef,
     stats: Rc<HttpStats>,
-    client: Client,
+    accepted: Result<Client, Refused>,
     local: SocketAddr,
     request: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
+    // Taken here rather than by the caller, so that its await stays straight-line (a branch
+    // around it costs a move of this whole future per request).
+    let client = match accepted {
+        Ok(client) => client,
+        Err(refused) => return Ok(refused.into_response()),
+    };
     let started = Instant::now();
     let (mut parts, body) = request.into_parts();
     let grpc = is_grpc_request(&parts.headers);
@@ -151,8 +157,21 @@ pub(crate) async fn proxy_request(
         RouteAction::DirectResponse(direct) => route::direct(direct, &view),
         RouteAction::Redirect(action) => route::redirected(route, action, &view),
         RouteAction::Forward(action) => {
+            // The client's address only where a hash policy reads it (it may mean parsing
+            // x-forwarded-for).
+            let reads_address = action.hash_policy.iter().any(|p| {
+                matches!(
+                    p.source,
+                    HashSource::SourceIp | HashSource::Cookie { ttl: Some(_), .. }
+                )
+            });
+            let peer = if reads_address {
+                client.address(&parts.headers, hcm.xff_num_trusted_hops)
+            } else {
+                client.peer
+            };
             let downstream = plan::Downstream {
-                peer: client.address,
+                peer,
                 local,
                 envoy_controls,
             };
