@@ -10,13 +10,23 @@ use outrider_report::ReportStats;
 /// Reads one counter of a shard.
 type CounterOf = fn(&HttpCounters) -> &AtomicU64;
 
-const HTTP_COUNTERS: [(&str, StatKind, CounterOf); 9] = [
+const HTTP_COUNTERS: [(&str, StatKind, CounterOf); 11] = [
     ("downstream_cx_total", StatKind::Counter, |c| {
         &c.downstream_cx_total
     }),
     ("downstream_cx_active", StatKind::Gauge, |c| {
         &c.downstream_cx_active
     }),
+    (
+        "downstream_cx_max_requests_reached",
+        StatKind::Counter,
+        |c| &c.downstream_cx_max_requests_reached,
+    ),
+    (
+        "downstream_cx_max_duration_reached",
+        StatKind::Counter,
+        |c| &c.downstream_cx_max_duration_reached,
+    ),
     ("downstream_rq_total", StatKind::Counter, |c| {
         &c.downstream_rq_total
     }),

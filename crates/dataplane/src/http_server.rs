@@ -1,6 +1,7 @@
 //! The downstream HTTP side of a connection: hyper serving HTTP/1.1 and HTTP/2 (h2c, detected
-//! by its preface) on the worker's own thread, and draining on command (HTTP/1.1 `Connection:
-//! close`, HTTP/2 GOAWAY) with `--drain-time-s` as the limit.
+//! by its preface) on the worker's own thread, and retiring it (HTTP/1.1 `Connection: close`,
+//! HTTP/2 GOAWAY) when the listener drains (`--drain-time-s` as the limit) or the connection
+//! reaches its request count or age (`connection_limits.rs`).
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -16,9 +17,12 @@ use std::convert::Infallible;
 
 use http::Request;
 use hyper::body::Incoming;
-use outrider_model::{AccessLogSink, HttpConnectionManager, ServerHeaderTransformation};
+use outrider_model::{
+    AccessLogSink, DEFAULT_MAX_HEADERS_COUNT, HttpConnectionManager, ServerHeaderTransformation,
+};
 
 use crate::access_log::{LoggedBody, RequestRecord};
+use crate::connection_limits::{RequestBudget, Retirement, retirement};
 use crate::drain::DrainSignal;
 use crate::filter_chain::ChainRef;
 use crate::headers::{X_REQUEST_ID, append_via};
@@ -52,6 +56,12 @@ pub(crate) async fn serve_http(
         // `request_headers_timeout` when that is set (Envoy starts that one at the first byte).
         .header_read_timeout(hcm.request_headers_timeout.or(hcm.common.idle_timeout))
         .keep_alive(true);
+    // hyper's default is Envoy's 100, parsed on the stack; another limit costs a heap buffer
+    // per request, so it is set only when asked for.
+    if hcm.common.max_headers_count != DEFAULT_MAX_HEADERS_COUNT {
+        let max = usize::try_from(hcm.common.max_headers_count).unwrap_or(usize::MAX);
+        builder.http1().max_headers(max);
+    }
     let http2 = &hcm.http2;
     builder
         .http2()
@@ -73,9 +83,15 @@ pub(crate) async fn serve_http(
     let drain = DrainSignal::new(drained.clone(), drain_time);
     let stats = Rc::new(context.http_stats(&hcm.stat_prefix));
     let _connection_counted = ConnectionCount::new(stats.clone());
+    let budget = RequestBudget::of(hcm);
     let service = {
         let chain = chain.clone();
+        let budget = budget.clone();
+        let stats = stats.clone();
         service_fn(move |mut request: Request<Incoming>| {
+            if let Some(budget) = &budget {
+                budget.take();
+            }
             if request.headers().contains_key(http::header::UPGRADE) {
                 // A tunnel outlives this connection's HTTP exchange: it must see the drain.
                 request.extensions_mut().insert(drain.clone());
@@ -111,19 +127,34 @@ pub(crate) async fn serve_http(
     };
     let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
     tokio::pin!(connection);
-    tokio::select! {
+    let retired = retirement(
+        &mut drained,
+        budget.as_deref(),
+        hcm.common.max_connection_duration,
+        &stats,
+    );
+    let why = tokio::select! {
         result = connection.as_mut() => {
             if let Err(e) = result {
                 tracing::debug!(%peer, error = %e, "downstream connection ended with an error");
             }
             return;
         }
-        _ = drained.wait_for(|d| *d) => {}
-    }
-    // Draining: finish what is in flight, refuse new requests, then close.
+        why = retired => why,
+    };
+    // Finish what is in flight, refuse new requests, then close: within `--drain-time-s`
+    // when the listener drains; a retired connection's last requests run their course, as
+    // Envoy's do after its final GOAWAY.
     connection.as_mut().graceful_shutdown();
-    if tokio::time::timeout(drain_time, connection).await.is_err() {
-        tracing::debug!(%peer, "drain time over; closing the connection");
+    match why {
+        Retirement::Drain => {
+            if tokio::time::timeout(drain_time, connection).await.is_err() {
+                tracing::debug!(%peer, "drain time over; closing the connection");
+            }
+        }
+        Retirement::Limit => {
+            let _ = connection.await;
+        }
     }
 }
 

@@ -15,6 +15,10 @@ pub struct HttpCounters {
     /// Incremented when a connection opens and decremented when it closes, on the same worker,
     /// so the shards' sum is the gauge.
     pub downstream_cx_active: AtomicU64,
+    /// Connections retired at `max_requests_per_connection`.
+    pub downstream_cx_max_requests_reached: AtomicU64,
+    /// Connections retired at `max_connection_duration`.
+    pub downstream_cx_max_duration_reached: AtomicU64,
     pub downstream_rq_total: AtomicU64,
     pub downstream_rq_active: AtomicU64,
     /// Streams ended by `stream_idle_timeout` (or a route's `idle_timeout`).

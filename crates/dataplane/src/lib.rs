@@ -3,6 +3,7 @@
 
 mod access_log;
 mod connection;
+mod connection_limits;
 mod drain;
 mod fast_map;
 mod filter_chain;

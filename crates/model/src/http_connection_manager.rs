@@ -164,9 +164,7 @@ impl HttpConnectionManager {
             add_user_agent,
             tracing,
             common_http_protocol_options,
-            // Only refines how `max_connection_duration` closes HTTP/1 connections, and that
-            // is rejected on this side.
-            http1_safe_max_connection_duration: _,
+            http1_safe_max_connection_duration,
             http_protocol_options,
             http2_protocol_options,
             http3_protocol_options,
@@ -245,6 +243,14 @@ impl HttpConnectionManager {
             return Err(ValidationError::unsupported("add_user_agent"));
         }
         reject_unenforced(proto)?;
+        // Envoy then waits for a request to answer with `connection: close` rather than
+        // closing an idle HTTP/1 connection at once, as we do.
+        if *http1_safe_max_connection_duration {
+            return Err(ValidationError::not_enforced(
+                "http1_safe_max_connection_duration",
+                "an idle HTTP/1 connection is closed when its maximum duration passes",
+            ));
+        }
         // Extra access-log lines (periodic, at the start of a request) that we do not write.
         if access_log_flush_interval.is_some()
             || *flush_access_log_on_new_request
@@ -361,19 +367,6 @@ impl HttpConnectionManager {
             Some(c) => CommonHttpOptions::from_proto(c).within("common_http_protocol_options")?,
             None => CommonHttpOptions::defaults(),
         };
-        // Downstream connections are not retired by age or count yet (upstream ones are).
-        if common.max_connection_duration.is_some() {
-            return Err(ValidationError::not_enforced(
-                "common_http_protocol_options.max_connection_duration",
-                "downstream connections are not closed by age",
-            ));
-        }
-        if common.max_requests_per_connection.is_some() {
-            return Err(ValidationError::not_enforced(
-                "common_http_protocol_options.max_requests_per_connection",
-                "downstream connections are not closed after a number of requests",
-            ));
-        }
         let http2 = match http2_protocol_options {
             Some(h2) => http2_options(h2).within("http2_protocol_options")?,
             None => Http2Options::default(),

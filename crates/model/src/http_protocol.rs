@@ -10,6 +10,9 @@ use crate::proto_value::{enum_value, opt_duration, opt_positive_duration, percen
 
 /// `core.v3.HttpProtocolOptions`: connection lifetime. The header limits are accepted only at
 /// the values we apply (100 headers, underscores allowed, no stream duration).
+/// Envoy's default `max_headers_count`.
+pub const DEFAULT_MAX_HEADERS_COUNT: u32 = 100;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct CommonHttpOptions {
     /// Close a connection without streams after this (`None` = never).
@@ -19,6 +22,9 @@ pub struct CommonHttpOptions {
     /// The longest a stream may last (`None`: no limit). Downstream, the connection manager
     /// answers or resets a stream that reaches it; clusters refuse it (not built upstream).
     pub max_stream_duration: Option<Duration>,
+    /// Most headers a request may carry (Envoy's 100 by default); clusters refuse another
+    /// value (not built for responses).
+    pub max_headers_count: u32,
     /// What a connection manager does with request headers whose name has `_`. Envoy reads it
     /// only there ("no impact if added to cluster config"), so clusters accept any value.
     pub headers_with_underscores: UnderscoreHeaders,
@@ -82,6 +88,7 @@ impl CommonHttpOptions {
             max_connection_duration: None,
             max_requests_per_connection: None,
             max_stream_duration: None,
+            max_headers_count: DEFAULT_MAX_HEADERS_COUNT,
             headers_with_underscores: UnderscoreHeaders::Allow,
         }
     }
@@ -106,13 +113,12 @@ impl CommonHttpOptions {
             0.0,
         )?;
         let zero_is_none = |d: Option<Duration>| d.filter(|d| !d.is_zero());
-        // hyper's HTTP/1 codec stops at 100 headers, Envoy's default.
-        if u32_in(max_headers_count, "max_headers_count", 1..=u32::MAX, 100)? != 100 {
-            return Err(ValidationError::not_enforced(
-                "max_headers_count",
-                "the limit is 100 headers; only 100 is accepted",
-            ));
-        }
+        let max_headers_count = u32_in(
+            max_headers_count,
+            "max_headers_count",
+            1..=u32::MAX,
+            DEFAULT_MAX_HEADERS_COUNT,
+        )?;
         use http_protocol_options::HeadersWithUnderscoresAction as Action;
         let headers_with_underscores = match enum_value::<Action>(
             *headers_with_underscores_action,
@@ -135,6 +141,7 @@ impl CommonHttpOptions {
                 .as_ref()
                 .map(|v| v.value)
                 .filter(|v| *v > 0),
+            max_headers_count,
             max_stream_duration: zero_is_none(opt_duration(
                 max_stream_duration,
                 "max_stream_duration",

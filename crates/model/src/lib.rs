@@ -59,7 +59,8 @@ pub use http_connection_manager::{
     ServerHeaderTransformation, SkippedFilter, StripHostPort,
 };
 pub use http_protocol::{
-    CommonHttpOptions, Http1Options, Http2Keepalive, Http2Options, UnderscoreHeaders,
+    CommonHttpOptions, DEFAULT_MAX_HEADERS_COUNT, Http1Options, Http2Keepalive, Http2Options,
+    UnderscoreHeaders,
 };
 pub use internal_address::InternalAddresses;
 pub use lb_policy::{CommonLbConfig, LbPolicy, RingHashFunction};

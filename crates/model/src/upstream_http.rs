@@ -12,7 +12,8 @@ use prost::Name;
 
 use crate::error::{Result, ValidationError, Within, reject_if_set};
 use crate::http_protocol::{
-    CommonHttpOptions, Http1Options, Http2Options, http1_options, upstream_http2_options,
+    CommonHttpOptions, DEFAULT_MAX_HEADERS_COUNT, Http1Options, Http2Options, http1_options,
+    upstream_http2_options,
 };
 use crate::proto_value::{any_type_name, decode_any, enum_value, header_name};
 
@@ -144,6 +145,13 @@ fn legacy_options(
 /// upstream request (Envoy's `UMSDR` flag), which is not built.
 fn upstream_common(proto: &core::HttpProtocolOptions) -> Result<CommonHttpOptions> {
     let common = CommonHttpOptions::from_proto(proto)?;
+    // hyper's HTTP/1 client stops at 100 response headers, Envoy's default.
+    if common.max_headers_count != DEFAULT_MAX_HEADERS_COUNT {
+        return Err(ValidationError::not_enforced(
+            "max_headers_count",
+            "HTTP/1 upstream responses are held to 100 headers; only 100 is accepted",
+        ));
+    }
     if common.max_stream_duration.is_some() {
         return Err(ValidationError::not_enforced(
             "max_stream_duration",

@@ -336,6 +336,10 @@ fn cluster_fields_not_enforced_yet_are_refused_with_their_path() {
             "common_http_protocol_options.max_stream_duration",
         ),
         (
+            "common_http_protocol_options: { max_headers_count: 50 }",
+            "common_http_protocol_options.max_headers_count",
+        ),
+        (
             "upstream_http_protocol_options: { auto_sni: true }",
             "upstream_http_protocol_options.auto_sni",
         ),

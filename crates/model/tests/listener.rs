@@ -190,8 +190,8 @@ fn listener_fields_not_enforced_yet_are_refused_with_their_path() {
             format!("{at}.drain_timeout"),
         ),
         (
-            hcm("      common_http_protocol_options: { max_requests_per_connection: 10 }\n"),
-            format!("{at}.common_http_protocol_options.max_requests_per_connection"),
+            hcm("      http1_safe_max_connection_duration: true\n"),
+            format!("{at}.http1_safe_max_connection_duration"),
         ),
         (
             hcm(

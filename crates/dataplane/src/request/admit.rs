@@ -15,7 +15,11 @@ pub(super) fn admit<B>(
     // Envoy's codec limit on the request's header bytes (names and values, pseudo-headers
     // included). hyper's own HTTP/1 buffer cannot go below 8 KiB and counts the raw head, so
     // the exact limit is checked here.
-    if header_bytes(request) > hcm.max_request_headers_kb as usize * 1024 {
+    // And on their number: hyper's HTTP/1 parser counts them itself (set from the same
+    // field); HTTP/2 is checked here, where Envoy's codec would reset the stream.
+    if header_bytes(request) > hcm.max_request_headers_kb as usize * 1024
+        || request.headers().len() > hcm.common.max_headers_count as usize
+    {
         return Err(ProxyError::HeadersTooLarge);
     }
     let action = hcm.common.headers_with_underscores;
