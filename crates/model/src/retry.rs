@@ -119,10 +119,9 @@ pub struct RetryPolicy {
     pub back_off_max: Duration,
     /// Extra status codes retried with `retriable-status-codes`.
     pub retriable_status_codes: Vec<u16>,
-    /// `previous_hosts` predicate: avoid hosts already tried.
+    /// The `previous_hosts` predicate: a retry goes to a host not tried yet, if there is one
+    /// (without it a retry may land on the same host, as in Envoy).
     pub avoid_previous_hosts: bool,
-    /// How often to re-pick a host rejected by the predicate (Envoy default 1).
-    pub host_selection_retry_max_attempts: u32,
 }
 
 /// Envoy's policy when only `x-envoy-retry-on` asks for retries: one retry, 25 ms back-off base.
@@ -136,7 +135,6 @@ impl Default for RetryPolicy {
             back_off_max: DEFAULT_RETRY_BASE_INTERVAL.saturating_mul(10),
             retriable_status_codes: Vec::new(),
             avoid_previous_hosts: false,
-            host_selection_retry_max_attempts: 1,
         }
     }
 }
@@ -190,10 +188,10 @@ impl RetryPolicy {
             }
             avoid_previous_hosts = true;
         }
-        let host_selection_retry_max_attempts = match *host_selection_retry_max_attempts {
-            n if n <= 0 => 1,
-            n => u32::try_from(n).unwrap_or(u32::MAX),
-        };
+        // Envoy re-picks a host the predicate rejects up to this many times and may then take
+        // a tried one; the balancer here skips tried hosts outright (README), which is what
+        // the predicate asks for, so the count changes nothing a client would want kept.
+        let _ = host_selection_retry_max_attempts;
         let retriable_status_codes = retriable_status_codes
             .iter()
             .enumerate()
@@ -231,7 +229,6 @@ impl RetryPolicy {
             back_off_max,
             retriable_status_codes,
             avoid_previous_hosts,
-            host_selection_retry_max_attempts,
         })
     }
 }

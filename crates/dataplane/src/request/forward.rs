@@ -150,7 +150,9 @@ pub(crate) async fn forward(
             match retries.take(&entry.state, breakers, cx.action.priority) {
                 Some(wait) => {
                     counters.upstream_rq_retry.fetch_add(1, Relaxed);
-                    tried.push(tried_now.endpoint);
+                    if policy.is_some_and(|p| p.avoid_previous_hosts) {
+                        tried.push(tried_now.endpoint);
+                    }
                     let backoff = std::pin::pin!(tokio::time::sleep(wait));
                     within(backoff, None, cx.clock.map(|c| &**c))
                         .await
