@@ -1,6 +1,7 @@
 //! WebSocket through the real binary: the HTTP/1.1 upgrade reaches the upstream's `/ws` echo,
 //! the 101 comes back with its `Upgrade` headers, and frames flow both ways over the tunnel;
-//! an upgrade that neither the route nor the listener enables is refused with Envoy's 403.
+//! an upgrade that neither the route nor the listener enables is refused with Envoy's 403; the
+//! stream idle timeout closes a silent tunnel.
 
 mod common;
 
@@ -79,6 +80,12 @@ async fn websocket_upgrades_tunnel_frames_both_ways() {
     route: { cluster: backend, upgrade_configs: [{ upgrade_type: websocket }] }
   - match: { path: /plain-ws }
     route: { cluster: backend, prefix_rewrite: /ws }
+  - match: { path: /idle-ws }
+    route:
+      cluster: backend
+      prefix_rewrite: /ws
+      idle_timeout: 0.3s
+      upgrade_configs: [{ upgrade_type: websocket }]
   - match: { path: /off-ws }
     route:
       cluster: backend
@@ -135,6 +142,33 @@ async fn websocket_upgrades_tunnel_frames_both_ways() {
     let (head, _) = handshake(edge, "/off-ws").await;
     assert!(head.starts_with("HTTP/1.1 403"), "{head}");
     assert_eq!(backend.requests_for("/ws"), before);
+
+    // The route's idle timeout goes on applying to the tunnel: traffic keeps it open, silence
+    // closes it.
+    let (head, mut stream) = handshake(ingress, "/idle-ws").await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    for _ in 0..4 {
+        // Three 0.15 s gaps, longer together than the timeout.
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        stream
+            .write_all(&client_frame(0x1, b"still here"))
+            .await
+            .expect("send");
+        let (opcode, _) = server_frame(&mut stream).await;
+        assert_eq!(opcode, 0x1);
+    }
+    let quiet = std::time::Instant::now();
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest)).await;
+    assert!(
+        matches!(read, Ok(Ok(0))),
+        "an idle tunnel stays open: {read:?}"
+    );
+    assert!(
+        quiet.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        quiet.elapsed()
+    );
 
     // Plain requests on the same listener are unaffected.
     let answer = get(&http1_client(), &format!("http://{ingress}/echo")).await;
