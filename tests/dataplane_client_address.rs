@@ -13,6 +13,17 @@ use outrider_upstream_server::echo::EchoedRequest;
 
 const ROUTES: &str = r#"  - match: { prefix: /proto, headers: [{ name: x-forwarded-proto, string_match: { exact: http } }] }
     direct_response: { status: 200, body: { inline_string: plain http } }
+  - match: { prefix: /formatted }
+    route: { cluster: backend, prefix_rewrite: /echo }
+    request_headers_to_add:
+    - header: { key: x-client-ip, value: "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%" }
+    - header: { key: x-peer, value: "%DOWNSTREAM_DIRECT_REMOTE_ADDRESS_WITHOUT_PORT%" }
+    - header: { key: x-path, value: "%REQ(x-missing?:PATH):6% via %PROTOCOL% (100%%)" }
+    - header: { key: x-started, value: "%START_TIME%" }
+    - header: { key: x-empty, value: "%REQ(x-missing)%" }
+    response_headers_to_add:
+    - header: { key: x-served-by, value: "%HOSTNAME%" }
+    - header: { key: x-port, value: "%DOWNSTREAM_LOCAL_PORT%" }
   - match: { prefix: / }
     route: { cluster: backend }"#;
 
@@ -118,6 +129,25 @@ async fn the_edge_decides_who_the_client_is() {
     assert_eq!(seen.header("x-envoy-external-address"), None);
     assert_eq!(seen.header("x-request-id"), Some("client-id"));
     assert_eq!(seen.header("x-forwarded-proto"), Some("https"));
+
+    // Command operators in route header values: the client as decided (here the trusted
+    // hop's), the peer, request headers with a fallback and a length, the protocol, the start
+    // time; in the response, this host's name and the listener's port. A missing value adds
+    // no header.
+    let trusted_port = trusted.rsplit(':').next().expect("a port").to_string();
+    let answer = get_with(&client, &format!("{trusted}/formatted"), HOPS).await;
+    assert_eq!(answer.header("x-port"), Some(trusted_port.as_str()));
+    assert!(
+        answer.header("x-served-by").is_some_and(|h| !h.is_empty()),
+        "{answer:?}"
+    );
+    let seen = echoed(&answer.body);
+    assert_eq!(seen.header("x-client-ip"), Some("9.9.9.9"));
+    assert_eq!(seen.header("x-peer"), Some("127.0.0.1"));
+    assert_eq!(seen.header("x-path"), Some("/forma via HTTP/1.1 (100%)"));
+    let started = seen.header("x-started").expect("x-started");
+    assert!(started.len() == 24 && started.ends_with('Z'), "{started}");
+    assert_eq!(seen.header("x-empty"), None);
 
     // x-forwarded-proto is set before routing: a route can match on it.
     let answer = get_with(&client, &format!("{behind}/proto"), &[]).await;

@@ -239,7 +239,7 @@ impl PendingLine {
 }
 
 /// Envoy's `%PROTOCOL%`.
-fn protocol(version: Version) -> &'static str {
+pub(crate) fn protocol(version: Version) -> &'static str {
     match version {
         Version::HTTP_09 => "HTTP/0.9",
         Version::HTTP_10 => "HTTP/1.0",
@@ -250,7 +250,7 @@ fn protocol(version: Version) -> &'static str {
 }
 
 /// `2026-11-21T05:50:01.123Z`, as Envoy prints `%START_TIME%`.
-fn rfc3339_millis(time: SystemTime) -> String {
+pub(crate) fn rfc3339_millis(time: SystemTime) -> String {
     let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs();
     let (days, rem) = (secs / 86_400, secs % 86_400);

@@ -7,6 +7,7 @@ mod connection_limits;
 mod drain;
 mod fast_map;
 mod filter_chain;
+mod formatter;
 mod headers;
 mod http_server;
 mod http_stats;

@@ -1,13 +1,22 @@
 //! The header mutations of the chosen route, its virtual host and its route table, applied
 //! in Envoy's order.
 
-use http::HeaderMap;
-use outrider_model::{MessageHeaderMutations, Route, RouteConfiguration, VirtualHost};
+use http::{HeaderMap, HeaderValue};
+use outrider_model::{
+    HeaderMutations, HeaderText, MessageHeaderMutations, Route, RouteConfiguration, VirtualHost,
+};
+
+use crate::formatter::{FormatContext, render};
 
 /// The three levels in the order they are applied: by default the route's first and the
 /// table's last (so the most general level wins a conflict); reversed with
-/// `most_specific_header_mutations_wins`.
-pub(crate) struct RouteHeaders<'a>([&'a MessageHeaderMutations; 3]);
+/// `most_specific_header_mutations_wins`. Values made with command operators are computed
+/// once, when the request is routed ([`RouteHeaders::render`]); both sides read the request.
+pub(crate) struct RouteHeaders<'a> {
+    levels: [&'a MessageHeaderMutations; 3],
+    request_values: Vec<HeaderValue>,
+    response_values: Vec<HeaderValue>,
+}
 
 impl<'a> RouteHeaders<'a> {
     pub(crate) fn new(
@@ -20,30 +29,59 @@ impl<'a> RouteHeaders<'a> {
             &vhost.header_mutations,
             &route.header_mutations,
         );
-        Self(if config.most_specific_header_mutations_wins {
-            [table, vhost, route]
-        } else {
-            [route, vhost, table]
-        })
+        Self {
+            levels: if config.most_specific_header_mutations_wins {
+                [table, vhost, route]
+            } else {
+                [route, vhost, table]
+            },
+            request_values: Vec::new(),
+            response_values: Vec::new(),
+        }
     }
 
     /// No level has any mutation (the common case): callers skip both passes.
     pub(crate) fn is_empty(&self) -> bool {
-        self.0.iter().all(|level| level.is_empty())
+        self.levels.iter().all(|level| level.is_empty())
+    }
+
+    /// Whether a value is made with command operators (then [`RouteHeaders::render`]).
+    pub(crate) fn has_formats(&self) -> bool {
+        self.levels
+            .iter()
+            .any(|l| l.request.has_formats() || l.response.has_formats())
+    }
+
+    /// Computes the values made with command operators for the request in `cx`.
+    pub(crate) fn render(&mut self, cx: &FormatContext<'_>) {
+        let values = |side: fn(&MessageHeaderMutations) -> &HeaderMutations| -> Vec<HeaderValue> {
+            self.levels
+                .iter()
+                .flat_map(|level| &side(level).add)
+                .filter_map(|add| match &add.value {
+                    HeaderText::Formatted(format) => Some(render(format, cx)),
+                    HeaderText::Literal(_) => None,
+                })
+                .collect()
+        };
+        self.request_values = values(|l| &l.request);
+        self.response_values = values(|l| &l.response);
     }
 
     /// On the request sent upstream, after the proxy's own headers (so a mutation can replace
     /// them, as in Envoy where the router runs after the connection manager adds them).
     pub(crate) fn apply_to_request(&self, headers: &mut HeaderMap) {
-        for level in self.0 {
-            level.request.apply(headers);
+        let mut values = self.request_values.iter().cloned();
+        for level in self.levels {
+            level.request.apply(headers, &mut values);
         }
     }
 
     /// On whatever answers the request once it was routed.
     pub(crate) fn apply_to_response(&self, headers: &mut HeaderMap) {
-        for level in self.0 {
-            level.response.apply(headers);
+        let mut values = self.response_values.iter().cloned();
+        for level in self.levels {
+            level.response.apply(headers, &mut values);
         }
     }
 }

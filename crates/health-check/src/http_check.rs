@@ -151,7 +151,10 @@ impl HttpChecker {
             headers.insert(HOST, host);
         }
         headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
-        self.config.request_headers.apply(headers);
+        // Health-check headers are literal (the model refuses command operators there).
+        self.config
+            .request_headers
+            .apply(headers, &mut std::iter::empty());
         Ok(request)
     }
 
@@ -205,13 +208,17 @@ mod tests {
                     add: vec![
                         HeaderToAdd {
                             name: http::HeaderName::from_static("x-check"),
-                            value: HeaderValue::from_static("1"),
+                            value: outrider_model::HeaderText::Literal(HeaderValue::from_static(
+                                "1",
+                            )),
                             action: AppendAction::OverwriteIfExistsOrAdd,
                             keep_empty_value: false,
                         },
                         HeaderToAdd {
                             name: USER_AGENT,
-                            value: HeaderValue::from_static("custom"),
+                            value: outrider_model::HeaderText::Literal(HeaderValue::from_static(
+                                "custom",
+                            )),
                             action: AppendAction::OverwriteIfExists,
                             keep_empty_value: false,
                         },

@@ -1,5 +1,6 @@
 //! Request/response header additions and removals of route configurations, virtual hosts,
-//! routes and health checks (`core.v3.HeaderValueOption`), restricted to literal values.
+//! routes and health checks (`core.v3.HeaderValueOption`). Values are literal or, on routes,
+//! made with Envoy's command operators (`formatter.rs`).
 
 use envoy_types::pb::envoy::config::core::v3::{
     self as core, header_value_option::HeaderAppendAction,
@@ -7,6 +8,7 @@ use envoy_types::pb::envoy::config::core::v3::{
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::error::{Result, ValidationError, Within, convert_each, required};
+use crate::formatter::{Format, FormatPart, parse_format};
 use crate::proto_value::{enum_value, header_name, header_value, parsed_header_name};
 
 /// Headers to add and remove on one message (request or response) at one level.
@@ -21,18 +23,32 @@ impl HeaderMutations {
         self.add.is_empty() && self.remove.is_empty()
     }
 
+    /// Whether a value needs the request to be computed.
+    pub fn has_formats(&self) -> bool {
+        self.add
+            .iter()
+            .any(|a| matches!(a.value, HeaderText::Formatted(_)))
+    }
+
     /// Removals first, then additions in order, as Envoy's `HeaderParser` evaluates them.
-    /// Names and values were parsed when the config was loaded: applying them only clones
-    /// shared bytes.
-    pub fn apply(&self, headers: &mut HeaderMap) {
+    /// Names and literal values were parsed when the config was loaded: applying them only
+    /// clones shared bytes. `formatted` yields the computed values of formatted additions, in
+    /// order (none where the model allows no formats).
+    pub fn apply(&self, headers: &mut HeaderMap, formatted: &mut dyn Iterator<Item = HeaderValue>) {
         for name in &self.remove {
             headers.remove(name);
         }
         for add in &self.add {
-            if add.value.is_empty() && !add.keep_empty_value {
+            let value = match &add.value {
+                HeaderText::Literal(value) => value.clone(),
+                HeaderText::Formatted(_) => {
+                    formatted.next().unwrap_or(HeaderValue::from_static(""))
+                }
+            };
+            if value.is_empty() && !add.keep_empty_value {
                 continue;
             }
-            let (name, value) = (add.name.clone(), add.value.clone());
+            let name = add.name.clone();
             match add.action {
                 AppendAction::AppendIfExistsOrAdd => {
                     headers.append(name, value);
@@ -74,11 +90,19 @@ impl MessageHeaderMutations {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeaderToAdd {
     pub name: HeaderName,
-    /// A literal value (`%%` already unescaped to `%`).
-    pub value: HeaderValue,
+    pub value: HeaderText,
     pub action: AppendAction,
     /// Add the header even when its value is empty (otherwise an empty value is skipped).
     pub keep_empty_value: bool,
+}
+
+/// A header value to add.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderText {
+    /// Fixed (`%%` already unescaped to `%`).
+    Literal(HeaderValue),
+    /// Computed per request from command operators.
+    Formatted(Format),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,14 +126,23 @@ pub(crate) fn message_header_mutations(
             "request_headers_to_add",
             request_to_remove,
             "request_headers_to_remove",
+            Formats::Allowed,
         )?,
         response: header_mutations(
             response_to_add,
             "response_headers_to_add",
             response_to_remove,
             "response_headers_to_remove",
+            Formats::Allowed,
         )?,
     })
+}
+
+/// Whether values may use command operators (routes) or must be literal (health checks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Formats {
+    Allowed,
+    Refused,
 }
 
 /// Converts an `*_headers_to_add` / `*_headers_to_remove` pair; `add_field`/`remove_field`
@@ -119,8 +152,9 @@ pub(crate) fn header_mutations(
     add_field: &str,
     remove: &[String],
     remove_field: &str,
+    formats: Formats,
 ) -> Result<HeaderMutations> {
-    let add = convert_each(add, add_field, header_to_add)?;
+    let add = convert_each(add, add_field, |a| header_to_add(a, formats))?;
     let remove = remove
         .iter()
         .enumerate()
@@ -144,7 +178,7 @@ fn is_modifiable(name: &str) -> bool {
     !name.starts_with(':') && name != "host"
 }
 
-fn header_to_add(proto: &core::HeaderValueOption) -> Result<HeaderToAdd> {
+fn header_to_add(proto: &core::HeaderValueOption, formats: Formats) -> Result<HeaderToAdd> {
     let core::HeaderValueOption {
         header,
         append,
@@ -176,9 +210,30 @@ fn header_to_add(proto: &core::HeaderValueOption) -> Result<HeaderToAdd> {
         value.clone()
     };
     header_value(&value, "header.value")?;
-    let value = literal(&value).within("header.value")?;
-    let value = HeaderValue::from_str(&value)
-        .map_err(|_| ValidationError::new("header.value", "not a valid header value"))?;
+    let format = parse_format(&value).within("header.value")?;
+    let value =
+        match (format.has_commands(), formats) {
+            (false, _) => {
+                let text: String = format
+                    .0
+                    .iter()
+                    .map(|part| match part {
+                        FormatPart::Text(text) => text.as_str(),
+                        FormatPart::Command(_) => "",
+                    })
+                    .collect();
+                HeaderText::Literal(HeaderValue::from_str(&text).map_err(|_| {
+                    ValidationError::new("header.value", "not a valid header value")
+                })?)
+            }
+            (true, Formats::Allowed) => HeaderText::Formatted(format),
+            (true, Formats::Refused) => {
+                return Err(ValidationError::not_enforced(
+                    "header.value",
+                    "command operators here (only literal values; write %% for a literal %)",
+                ));
+            }
+        };
     let name = parsed_header_name(&name, "header.key")?;
     let action = match (
         append,
@@ -205,34 +260,31 @@ fn header_to_add(proto: &core::HeaderValueOption) -> Result<HeaderToAdd> {
     })
 }
 
-/// Envoy evaluates `%COMMAND%` formatters in header values; we only support literal values
-/// (with `%%` meaning `%`), so anything else is rejected rather than sent verbatim.
-fn literal(value: &str) -> Result<String> {
-    let mut out = String::with_capacity(value.len());
-    let mut rest = value;
-    while let Some(i) = rest.find('%') {
-        out.push_str(&rest[..i]);
-        if rest[i..].starts_with("%%") {
-            out.push('%');
-            rest = &rest[i + 2..];
-        } else {
-            return Err(ValidationError::new(
-                "",
-                "header value formatters (%COMMAND%) are not supported; write %% for a literal %",
-            ));
-        }
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn option(value: &str) -> core::HeaderValueOption {
+        core::HeaderValueOption {
+            header: Some(core::HeaderValue {
+                key: "x-a".into(),
+                value: value.into(),
+                raw_value: Vec::new(),
+            }),
+            ..Default::default()
+        }
+    }
+
     #[test]
-    fn literal_values() {
-        assert_eq!(literal("a%%b").as_deref(), Ok("a%b"));
-        assert!(literal("%DOWNSTREAM_REMOTE_ADDRESS%").is_err());
+    fn literal_and_formatted_values() {
+        let literal = header_to_add(&option("a%%b"), Formats::Refused).expect("a literal");
+        assert_eq!(
+            literal.value,
+            HeaderText::Literal(HeaderValue::from_static("a%b"))
+        );
+        let formatted = header_to_add(&option("%PROTOCOL%"), Formats::Allowed).expect("a format");
+        assert!(matches!(formatted.value, HeaderText::Formatted(_)));
+        let refused = header_to_add(&option("%PROTOCOL%"), Formats::Refused).expect_err("refused");
+        assert!(refused.path.starts_with("header.value"), "{refused}");
     }
 }

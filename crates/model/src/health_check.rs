@@ -6,7 +6,7 @@ use envoy_types::pb::envoy::config::core::v3::{self as core, health_check};
 use envoy_types::pb::envoy::r#type::v3::{CodecClientType, Int64Range};
 
 use crate::error::{Result, ValidationError, Within, convert_each, reject_if_set};
-use crate::header_mutation::{HeaderMutations, header_mutations};
+use crate::header_mutation::{Formats, HeaderMutations, header_mutations};
 use crate::proto_value::{
     bool_or, enum_value, header_value, opt_duration, opt_positive_duration,
     required_positive_duration,
@@ -224,6 +224,7 @@ fn http_check(proto: &health_check::HttpHealthCheck) -> Result<HttpHealthCheck> 
             "request_headers_to_add",
             request_headers_to_remove,
             "request_headers_to_remove",
+            Formats::Refused,
         )?,
     })
 }

@@ -18,6 +18,7 @@ mod data_source;
 mod endpoint;
 mod error;
 mod filter_chain;
+mod formatter;
 mod header_mutation;
 mod health_check;
 mod http_connection_manager;
@@ -50,7 +51,10 @@ pub use endpoint::{
 };
 pub use error::{ValidationError, error_chain};
 pub use filter_chain::{CidrRange, FilterChain, FilterChainMatch, NetworkFilter, SourceType};
-pub use header_mutation::{AppendAction, HeaderMutations, HeaderToAdd, MessageHeaderMutations};
+pub use formatter::{Command, Format, FormatPart};
+pub use header_mutation::{
+    AppendAction, HeaderMutations, HeaderText, HeaderToAdd, MessageHeaderMutations,
+};
 pub use health_check::{
     GrpcHealthCheck, HealthCheck, HealthChecker, HttpHealthCheck, TcpHealthCheck,
 };

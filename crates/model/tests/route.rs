@@ -266,8 +266,8 @@ fn invalid_route_configurations() {
             "virtual_hosts[0].routes[0].match.runtime_fraction: not supported",
         ),
         (
-            one_route("match: { prefix: / }\n    route: { cluster: c }\n    request_headers_to_add: [ { header: { key: x-ip, value: '%DOWNSTREAM_REMOTE_ADDRESS%' } } ]"),
-            "virtual_hosts[0].routes[0].request_headers_to_add[0].header.value: header value formatters (%COMMAND%) are not supported; write %% for a literal %",
+            one_route("match: { prefix: / }\n    route: { cluster: c }\n    request_headers_to_add: [ { header: { key: x-ip, value: '%UPSTREAM_METADATA([\"a\"])%' } } ]"),
+            "virtual_hosts[0].routes[0].request_headers_to_add[0].header.value: not supported yet: command operator %UPSTREAM_METADATA%",
         ),
         (
             one_route("match: { prefix: / }\n    route: { cluster: c }\n    request_headers_to_add: [ { header: { key: ':path', value: x } } ]"),

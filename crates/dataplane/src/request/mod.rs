@@ -35,7 +35,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Instant;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use http::{Request, Response, StatusCode};
 use hyper::body::{Body as _, Incoming};
@@ -46,6 +46,7 @@ pub(crate) use client::Client;
 use error::{ProxyError, ReplyTo};
 
 use crate::filter_chain::ChainRef;
+use crate::formatter::FormatContext;
 use crate::headers::ensure_request_id;
 use crate::http_stats::HttpStats;
 use crate::local_reply::ProxyBody;
@@ -152,7 +153,20 @@ pub(crate) async fn proxy_request(
         }
         Err(error) => return Ok(error.into_response(reply_to)),
     };
-    let route_headers = RouteHeaders::new(&routes, vhost, route);
+    let mut route_headers = RouteHeaders::new(&routes, vhost, route);
+    if !route_headers.is_empty() && route_headers.has_formats() {
+        let cx = FormatContext {
+            request: &view,
+            remote: client.address(&parts.headers, hcm.xff_num_trusted_hops),
+            direct_remote: client.peer,
+            local,
+            version: parts.version,
+            start: SystemTime::now()
+                .checked_sub(started.elapsed())
+                .unwrap_or(UNIX_EPOCH),
+        };
+        route_headers.render(&cx);
+    }
     let mut response = match &route.action {
         RouteAction::DirectResponse(direct) => route::direct(direct, &view),
         RouteAction::Redirect(action) => route::redirected(route, action, &view),
