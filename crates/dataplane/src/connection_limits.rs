@@ -74,7 +74,9 @@ pub(crate) async fn retirement(
         }
     };
     let counters = stats.local();
+    // Polled on every wake of the connection: `biased` spares a random draw each time.
     tokio::select! {
+        biased;
         _ = drained.wait_for(|d| *d) => Retirement::Drain,
         () = spent => {
             counters.downstream_cx_max_requests_reached.fetch_add(1, Relaxed);

@@ -134,6 +134,7 @@ pub(crate) async fn serve_http(
         &stats,
     );
     let why = tokio::select! {
+        biased;
         result = connection.as_mut() => {
             if let Err(e) = result {
                 tracing::debug!(%peer, error = %e, "downstream connection ended with an error");

@@ -14,8 +14,14 @@ use crate::formatter::{FormatContext, render};
 /// once, when the request is routed ([`RouteHeaders::render`]); both sides read the request.
 pub(crate) struct RouteHeaders<'a> {
     levels: [&'a MessageHeaderMutations; 3],
-    request_values: Vec<HeaderValue>,
-    response_values: Vec<HeaderValue>,
+    /// Boxed: most requests have none, and carry one pointer instead of two vectors.
+    rendered: Option<Box<Rendered>>,
+}
+
+/// Computed values of one request's formatted additions, in application order.
+struct Rendered {
+    request: Vec<HeaderValue>,
+    response: Vec<HeaderValue>,
 }
 
 impl<'a> RouteHeaders<'a> {
@@ -35,8 +41,7 @@ impl<'a> RouteHeaders<'a> {
             } else {
                 [route, vhost, table]
             },
-            request_values: Vec::new(),
-            response_values: Vec::new(),
+            rendered: None,
         }
     }
 
@@ -64,14 +69,17 @@ impl<'a> RouteHeaders<'a> {
                 })
                 .collect()
         };
-        self.request_values = values(|l| &l.request);
-        self.response_values = values(|l| &l.response);
+        self.rendered = Some(Box::new(Rendered {
+            request: values(|l| &l.request),
+            response: values(|l| &l.response),
+        }));
     }
 
     /// On the request sent upstream, after the proxy's own headers (so a mutation can replace
     /// them, as in Envoy where the router runs after the connection manager adds them).
     pub(crate) fn apply_to_request(&self, headers: &mut HeaderMap) {
-        let mut values = self.request_values.iter().cloned();
+        let rendered = self.rendered.as_deref().map_or(&[][..], |r| &r.request);
+        let mut values = rendered.iter().cloned();
         for level in self.levels {
             level.request.apply(headers, &mut values);
         }
@@ -79,7 +87,8 @@ impl<'a> RouteHeaders<'a> {
 
     /// On whatever answers the request once it was routed.
     pub(crate) fn apply_to_response(&self, headers: &mut HeaderMap) {
-        let mut values = self.response_values.iter().cloned();
+        let rendered = self.rendered.as_deref().map_or(&[][..], |r| &r.response);
+        let mut values = rendered.iter().cloned();
         for level in self.levels {
             level.response.apply(headers, &mut values);
         }
