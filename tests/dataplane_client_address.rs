@@ -1,8 +1,9 @@
 //! Who the client is, through the real binary, as Envoy's connection manager decides it:
 //! `use_remote_address` (the edge appends to `x-forwarded-for`, sets `x-envoy-external-address`,
 //! replaces `x-request-id` and an untrusted `x-forwarded-proto`), `xff_num_trusted_hops`,
-//! internal requests at the edge, `preserve_external_request_id`, and forwarding headers set
-//! before routing so that routes can match on them.
+//! internal requests at the edge, `preserve_external_request_id`, `append_x_forwarded_port`,
+//! forwarding headers set before routing so that routes can match on them, and command
+//! operators in route header values.
 
 mod common;
 
@@ -41,7 +42,7 @@ async fn the_edge_decides_who_the_client_is() {
             "edge",
             0,
             "edge",
-            "      use_remote_address: true",
+            "      use_remote_address: true\n      append_x_forwarded_port: true",
         ))
         .with(http_listener(
             "edge-internal",
@@ -93,6 +94,8 @@ async fn the_edge_decides_who_the_client_is() {
     );
     assert_eq!(seen.header("x-envoy-external-address"), Some("127.0.0.1"));
     assert_eq!(seen.header("x-forwarded-proto"), Some("http"));
+    let edge_port = edge.rsplit(':').next().expect("a port");
+    assert_eq!(seen.header("x-forwarded-port"), Some(edge_port));
     let id = seen.header("x-request-id").expect("x-request-id");
     assert!(id != "client-id" && id.len() == 36, "{id}");
     assert_eq!(seen.header("x-envoy-internal"), None);
@@ -129,6 +132,7 @@ async fn the_edge_decides_who_the_client_is() {
     assert_eq!(seen.header("x-envoy-external-address"), None);
     assert_eq!(seen.header("x-request-id"), Some("client-id"));
     assert_eq!(seen.header("x-forwarded-proto"), Some("https"));
+    assert_eq!(seen.header("x-forwarded-port"), None, "not asked for");
 
     // Command operators in route header values: the client as decided (here the trusted
     // hop's), the peer, request headers with a fallback and a length, the protocol, the start

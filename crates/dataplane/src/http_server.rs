@@ -106,7 +106,7 @@ pub(crate) async fn serve_http(
                 // Before the access log reads the request: the client's address decides
                 // forwarding headers and whether `x-request-id` is replaced.
                 let accepted = match chain.http() {
-                    Some(hcm) => accept(&mut request, hcm, peer),
+                    Some(hcm) => accept(&mut request, hcm, peer, local),
                     None => Ok(Client::direct(peer)),
                 };
                 let record = (!sinks.is_empty()).then(|| RequestRecord::new(&request));

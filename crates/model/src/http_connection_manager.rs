@@ -63,6 +63,9 @@ pub struct HttpConnectionManager {
     /// `preserve_external_request_id`: an edge request keeps the client's `x-request-id`.
     pub preserve_external_request_id: bool,
     pub skip_xff_append: bool,
+    /// `append_x_forwarded_port`: `x-forwarded-port` set to the listener's port when absent
+    /// (at the edge, also replacing an untrusted one).
+    pub append_x_forwarded_port: bool,
     /// `internal_address_config`: whose requests keep the `x-envoy-*` controls.
     pub internal_addresses: InternalAddresses,
     /// Default true.
@@ -214,7 +217,7 @@ impl HttpConnectionManager {
             strip_trailing_host_dot,
             proxy_status_config,
             typed_header_validation_config,
-            append_x_forwarded_port: _,
+            append_x_forwarded_port,
             append_local_overload,
             // PROXY-protocol state for filters we do not have.
             add_proxy_protocol_connection_state: _,
@@ -408,6 +411,7 @@ impl HttpConnectionManager {
             xff_num_trusted_hops: *xff_num_trusted_hops,
             preserve_external_request_id: *preserve_external_request_id,
             skip_xff_append: *skip_xff_append,
+            append_x_forwarded_port: *append_x_forwarded_port,
             internal_addresses: InternalAddresses::from_proto(internal_address_config.as_ref())
                 .within("internal_address_config")?,
             generate_request_id: bool_or(generate_request_id, true),
@@ -453,18 +457,11 @@ fn reject_unenforced(proto: &pb::HttpConnectionManager) -> Result<()> {
             ));
         }
     }
-    let flags = [
-        (
-            proto.proxy_100_continue,
-            "proxy_100_continue",
-            "the upstream's 100-continue is not relayed",
-        ),
-        (
-            proto.append_x_forwarded_port,
-            "append_x_forwarded_port",
-            "no x-forwarded-port is added",
-        ),
-    ];
+    let flags = [(
+        proto.proxy_100_continue,
+        "proxy_100_continue",
+        "the upstream's 100-continue is not relayed",
+    )];
     if let Some((_, field, what)) = flags.into_iter().find(|(set, _, _)| *set) {
         return Err(ValidationError::not_enforced(field, what));
     }

@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 use http::{HeaderMap, HeaderValue};
 use outrider_model::HttpConnectionManager;
 
-use crate::headers::{X_FORWARDED_FOR, X_FORWARDED_PROTO, append_via};
+use crate::headers::{X_FORWARDED_FOR, X_FORWARDED_PORT, X_FORWARDED_PROTO, append_via};
 
 /// The client as the connection manager sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +56,7 @@ pub(crate) fn resolve(
     headers: &mut HeaderMap,
     hcm: &HttpConnectionManager,
     peer: SocketAddr,
+    local: SocketAddr,
 ) -> Client {
     let from_list = |ip: IpAddr| SocketAddr::new(ip, 0);
     let hops = hcm.xff_num_trusted_hops;
@@ -73,6 +74,9 @@ pub(crate) fn resolve(
         if hops == 0 || !headers.contains_key(X_FORWARDED_PROTO) {
             headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
         }
+        if hcm.append_x_forwarded_port && hops == 0 {
+            headers.insert(X_FORWARDED_PORT, HeaderValue::from(local.port()));
+        }
         (Some(address), trusted_checks)
     } else if hcm.internal_addresses.is_empty() {
         // Nobody can be internal: the address is read only if a hash policy asks.
@@ -87,6 +91,9 @@ pub(crate) fn resolve(
     };
     if !headers.contains_key(X_FORWARDED_PROTO) {
         headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+    }
+    if hcm.append_x_forwarded_port && !headers.contains_key(X_FORWARDED_PORT) {
+        headers.insert(X_FORWARDED_PORT, HeaderValue::from(local.port()));
     }
     let internal =
         trusted_checks && address.is_some_and(|a| hcm.internal_addresses.contains(a.ip()));
@@ -184,6 +191,7 @@ mod tests {
     }
 
     const PEER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 9)), 5000);
+    const LOCAL: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)), 8443);
 
     #[test]
     fn the_edge_appends_and_marks_external_requests() {
@@ -192,7 +200,7 @@ mod tests {
             ("x-forwarded-for", "1.2.3.4"),
             ("x-forwarded-proto", "https"),
         ]);
-        let client = resolve(&mut headers, &hcm, PEER);
+        let client = resolve(&mut headers, &hcm, PEER, LOCAL);
         assert_eq!(
             (client.resolved, client.internal, client.edge),
             (Some(PEER), false, true)
@@ -205,6 +213,24 @@ mod tests {
     }
 
     #[test]
+    fn forwarded_port_appended_when_asked() {
+        let behind = test_support::hcm("      append_x_forwarded_port: true\n");
+        let mut headers = request(&[]);
+        resolve(&mut headers, &behind, PEER, LOCAL);
+        assert_eq!(header(&headers, "x-forwarded-port"), Some("8443"));
+        let mut kept = request(&[("x-forwarded-port", "80")]);
+        resolve(&mut kept, &behind, PEER, LOCAL);
+        assert_eq!(header(&kept, "x-forwarded-port"), Some("80"));
+        // At the edge an untrusted one is replaced.
+        let edge = test_support::hcm(
+            "      use_remote_address: true\n      append_x_forwarded_port: true\n",
+        );
+        let mut replaced = request(&[("x-forwarded-port", "80")]);
+        resolve(&mut replaced, &edge, PEER, LOCAL);
+        assert_eq!(header(&replaced, "x-forwarded-port"), Some("8443"));
+    }
+
+    #[test]
     fn trusted_hops_name_the_client() {
         let hcm =
             test_support::hcm("      use_remote_address: true\n      xff_num_trusted_hops: 1\n");
@@ -213,7 +239,7 @@ mod tests {
             ("x-forwarded-for", "9.9.9.9"),
             ("x-forwarded-proto", "https"),
         ]);
-        let client = resolve(&mut headers, &hcm, PEER);
+        let client = resolve(&mut headers, &hcm, PEER, LOCAL);
         let nine = "9.9.9.9:0".parse::<SocketAddr>().expect("an address");
         assert_eq!(client.address(&headers, 1), nine);
         assert_eq!(
@@ -227,7 +253,7 @@ mod tests {
     fn behind_an_edge_the_address_is_read_when_asked() {
         let hcm = test_support::hcm("");
         let mut headers = request(&[("x-forwarded-for", "8.8.8.8, 7.7.7.7")]);
-        let client = resolve(&mut headers, &hcm, PEER);
+        let client = resolve(&mut headers, &hcm, PEER, LOCAL);
         let last = "7.7.7.7:0".parse::<SocketAddr>().expect("an address");
         assert_eq!(client.address(&headers, 0), last);
         assert_eq!(client.address(&request(&[]), 0), PEER);
@@ -247,7 +273,7 @@ mod tests {
             (&[("x-forwarded-for", "10.1.1.1")][..], false),
         ] {
             let mut headers = request(pairs);
-            let client = resolve(&mut headers, &edge, PEER);
+            let client = resolve(&mut headers, &edge, PEER, LOCAL);
             assert_eq!(client.internal, internal, "{pairs:?}");
             assert_eq!(client.edge, !internal);
         }
@@ -259,7 +285,7 @@ mod tests {
             (&[][..], false),
         ] {
             let mut headers = request(pairs);
-            let client = resolve(&mut headers, &behind, PEER);
+            let client = resolve(&mut headers, &behind, PEER, LOCAL);
             assert_eq!(client.internal, internal, "{pairs:?}");
             assert!(!client.edge);
             assert_eq!(

@@ -65,6 +65,7 @@ pub(crate) fn accept(
     request: &mut Request<Incoming>,
     hcm: &HttpConnectionManager,
     peer: SocketAddr,
+    local: SocketAddr,
 ) -> Result<Client, Refused> {
     if let Err(refused) = admit::admit(request, hcm) {
         let to = ReplyTo {
@@ -74,7 +75,7 @@ pub(crate) fn accept(
         };
         return Err(Refused(refused, to));
     }
-    let client = client::resolve(request.headers_mut(), hcm, peer);
+    let client = client::resolve(request.headers_mut(), hcm, peer, local);
     if hcm.generate_request_id {
         let replace = client.edge && !hcm.preserve_external_request_id;
         ensure_request_id(request.headers_mut(), replace);
