@@ -142,6 +142,25 @@ async fn http_versions_headers_smuggling_limits_and_local_answers() {
     let location = answer.header("location").unwrap_or_default();
     assert!(location.ends_with("/new"), "{location}");
 
+    // expect: 100-continue is answered by the proxy (100, then the response) and not passed
+    // on, as Envoy does without proxy_100_continue.
+    let expecting = format!(
+        "POST /echo HTTP/1.1\r\nHost: {ingress}\r\nExpect: 100-continue\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi"
+    );
+    let (continued, _) =
+        tokio::task::block_in_place(|| raw_exchange(ingress, expecting.as_bytes()));
+    assert_eq!(
+        status_line(&continued),
+        "HTTP/1.1 100 Continue",
+        "{continued}"
+    );
+    let body = continued
+        .split_once("\r\n\r\n{")
+        .map(|(_, json)| format!("{{{json}"));
+    let seen = echoed(&body.unwrap_or_default());
+    assert_eq!(seen.header("expect"), None);
+    assert_eq!(seen.body.as_deref(), Some("hi"));
+
     let served_before = backend.requests_served();
     let raw = tokio::task::spawn_blocking(move || {
         // Smuggling: Content-Length and Transfer-Encoding together. The request hidden after

@@ -49,11 +49,22 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
 }
 
 /// Removes hop-by-hop headers, and any header the `Connection` header names. `te: trailers`
-/// survives: gRPC needs it end to end.
+/// survives: gRPC needs it end to end. `expect: 100-continue` goes too: the connection
+/// manager answers it itself (hyper sends the 100 when the body is first read), as Envoy
+/// does without `proxy_100_continue`.
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     // Most messages have none: one pass over the names instead of eight removals.
-    if !headers.keys().any(is_hop_by_hop) {
+    if !headers
+        .keys()
+        .any(|name| is_hop_by_hop(name) || name == header::EXPECT)
+    {
         return;
+    }
+    if headers
+        .get(header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+    {
+        headers.remove(header::EXPECT);
     }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
@@ -162,6 +173,10 @@ mod tests {
         strip_hop_by_hop(&mut headers, false);
         let names: Vec<&str> = headers.keys().map(|k| k.as_str()).collect();
         assert_eq!(names, ["x-kept", "te"]);
+        let mut expecting = HeaderMap::new();
+        expecting.insert("expect", HeaderValue::from_static("100-Continue"));
+        strip_hop_by_hop(&mut expecting, false);
+        assert!(expecting.is_empty(), "{expecting:?}");
         assert_eq!(headers["te"], "trailers");
     }
 
