@@ -500,6 +500,16 @@ virtual_hosts:
   - match: {{ prefix: /direct }}
     direct_response: {{ status: 200, body: {{ inline_string: hi }} }}
     response_headers_to_add: [ {{ header: {{ key: x-route, value: direct }} }} ]
+  - match: {{ prefix: /weighted }}
+    route:
+      prefix_rewrite: /echo
+      weighted_clusters:
+        clusters:
+        - name: backend
+          weight: 1
+          request_headers_to_add: [ {{ header: {{ key: x-order, value: weighted }} }} ]
+          response_headers_to_add: [ {{ header: {{ key: x-weighted, value: picked }} }} ]
+    request_headers_to_add: [ {{ header: {{ key: x-order, value: route }} }} ]
 "#
         )
     };
@@ -553,6 +563,13 @@ virtual_hosts:
     assert_eq!(direct.body, "hi");
     assert_eq!(direct.header("x-route"), Some("direct"));
     assert_eq!(direct.header("x-level"), Some("table"));
+
+    // The picked weighted cluster's mutations go first, then the route's.
+    let weighted = get_with(&client, &format!("http://127.0.0.1:{port}/weighted"), &[]).await;
+    assert_eq!(weighted.status, 200, "{weighted:?}");
+    assert_eq!(weighted.header("x-weighted"), Some("picked"));
+    let seen = echoed(&weighted.body);
+    assert_eq!(seen.header_all("x-order"), ["weighted", "route"]);
 
     // most_specific_header_mutations_wins: the route's value is the one the upstream sees.
     proxy.server.set_snapshot(

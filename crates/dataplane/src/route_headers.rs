@@ -14,6 +14,8 @@ use crate::formatter::{FormatContext, render};
 /// once, when the request is routed ([`RouteHeaders::render`]); both sides read the request.
 pub(crate) struct RouteHeaders<'a> {
     levels: [&'a MessageHeaderMutations; 3],
+    /// The picked weighted cluster's, applied before the others whatever their order.
+    weighted: Option<&'a MessageHeaderMutations>,
     /// Boxed: most requests have none, and carry one pointer instead of two vectors.
     rendered: Option<Box<Rendered>>,
 }
@@ -41,27 +43,39 @@ impl<'a> RouteHeaders<'a> {
             } else {
                 [route, vhost, table]
             },
+            weighted: None,
             rendered: None,
         }
     }
 
+    /// Adds the picked weighted cluster's mutations (applied first, as Envoy's
+    /// `WeightedClusterEntry` does before the route's own).
+    pub(crate) fn with_weighted(&mut self, weighted: &'a MessageHeaderMutations) {
+        if !weighted.is_empty() {
+            self.weighted = Some(weighted);
+        }
+    }
+
+    /// Every level in application order.
+    fn all(&self) -> impl Iterator<Item = &'a MessageHeaderMutations> + '_ {
+        self.weighted.into_iter().chain(self.levels)
+    }
+
     /// No level has any mutation (the common case): callers skip both passes.
     pub(crate) fn is_empty(&self) -> bool {
-        self.levels.iter().all(|level| level.is_empty())
+        self.weighted.is_none() && self.levels.iter().all(|level| level.is_empty())
     }
 
     /// Whether a value is made with command operators (then [`RouteHeaders::render`]).
     pub(crate) fn has_formats(&self) -> bool {
-        self.levels
-            .iter()
+        self.all()
             .any(|l| l.request.has_formats() || l.response.has_formats())
     }
 
     /// Computes the values made with command operators for the request in `cx`.
     pub(crate) fn render(&mut self, cx: &FormatContext<'_>) {
         let values = |side: fn(&MessageHeaderMutations) -> &HeaderMutations| -> Vec<HeaderValue> {
-            self.levels
-                .iter()
+            self.all()
                 .flat_map(|level| &side(level).add)
                 .filter_map(|add| match &add.value {
                     HeaderText::Formatted(format) => Some(render(format, cx)),
@@ -80,7 +94,7 @@ impl<'a> RouteHeaders<'a> {
     pub(crate) fn apply_to_request(&self, headers: &mut HeaderMap) {
         let rendered = self.rendered.as_deref().map_or(&[][..], |r| &r.request);
         let mut values = rendered.iter().cloned();
-        for level in self.levels {
+        for level in self.all() {
             level.request.apply(headers, &mut values);
         }
     }
@@ -89,7 +103,7 @@ impl<'a> RouteHeaders<'a> {
     pub(crate) fn apply_to_response(&self, headers: &mut HeaderMap) {
         let rendered = self.rendered.as_deref().map_or(&[][..], |r| &r.response);
         let mut values = rendered.iter().cloned();
-        for level in self.levels {
+        for level in self.all() {
             level.response.apply(headers, &mut values);
         }
     }

@@ -10,6 +10,7 @@ use envoy_types::pb::envoy::config::route::v3::{
 
 use crate::data_source::DataSource;
 use crate::error::{Result, ValidationError, Within, convert_each, non_empty, reject_if_set};
+use crate::header_mutation::{MessageHeaderMutations, message_header_mutations};
 use crate::matcher::{RegexSubstitution, regex_substitution};
 use crate::proto_value::{
     bool_or, enum_value, header_name, header_value, opt_duration, timeout_or,
@@ -100,6 +101,9 @@ pub struct WeightedCluster {
     pub target: WeightedTarget,
     pub weight: u32,
     pub host_rewrite_literal: Option<String>,
+    /// Applied before the route's own when this entry is picked, as Envoy's
+    /// `WeightedClusterEntry` does.
+    pub header_mutations: MessageHeaderMutations,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -444,14 +448,13 @@ fn cluster_weight(proto: &weighted_cluster::ClusterWeight) -> Result<WeightedClu
         typed_per_filter_config,
         host_rewrite_specifier,
     } = proto;
-    reject_if_set!(
-        metadata_match,
+    reject_if_set!(metadata_match, typed_per_filter_config);
+    let header_mutations = message_header_mutations(
         request_headers_to_add,
         request_headers_to_remove,
         response_headers_to_add,
         response_headers_to_remove,
-        typed_per_filter_config,
-    );
+    )?;
     let target = match (name.is_empty(), cluster_header.is_empty()) {
         (false, true) => WeightedTarget::Cluster(name.clone()),
         (true, false) => WeightedTarget::Header(header_name(cluster_header, "cluster_header")?),
@@ -479,6 +482,7 @@ fn cluster_weight(proto: &weighted_cluster::ClusterWeight) -> Result<WeightedClu
         target,
         weight: weight.as_ref().map_or(0, |w| w.value),
         host_rewrite_literal,
+        header_mutations,
     })
 }
 

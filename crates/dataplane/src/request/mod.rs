@@ -155,22 +155,31 @@ pub(crate) async fn proxy_request(
         Err(error) => return Ok(error.into_response(reply_to)),
     };
     let mut route_headers = RouteHeaders::new(&routes, vhost, route);
-    if !route_headers.is_empty() && route_headers.has_formats() {
-        let cx = FormatContext {
-            request: &view,
-            remote: client.address(&parts.headers, hcm.xff_num_trusted_hops),
-            direct_remote: client.peer,
-            local,
-            version: parts.version,
-            start: SystemTime::now()
-                .checked_sub(started.elapsed())
-                .unwrap_or(UNIX_EPOCH),
-        };
-        route_headers.render(&cx);
-    }
+    // Values made with command operators are computed from the request while it is here.
+    let render = |route_headers: &mut RouteHeaders<'_>| {
+        if !route_headers.is_empty() && route_headers.has_formats() {
+            let cx = FormatContext {
+                request: &view,
+                remote: client.address(&parts.headers, hcm.xff_num_trusted_hops),
+                direct_remote: client.peer,
+                local,
+                version: parts.version,
+                start: SystemTime::now()
+                    .checked_sub(started.elapsed())
+                    .unwrap_or(UNIX_EPOCH),
+            };
+            route_headers.render(&cx);
+        }
+    };
     let mut response = match &route.action {
-        RouteAction::DirectResponse(direct) => route::direct(direct, &view),
-        RouteAction::Redirect(action) => route::redirected(route, action, &view),
+        RouteAction::DirectResponse(direct) => {
+            render(&mut route_headers);
+            route::direct(direct, &view)
+        }
+        RouteAction::Redirect(action) => {
+            render(&mut route_headers);
+            route::redirected(route, action, &view)
+        }
         RouteAction::Forward(action) => {
             // The client's address only where a hash policy reads it (it may mean parsing
             // x-forwarded-for).
@@ -191,6 +200,10 @@ pub(crate) async fn proxy_request(
                 envoy_controls,
             };
             let plan = plan::plan(hcm, vhost, route, action, &view, downstream, rand::random());
+            if let Some(weighted) = plan.weighted {
+                route_headers.with_weighted(&weighted.header_mutations);
+            }
+            render(&mut route_headers);
             let clock =
                 StreamClock::start(started, plan.timeouts.stream, body.is_end_stream(), &stats);
             let cx = ForwardContext {

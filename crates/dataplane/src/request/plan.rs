@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use std::net::SocketAddr;
 
 use outrider_model::{
-    ForwardAction, HttpConnectionManager, RetryOn, RetryPolicy, Route, VirtualHost,
+    ForwardAction, HttpConnectionManager, RetryOn, RetryPolicy, Route, VirtualHost, WeightedCluster,
 };
 
 use super::timeouts::{Timeouts, timeouts};
@@ -23,6 +23,8 @@ use crate::routing::{
 pub(crate) struct Plan<'r> {
     /// `None` when the route names its cluster by a header the request lacks.
     pub cluster: Option<Cow<'r, str>>,
+    /// The weighted cluster entry picked, whose header mutations apply first.
+    pub weighted: Option<&'r WeightedCluster>,
     /// For RING_HASH and MAGLEV.
     pub hash: Option<u64>,
     /// Cookies a hash policy generated for this client: sent with the upstream's answer (not
@@ -107,6 +109,7 @@ pub(crate) fn plan<'r>(
         ),
         authority: rewrite_authority(action, choice.weighted, request),
         cluster: choice.cluster,
+        weighted: choice.weighted,
         hash: hash.hash,
         set_cookies: hash.set_cookies,
         path: match rewrite_path(route, request.path_and_query) {
@@ -163,6 +166,7 @@ mod tests {
         // Owned, so the test's configuration can go.
         Plan {
             cluster: planned.cluster.map(|c| Cow::Owned(c.into_owned())),
+            weighted: None,
             authority: planned.authority.map(|a| Cow::Owned(a.into_owned())),
             retry: planned.retry.map(|r| Cow::Owned(r.into_owned())),
             hash: planned.hash,
