@@ -10,7 +10,7 @@ use outrider_report::ReportStats;
 /// Reads one counter of a shard.
 type CounterOf = fn(&HttpCounters) -> &AtomicU64;
 
-const HTTP_COUNTERS: [(&str, StatKind, CounterOf); 11] = [
+const HTTP_COUNTERS: [(&str, StatKind, CounterOf); 12] = [
     ("downstream_cx_total", StatKind::Counter, |c| {
         &c.downstream_cx_total
     }),
@@ -27,6 +27,9 @@ const HTTP_COUNTERS: [(&str, StatKind, CounterOf); 11] = [
         StatKind::Counter,
         |c| &c.downstream_cx_max_duration_reached,
     ),
+    ("downstream_cx_idle_timeout", StatKind::Counter, |c| {
+        &c.downstream_cx_idle_timeout
+    }),
     ("downstream_rq_total", StatKind::Counter, |c| {
         &c.downstream_rq_total
     }),

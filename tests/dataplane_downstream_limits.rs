@@ -1,7 +1,7 @@
 //! Limits on a downstream connection through the real binary: `max_requests_per_connection`
 //! (the last response says `connection: close`, HTTP/2 clients get GOAWAY and move to a new
-//! connection) and `max_connection_duration`, as Envoy retires connections; and
-//! `max_headers_count` on a request.
+//! connection), `max_connection_duration` and `idle_timeout` for HTTP/2, as Envoy retires
+//! connections; and `max_headers_count` on a request.
 
 mod common;
 
@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use common::raw_http::raw_exchange;
 use common::xds_proxy::{
-    XdsProxy, backend_snapshot, get, get_with, h2c_client, http_listener, http1_client, routes,
+    XdsProxy, backend_snapshot, eventually, get, get_with, h2c_client, http_listener, http1_client,
+    routes,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -34,6 +35,12 @@ async fn connections_are_retired_by_request_count_and_age() {
             0,
             "few_headers",
             "      common_http_protocol_options: { max_headers_count: 3 }",
+        ))
+        .with(http_listener(
+            "idle",
+            0,
+            "idle",
+            "      common_http_protocol_options: { idle_timeout: 0.3s }",
         ))
         .with(routes(
             "  - match: { prefix: / }\n    route: { cluster: backend }",
@@ -92,6 +99,19 @@ async fn connections_are_retired_by_request_count_and_age() {
             .await,
         Some(1)
     );
+
+    // idle_timeout retires an HTTP/2 connection without requests (GOAWAY); the client's next
+    // request goes on a new one.
+    let idle = format!("http://127.0.0.1:{}/", proxy.listener_port("idle").await);
+    let h2_idle = h2c_client();
+    assert_eq!(get(&h2_idle, &idle).await.status, 200);
+    let retired = eventually(Duration::from_secs(5), || {
+        proxy.stat_blocking("http.idle.downstream_cx_idle_timeout") == Some(1)
+    })
+    .await;
+    assert!(retired, "the idle HTTP/2 connection was not retired");
+    assert_eq!(get(&h2_idle, &idle).await.status, 200);
+    assert_eq!(proxy.stat("http.idle.downstream_cx_total").await, Some(2));
 
     // max_headers_count, on HTTP/1.1 (hyper's parser) and HTTP/2 alike: 431 over the limit.
     let few = format!(

@@ -1,7 +1,8 @@
 //! When a downstream HTTP connection stops taking requests although its client has not
 //! finished: the listener drains, or the connection manager's
-//! `common_http_protocol_options` retire it after `max_requests_per_connection` requests or
-//! at `max_connection_duration`. hyper's graceful shutdown then does what Envoy's drain
+//! `common_http_protocol_options` retire it after `max_requests_per_connection` requests, at
+//! `max_connection_duration`, or after `idle_timeout` without requests (HTTP/1.1 idle
+//! connections are also closed by hyper's own header timer; this one covers HTTP/2). hyper's graceful shutdown then does what Envoy's drain
 //! sequence does: HTTP/1.1 answers what is in flight with `connection: close`, HTTP/2 sends
 //! GOAWAY, and the connection closes once its streams are done.
 
@@ -12,6 +13,7 @@ use std::time::Duration;
 
 use outrider_model::HttpConnectionManager;
 use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
 
 use crate::http_stats::HttpStats;
 
@@ -52,13 +54,72 @@ impl RequestBudget {
     }
 }
 
+/// Whether a connection has requests in flight, and since when it has had none: its
+/// `idle_timeout` runs from then (Envoy: "no active requests"). Two cells per request, no
+/// timer: the connection's one timer checks them when it fires.
+pub(crate) struct Activity {
+    active: Cell<u32>,
+    idle_since: Cell<Instant>,
+}
+
+impl Activity {
+    pub(crate) fn new() -> Rc<Self> {
+        Rc::new(Activity {
+            active: Cell::new(0),
+            idle_since: Cell::new(Instant::now()),
+        })
+    }
+
+    /// A request began; it is in flight until the guard drops: when its response head is
+    /// out, or when it is abandoned (an HTTP/2 stream still sending its body keeps its
+    /// stream when GOAWAY comes, so counting it done then retires nothing early).
+    pub(crate) fn request_started(self: &Rc<Self>) -> InFlight {
+        self.active.set(self.active.get() + 1);
+        InFlight(self.clone())
+    }
+}
+
+/// A request counted in its connection's [`Activity`].
+pub(crate) struct InFlight(Rc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let activity = &self.0;
+        let active = activity.active.get().saturating_sub(1);
+        activity.active.set(active);
+        if active == 0 {
+            activity.idle_since.set(Instant::now());
+        }
+    }
+}
+
+impl Activity {
+    /// Resolves once the connection has had no request in flight for `timeout`.
+    async fn idle_for(&self, timeout: Duration) {
+        let mut deadline = self.idle_since.get() + timeout;
+        loop {
+            tokio::time::sleep_until(deadline).await;
+            if self.active.get() > 0 {
+                deadline = Instant::now() + timeout;
+                continue;
+            }
+            let due = self.idle_since.get() + timeout;
+            if due <= Instant::now() {
+                return;
+            }
+            deadline = due;
+        }
+    }
+}
+
 /// Resolves when the connection should stop taking requests, counting a limit in the
 /// connection manager's `downstream_cx_max_requests_reached` /
-/// `downstream_cx_max_duration_reached`.
+/// `downstream_cx_max_duration_reached` / `downstream_cx_idle_timeout`.
 pub(crate) async fn retirement(
     drained: &mut watch::Receiver<bool>,
     budget: Option<&RequestBudget>,
     max_duration: Option<Duration>,
+    idle: Option<(&Activity, Duration)>,
     stats: &HttpStats,
 ) -> Retirement {
     let spent = async {
@@ -73,6 +134,12 @@ pub(crate) async fn retirement(
             None => std::future::pending().await,
         }
     };
+    let quiet = async {
+        match idle {
+            Some((activity, timeout)) => activity.idle_for(timeout).await,
+            None => std::future::pending().await,
+        }
+    };
     let counters = stats.local();
     // Polled on every wake of the connection: `biased` spares a random draw each time.
     tokio::select! {
@@ -84,6 +151,10 @@ pub(crate) async fn retirement(
         }
         () = aged => {
             counters.downstream_cx_max_duration_reached.fetch_add(1, Relaxed);
+            Retirement::Limit
+        }
+        () = quiet => {
+            counters.downstream_cx_idle_timeout.fetch_add(1, Relaxed);
             Retirement::Limit
         }
     }

@@ -22,7 +22,7 @@ use outrider_model::{
 };
 
 use crate::access_log::{LoggedBody, RequestRecord};
-use crate::connection_limits::{RequestBudget, Retirement, retirement};
+use crate::connection_limits::{Activity, RequestBudget, Retirement, retirement};
 use crate::drain::DrainSignal;
 use crate::filter_chain::ChainRef;
 use crate::headers::{X_REQUEST_ID, append_via};
@@ -84,14 +84,17 @@ pub(crate) async fn serve_http(
     let stats = Rc::new(context.http_stats(&hcm.stat_prefix));
     let _connection_counted = ConnectionCount::new(stats.clone());
     let budget = RequestBudget::of(hcm);
+    let activity = Activity::new();
     let service = {
         let chain = chain.clone();
         let budget = budget.clone();
+        let activity = activity.clone();
         let stats = stats.clone();
         service_fn(move |mut request: Request<Incoming>| {
             if let Some(budget) = &budget {
                 budget.take();
             }
+            let in_flight = activity.request_started();
             if request.headers().contains_key(http::header::UPGRADE) {
                 // A tunnel outlives this connection's HTTP exchange: it must see the drain.
                 request.extensions_mut().insert(drain.clone());
@@ -121,6 +124,7 @@ pub(crate) async fn serve_http(
                 // Counted when the response head is ready (Envoy counts at stream end).
                 counted.0.count_response(response.status().as_u16());
                 drop(counted);
+                drop(in_flight);
                 Ok::<_, Infallible>(LoggedBody::wrap(response, record, &sinks, &buffers))
             }
         })
@@ -131,6 +135,7 @@ pub(crate) async fn serve_http(
         &mut drained,
         budget.as_deref(),
         hcm.common.max_connection_duration,
+        hcm.common.idle_timeout.map(|timeout| (&*activity, timeout)),
         &stats,
     );
     let why = tokio::select! {

@@ -19,6 +19,8 @@ pub struct HttpCounters {
     pub downstream_cx_max_requests_reached: AtomicU64,
     /// Connections retired at `max_connection_duration`.
     pub downstream_cx_max_duration_reached: AtomicU64,
+    /// Connections retired after `idle_timeout` without requests.
+    pub downstream_cx_idle_timeout: AtomicU64,
     pub downstream_rq_total: AtomicU64,
     pub downstream_rq_active: AtomicU64,
     /// Streams ended by `stream_idle_timeout` (or a route's `idle_timeout`).
