@@ -12,7 +12,8 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use outrider_model::HttpConnectionManager;
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, oneshot};
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::http_stats::HttpStats;
@@ -112,50 +113,65 @@ impl Activity {
     }
 }
 
-/// Resolves when the connection should stop taking requests, counting a limit in the
-/// connection manager's `downstream_cx_max_requests_reached` /
-/// `downstream_cx_max_duration_reached` / `downstream_cx_idle_timeout`.
-pub(crate) async fn retirement(
-    drained: &mut watch::Receiver<bool>,
-    budget: Option<&RequestBudget>,
-    max_duration: Option<Duration>,
-    idle: Option<(&Activity, Duration)>,
-    stats: &HttpStats,
-) -> Retirement {
-    let spent = async {
-        match budget {
-            Some(budget) => budget.spent.notified().await,
-            None => std::future::pending().await,
-        }
-    };
-    let aged = async {
-        match max_duration {
-            Some(duration) => tokio::time::sleep(duration).await,
-            None => std::future::pending().await,
-        }
-    };
-    let quiet = async {
-        match idle {
-            Some((activity, timeout)) => activity.idle_for(timeout).await,
-            None => std::future::pending().await,
-        }
-    };
-    let counters = stats.local();
-    // Polled on every wake of the connection: `biased` spares a random draw each time.
-    tokio::select! {
-        biased;
-        _ = drained.wait_for(|d| *d) => Retirement::Drain,
-        () = spent => {
-            counters.downstream_cx_max_requests_reached.fetch_add(1, Relaxed);
-            Retirement::Limit
-        }
-        () = aged => {
-            counters.downstream_cx_max_duration_reached.fetch_add(1, Relaxed);
-            Retirement::Limit
-        }
-        () = quiet => {
-            counters.downstream_cx_idle_timeout.fetch_add(1, Relaxed);
-            Retirement::Limit
-        }
+/// A connection's request-count, age and idle limits, watched by a task of their own so that
+/// the connection's wakes never poll their timers; the task ends with the connection.
+pub(crate) struct LimitWatch {
+    reached: oneshot::Receiver<()>,
+    task: JoinHandle<()>,
+}
+
+impl LimitWatch {
+    /// Resolves when a limit is reached (counted in the connection manager's
+    /// `downstream_cx_max_requests_reached` / `_max_duration_reached` / `_idle_timeout`).
+    pub(crate) async fn reached(&mut self) {
+        let _ = (&mut self.reached).await;
     }
+}
+
+impl Drop for LimitWatch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Watches the limits that apply (`None` when none does).
+pub(crate) fn watch_limits(
+    budget: Option<Rc<RequestBudget>>,
+    max_duration: Option<Duration>,
+    idle: Option<(Rc<Activity>, Duration)>,
+    stats: Rc<HttpStats>,
+) -> Option<LimitWatch> {
+    if budget.is_none() && max_duration.is_none() && idle.is_none() {
+        return None;
+    }
+    let (tell, reached) = oneshot::channel();
+    let task = tokio::task::spawn_local(async move {
+        let spent = async {
+            match &budget {
+                Some(budget) => budget.spent.notified().await,
+                None => std::future::pending().await,
+            }
+        };
+        let aged = async {
+            match max_duration {
+                Some(duration) => tokio::time::sleep(duration).await,
+                None => std::future::pending().await,
+            }
+        };
+        let quiet = async {
+            match &idle {
+                Some((activity, timeout)) => activity.idle_for(*timeout).await,
+                None => std::future::pending().await,
+            }
+        };
+        let counters = stats.local();
+        let counter = tokio::select! {
+            () = spent => &counters.downstream_cx_max_requests_reached,
+            () = aged => &counters.downstream_cx_max_duration_reached,
+            () = quiet => &counters.downstream_cx_idle_timeout,
+        };
+        counter.fetch_add(1, Relaxed);
+        let _ = tell.send(());
+    });
+    Some(LimitWatch { reached, task })
 }

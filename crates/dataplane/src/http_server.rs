@@ -22,7 +22,7 @@ use outrider_model::{
 };
 
 use crate::access_log::{LoggedBody, RequestRecord};
-use crate::connection_limits::{Activity, RequestBudget, Retirement, retirement};
+use crate::connection_limits::{Activity, RequestBudget, Retirement, watch_limits};
 use crate::drain::DrainSignal;
 use crate::filter_chain::ChainRef;
 use crate::headers::{X_REQUEST_ID, append_via};
@@ -131,13 +131,18 @@ pub(crate) async fn serve_http(
     };
     let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
     tokio::pin!(connection);
-    let retired = retirement(
-        &mut drained,
-        budget.as_deref(),
+    let mut limits = watch_limits(
+        budget,
         hcm.common.max_connection_duration,
-        hcm.common.idle_timeout.map(|timeout| (&*activity, timeout)),
-        &stats,
+        hcm.common.idle_timeout.map(|timeout| (activity, timeout)),
+        stats.clone(),
     );
+    let limit_reached = async {
+        match limits.as_mut() {
+            Some(limits) => limits.reached().await,
+            None => std::future::pending().await,
+        }
+    };
     let why = tokio::select! {
         biased;
         result = connection.as_mut() => {
@@ -146,7 +151,8 @@ pub(crate) async fn serve_http(
             }
             return;
         }
-        why = retired => why,
+        _ = drained.wait_for(|d| *d) => Retirement::Drain,
+        () = limit_reached => Retirement::Limit,
     };
     // Finish what is in flight, refuse new requests, then close: within `--drain-time-s`
     // when the listener drains; a retired connection's last requests run their course, as
