@@ -147,13 +147,10 @@ impl StreamClock {
 
     /// Resolves when a limit is reached (never, when none is armed), counting it.
     pub(crate) async fn expiry(&self) -> StreamTimeout {
+        // `within` on work that never ends: it returns only when a limit is reached.
+        let mut never = std::pin::pin!(std::future::pending::<()>());
         loop {
-            let Some((at, _)) = self.next() else {
-                return std::future::pending().await;
-            };
-            tokio::time::sleep_until(at).await;
-            if let Some(which) = self.reached(Instant::now()) {
-                self.count(which);
+            if let Err(Expired::Stream(which)) = within(never.as_mut(), None, Some(self)).await {
                 return which;
             }
         }

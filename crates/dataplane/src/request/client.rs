@@ -70,8 +70,9 @@ pub(crate) fn resolve(
         if !hcm.skip_xff_append {
             append_forwarded_for(headers, peer.ip());
         }
-        // A proxy this one does not trust cannot say how the client connected.
-        if hops == 0 || !headers.contains_key(X_FORWARDED_PROTO) {
+        // A proxy this one does not trust cannot say how the client connected (an absent
+        // one is set below either way).
+        if hops == 0 {
             headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
         }
         if hcm.append_x_forwarded_port && hops == 0 {

@@ -76,10 +76,12 @@ fn unescape_slashes(path: &str) -> Option<String> {
     while let Some(at) = rest.find('%') {
         out.push_str(&rest[..at]);
         let escape = rest.get(at..at + 3).unwrap_or("");
-        let replacement = match escape.to_ascii_uppercase().as_str() {
-            "%2F" => Some('/'),
-            "%5C" => Some('\\'),
-            _ => None,
+        let replacement = if escape.eq_ignore_ascii_case("%2F") {
+            Some('/')
+        } else if escape.eq_ignore_ascii_case("%5C") {
+            Some('\\')
+        } else {
+            None
         };
         match replacement {
             Some(c) => {
