@@ -106,12 +106,19 @@ impl CommonHttpOptions {
         } = proto;
         reject_if_set!(max_response_headers_kb);
         let d = Self::defaults();
-        // Jitter only spreads connection closes over time; it never changes what is served.
-        percent_or(
+        // Envoy adds a random share of this to each connection's maximum duration; ours are
+        // retired at exactly that duration, so only 0 is accepted.
+        if percent_or(
             max_connection_duration_jitter,
             "max_connection_duration_jitter",
             0.0,
-        )?;
+        )? > 0.0
+        {
+            return Err(ValidationError::not_enforced(
+                "max_connection_duration_jitter",
+                "connections are retired at exactly max_connection_duration; only 0 is accepted",
+            ));
+        }
         let zero_is_none = |d: Option<Duration>| d.filter(|d| !d.is_zero());
         let max_headers_count = u32_in(
             max_headers_count,

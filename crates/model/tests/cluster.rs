@@ -340,6 +340,10 @@ fn cluster_fields_not_enforced_yet_are_refused_with_their_path() {
             "common_http_protocol_options.max_headers_count",
         ),
         (
+            "common_http_protocol_options: { max_connection_duration: 60s, max_connection_duration_jitter: { value: 10 } }",
+            "common_http_protocol_options.max_connection_duration_jitter",
+        ),
+        (
             "upstream_http_protocol_options: { auto_sni: true }",
             "upstream_http_protocol_options.auto_sni",
         ),

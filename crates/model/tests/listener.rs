@@ -195,6 +195,12 @@ fn listener_fields_not_enforced_yet_are_refused_with_their_path() {
         ),
         (
             hcm(
+                "      common_http_protocol_options: { max_connection_duration: 60s, max_connection_duration_jitter: { value: 10 } }\n",
+            ),
+            format!("{at}.common_http_protocol_options.max_connection_duration_jitter"),
+        ),
+        (
+            hcm(
                 "      access_log: [ { name: f, filter: { status_code_filter: { comparison: { op: GE, value: { default_value: 500, runtime_key: k } } } }, typed_config: { '@type': type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog, path: /dev/stdout } } ]\n",
             ),
             format!("{at}.access_log[0].filter"),
