@@ -1,30 +1,30 @@
-//! The access log: one line per request in Envoy's default format, written when the response
-//! body ends (so bytes and duration are final), buffered per worker and flushed every second or
-//! when the buffer fills — never a write syscall per request.
-//!
-//! ```text
-//! [%START_TIME%] "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%" %RESPONSE_CODE%
-//! %RESPONSE_FLAGS% %BYTES_RECEIVED% %BYTES_SENT% %DURATION%
-//! %RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% "%REQ(X-FORWARDED-FOR)%" "%REQ(USER-AGENT)%"
-//! "%REQ(X-REQUEST-ID)%" "%REQ(:AUTHORITY)%" "%UPSTREAM_HOST%"
-//! ```
+//! The access log: one entry per request and configured log, written when the response body
+//! ends (so bytes and duration are final) if the log's filter passes it, in the log's format
+//! (`access_log_format.rs`). Entries are buffered per worker and flushed every second or when
+//! the buffer fills — never a write syscall per request. What an entry reads of the request is
+//! kept when the request arrives: only the headers the formats and filters name.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::io::Write as _;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
-use http::{HeaderMap, Request, Response, Version};
+use http::{HeaderMap, Request, Response};
 use hyper::body::{Body, Frame, SizeHint};
-use outrider_model::AccessLogSink;
+use outrider_model::{AccessLogSink, AccessLogs};
 
-use crate::headers::{UPSTREAM_SERVICE_TIME, X_FORWARDED_FOR, X_REQUEST_ID};
+use crate::access_log_filter::passes;
+use crate::access_log_format::write_entry;
+use crate::filter_chain::ChainRef;
+use crate::formatter::{FormatContext, StreamEnd};
 use crate::local_reply::AccessInfo;
+use crate::routing::RequestView;
+use crate::stream_body::BodyBytes;
 
 /// A worker's buffer reaching this size is flushed at once.
 const FLUSH_AT: usize = 64 * 1024;
@@ -36,14 +36,15 @@ pub(crate) struct AccessLogBuffers {
 }
 
 impl AccessLogBuffers {
-    fn append(&self, sinks: &[AccessLogSink], line: &str) {
+    fn append(&self, sink: &AccessLogSink, entry: &str) {
         let mut buffers = self.buffers.borrow_mut();
-        for sink in sinks {
-            let buffer = buffers.entry(sink.clone()).or_default();
-            buffer.extend_from_slice(line.as_bytes());
-            if buffer.len() >= FLUSH_AT {
-                write_out(sink, buffer);
-            }
+        let buffer = match buffers.get_mut(sink) {
+            Some(buffer) => buffer,
+            None => buffers.entry(sink.clone()).or_default(),
+        };
+        buffer.extend_from_slice(entry.as_bytes());
+        if buffer.len() >= FLUSH_AT {
+            write_out(sink, buffer);
         }
     }
 
@@ -73,97 +74,119 @@ fn write_out(sink: &AccessLogSink, buffer: &mut Vec<u8>) {
     buffer.clear();
 }
 
-/// What the log line needs of the request, taken before the request is forwarded.
+/// What the entries need of the request, kept before the request is forwarded.
 pub(crate) struct RequestRecord {
     start: SystemTime,
     started: Instant,
-    method: http::Method,
-    path: String,
-    version: Version,
-    forwarded_for: Option<String>,
-    user_agent: Option<String>,
-    request_id: Option<String>,
-    authority: Option<String>,
-    bytes_received: u64,
+    /// Method, URI, version and the headers the logs read.
+    parts: http::request::Parts,
+    /// The client's address as the connection manager decided it.
+    remote: SocketAddr,
+    direct_remote: SocketAddr,
+    local: SocketAddr,
+    bytes_received: BodyBytes,
 }
 
 impl RequestRecord {
-    pub(crate) fn new<B: Body>(request: &Request<B>) -> Self {
-        let headers = request.headers();
-        let authority = request
-            .uri()
-            .authority()
-            .map(|a| a.as_str().to_string())
-            .or_else(|| header(headers, &http::header::HOST));
+    /// Keeps what the logs read of `request`, and has its body's bytes counted.
+    pub(crate) fn new<B>(
+        request: &mut Request<B>,
+        logs: &AccessLogs,
+        remote: SocketAddr,
+        direct_remote: SocketAddr,
+        local: SocketAddr,
+    ) -> Self {
+        let bytes_received = BodyBytes::default();
+        request.extensions_mut().insert(bytes_received.clone());
+        let (mut parts, ()) = Request::new(()).into_parts();
+        parts.method = request.method().clone();
+        parts.uri = request.uri().clone();
+        parts.version = request.version();
+        parts.headers = kept_headers(request.headers(), &logs.request_headers);
         RequestRecord {
             start: SystemTime::now(),
             started: Instant::now(),
-            method: request.method().clone(),
-            path: request
-                .uri()
-                .path_and_query()
-                .map_or_else(|| "/".to_string(), |p| p.as_str().to_string()),
-            version: request.version(),
-            forwarded_for: header(headers, &X_FORWARDED_FOR),
-            user_agent: header(headers, &http::header::USER_AGENT),
-            request_id: header(headers, &X_REQUEST_ID),
-            authority,
-            bytes_received: request.body().size_hint().exact().unwrap_or(0),
+            parts,
+            remote,
+            direct_remote,
+            local,
+            bytes_received,
         }
     }
 }
 
-fn header(headers: &HeaderMap, name: &http::HeaderName) -> Option<String> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
+/// The values of `names` in `headers`, every one of each.
+fn kept_headers(headers: &HeaderMap, names: &[http::HeaderName]) -> HeaderMap {
+    let mut kept = HeaderMap::with_capacity(names.len());
+    for name in names {
+        for value in headers.get_all(name) {
+            kept.append(name.clone(), value.clone());
+        }
+    }
+    kept
 }
 
-/// A response body that writes the request's log line when it ends (or is dropped early).
+/// A response body that writes the request's log entries when it ends (or is dropped early).
 pub(crate) struct LoggedBody<B> {
     inner: B,
-    pending: Option<PendingLine>,
+    pending: Option<Box<PendingEntry>>,
 }
 
-struct PendingLine {
+struct PendingEntry {
     record: RequestRecord,
     status: u16,
-    upstream_time: Option<String>,
+    response_headers: HeaderMap,
+    grpc_status: Option<u32>,
     info: AccessInfo,
+    routed: Option<RoutedTo>,
     bytes_sent: u64,
-    sinks: Rc<[AccessLogSink]>,
+    chain: ChainRef,
     buffers: Rc<AccessLogBuffers>,
 }
 
+/// The route and cluster a request went to, for `%ROUTE_NAME%` and `%UPSTREAM_CLUSTER%`:
+/// carried in the response's extensions when the connection manager has access logs.
+#[derive(Clone)]
+pub(crate) struct RoutedTo {
+    pub route: String,
+    pub cluster: Option<String>,
+}
+
 impl<B> LoggedBody<B> {
-    /// Wraps a response for logging to `sinks`; with no sinks, nothing is recorded.
+    /// Wraps a response for logging to the access logs of `chain`'s connection manager; with
+    /// no record (no access logs), nothing is kept.
     pub(crate) fn wrap(
-        response: Response<B>,
-        record: Option<RequestRecord>,
-        sinks: &Rc<[AccessLogSink]>,
+        mut response: Response<B>,
+        record: Option<(RequestRecord, ChainRef)>,
         buffers: &Rc<AccessLogBuffers>,
     ) -> Response<LoggedBody<B>> {
-        let status = response.status().as_u16();
-        let upstream_time = header(response.headers(), &UPSTREAM_SERVICE_TIME);
-        let info = response
-            .extensions()
-            .get::<AccessInfo>()
-            .copied()
-            .unwrap_or_default();
-        response.map(|inner| LoggedBody {
-            inner,
-            pending: record.map(|record| PendingLine {
+        let pending = record.and_then(|(record, chain)| {
+            let routed = response.extensions_mut().remove::<RoutedTo>();
+            let headers = response.headers();
+            let response_headers =
+                kept_headers(headers, &chain.http()?.access_log.response_headers);
+            Some(Box::new(PendingEntry {
+                status: response.status().as_u16(),
+                response_headers,
+                grpc_status: grpc_status(headers),
+                info: response
+                    .extensions()
+                    .get::<AccessInfo>()
+                    .copied()
+                    .unwrap_or_default(),
+                routed,
                 record,
-                status,
-                upstream_time,
-                info,
                 bytes_sent: 0,
-                sinks: sinks.clone(),
+                chain,
                 buffers: buffers.clone(),
-            }),
-        })
+            }))
+        });
+        response.map(|inner| LoggedBody { inner, pending })
     }
+}
+
+fn grpc_status(headers: &HeaderMap) -> Option<u32> {
+    headers.get("grpc-status")?.to_str().ok()?.parse().ok()
 }
 
 impl<B> Body for LoggedBody<B>
@@ -179,9 +202,13 @@ where
     ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         if let Poll::Ready(Some(Ok(frame))) = &polled
-            && let (Some(data), Some(pending)) = (frame.data_ref(), self.pending.as_mut())
+            && let Some(pending) = self.pending.as_mut()
         {
-            pending.bytes_sent += data.len() as u64;
+            if let Some(data) = frame.data_ref() {
+                pending.bytes_sent += data.len() as u64;
+            } else if let Some(status) = frame.trailers_ref().and_then(grpc_status) {
+                pending.grpc_status = Some(status);
+            }
         }
         if let Poll::Ready(None) = polled
             && let Some(pending) = self.pending.take()
@@ -208,89 +235,41 @@ impl<B> Drop for LoggedBody<B> {
     }
 }
 
-impl PendingLine {
-    fn write(self) {
+impl PendingEntry {
+    fn write(self: Box<Self>) {
+        let Some(hcm) = self.chain.http() else {
+            return;
+        };
         let r = &self.record;
-        let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_string());
-        let mut line = String::with_capacity(256);
-        let _ = writeln!(
-            line,
-            "[{}] \"{} {} {}\" {} {} {} {} {} {} \"{}\" \"{}\" \"{}\" \"{}\" \"{}\"",
-            rfc3339_millis(r.start),
-            r.method,
-            r.path,
-            protocol(r.version),
-            self.status,
-            self.info.flag.map_or("-", |f| f.code()),
-            r.bytes_received,
-            self.bytes_sent,
-            r.started.elapsed().as_millis(),
-            dash(&self.upstream_time),
-            dash(&r.forwarded_for),
-            dash(&r.user_agent),
-            dash(&r.request_id),
-            dash(&r.authority),
-            self.info
-                .upstream
-                .map_or_else(|| "-".to_string(), |a| a.to_string()),
-        );
-        self.buffers.append(&self.sinks, &line);
-    }
-}
-
-/// Envoy's `%PROTOCOL%`.
-pub(crate) fn protocol(version: Version) -> &'static str {
-    match version {
-        Version::HTTP_09 => "HTTP/0.9",
-        Version::HTTP_10 => "HTTP/1.0",
-        Version::HTTP_2 => "HTTP/2",
-        Version::HTTP_3 => "HTTP/3",
-        _ => "HTTP/1.1",
-    }
-}
-
-/// `2026-11-21T05:50:01.123Z`, as Envoy prints `%START_TIME%`.
-pub(crate) fn rfc3339_millis(time: SystemTime) -> String {
-    let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = since.as_secs();
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (year, month, day) = civil_from_days(i64::try_from(days).unwrap_or(0));
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        since.subsec_millis()
-    )
-}
-
-/// Days since 1970-01-01 → (year, month, day) in the proleptic Gregorian calendar
-/// (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = u32::try_from(doy - (153 * mp + 2) / 5 + 1).unwrap_or(1);
-    let month = u32::try_from(if mp < 10 { mp + 3 } else { mp - 9 }).unwrap_or(1);
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use super::*;
-
-    #[test]
-    fn start_time_is_rfc3339_with_millis() {
-        let t = UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
-        assert_eq!(rfc3339_millis(t), "2023-11-14T22:13:20.123Z");
-        assert_eq!(rfc3339_millis(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
-        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
-        assert_eq!(rfc3339_millis(leap), "2000-02-29T00:00:00.000Z");
+        let request = RequestView::from_parts(&r.parts, false);
+        let end = StreamEnd {
+            status: self.status,
+            flag: self.info.flag,
+            grpc_status: self.grpc_status,
+            bytes_received: r.bytes_received.get(),
+            bytes_sent: self.bytes_sent,
+            duration: r.started.elapsed(),
+            upstream: self.info.upstream,
+            cluster: self.routed.as_ref().and_then(|to| to.cluster.as_deref()),
+            route: self.routed.as_ref().map(|to| to.route.as_str()),
+            response_headers: &self.response_headers,
+        };
+        let cx = FormatContext {
+            request: &request,
+            remote: r.remote,
+            direct_remote: r.direct_remote,
+            local: r.local,
+            version: r.parts.version,
+            start: r.start,
+            end: Some(&end),
+        };
+        let mut entry = String::with_capacity(256);
+        for log in &hcm.access_log.logs {
+            if log.filter.as_ref().is_none_or(|filter| passes(filter, &cx)) {
+                entry.clear();
+                write_entry(&mut entry, &log.format, &cx);
+                self.buffers.append(&log.sink, &entry);
+            }
+        }
     }
 }

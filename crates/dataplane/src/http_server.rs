@@ -18,7 +18,7 @@ use std::convert::Infallible;
 use http::Request;
 use hyper::body::Incoming;
 use outrider_model::{
-    AccessLogSink, DEFAULT_MAX_HEADERS_COUNT, HttpConnectionManager, ServerHeaderTransformation,
+    DEFAULT_MAX_HEADERS_COUNT, HttpConnectionManager, ServerHeaderTransformation,
 };
 
 use crate::access_log::{LoggedBody, RequestRecord};
@@ -78,7 +78,7 @@ pub(crate) async fn serve_http(
             .keep_alive_timeout(keepalive.timeout);
     }
     let drain_time = context.options.drain_time;
-    let sinks: Rc<[AccessLogSink]> = hcm.access_log.clone().into();
+    let logged = !hcm.access_log.is_empty();
     let response_headers = ResponseHeaders::of(hcm);
     let drain = DrainSignal::new(drained.clone(), drain_time);
     let stats = Rc::new(context.http_stats(&hcm.stat_prefix));
@@ -101,7 +101,6 @@ pub(crate) async fn serve_http(
             }
             let context = context.clone();
             let chain = chain.clone();
-            let sinks = sinks.clone();
             let stats = stats.clone();
             let response_headers = response_headers.clone();
             async move {
@@ -112,12 +111,26 @@ pub(crate) async fn serve_http(
                     Some(hcm) => accept(&mut request, hcm, peer, local),
                     None => Ok(Client::direct(peer)),
                 };
-                let record = (!sinks.is_empty()).then(|| RequestRecord::new(&request));
+                let record = match (logged, chain.http()) {
+                    (true, Some(hcm)) => {
+                        let remote = match &accepted {
+                            Ok(client) => {
+                                client.address(request.headers(), hcm.xff_num_trusted_hops)
+                            }
+                            Err(_) => peer,
+                        };
+                        let logs = &hcm.access_log;
+                        Some(RequestRecord::new(&mut request, logs, remote, peer, local))
+                    }
+                    _ => None,
+                };
                 let buffers = context.access_log.clone();
                 let request_id = response_headers
                     .request_id
                     .then(|| request.headers().get(X_REQUEST_ID).cloned())
                     .flatten();
+                // The log reads the connection manager's access logs when the request ends.
+                let record = record.map(|record| (record, chain.clone()));
                 let mut response =
                     proxy_request(context, chain, stats.clone(), accepted, local, request).await?;
                 response_headers.apply(response.headers_mut(), request_id);
@@ -125,7 +138,7 @@ pub(crate) async fn serve_http(
                 counted.0.count_response(response.status().as_u16());
                 drop(counted);
                 drop(in_flight);
-                Ok::<_, Infallible>(LoggedBody::wrap(response, record, &sinks, &buffers))
+                Ok::<_, Infallible>(LoggedBody::wrap(response, record, &buffers))
             }
         })
     };

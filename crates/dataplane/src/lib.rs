@@ -2,6 +2,8 @@
 //! route, balance and proxy. See `worker.rs` for the threading model.
 
 mod access_log;
+mod access_log_filter;
+mod access_log_format;
 mod connection;
 mod connection_limits;
 mod drain;
@@ -20,6 +22,7 @@ mod request;
 mod route_headers;
 pub mod routing;
 mod socket;
+mod start_time;
 mod stream_body;
 mod stream_clock;
 mod tcp_proxy;

@@ -83,8 +83,9 @@ impl<B> Flagged for Response<B> {
     }
 }
 
-/// HTTP status → gRPC status, as Envoy maps local replies to gRPC requests.
-fn grpc_status(status: StatusCode) -> u8 {
+/// HTTP status → gRPC status, as Envoy maps local replies to gRPC requests (its
+/// `Grpc::Utility::httpToGrpcStatus`).
+pub(crate) fn grpc_status(status: StatusCode) -> u8 {
     match status.as_u16() {
         400 => 13,
         401 => 16,

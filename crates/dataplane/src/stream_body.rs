@@ -6,6 +6,8 @@
 
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -19,6 +21,24 @@ pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub(crate) struct StreamBody {
     inner: Incoming,
     watch: Option<Watch>,
+    /// Counts the data bytes that pass, for the access log (`%BYTES_RECEIVED%`).
+    counted: Option<BodyBytes>,
+}
+
+/// The bytes of a request body read so far; shared with the request's access-log entry,
+/// which puts it in the request's extensions (only when there are access logs; extensions
+/// must be `Send`, hence the atomic, uncontended on the worker's one thread).
+#[derive(Clone, Default)]
+pub(crate) struct BodyBytes(Arc<AtomicU64>);
+
+impl BodyBytes {
+    pub(crate) fn get(&self) -> u64 {
+        self.0.load(Relaxed)
+    }
+
+    fn add(&self, n: usize) {
+        self.0.fetch_add(n as u64, Relaxed);
+    }
 }
 
 struct Watch {
@@ -46,9 +66,16 @@ impl std::fmt::Display for StreamTimedOut {
 impl std::error::Error for StreamTimedOut {}
 
 impl StreamBody {
-    /// The client's request body, watched by `clock` if the stream has one.
-    pub(crate) fn request(inner: Incoming, clock: Option<&Rc<StreamClock>>) -> Self {
-        Self::watched(inner, clock, true)
+    /// The client's request body, watched by `clock` if the stream has one, its bytes
+    /// counted into `counted` if given.
+    pub(crate) fn request(
+        inner: Incoming,
+        clock: Option<&Rc<StreamClock>>,
+        counted: Option<BodyBytes>,
+    ) -> Self {
+        let mut body = Self::watched(inner, clock, true);
+        body.counted = counted;
+        body
     }
 
     /// The upstream's response body, watched by `clock` if the stream has one.
@@ -64,6 +91,7 @@ impl StreamBody {
                 request,
                 timer: None,
             }),
+            counted: None,
         }
     }
 }
@@ -78,6 +106,11 @@ impl Body for StreamBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        if let (Some(counted), Poll::Ready(Some(Ok(frame)))) = (&this.counted, &polled)
+            && let Some(data) = frame.data_ref()
+        {
+            counted.add(data.len());
+        }
         let Some(watch) = &mut this.watch else {
             return polled.map_err(Into::into);
         };

@@ -8,7 +8,7 @@ use envoy_types::pb::envoy::config::core::v3::{
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::error::{Result, ValidationError, Within, convert_each, required};
-use crate::formatter::{Format, FormatPart, parse_format};
+use crate::formatter::{Format, FormatPart, FormatScope, parse_format};
 use crate::proto_value::{enum_value, header_name, header_value, parsed_header_name};
 
 /// Headers to add and remove on one message (request or response) at one level.
@@ -210,7 +210,7 @@ fn header_to_add(proto: &core::HeaderValueOption, formats: Formats) -> Result<He
         value.clone()
     };
     header_value(&value, "header.value")?;
-    let format = parse_format(&value).within("header.value")?;
+    let format = parse_format(&value, FormatScope::Header).within("header.value")?;
     let value =
         match (format.has_commands(), formats) {
             (false, _) => {

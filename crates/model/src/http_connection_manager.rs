@@ -11,7 +11,7 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
 };
 use prost::Name;
 
-use crate::access_log::{AccessLogSink, access_log_sinks};
+use crate::access_log::{AccessLogs, access_logs};
 use crate::config_source::ConfigSource;
 use crate::error::{Result, ValidationError, Within, non_empty, reject_if_set, required};
 use crate::http_protocol::{
@@ -92,8 +92,8 @@ pub struct HttpConnectionManager {
     pub suppress_envoy_headers: bool,
     /// Upgrade types (lower case) allowed on this listener, with `enabled`.
     pub upgrades: Vec<(String, bool)>,
-    /// Where each request is logged, in Envoy's default format (see `access_log.rs`).
-    pub access_log: Vec<AccessLogSink>,
+    /// Where and how each request is logged (see `access_log.rs`).
+    pub access_log: AccessLogs,
 }
 
 /// What the connection manager does with `%2F`, `%2f`, `%5C` and `%5c` in a request's path.
@@ -424,7 +424,7 @@ impl HttpConnectionManager {
             escaped_slashes: escaped_slashes(*path_with_escaped_slashes_action)?,
             suppress_envoy_headers,
             upgrades,
-            access_log: access_log_sinks(access_log)?,
+            access_log: access_logs(access_log)?,
         })
     }
 }

@@ -10,6 +10,7 @@
 #![allow(deprecated)]
 
 mod access_log;
+mod access_log_filter;
 mod address;
 mod circuit_breaker;
 mod cluster;
@@ -33,10 +34,14 @@ mod retry;
 mod route;
 mod route_action;
 mod tcp_proxy;
+mod time_format;
 mod tls;
 mod upstream_http;
 
-pub use access_log::AccessLogSink;
+pub use access_log::{
+    AccessLog, AccessLogSink, AccessLogs, DEFAULT_FORMAT, JsonField, LogFormat, LogFormatKind,
+};
+pub use access_log_filter::{CompareOp, Comparison, LogFilter};
 pub use address::EndpointAddress;
 pub use circuit_breaker::{CircuitBreakers, Thresholds};
 pub use cluster::{
@@ -51,7 +56,7 @@ pub use endpoint::{
 };
 pub use error::{ValidationError, error_chain};
 pub use filter_chain::{CidrRange, FilterChain, FilterChainMatch, NetworkFilter, SourceType};
-pub use formatter::{Command, Format, FormatPart};
+pub use formatter::{Command, Format, FormatPart, HeaderOperand};
 pub use header_mutation::{
     AppendAction, HeaderMutations, HeaderText, HeaderToAdd, MessageHeaderMutations,
 };
@@ -85,6 +90,7 @@ pub use route_action::{
     WeightedCluster, WeightedClusters, WeightedTarget,
 };
 pub use tcp_proxy::{TcpProxy, TcpProxyCluster};
+pub use time_format::{TimeFormat, TimePart};
 pub use tls::{
     CertificateKeyPair, CertificateValidation, CommonTls, DownstreamTls, SanMatcher, SanType,
     TlsVersion, UpstreamTls,

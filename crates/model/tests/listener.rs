@@ -201,15 +201,15 @@ fn listener_fields_not_enforced_yet_are_refused_with_their_path() {
         ),
         (
             hcm(
-                "      access_log: [ { name: f, filter: { status_code_filter: { comparison: { op: GE, value: { default_value: 500, runtime_key: k } } } }, typed_config: { '@type': type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog, path: /dev/stdout } } ]\n",
+                "      access_log: [ { name: f, filter: { or_filter: { filters: [ { not_health_check_filter: {} }, { traceable_filter: {} } ] } }, typed_config: { '@type': type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog, path: /dev/stdout } } ]\n",
             ),
-            format!("{at}.access_log[0].filter"),
+            format!("{at}.access_log[0].filter.or_filter.filters[1].traceable_filter"),
         ),
         (
             hcm(
-                "      access_log: [ { name: f, typed_config: { '@type': type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog, path: /dev/stdout, log_format: { text_format_source: { inline_string: '%START_TIME%' } } } } ]\n",
+                "      access_log: [ { name: f, typed_config: { '@type': type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog, path: /dev/stdout, log_format: { text_format_source: { inline_string: '%UPSTREAM_TRANSPORT_FAILURE_REASON%' } } } } ]\n",
             ),
-            format!("{at}.access_log[0].typed_config.log_format"),
+            format!("{at}.access_log[0].typed_config.log_format.text_format_source"),
         ),
         (
             format!(

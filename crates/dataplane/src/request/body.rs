@@ -9,7 +9,7 @@ use hyper::body::{Body as _, Incoming};
 
 use super::error::ProxyError;
 use crate::local_reply::ProxyBody;
-use crate::stream_body::StreamBody;
+use crate::stream_body::{BodyBytes, StreamBody};
 use crate::stream_clock::StreamClock;
 
 /// Bodies up to this size are kept so that the request can be retried (Envoy buffers up to the
@@ -32,15 +32,20 @@ impl RequestBody {
                 .is_some_and(|n| n <= RETRY_BUFFER_LIMIT)
     }
 
-    pub(crate) fn streamed(body: Incoming, clock: Option<&Rc<StreamClock>>) -> Self {
-        Self::Stream(Some(StreamBody::request(body, clock)))
+    pub(crate) fn streamed(
+        body: Incoming,
+        clock: Option<&Rc<StreamClock>>,
+        counted: Option<BodyBytes>,
+    ) -> Self {
+        Self::Stream(Some(StreamBody::request(body, clock, counted)))
     }
 
     pub(crate) async fn kept(
         body: Incoming,
         clock: Option<&Rc<StreamClock>>,
+        counted: Option<BodyBytes>,
     ) -> Result<Self, ProxyError> {
-        let body = StreamBody::request(body, clock);
+        let body = StreamBody::request(body, clock, counted);
         match body.collect().await {
             Ok(collected) => Ok(Self::Kept(collected.to_bytes())),
             Err(_) => Err(ProxyError::RequestBodyFailed),

@@ -22,6 +22,7 @@ use super::retry::Retries;
 use super::upstream_headers::{Upstream, prepare};
 use crate::local_reply::ProxyBody;
 use crate::route_headers::RouteHeaders;
+use crate::stream_body::BodyBytes;
 use crate::stream_clock::{Expired, StreamClock, StreamTimeout, within};
 use crate::upgrade;
 use crate::worker_context::WorkerContext;
@@ -87,14 +88,15 @@ pub(crate) async fn forward(
         upstream,
     )?;
     let policy = plan.retry.as_deref();
+    let counted = parts.extensions.remove::<BodyBytes>();
     // Awaited only when kept: the common case moves no extra future.
     let mut body = if RequestBody::worth_keeping(&body, policy.is_some_and(|p| p.num_retries > 0)) {
-        let kept = std::pin::pin!(RequestBody::kept(body, cx.clock));
+        let kept = std::pin::pin!(RequestBody::kept(body, cx.clock, counted));
         within(kept, None, cx.clock.map(|c| &**c))
             .await
             .map_err(|e| stream_timeout(e, cx.clock))??
     } else {
-        RequestBody::streamed(body, cx.clock)
+        RequestBody::streamed(body, cx.clock, counted)
     };
     let balancer = cx.worker.balancer(&entry);
     let attempts = Attempts {

@@ -45,6 +45,7 @@ use clean::clean_request_headers;
 pub(crate) use client::Client;
 use error::{ProxyError, ReplyTo};
 
+use crate::access_log::RoutedTo;
 use crate::filter_chain::ChainRef;
 use crate::formatter::FormatContext;
 use crate::headers::ensure_request_id;
@@ -167,10 +168,12 @@ pub(crate) async fn proxy_request(
                 start: SystemTime::now()
                     .checked_sub(started.elapsed())
                     .unwrap_or(UNIX_EPOCH),
+                end: None,
             };
             route_headers.render(&cx);
         }
     };
+    let mut routed_cluster = None;
     let mut response = match &route.action {
         RouteAction::DirectResponse(direct) => {
             render(&mut route_headers);
@@ -200,6 +203,9 @@ pub(crate) async fn proxy_request(
                 envoy_controls,
             };
             let plan = plan::plan(hcm, vhost, route, action, &view, downstream, rand::random());
+            if !hcm.access_log.is_empty() {
+                routed_cluster = plan.cluster.as_deref().map(str::to_string);
+            }
             if let Some(weighted) = plan.weighted {
                 route_headers.with_weighted(&weighted.header_mutations);
             }
@@ -226,6 +232,12 @@ pub(crate) async fn proxy_request(
     };
     if !route_headers.is_empty() {
         route_headers.apply_to_response(response.headers_mut());
+    }
+    if !hcm.access_log.is_empty() {
+        response.extensions_mut().insert(RoutedTo {
+            route: route.name.clone(),
+            cluster: routed_cluster,
+        });
     }
     Ok(response)
 }

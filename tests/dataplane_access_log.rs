@@ -1,0 +1,171 @@
+//! Access logs through the real binary: a text format behind a status-code filter, a JSON
+//! format with typed values, and Envoy's default format behind a header filter, each written
+//! to its file with exactly the requests its filter passes.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use common::raw_http::{raw_exchange, status_line};
+use common::temp_dir;
+use common::xds_proxy::{
+    XdsProxy, backend_snapshot, cluster, endpoints, eventually, get, get_with, http_listener,
+    http1_client, routes,
+};
+
+const ROUTES: &str = r#"  - name: broken
+    match: { prefix: /broken }
+    route: { cluster: empty }
+  - name: to-backend
+    match: { prefix: / }
+    route: { cluster: backend }"#;
+
+fn access_logs(dir: &Path) -> String {
+    let dir = dir.display();
+    format!(
+        r#"      access_log:
+      - name: errors
+        filter:
+          status_code_filter:
+            comparison: {{ op: GE, value: {{ default_value: 500, runtime_key: access_log.errors }} }}
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
+          path: {dir}/errors.log
+          log_format:
+            text_format_source:
+              inline_string: "%RESPONSE_CODE% %RESPONSE_FLAGS% %REQ(:METHOD)% %REQ(:PATH)% %UPSTREAM_CLUSTER% %ROUTE_NAME% %UPSTREAM_HOST%\n"
+      - name: everything
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
+          path: {dir}/all.json
+          log_format:
+            json_format:
+              code: "%RESPONSE_CODE%"
+              path: "%REQ(:PATH)%"
+              agent: "%REQ(USER-AGENT)%"
+              upstream: "%UPSTREAM_HOST%"
+              answered_by: "%RESP(X-Upstream-Name)%"
+              sent: "%BYTES_SENT%"
+              received: "%BYTES_RECEIVED%"
+              started: "%START_TIME(%s)%"
+              labels: {{ service: demo, line: "code=%RESPONSE_CODE%" }}
+      - name: debug
+        filter: {{ header_filter: {{ header: {{ name: x-debug, present_match: true }} }} }}
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
+          path: {dir}/debug.log"#
+    )
+}
+
+fn lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_are_written_in_their_format_when_their_filter_passes() {
+    let logs = temp_dir("access-log-files");
+    let (backend, snapshot) = backend_snapshot().await;
+    let snapshot = snapshot
+        .with(cluster("empty", ""))
+        .with(endpoints("empty", &[]))
+        .with(http_listener("logged", 0, "logged", &access_logs(&logs)))
+        .with(routes(ROUTES));
+    let proxy = XdsProxy::start("access-log", snapshot, &["--concurrency", "1"]).await;
+    let port = proxy.listener_port("logged").await;
+    let base = format!("http://{}", SocketAddr::from(([127, 0, 0, 1], port)));
+    let client = http1_client();
+
+    let ok = get(&client, &format!("{base}/ok")).await;
+    assert_eq!(ok.status, 200, "{ok:?}");
+    let broken = get(&client, &format!("{base}/broken")).await;
+    assert_eq!(broken.status, 503, "{broken:?}");
+    let debug = get_with(
+        &client,
+        &format!("{base}/debug?x=1"),
+        &[("x-debug", "1"), ("user-agent", "e2e \"agent\"")],
+    )
+    .await;
+    assert_eq!(debug.status, 200, "{debug:?}");
+    // A chunked body: its size is known only once read.
+    let upload = b"POST /upload HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let (response, _) = tokio::task::block_in_place(|| raw_exchange(addr, upload));
+    assert_eq!(status_line(&response), "HTTP/1.1 200 OK", "{response}");
+
+    // Entries are flushed within a second of their request's end.
+    let all = logs.join("all.json");
+    assert!(
+        eventually(Duration::from_secs(10), || lines(&all).len() >= 4).await,
+        "JSON log: {:?}",
+        lines(&all)
+    );
+    let backend_addr = backend.addr().to_string();
+    let entries: Vec<serde_json::Value> = lines(&all)
+        .iter()
+        .map(|line| serde_json::from_str(line).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(entries.len(), 4, "{entries:?}");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs();
+    let started: u64 = entries[0]["started"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .expect("epoch seconds");
+    assert!(now.abs_diff(started) < 60, "{started} vs {now}");
+    assert_eq!(
+        entries[0],
+        serde_json::json!({
+            "code": 200,
+            "path": "/ok",
+            "agent": null,
+            "upstream": backend_addr,
+            "answered_by": "backend",
+            "sent": ok.body.len(),
+            "received": 0,
+            "started": started.to_string(),
+            "labels": { "service": "demo", "line": "code=200" },
+        })
+    );
+    assert_eq!(entries[1]["code"], 503);
+    assert_eq!(entries[1]["upstream"], serde_json::Value::Null);
+    assert_eq!(entries[1]["answered_by"], serde_json::Value::Null);
+    assert_eq!(entries[2]["agent"], "e2e \"agent\"");
+    assert_eq!(entries[2]["path"], "/debug?x=1");
+    assert_eq!(entries[3]["received"], 11, "{:?}", entries[3]);
+
+    // Only the 5xx passed the status filter; only the request with x-debug the header one.
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            !lines(&logs.join("errors.log")).is_empty()
+                && !lines(&logs.join("debug.log")).is_empty()
+        })
+        .await
+    );
+    assert_eq!(
+        lines(&logs.join("errors.log")),
+        ["503 UH GET /broken empty broken -"]
+    );
+    let debug_lines = lines(&logs.join("debug.log"));
+    assert_eq!(debug_lines.len(), 1, "{debug_lines:?}");
+    let line = &debug_lines[0];
+    assert!(
+        line.contains(&format!(
+            "\"GET /debug?x=1 HTTP/1.1\" 200 - 0 {} ",
+            debug.body.len()
+        )),
+        "{line}"
+    );
+    assert!(line.contains(" \"-\" \"e2e \"agent\"\" \""), "{line}");
+    assert!(
+        line.ends_with(&format!("\"127.0.0.1:{port}\" \"{backend_addr}\"")),
+        "{line}"
+    );
+}
