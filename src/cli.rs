@@ -21,10 +21,16 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check a bootstrap file and exit: non-zero, with the file, field and reason, if invalid.
+    /// Report, per feature the configuration uses, whether it is enforced, rejected (why) or
+    /// ignored as harmless (why); exit 1 when anything is rejected.
     Validate {
-        /// The bootstrap (Envoy's `Bootstrap`, YAML or JSON).
+        /// A bootstrap, an xDS resource with its `@type`, a directory of them, or a saved Envoy
+        /// `/config_dump` (YAML or JSON).
         #[arg(short = 'c', long = "config-path")]
         config_path: PathBuf,
+        /// The report as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Run the built-in management server serving a snapshot file, and the proxy subscribed to it.
     Demo(DemoArgs),

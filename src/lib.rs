@@ -6,5 +6,6 @@ pub mod cli;
 pub mod demo;
 pub mod diagnose;
 pub mod logging;
+pub mod migration;
 pub mod proxy;
 mod stats;

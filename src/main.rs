@@ -11,7 +11,7 @@ use outrider::{demo, logging, proxy};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::Validate { config_path }) => validate(&config_path, &Overrides::default()),
+        Some(Command::Validate { config_path, json }) => migration_report(&config_path, json),
         Some(Command::Demo(args)) => demo(args),
         Some(Command::Diagnose {
             admin,
@@ -66,6 +66,28 @@ fn validate(path: &std::path::Path, overrides: &Overrides) -> ExitCode {
         }
         Err(e) => {
             eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[allow(clippy::print_stdout, reason = "the command's answer")]
+fn migration_report(path: &std::path::Path, json: bool) -> ExitCode {
+    match outrider::migration::report(path, &Overrides::default()) {
+        Ok(report) => {
+            if json {
+                println!("{:#}", outrider::migration::json(&report));
+            } else {
+                print!("{}", outrider::migration::text(&report));
+            }
+            if report.loads() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("outrider: {e}");
             ExitCode::FAILURE
         }
     }

@@ -109,11 +109,10 @@ pub fn ignored_fields(proto: &Bootstrap) -> Vec<&'static str> {
     note(!stats_sinks.is_empty(), "stats_sinks");
     note(deferred_stat_options.is_some(), "deferred_stat_options");
     note(stats_config.is_some(), "stats_config");
-    note(
-        stats_flush_interval.is_some() || stats_flush.is_some(),
-        "stats_flush_interval",
-    );
-    note(watchdog.is_some() || watchdogs.is_some(), "watchdogs");
+    note(stats_flush_interval.is_some(), "stats_flush_interval");
+    note(stats_flush.is_some(), "stats_flush");
+    note(watchdog.is_some(), "watchdog");
+    note(watchdogs.is_some(), "watchdogs");
     // Only its http provider does anything (refused by `unenforced.rs`).
     note(
         tracing.as_ref().is_some_and(|t| t.http.is_none()),
@@ -126,10 +125,8 @@ pub fn ignored_fields(proto: &Bootstrap) -> Vec<&'static str> {
     );
     note(!bootstrap_extensions.is_empty(), "bootstrap_extensions");
     note(!fatal_actions.is_empty(), "fatal_actions");
-    note(
-        !config_sources.is_empty() || default_config_source.is_some(),
-        "config_sources",
-    );
+    note(!config_sources.is_empty(), "config_sources");
+    note(default_config_source.is_some(), "default_config_source");
     note(
         !default_socket_interface.is_empty(),
         "default_socket_interface",

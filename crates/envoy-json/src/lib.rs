@@ -65,6 +65,11 @@ pub fn descriptor(full_name: &str) -> Result<MessageDescriptor, JsonError> {
         .ok_or_else(|| JsonError::UnknownType(full_name.to_string()))
 }
 
+/// Reads a YAML or JSON document (JSON is YAML) as a JSON value, of no message type yet.
+pub fn yaml_value(text: &str) -> Result<serde_json::Value, JsonError> {
+    serde_yaml::from_str(text).map_err(|e| JsonError::Syntax(e.to_string()))
+}
+
 /// Reads a YAML or JSON document (JSON is YAML) into an Envoy message.
 pub fn from_yaml_str<M: prost::Message + prost::Name + Default>(
     text: &str,

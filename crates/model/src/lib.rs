@@ -24,6 +24,7 @@ mod header_mutation;
 mod health_check;
 mod http_connection_manager;
 mod http_protocol;
+mod ignored_fields;
 mod internal_address;
 mod lb_policy;
 mod listener;
@@ -71,6 +72,7 @@ pub use http_protocol::{
     CommonHttpOptions, DEFAULT_MAX_HEADERS_COUNT, Http1Options, Http2Keepalive, Http2Options,
     UnderscoreHeaders,
 };
+pub use ignored_fields::{IGNORED_FIELDS, IgnoredField, READ_ELSEWHERE, ignored_field};
 pub use internal_address::InternalAddresses;
 pub use lb_policy::{CommonLbConfig, LbPolicy, RingHashFunction};
 pub use listener::Listener;
