@@ -1,6 +1,8 @@
 //! Load-balancer pick cost per policy at 10 and 1 000 endpoints, all healthy and with 20 %
-//! ejected by outlier detection (below the panic threshold, so picks skip them), plus the cost of
-//! building a balancer (what a worker pays once per cluster update).
+//! ejected by outlier detection (below the panic threshold, so picks skip them); what a worker's
+//! first request after an update pays (`lb_build`: a balancer for the new entry and one pick);
+//! and what publishing the entry pays once, on the control thread (`lb_publish`: its
+//! load-balancing tables).
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -8,6 +10,7 @@ use std::sync::Arc;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use envoy_types::pb::envoy::config::cluster::v3 as cluster_pb;
 use outrider_model::Cluster;
+use outrider_tables::lb_tables::LbTables;
 use outrider_tables::{Change, ClusterEntry, HealthFlags, Tables};
 use outrider_upstream::Balancer;
 
@@ -77,12 +80,28 @@ fn build(c: &mut Criterion) {
     group.sample_size(20);
     for policy in POLICIES {
         let e = entry(policy, 1000);
+        let hash = matches!(policy, "RING_HASH" | "MAGLEV").then_some(0x9E37_79B9_7F4A_7C15);
         group.bench_function(BenchmarkId::new(policy, 1000), |b| {
-            b.iter(|| black_box(Balancer::with_seed(&e, 1)))
+            b.iter(|| {
+                let balancer = Balancer::with_seed(&e, 1);
+                black_box(balancer.pick(hash, &[]).expect("a host"))
+            })
         });
     }
     group.finish();
 }
 
-criterion_group!(benches, pick, build);
+fn publish(c: &mut Criterion) {
+    let mut group = c.benchmark_group("lb_publish");
+    group.sample_size(20);
+    for policy in POLICIES {
+        let e = entry(policy, 1000);
+        group.bench_function(BenchmarkId::new(policy, 1000), |b| {
+            b.iter(|| black_box(LbTables::build(&e.config, &e.endpoints)))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, pick, build, publish);
 criterion_main!(benches);

@@ -13,6 +13,7 @@ mod cluster_state;
 mod endpoint_set;
 mod endpoint_state;
 mod health_check_state;
+pub mod lb_tables;
 mod outlier_state;
 mod sharded;
 mod snapshot;

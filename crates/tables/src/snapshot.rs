@@ -11,6 +11,7 @@ use outrider_model::{
 use crate::change::Change;
 use crate::cluster_state::ClusterState;
 use crate::endpoint_set::{EndpointSet, NewEndpointPolicy};
+use crate::lb_tables::LbTables;
 
 /// A cluster with its current endpoints. A new `ClusterEntry` is published whenever the
 /// cluster's config or endpoints change, so its pointer identifies that pair.
@@ -22,6 +23,20 @@ pub struct ClusterEntry {
     /// `UpsertCluster` and EDS updates; a removed and re-added cluster starts afresh, as Envoy's
     /// stats do).
     pub state: Arc<ClusterState>,
+    /// Built from `config` and `endpoints` when the entry is published.
+    pub lb: LbTables,
+}
+
+impl ClusterEntry {
+    fn new(config: Arc<Cluster>, endpoints: Arc<EndpointSet>, state: Arc<ClusterState>) -> Self {
+        let lb = LbTables::build(&config, &endpoints);
+        Self {
+            config,
+            endpoints,
+            state,
+            lb,
+        }
+    }
 }
 
 /// Everything the data plane routes with, at one generation.
@@ -174,14 +189,8 @@ impl Snapshot {
             }
             None => Arc::new(ClusterState::new()),
         };
-        self.clusters.insert(
-            name,
-            Arc::new(ClusterEntry {
-                config,
-                endpoints,
-                state,
-            }),
-        );
+        self.clusters
+            .insert(name, Arc::new(ClusterEntry::new(config, endpoints, state)));
     }
 
     fn set_endpoints(&mut self, resource: &str, assignment: &ClusterLoadAssignment, version: &str) {
@@ -203,11 +212,11 @@ impl Snapshot {
             );
             self.clusters.insert(
                 Arc::clone(name),
-                Arc::new(ClusterEntry {
-                    config: Arc::clone(&entry.config),
-                    endpoints: Arc::new(endpoints),
-                    state: Arc::clone(&entry.state),
-                }),
+                Arc::new(ClusterEntry::new(
+                    Arc::clone(&entry.config),
+                    Arc::new(endpoints),
+                    Arc::clone(&entry.state),
+                )),
             );
             // Building refreshed the EDS health of kept hosts in place, under the balancers of
             // the previous set.
@@ -238,11 +247,11 @@ impl Snapshot {
         );
         self.clusters.insert(
             name.into(),
-            Arc::new(ClusterEntry {
-                config: Arc::clone(config),
-                endpoints: Arc::new(endpoints),
-                state: Arc::clone(&entry.state),
-            }),
+            Arc::new(ClusterEntry::new(
+                Arc::clone(config),
+                Arc::new(endpoints),
+                Arc::clone(&entry.state),
+            )),
         );
         // Kept hosts had their weight and health status refreshed in place.
         entry.state.note_health_change();

@@ -2,9 +2,12 @@
 //! priority load and panic rules), then locality (when locality-weighted), then host (the
 //! cluster's `lb_policy`) — reading host health live from the endpoints' atomics.
 //!
-//! One per cluster entry per worker (`!Sync`: cursors live in `Cell`s). Building is O(hosts)
-//! (O(ring or table size) for RING_HASH and MAGLEV); a pick is O(1) or O(log hosts) and does not
-//! allocate. Rebuild when the cluster entry changes: `is_current` says when.
+//! One per cluster entry per worker (`!Sync`: cursors live in `Cell`s). The host table and the
+//! RING_HASH and MAGLEV tables were built once when the entry was published
+//! (`outrider_tables::lb_tables`) and are shared; building a balancer is O(hosts) at most
+//! (health counts, EDF schedules for unequal weights) and O(levels) for the hashing policies. A
+//! pick is O(1) or O(log hosts) and does not allocate. Rebuild when the cluster entry changes:
+//! `is_current` says when.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -13,14 +16,13 @@ use std::sync::atomic::Ordering;
 use outrider_model::LbPolicy;
 use outrider_tables::{ClusterEntry, EndpointState};
 
+use outrider_tables::lb_tables::{HashTables, HostTable};
+
 use crate::health::{NoHealthyUpstream, Source};
 use crate::health_summary::{HealthConfig, HealthSummary};
-use crate::host_table::HostTable;
 use crate::least_request::LeastRequest;
 use crate::locality::LocalityPicker;
-use crate::maglev::MaglevTable;
 use crate::random::RandomPick;
-use crate::ring_hash::{Ring, RingConfig, normalized_weights};
 use crate::rng::FastRng;
 use crate::round_robin::RoundRobin;
 
@@ -42,21 +44,13 @@ enum Policy {
     RoundRobin(Box<[RoundRobin]>),
     LeastRequest(Box<[LeastRequest]>),
     Random(Box<[RandomPick]>),
-    /// Per level; locality weights are folded into the ring.
-    RingHash(Box<[Ring]>),
-    /// Per level.
-    Maglev(Box<[MaglevTable]>),
-}
-
-impl Policy {
-    fn hashes(&self) -> bool {
-        matches!(self, Self::RingHash(_) | Self::Maglev(_))
-    }
+    /// RING_HASH or MAGLEV: the entry's shared tables, one per level (locality weights are
+    /// folded into them).
+    Hashing,
 }
 
 pub struct Balancer {
     entry: Arc<ClusterEntry>,
-    table: HostTable,
     health: HealthSummary,
     /// Some under locality-weighted balancing (non-hashing policies).
     localities: Option<LocalityPicker>,
@@ -68,7 +62,7 @@ impl std::fmt::Debug for Balancer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Balancer")
             .field("cluster", &self.entry.config.name)
-            .field("hosts", &self.table.len())
+            .field("hosts", &self.table().len())
             .field("policy", &self.entry.config.lb_policy)
             .finish_non_exhaustive()
     }
@@ -96,9 +90,9 @@ impl Balancer {
     fn build(entry: &Arc<ClusterEntry>, rng: FastRng) -> Self {
         let config = &entry.config;
         let set = &entry.endpoints;
-        let table = HostTable::new(set);
+        let table = &entry.lb.hosts;
         let health = HealthSummary::new(
-            &table,
+            table,
             HealthConfig {
                 overprovisioning_factor: set.overprovisioning_factor,
                 panic_threshold: config.common_lb.healthy_panic_threshold,
@@ -120,64 +114,42 @@ impl Balancer {
                     .map(|l| l.hosts.clone()),
             )
             .collect();
-        let levels = 0..table.levels.len();
         let policy = match config.lb_policy {
             LbPolicy::RoundRobin => Policy::RoundRobin(
                 scopes
                     .iter()
-                    .map(|r| RoundRobin::new(&table, r.clone(), &rng))
+                    .map(|r| RoundRobin::new(table, r.clone(), &rng))
                     .collect(),
             ),
             LbPolicy::LeastRequest { choice_count } => Policy::LeastRequest(
                 scopes
                     .iter()
-                    .map(|r| LeastRequest::new(&table, r.clone(), choice_count, &rng))
+                    .map(|r| LeastRequest::new(table, r.clone(), choice_count, &rng))
                     .collect(),
             ),
             LbPolicy::Random => Policy::Random(
                 scopes
                     .iter()
-                    .map(|r| RandomPick::new(&table, r.clone()))
+                    .map(|r| RandomPick::new(table, r.clone()))
                     .collect(),
             ),
-            LbPolicy::RingHash {
-                minimum_ring_size,
-                maximum_ring_size,
-                hash_function,
-            } => {
-                let ring_config = RingConfig {
-                    minimum_ring_size,
-                    maximum_ring_size,
-                    hash_function,
-                };
-                Policy::RingHash(
-                    levels
-                        .map(|l| {
-                            let weights = normalized_weights(&table, l, locality_weighted);
-                            Ring::new(&table, &weights, ring_config)
-                        })
-                        .collect(),
-                )
-            }
-            LbPolicy::Maglev { table_size } => Policy::Maglev(
-                levels
-                    .map(|l| {
-                        let weights = normalized_weights(&table, l, locality_weighted);
-                        MaglevTable::new(&table, &weights, table_size)
-                    })
-                    .collect(),
-            ),
+            LbPolicy::RingHash { .. } | LbPolicy::Maglev { .. } => Policy::Hashing,
         };
-        let localities = (locality_weighted && !policy.hashes())
-            .then(|| LocalityPicker::new(table.localities.len()));
+        let hashes = matches!(policy, Policy::Hashing);
+        let localities =
+            (locality_weighted && !hashes).then(|| LocalityPicker::new(table.localities.len()));
         Self {
             entry: Arc::clone(entry),
-            table,
             health,
             localities,
             policy,
             rng,
         }
+    }
+
+    /// The entry's hosts, flat.
+    fn table(&self) -> &HostTable {
+        &self.entry.lb.hosts
     }
 
     /// Picks an endpoint. `hash`: the route's hash-policy hash (used by RING_HASH and MAGLEV,
@@ -192,7 +164,7 @@ impl Balancer {
         let epoch = self.entry.state.health_epoch();
         let counters = self.entry.state.counters.local();
         for attempt in 0..2 {
-            let refreshed = self.health.refresh_if_stale(&self.table, epoch);
+            let refreshed = self.health.refresh_if_stale(self.table(), epoch);
             let result = self.try_pick(hash, avoid);
             // The pick ran on counts that turned out to be out of date (a host it looked at
             // changed class, or it found nobody): recount and pick again, once, so a change
@@ -212,20 +184,21 @@ impl Balancer {
         counters
             .upstream_cx_none_healthy
             .fetch_add(1, Ordering::Relaxed);
-        Err(NoHealthyUpstream::explain(self.table.hosts.iter(), avoid))
+        Err(NoHealthyUpstream::explain(self.table().hosts.iter(), avoid))
     }
 
     fn try_pick(&self, hash: Option<u64>, avoid: &[&Arc<EndpointState>]) -> Option<Pick> {
-        if self.table.len() == 0 {
+        let table = self.table();
+        if table.is_empty() {
             return None;
         }
         let r = hash.unwrap_or_else(|| self.rng.next_u64());
         let choice = self.health.choose_level(r)?;
-        let level = self.table.levels.get(choice.level)?;
+        let level = table.levels.get(choice.level)?;
         let locality = self.localities.as_ref().and_then(|picker| {
             picker
                 .choose(level.localities.clone(), choice.source, &self.health)
-                .map(|l| self.table.levels.len() + l)
+                .map(|l| table.levels.len() + l)
         });
         let level_scope = choice.level;
         let scope = locality.unwrap_or(level_scope);
@@ -247,7 +220,7 @@ impl Balancer {
             for scope in scopes {
                 if let Some(index) = self.pick_in(*scope, choice.source, r, avoid) {
                     return Some(Pick {
-                        endpoint: Arc::clone(self.table.hosts.get(index)?),
+                        endpoint: Arc::clone(table.hosts.get(index)?),
                         priority: u32::try_from(choice.level).unwrap_or(u32::MAX),
                         panic: choice.panic,
                     });
@@ -265,7 +238,7 @@ impl Balancer {
         r: u64,
         avoid: &[&Arc<EndpointState>],
     ) -> Option<usize> {
-        let table = &self.table;
+        let table = self.table();
         let range = self.scope_hosts(scope);
         let mut accept = |index: usize| {
             let class = self.health.classify(table, index);
@@ -281,17 +254,21 @@ impl Balancer {
             Policy::RoundRobin(p) => p.get(scope)?.pick(table, range, rng, &mut accept),
             Policy::LeastRequest(p) => p.get(scope)?.pick(table, range, rng, &mut accept),
             Policy::Random(p) => p.get(scope)?.pick(table, range, rng, &mut accept),
-            Policy::RingHash(p) => p.get(scope)?.pick(r, &mut accept),
-            Policy::Maglev(p) => p.get(scope)?.pick(r, &mut accept),
+            Policy::Hashing => match &self.entry.lb.hashing {
+                HashTables::RingHash(rings) => rings.get(scope)?.pick(r, &mut accept),
+                HashTables::Maglev(tables) => tables.get(scope)?.pick(r, &mut accept),
+                HashTables::None => None,
+            },
         }
     }
 
     fn scope_hosts(&self, scope: usize) -> Range<usize> {
-        let levels = self.table.levels.len();
+        let table = self.table();
+        let levels = table.levels.len();
         if scope < levels {
-            self.table.levels.get(scope).map(|l| l.hosts.clone())
+            table.levels.get(scope).map(|l| l.hosts.clone())
         } else {
-            self.table
+            table
                 .localities
                 .get(scope - levels)
                 .map(|l| l.hosts.clone())

@@ -14,8 +14,8 @@
 use std::cell::{Cell, RefCell};
 
 use crate::health::{HostClass, Source};
-use crate::host_table::HostTable;
 use crate::priority::{LevelHealth, PriorityLoads};
+use outrider_tables::lb_tables::HostTable;
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct HealthConfig {

@@ -9,9 +9,9 @@ use std::ops::Range;
 use std::sync::atomic::Ordering;
 
 use crate::edf::{Edf, period};
-use crate::host_table::HostTable;
 use crate::random::{DRAWS, scan_weighted};
 use crate::rng::FastRng;
+use outrider_tables::lb_tables::HostTable;
 
 #[derive(Debug)]
 pub(crate) enum LeastRequest {

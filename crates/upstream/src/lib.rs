@@ -8,17 +8,13 @@ mod balancer;
 mod circuit_breaker;
 mod edf;
 pub mod events;
-mod hash;
 mod health;
 mod health_summary;
-mod host_table;
 mod least_request;
 mod locality;
-mod maglev;
 pub mod outlier;
 mod priority;
 mod random;
-mod ring_hash;
 mod rng;
 mod round_robin;
 

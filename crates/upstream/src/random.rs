@@ -3,8 +3,8 @@
 
 use std::ops::Range;
 
-use crate::host_table::HostTable;
 use crate::rng::{FastRng, below_u64};
+use outrider_tables::lb_tables::HostTable;
 
 /// How many cheap draws before scanning: with at least half the hosts eligible (panic mode takes
 /// over below that), 2^-16 of picks fall through to the O(hosts) scan.

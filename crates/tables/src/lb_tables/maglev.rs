@@ -10,11 +10,11 @@
 //! interleaved pseudo-randomly, so that is close to even — and an ejection takes effect at once
 //! without a rebuild. Keys of other hosts never move.
 
-use crate::hash::{host_key, xxhash64};
-use crate::host_table::HostTable;
+use super::hash::{host_key, xxhash64};
+use super::host_table::HostTable;
 
 #[derive(Debug, Default)]
-pub(crate) struct MaglevTable {
+pub struct MaglevTable {
     /// Host index per slot; `table_size` (prime) slots.
     slots: Box<[u32]>,
 }
@@ -93,7 +93,7 @@ impl MaglevTable {
     }
 
     /// The host of `hash`'s slot, or the next eligible one after it.
-    pub(crate) fn pick(&self, hash: u64, accept: &mut impl FnMut(usize) -> bool) -> Option<usize> {
+    pub fn pick(&self, hash: u64, accept: &mut impl FnMut(usize) -> bool) -> Option<usize> {
         let len = self.slots.len();
         if len == 0 {
             return None;

@@ -15,11 +15,11 @@ use std::fmt::Write as _;
 
 use outrider_model::RingHashFunction;
 
-use crate::hash::{host_key, ring_hash};
-use crate::host_table::HostTable;
+use super::hash::{host_key, ring_hash};
+use super::host_table::HostTable;
 
 #[derive(Debug, Default)]
-pub(crate) struct Ring {
+pub struct Ring {
     /// Sorted.
     hashes: Box<[u64]>,
     /// `hosts[i]` is the host index of `hashes[i]`.
@@ -120,7 +120,7 @@ impl Ring {
     }
 
     /// The first eligible host at or after `hash` on the ring.
-    pub(crate) fn pick(&self, hash: u64, accept: &mut impl FnMut(usize) -> bool) -> Option<usize> {
+    pub fn pick(&self, hash: u64, accept: &mut impl FnMut(usize) -> bool) -> Option<usize> {
         let len = self.hashes.len();
         if len == 0 {
             return None;

@@ -5,10 +5,10 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use outrider_tables::{EndpointSet, EndpointState};
+use crate::{EndpointSet, EndpointState};
 
 #[derive(Debug, Clone)]
-pub(crate) struct Level {
+pub struct Level {
     /// Hosts of this priority.
     pub hosts: Range<usize>,
     /// Its localities, as indices into `HostTable::localities`.
@@ -16,7 +16,7 @@ pub(crate) struct Level {
 }
 
 #[derive(Debug, Clone)]
-pub(crate) struct LocalitySlot {
+pub struct LocalitySlot {
     pub hosts: Range<usize>,
     /// The locality's `load_balancing_weight`; 0 when unset (no traffic under locality-weighted
     /// balancing, as in Envoy).
@@ -24,7 +24,7 @@ pub(crate) struct LocalitySlot {
 }
 
 #[derive(Debug)]
-pub(crate) struct HostTable {
+pub struct HostTable {
     pub hosts: Box<[Arc<EndpointState>]>,
     /// `load_balancing_weight` of each host when the table was built (an EDS weight change
     /// comes with a new endpoint set, hence a new balancer).
@@ -62,12 +62,16 @@ impl HostTable {
         }
     }
 
-    pub(crate) fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         self.hosts.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.hosts.is_empty()
+    }
+
     /// Whether every host in `range` has the same weight (policies then skip weighting).
-    pub(crate) fn equal_weights(&self, range: Range<usize>) -> bool {
+    pub fn equal_weights(&self, range: Range<usize>) -> bool {
         let slice = self.weights.get(range).unwrap_or_default();
         slice.windows(2).all(|w| w.first() == w.last())
     }

@@ -4,8 +4,8 @@
 
 use std::fmt::Write as _;
 
+use crate::EndpointState;
 use outrider_model::RingHashFunction;
-use outrider_tables::EndpointState;
 
 /// The seed Envoy passes to MurmurHash2 (its `STD_HASH_SEED`).
 const MURMUR_SEED: u64 = 0xc70f_6907;
