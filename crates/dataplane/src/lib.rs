@@ -16,6 +16,7 @@ mod http_stats;
 mod listener_manager;
 mod local_exec;
 mod local_reply;
+mod model_coverage;
 mod no_healthy;
 mod pool;
 mod request;
