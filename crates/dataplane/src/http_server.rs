@@ -131,8 +131,16 @@ pub(crate) async fn serve_http(
                     .flatten();
                 // The log reads the connection manager's access logs when the request ends.
                 let record = record.map(|record| (record, chain.clone()));
-                let mut response =
-                    proxy_request(context, chain, stats.clone(), accepted, local, request).await?;
+                // Pinned in place, not moved into a second slot (see `proxy_request`).
+                let proxied = std::pin::pin!(proxy_request(
+                    context,
+                    chain,
+                    stats.clone(),
+                    accepted,
+                    local,
+                    request
+                ));
+                let mut response = proxied.await?;
                 response_headers.apply(response.headers_mut(), request_id);
                 // Counted when the response head is ready (Envoy counts at stream end).
                 counted.0.count_response(response.status().as_u16());

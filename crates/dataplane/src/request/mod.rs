@@ -223,8 +223,11 @@ pub(crate) async fn proxy_request(
                 clock: clock.as_ref(),
             };
             // The stream's limits are watched in every wait until the response head (forward
-            // uses `within`), and by the response body after that.
-            match forward(cx, &plan, parts, body).await {
+            // uses `within`), and by the response body after that. Pinned where it is built
+            // and awaited by reference: awaited by value, it would take a second slot of this
+            // future (9.9 KB instead of 5.7 KB, copied at every move of a request's task).
+            let forwarded = std::pin::pin!(forward(cx, &plan, parts, body));
+            match forwarded.await {
                 Ok(response) => response,
                 Err(error) => error.into_response(reply_to),
             }
