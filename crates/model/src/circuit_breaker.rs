@@ -2,7 +2,7 @@
 
 use envoy_types::pb::envoy::config::cluster::v3::{self as pb, circuit_breakers};
 
-use crate::error::{Result, Within, reject_if_set};
+use crate::error::{Result, ValidationError, Within, reject_if_set};
 use crate::proto_value::u32_or;
 use crate::route_action::Priority;
 
@@ -14,8 +14,6 @@ pub struct Thresholds {
     pub max_pending_requests: u32,
     pub max_requests: u32,
     pub max_retries: u32,
-    /// Publish `remaining_*` gauges.
-    pub track_remaining: bool,
 }
 
 impl Default for Thresholds {
@@ -25,7 +23,6 @@ impl Default for Thresholds {
             max_pending_requests: 1024,
             max_requests: 1024,
             max_retries: 3,
-            track_remaining: false,
         }
     }
 }
@@ -87,12 +84,17 @@ fn thresholds_from_proto(proto: &circuit_breakers::Thresholds) -> Result<Thresho
         max_connection_pools,
     } = proto;
     reject_if_set!(retry_budget, max_connection_pools);
+    if *track_remaining {
+        return Err(ValidationError::not_enforced(
+            "track_remaining",
+            "the circuit breakers' remaining_* gauges are not published",
+        ));
+    }
     let d = Thresholds::default();
     Ok(Thresholds {
         max_connections: u32_or(max_connections, d.max_connections),
         max_pending_requests: u32_or(max_pending_requests, d.max_pending_requests),
         max_requests: u32_or(max_requests, d.max_requests),
         max_retries: u32_or(max_retries, d.max_retries),
-        track_remaining: *track_remaining,
     })
 }

@@ -47,7 +47,6 @@ fn eds_cluster_defaults() {
             max_pending_requests: 1024,
             max_requests: 1024,
             max_retries: 3,
-            track_remaining: false
         }
     );
     assert_eq!(c.outlier_detection, None);
@@ -346,6 +345,10 @@ fn cluster_fields_not_enforced_yet_are_refused_with_their_path() {
         (
             "upstream_http_protocol_options: { auto_sni: true }",
             "upstream_http_protocol_options.auto_sni",
+        ),
+        (
+            "circuit_breakers: { thresholds: [ { max_requests: 10, track_remaining: true } ] }",
+            "circuit_breakers.thresholds[0].track_remaining",
         ),
     ];
     // Envoy reads headers_with_underscores_action only on connection managers ("no impact if

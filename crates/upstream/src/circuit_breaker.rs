@@ -181,7 +181,6 @@ mod tests {
                 max_pending_requests: 1,
                 max_requests: 3,
                 max_retries: 1,
-                track_remaining: false,
             },
             high: Thresholds::default(),
         }
