@@ -35,6 +35,29 @@ pub enum HashTables {
     Maglev(Box<[MaglevTable]>),
 }
 
+/// The first host `accept` takes, walking `hosts` (host indices, by slot) from `start` round to
+/// where it began: how RING_HASH and MAGLEV pass over ineligible hosts without a rebuild.
+fn first_accepted(
+    hosts: &[u32],
+    start: usize,
+    accept: &mut impl FnMut(usize) -> bool,
+) -> Option<usize> {
+    let len = hosts.len();
+    let mut rejected = None;
+    for step in 0..len {
+        let index = *hosts.get((start + step) % len)? as usize;
+        // Neighbouring slots often belong to the same host: judge it once.
+        if rejected == Some(index) {
+            continue;
+        }
+        if accept(index) {
+            return Some(index);
+        }
+        rejected = Some(index);
+    }
+    None
+}
+
 impl LbTables {
     /// O(hosts), plus O(ring or table size) per priority level for RING_HASH and MAGLEV.
     pub fn build(config: &Cluster, endpoints: &EndpointSet) -> Self {

@@ -10,6 +10,7 @@
 //! interleaved pseudo-randomly, so that is close to even — and an ejection takes effect at once
 //! without a rebuild. Keys of other hosts never move.
 
+use super::first_accepted;
 use super::hash::{host_key, xxhash64};
 use super::host_table::HostTable;
 
@@ -98,18 +99,6 @@ impl MaglevTable {
         if len == 0 {
             return None;
         }
-        let start = (hash % len as u64) as usize;
-        let mut rejected = None;
-        for step in 0..len {
-            let index = self.slots.get((start + step) % len).copied()? as usize;
-            if rejected == Some(index) {
-                continue;
-            }
-            if accept(index) {
-                return Some(index);
-            }
-            rejected = Some(index);
-        }
-        None
+        first_accepted(&self.slots, (hash % len as u64) as usize, accept)
     }
 }

@@ -15,6 +15,7 @@ use std::fmt::Write as _;
 
 use outrider_model::RingHashFunction;
 
+use super::first_accepted;
 use super::hash::{host_key, ring_hash};
 use super::host_table::HostTable;
 
@@ -121,24 +122,10 @@ impl Ring {
 
     /// The first eligible host at or after `hash` on the ring.
     pub fn pick(&self, hash: u64, accept: &mut impl FnMut(usize) -> bool) -> Option<usize> {
-        let len = self.hashes.len();
-        if len == 0 {
-            return None;
-        }
-        let start = self.hashes.partition_point(|h| *h < hash);
-        let mut rejected = None;
-        for step in 0..len {
-            let slot = (start + step) % len;
-            let index = self.hosts.get(slot).copied()? as usize;
-            // Neighbouring entries often belong to the same host: judge it once.
-            if rejected == Some(index) {
-                continue;
-            }
-            if accept(index) {
-                return Some(index);
-            }
-            rejected = Some(index);
-        }
-        None
+        first_accepted(
+            &self.hosts,
+            self.hashes.partition_point(|h| *h < hash),
+            accept,
+        )
     }
 }
