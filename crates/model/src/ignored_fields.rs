@@ -38,6 +38,8 @@ const STATS_ONLY: &str = "changes which stats exist or what they are called, not
 const CODEC_TUNING: &str = "tunes Envoy's HTTP/2 codec; the h2 crate applies its own limits, and what is proxied is \
      the same";
 const TLS_SESSION: &str = "session resumption and handshake tuning: cost only";
+const HEALTH_EVENTS: &str = "health-check event logging: which hosts are healthy is the same";
+const TCP_PROXY_LOG: &str = "options of `access_log`, which is refused when set";
 
 pub const IGNORED_FIELDS: &[IgnoredField] = &[
     ignored(
@@ -121,30 +123,18 @@ pub const IGNORED_FIELDS: &[IgnoredField] = &[
         "names the host in stats and logs only",
     ),
     ignored("envoy.config.listener.v3.FilterChain", "metadata", METADATA),
-    ignored(
-        HEALTH_CHECK,
-        "event_log_path",
-        "health-check event logging: which hosts are healthy is the same",
-    ),
-    ignored(
-        HEALTH_CHECK,
-        "event_logger",
-        "health-check event logging: which hosts are healthy is the same",
-    ),
-    ignored(
-        HEALTH_CHECK,
-        "event_service",
-        "health-check event logging: which hosts are healthy is the same",
-    ),
+    ignored(HEALTH_CHECK, "event_log_path", HEALTH_EVENTS),
+    ignored(HEALTH_CHECK, "event_logger", HEALTH_EVENTS),
+    ignored(HEALTH_CHECK, "event_service", HEALTH_EVENTS),
     ignored(
         HEALTH_CHECK,
         "always_log_health_check_failures",
-        "health-check event logging: which hosts are healthy is the same",
+        HEALTH_EVENTS,
     ),
     ignored(
         HEALTH_CHECK,
         "always_log_health_check_success",
-        "health-check event logging: which hosts are healthy is the same",
+        HEALTH_EVENTS,
     ),
     ignored(
         "envoy.config.core.v3.HealthCheck.HttpHealthCheck",
@@ -314,21 +304,9 @@ pub const IGNORED_FIELDS: &[IgnoredField] = &[
         "max_downstream_connection_duration_jitter_percentage",
         "spreads connection closes over time only",
     ),
-    ignored(
-        TCP_PROXY,
-        "access_log_flush_interval",
-        "options of `access_log`, which is refused when set",
-    ),
-    ignored(
-        TCP_PROXY,
-        "flush_access_log_on_connected",
-        "options of `access_log`, which is refused when set",
-    ),
-    ignored(
-        TCP_PROXY,
-        "access_log_options",
-        "options of `access_log`, which is refused when set",
-    ),
+    ignored(TCP_PROXY, "access_log_flush_interval", TCP_PROXY_LOG),
+    ignored(TCP_PROXY, "flush_access_log_on_connected", TCP_PROXY_LOG),
+    ignored(TCP_PROXY, "access_log_options", TCP_PROXY_LOG),
     ignored(
         TCP_PROXY,
         "proxy_protocol_tlv_merge_policy",
