@@ -60,7 +60,8 @@ pub struct RunArgs {
     /// The bootstrap (Envoy's `Bootstrap`, YAML or JSON).
     #[arg(short = 'c', long = "config-path")]
     pub config_path: Option<PathBuf>,
-    /// `validate` checks the bootstrap and exits, as `outrider validate` does.
+    /// `validate` checks the bootstrap and exits as Envoy does: `OK`, or the first problem with
+    /// its field path (`outrider validate` reports every feature instead).
     #[arg(long, value_enum, default_value = "serve")]
     pub mode: Mode,
     /// Worker threads for the data plane (default: available cores).

@@ -17,10 +17,11 @@ pub(super) enum Step {
 pub(super) struct FieldPath(pub Vec<Step>);
 
 impl FieldPath {
-    /// Reads `a.b[0].c`. Map keys may hold dots; [`FieldPath::locate`] rejoins them.
+    /// Reads `a.b[0].c` and `a[map.key].c`. Map keys after a dot may hold dots too;
+    /// [`FieldPath::locate`] rejoins them.
     pub(super) fn parse(text: &str) -> FieldPath {
         let mut steps = Vec::new();
-        for part in text.split('.').filter(|p| !p.is_empty()) {
+        for part in split_outside_brackets(text).filter(|p| !p.is_empty()) {
             let (name, mut rest) = match part.find('[') {
                 Some(at) => (&part[..at], &part[at..]),
                 None => (part, ""),
@@ -40,6 +41,14 @@ impl FieldPath {
             }
         }
         FieldPath(steps)
+    }
+
+    /// Whether the path's last step is a list element.
+    pub(super) fn ends_in_element(&self) -> Option<(FieldPath, usize)> {
+        match self.0.split_last() {
+            Some((Step::Index(index), list)) => Some((FieldPath(list.to_vec()), *index)),
+            _ => None,
+        }
     }
 
     pub(super) fn child(&self, step: Step) -> FieldPath {
@@ -141,6 +150,19 @@ impl FieldPath {
     }
 }
 
+/// `text` split at the dots that are not inside `[...]`.
+fn split_outside_brackets(text: &str) -> impl Iterator<Item = &str> {
+    let mut depth = 0usize;
+    text.split(move |c: char| {
+        match c {
+            '[' => depth += 1,
+            ']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        c == '.' && depth == 0
+    })
+}
+
 impl fmt::Display for FieldPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut first = true;
@@ -185,5 +207,15 @@ mod tests {
         assert!(path.locate(&doc).expect("found").remove(&mut doc));
         assert_eq!(doc, serde_json::json!({ "a": [ { "c": 2 } ], "layer": {} }));
         assert!(FieldPath::parse("a[3]").locate(&doc).is_none());
+        let bracketed = FieldPath::parse("options[envoy.x.v3.Options].http.max");
+        assert_eq!(
+            bracketed.0,
+            [
+                Step::Key("options".into()),
+                Step::Key("envoy.x.v3.Options".into()),
+                Step::Key("http".into()),
+                Step::Key("max".into()),
+            ]
+        );
     }
 }

@@ -199,7 +199,8 @@ fn resource_from_any(any: &Any) -> Document {
 }
 
 /// The documents of an Envoy `/config_dump`: its bootstrap and the resources it serves
-/// (static ones come with the bootstrap when the dump has it).
+/// (static ones, route configurations and endpoints included, come with the bootstrap when
+/// the dump has it, and are not counted twice).
 fn dump_documents(dump: &ConfigDump, overrides: &Overrides) -> Vec<Document> {
     let mut documents = Vec::new();
     let mut resources: Vec<&Any> = Vec::new();
@@ -274,11 +275,13 @@ fn dump_documents(dump: &ConfigDump, overrides: &Overrides) -> Vec<Document> {
         );
     }
     if let Some(d) = &decoded.routes {
-        resources.extend(
-            d.static_route_configs
-                .iter()
-                .filter_map(|r| r.route_config.as_ref()),
-        );
+        if !has_bootstrap {
+            resources.extend(
+                d.static_route_configs
+                    .iter()
+                    .filter_map(|r| r.route_config.as_ref()),
+            );
+        }
         resources.extend(
             d.dynamic_route_configs
                 .iter()
@@ -286,11 +289,13 @@ fn dump_documents(dump: &ConfigDump, overrides: &Overrides) -> Vec<Document> {
         );
     }
     if let Some(d) = &decoded.endpoints {
-        resources.extend(
-            d.static_endpoint_configs
-                .iter()
-                .filter_map(|e| e.endpoint_config.as_ref()),
-        );
+        if !has_bootstrap {
+            resources.extend(
+                d.static_endpoint_configs
+                    .iter()
+                    .filter_map(|e| e.endpoint_config.as_ref()),
+            );
+        }
         resources.extend(
             d.dynamic_endpoint_configs
                 .iter()

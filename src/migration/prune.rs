@@ -55,12 +55,10 @@ pub(super) fn prune<T>(
             && let Some(element) = last.enclosing_element()
             && element.remove(&mut document)
         {
-            if let (Some(rejection), Some((Step::Index(index), list))) =
-                (rejections.last_mut(), element.0.split_last())
-            {
+            if let Some(rejection) = rejections.last_mut() {
                 rejection.covers = original(&element, &removed_elements);
-                removed_elements.push((FieldPath(list.to_vec()), *index));
             }
+            removed_elements.extend(element.ends_in_element());
             last_removed = Some(element);
             continue;
         }
@@ -72,6 +70,8 @@ pub(super) fn prune<T>(
         };
         match current.locate(&document) {
             Some(located) if !located.0.is_empty() && located.remove(&mut document) => {
+                // A rejected list element shifts the ones after it.
+                removed_elements.extend(located.ends_in_element());
                 last_removed = Some(located);
             }
             // A field that is missing (required), or a value that is not a field: the list
@@ -79,9 +79,7 @@ pub(super) fn prune<T>(
             _ => match current.enclosing_element() {
                 Some(element) if element.remove(&mut document) => {
                     rejection.covers = original(&element, &removed_elements);
-                    if let Some((Step::Index(index), list)) = element.0.split_last() {
-                        removed_elements.push((FieldPath(list.to_vec()), *index));
-                    }
+                    removed_elements.extend(element.ends_in_element());
                     last_removed = Some(element);
                 }
                 // The rejection is of the document as a whole: nothing after it can be
@@ -156,6 +154,25 @@ mod tests {
                 ("items[2].bad".to_string(), "items[2].bad".to_string()),
             ]
         );
+    }
+
+    #[test]
+    fn rejected_elements_keep_the_indices_after_them() {
+        let document = serde_json::json!({ "items": ["ok", "bad", "ok", "bad"] });
+        let pruned = prune(document, |document: &Value| {
+            let items = document["items"].as_array().expect("items");
+            match items.iter().position(|i| i == "bad") {
+                Some(i) => Err((format!("items[{i}]"), "bad".to_string())),
+                None => Ok(()),
+            }
+        });
+        assert!(pruned.loaded.is_some());
+        let found: Vec<_> = pruned
+            .rejections
+            .iter()
+            .map(|r| r.path.to_string())
+            .collect();
+        assert_eq!(found, ["items[1]", "items[3]"]);
     }
 
     #[test]
