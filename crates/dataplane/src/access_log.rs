@@ -88,14 +88,15 @@ pub(crate) struct RequestRecord {
 }
 
 impl RequestRecord {
-    /// Keeps what the logs read of `request`, and has its body's bytes counted.
+    /// Keeps what the logs read of `request`, and has its body's bytes counted. Boxed: the
+    /// request's future holds it across its await, and must stay small when nothing is logged.
     pub(crate) fn new<B>(
         request: &mut Request<B>,
         logs: &AccessLogs,
         remote: SocketAddr,
         direct_remote: SocketAddr,
         local: SocketAddr,
-    ) -> Self {
+    ) -> Box<Self> {
         let bytes_received = BodyBytes::default();
         request.extensions_mut().insert(bytes_received.clone());
         let (mut parts, ()) = Request::new(()).into_parts();
@@ -103,7 +104,7 @@ impl RequestRecord {
         parts.uri = request.uri().clone();
         parts.version = request.version();
         parts.headers = kept_headers(request.headers(), &logs.request_headers);
-        RequestRecord {
+        Box::new(RequestRecord {
             start: SystemTime::now(),
             started: Instant::now(),
             parts,
@@ -111,7 +112,7 @@ impl RequestRecord {
             direct_remote,
             local,
             bytes_received,
-        }
+        })
     }
 }
 
@@ -133,7 +134,7 @@ pub(crate) struct LoggedBody<B> {
 }
 
 struct PendingEntry {
-    record: RequestRecord,
+    record: Box<RequestRecord>,
     status: u16,
     response_headers: HeaderMap,
     grpc_status: Option<u32>,
@@ -157,7 +158,7 @@ impl<B> LoggedBody<B> {
     /// no record (no access logs), nothing is kept.
     pub(crate) fn wrap(
         mut response: Response<B>,
-        record: Option<(RequestRecord, ChainRef)>,
+        record: Option<(Box<RequestRecord>, ChainRef)>,
         buffers: &Rc<AccessLogBuffers>,
     ) -> Response<LoggedBody<B>> {
         let pending = record.and_then(|(record, chain)| {
