@@ -120,7 +120,8 @@ pub(crate) fn operand<'a>(command: &Command, cx: &FormatContext<'a>) -> Option<O
             })
         }
         Command::ResponseCode => Some(Operand::Number(u64::from(end?.status))),
-        Command::ResponseFlags => end?.flag.and_then(|flag| text(flag.code())),
+        // Envoy prints `-` for none, in JSON too (never `null`, never omitted).
+        Command::ResponseFlags => text(end?.flag.map_or("-", |flag| flag.code())),
         Command::BytesReceived => Some(Operand::Number(end?.bytes_received)),
         Command::BytesSent => Some(Operand::Number(end?.bytes_sent)),
         Command::Duration => Some(Operand::Number(
