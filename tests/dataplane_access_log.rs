@@ -55,7 +55,20 @@ fn access_logs(dir: &Path) -> String {
         filter: {{ header_filter: {{ header: {{ name: x-debug, present_match: true }} }} }}
         typed_config:
           "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
-          path: {dir}/debug.log"#
+          path: {dir}/debug.log
+      - name: legacy
+        filter:
+          or_filter:
+            filters:
+            - response_flag_filter: {{ flags: [ UF, UH ] }}
+            - and_filter:
+                filters:
+                - duration_filter: {{ comparison: {{ op: GE, value: {{ default_value: 0 }} }} }}
+                - grpc_status_filter: {{ statuses: [ UNAVAILABLE ] }}
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
+          path: {dir}/legacy.log
+          format: "%RESPONSE_CODE% %DOWNSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT% %DURATION%\n""#
     )
 }
 
@@ -141,11 +154,13 @@ async fn entries_are_written_in_their_format_when_their_filter_passes() {
     assert_eq!(entries[2]["path"], "/debug?x=1");
     assert_eq!(entries[3]["received"], 11, "{:?}", entries[3]);
 
-    // Only the 5xx passed the status filter; only the request with x-debug the header one.
+    // Only the 5xx passed the status filter; only the request with x-debug the header one;
+    // only the UH the flag filter (the 200s are gRPC status Unknown, not Unavailable).
     assert!(
         eventually(Duration::from_secs(10), || {
             !lines(&logs.join("errors.log")).is_empty()
                 && !lines(&logs.join("debug.log")).is_empty()
+                && !lines(&logs.join("legacy.log")).is_empty()
         })
         .await
     );
@@ -153,6 +168,12 @@ async fn entries_are_written_in_their_format_when_their_filter_passes() {
         lines(&logs.join("errors.log")),
         ["503 UH GET /broken empty broken -"]
     );
+    let legacy = lines(&logs.join("legacy.log"));
+    assert_eq!(legacy.len(), 1, "{legacy:?}");
+    let duration = legacy[0]
+        .strip_prefix(&format!("503 127.0.0.1:{port} 127.0.0.1 "))
+        .unwrap_or_else(|| panic!("{legacy:?}"));
+    assert!(duration.parse::<u64>().is_ok(), "{legacy:?}");
     let debug_lines = lines(&logs.join("debug.log"));
     assert_eq!(debug_lines.len(), 1, "{debug_lines:?}");
     let line = &debug_lines[0];
