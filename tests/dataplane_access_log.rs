@@ -11,13 +11,16 @@ use std::time::Duration;
 use common::raw_http::{raw_exchange, status_line};
 use common::temp_dir;
 use common::xds_proxy::{
-    XdsProxy, backend_snapshot, cluster, endpoints, eventually, get, get_with, http_listener,
-    http1_client, routes,
+    XdsProxy, backend_snapshot, cluster, endpoints, eventually, get, get_with, h2c_client,
+    http_listener, http1_client, routes,
 };
 
 const ROUTES: &str = r#"  - name: broken
     match: { prefix: /broken }
     route: { cluster: empty }
+  - name: missing
+    match: { prefix: /missing }
+    route: { cluster: nowhere }
   - name: to-backend
     match: { prefix: / }
     route: { cluster: backend }"#;
@@ -98,6 +101,8 @@ async fn entries_are_written_in_their_format_when_their_filter_passes() {
     assert_eq!(ok.status, 200, "{ok:?}");
     let broken = get(&client, &format!("{base}/broken")).await;
     assert_eq!(broken.status, 503, "{broken:?}");
+    let missing = get(&client, &format!("{base}/missing")).await;
+    assert_eq!(missing.status, 503, "{missing:?}");
     let debug = get_with(
         &client,
         &format!("{base}/debug?x=1"),
@@ -114,7 +119,7 @@ async fn entries_are_written_in_their_format_when_their_filter_passes() {
     // Entries are flushed within a second of their request's end.
     let all = logs.join("all.json");
     assert!(
-        eventually(Duration::from_secs(10), || lines(&all).len() >= 4).await,
+        eventually(Duration::from_secs(10), || lines(&all).len() >= 5).await,
         "JSON log: {:?}",
         lines(&all)
     );
@@ -123,7 +128,7 @@ async fn entries_are_written_in_their_format_when_their_filter_passes() {
         .iter()
         .map(|line| serde_json::from_str(line).expect("one JSON object per line"))
         .collect();
-    assert_eq!(entries.len(), 4, "{entries:?}");
+    assert_eq!(entries.len(), 5, "{entries:?}");
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("after 1970")
@@ -150,12 +155,14 @@ async fn entries_are_written_in_their_format_when_their_filter_passes() {
     assert_eq!(entries[1]["code"], 503);
     assert_eq!(entries[1]["upstream"], serde_json::Value::Null);
     assert_eq!(entries[1]["answered_by"], serde_json::Value::Null);
-    assert_eq!(entries[2]["agent"], "e2e \"agent\"");
-    assert_eq!(entries[2]["path"], "/debug?x=1");
-    assert_eq!(entries[3]["received"], 11, "{:?}", entries[3]);
+    assert_eq!(entries[2]["code"], 503);
+    assert_eq!(entries[3]["agent"], "e2e \"agent\"");
+    assert_eq!(entries[3]["path"], "/debug?x=1");
+    assert_eq!(entries[4]["received"], 11, "{:?}", entries[4]);
 
     // Only the 5xx passed the status filter; only the request with x-debug the header one;
-    // only the UH the flag filter (the 200s are gRPC status Unknown, not Unavailable).
+    // only the 503s the flag-or-gRPC-status filter (UH by its flag, NC as gRPC Unavailable;
+    // the 200s are gRPC status Unknown).
     assert!(
         eventually(Duration::from_secs(10), || {
             !lines(&logs.join("errors.log")).is_empty()
@@ -166,14 +173,20 @@ async fn entries_are_written_in_their_format_when_their_filter_passes() {
     );
     assert_eq!(
         lines(&logs.join("errors.log")),
-        ["503 UH GET /broken empty broken -"]
+        [
+            "503 UH GET /broken empty broken -",
+            // No such cluster: Envoy's `%UPSTREAM_CLUSTER%` is `-`.
+            "503 NC GET /missing - missing -"
+        ]
     );
     let legacy = lines(&logs.join("legacy.log"));
-    assert_eq!(legacy.len(), 1, "{legacy:?}");
-    let duration = legacy[0]
-        .strip_prefix(&format!("503 127.0.0.1:{port} 127.0.0.1 "))
-        .unwrap_or_else(|| panic!("{legacy:?}"));
-    assert!(duration.parse::<u64>().is_ok(), "{legacy:?}");
+    assert_eq!(legacy.len(), 2, "{legacy:?}");
+    for line in &legacy {
+        let duration = line
+            .strip_prefix(&format!("503 127.0.0.1:{port} 127.0.0.1 "))
+            .unwrap_or_else(|| panic!("{legacy:?}"));
+        assert!(duration.parse::<u64>().is_ok(), "{legacy:?}");
+    }
     let debug_lines = lines(&logs.join("debug.log"));
     assert_eq!(debug_lines.len(), 1, "{debug_lines:?}");
     let line = &debug_lines[0];
@@ -188,5 +201,76 @@ async fn entries_are_written_in_their_format_when_their_filter_passes() {
     assert!(
         line.ends_with(&format!("\"127.0.0.1:{port}\" \"{backend_addr}\"")),
         "{line}"
+    );
+}
+
+/// A client that goes away before its response is logged as Envoy logs it: response code 0,
+/// flag `DC`; over HTTP/1.1 (the connection closes) and h2c (the stream is reset).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_whose_client_went_away_is_logged_with_code_0_and_dc() {
+    let logs = temp_dir("access-log-abandoned");
+    let (_backend, snapshot) = backend_snapshot().await;
+    let log = format!(
+        r#"      access_log:
+      - name: all
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
+          path: {}/all.log
+          log_format:
+            text_format_source:
+              inline_string: "%RESPONSE_CODE% %RESPONSE_FLAGS% %REQ(:PATH)% %PROTOCOL%\n""#,
+        logs.display()
+    );
+    let snapshot = snapshot
+        .with(http_listener("logged", 0, "logged", &log))
+        .with(routes(ROUTES));
+    let proxy = XdsProxy::start("access-log-dc", snapshot, &["--concurrency", "1"]).await;
+    let port = proxy.listener_port("logged").await;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let at_backend = |n: u64| {
+        let proxy = &proxy;
+        async move {
+            eventually(Duration::from_secs(10), || {
+                proxy.stat_blocking("cluster.backend.upstream_rq_active") == Some(n)
+            })
+            .await
+        }
+    };
+
+    // HTTP/1.1: the client closes its connection while the backend holds the request.
+    let mut client = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    tokio::io::AsyncWriteExt::write_all(
+        &mut client,
+        b"GET /delay/20000?h1 HTTP/1.1\r\nhost: a\r\n\r\n",
+    )
+    .await
+    .expect("write");
+    assert!(at_backend(1).await, "the request never reached the backend");
+    drop(client);
+    assert!(at_backend(0).await, "the upstream request was not reset");
+
+    // h2c: the client resets its stream.
+    let h2c = h2c_client();
+    let url = format!("http://{addr}/delay/20000?h2");
+    let pending = tokio::spawn(async move { get(&h2c, &url).await });
+    assert!(
+        at_backend(1).await,
+        "the h2c request never reached the backend"
+    );
+    pending.abort();
+    assert!(at_backend(0).await, "the upstream request was not reset");
+
+    let all = logs.join("all.log");
+    assert!(
+        eventually(Duration::from_secs(10), || lines(&all).len() >= 2).await,
+        "{:?}",
+        lines(&all)
+    );
+    assert_eq!(
+        lines(&all),
+        [
+            "0 DC /delay/20000?h1 HTTP/1.1",
+            "0 DC /delay/20000?h2 HTTP/2"
+        ]
     );
 }

@@ -22,7 +22,7 @@ use crate::access_log_filter::passes;
 use crate::access_log_format::write_entry;
 use crate::filter_chain::ChainRef;
 use crate::formatter::{FormatContext, StreamEnd};
-use crate::local_reply::AccessInfo;
+use crate::local_reply::{AccessInfo, ResponseFlag};
 use crate::routing::RequestView;
 use crate::stream_body::BodyBytes;
 
@@ -158,10 +158,14 @@ impl<B> LoggedBody<B> {
     /// no record (no access logs), nothing is kept.
     pub(crate) fn wrap(
         mut response: Response<B>,
-        record: Option<(Box<RequestRecord>, ChainRef)>,
-        buffers: &Rc<AccessLogBuffers>,
+        unwritten: Option<Unwritten>,
     ) -> Response<LoggedBody<B>> {
-        let pending = record.and_then(|(record, chain)| {
+        let pending = unwritten.and_then(|unwritten| {
+            let Unwritten {
+                record,
+                chain,
+                buffers,
+            } = unwritten;
             let routed = response.extensions_mut().remove::<RoutedTo>();
             let headers = response.headers();
             let response_headers =
@@ -179,7 +183,7 @@ impl<B> LoggedBody<B> {
                 record,
                 bytes_sent: 0,
                 chain,
-                buffers: buffers.clone(),
+                buffers,
             }))
         });
         response.map(|inner| LoggedBody { inner, pending })
@@ -211,9 +215,13 @@ where
                 pending.grpc_status = Some(status);
             }
         }
-        if let Poll::Ready(None) = polled
-            && let Some(pending) = self.pending.take()
-        {
+        // Written at the body's end (or failure); a body dropped before either lost its client.
+        let ended = match &polled {
+            Poll::Ready(None | Some(Err(_))) => true,
+            Poll::Ready(Some(Ok(_))) => self.inner.is_end_stream(),
+            Poll::Pending => false,
+        };
+        if ended && let Some(pending) = self.pending.take() {
             pending.write();
         }
         polled
@@ -230,8 +238,73 @@ where
 
 impl<B> Drop for LoggedBody<B> {
     fn drop(&mut self) {
-        if let Some(pending) = self.pending.take() {
+        if let Some(mut pending) = self.pending.take() {
+            // Dropped before its end: the client went away mid-response (Envoy adds `DC`).
+            pending.info.flag = pending
+                .info
+                .flag
+                .or(Some(ResponseFlag::DownstreamConnectionTermination));
             pending.write();
+        }
+    }
+}
+
+/// A request's log entries until its response head is ready. Dropped before that (the client
+/// went away and the request with it), they are written as Envoy writes them: response code
+/// 0 and flag `DC`. Route and cluster are not known then and print as `-`.
+pub(crate) struct AwaitingResponse(Option<Unwritten>);
+
+/// A request's log entries, not written yet.
+pub(crate) struct Unwritten {
+    record: Box<RequestRecord>,
+    /// Whose connection manager's access logs the entries go to.
+    chain: ChainRef,
+    buffers: Rc<AccessLogBuffers>,
+}
+
+impl AwaitingResponse {
+    /// Nothing to log without a record (the connection manager has no access logs).
+    pub(crate) fn new(
+        record: Option<Box<RequestRecord>>,
+        chain: &ChainRef,
+        buffers: &Rc<AccessLogBuffers>,
+    ) -> Self {
+        AwaitingResponse(record.map(|record| Unwritten {
+            record,
+            chain: chain.clone(),
+            buffers: buffers.clone(),
+        }))
+    }
+
+    /// The response head is ready: what [`LoggedBody::wrap`] takes.
+    pub(crate) fn answered(mut self) -> Option<Unwritten> {
+        self.0.take()
+    }
+}
+
+impl Drop for AwaitingResponse {
+    fn drop(&mut self) {
+        if let Some(Unwritten {
+            record,
+            chain,
+            buffers,
+        }) = self.0.take()
+        {
+            let abandoned = PendingEntry {
+                record,
+                status: 0,
+                response_headers: HeaderMap::new(),
+                grpc_status: None,
+                info: AccessInfo {
+                    flag: Some(ResponseFlag::DownstreamConnectionTermination),
+                    upstream: None,
+                },
+                routed: None,
+                bytes_sent: 0,
+                chain,
+                buffers,
+            };
+            Box::new(abandoned).write();
         }
     }
 }

@@ -3,32 +3,36 @@
 //! HTTP/2 GOAWAY) when the listener drains (`--drain-time-s` as the limit) or the connection
 //! reaches its request count or age (`connection_limits.rs`).
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
 
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
-use hyper_util::server::conn::auto;
-use tokio::net::TcpStream;
-use tokio::sync::watch;
-
-use std::convert::Infallible;
-
-use http::Request;
+use http::{Request, Response};
 use hyper::body::Incoming;
+use hyper::rt::bounds::Http2ServerConnExec;
+use hyper::server::conn::{http1, http2};
+use hyper::service::{HttpService, service_fn};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use outrider_model::{
     DEFAULT_MAX_HEADERS_COUNT, HttpConnectionManager, ServerHeaderTransformation,
 };
+use tokio::net::TcpStream;
+use tokio::sync::watch;
 
-use crate::access_log::{LoggedBody, RequestRecord};
-use crate::connection_limits::{Activity, RequestBudget, Retirement, watch_limits};
+use crate::access_log::{AwaitingResponse, LoggedBody, RequestRecord};
+use crate::codec_sniff::{Codec, sniff};
+use crate::connection_limits::{
+    Activity, InFlight, LimitWatch, RequestBudget, Retirement, watch_limits,
+};
 use crate::drain::DrainSignal;
 use crate::filter_chain::ChainRef;
 use crate::headers::{X_REQUEST_ID, append_via};
 use crate::http_stats::{HttpCounters, HttpStats};
 use crate::local_exec::LocalExec;
-use crate::request::{Client, accept, proxy_request};
+use crate::local_reply::ProxyBody;
+use crate::request::{Client, Refused, accept, proxy_request};
 use crate::worker_context::WorkerContext;
 
 pub(crate) async fn serve_http(
@@ -42,14 +46,86 @@ pub(crate) async fn serve_http(
     let Some(hcm) = chain.http() else {
         return;
     };
-    let header_limit = usize::try_from(hcm.max_request_headers_kb)
-        .unwrap_or(usize::MAX)
-        .saturating_mul(1024);
-    let mut builder = auto::Builder::new(LocalExec);
+    let stats = Rc::new(context.http_stats(&hcm.stat_prefix));
+    let _connection_counted = ConnectionCount::new(stats.clone());
+    let budget = RequestBudget::of(hcm);
+    let activity = Activity::new();
+    let mut limits = watch_limits(
+        budget.clone(),
+        hcm.common.max_connection_duration,
+        hcm.common
+            .idle_timeout
+            .map(|timeout| (activity.clone(), timeout)),
+        stats.clone(),
+    );
+    // A connection that has not sent enough to tell its codec is closed when its listener
+    // drains or one of its limits (`idle_timeout`) is reached.
+    let (codec, io) = tokio::select! {
+        biased;
+        sniffed = sniff(stream) => match sniffed {
+            Ok(sniffed) => sniffed,
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "downstream connection failed before a request");
+                return;
+            }
+        },
+        _ = drained.wait_for(|d| *d) => return,
+        () = limit_reached(&mut limits) => return,
+    };
+    let io = TokioIo::new(io);
+    let requests = Rc::new(ConnectionRequests {
+        drain: DrainSignal::new(drained.clone(), context.options.drain_time),
+        logged: !hcm.access_log.is_empty(),
+        response_headers: ResponseHeaders::of(hcm),
+        context,
+        chain: chain.clone(),
+        stats,
+        budget,
+        activity,
+        peer,
+        local,
+    });
+    let retired = Retire {
+        drained,
+        limits,
+        peer,
+        drain_time: requests.context.options.drain_time,
+    };
+    match codec {
+        Codec::Http1 => {
+            let service = service_fn(move |request| {
+                let started = requests.start(request);
+                serve_request(requests.clone(), started, proxy_request)
+            });
+            let connection = http1_builder(hcm)
+                .serve_connection(io, service)
+                .with_upgrades();
+            retired.drive(connection).await;
+        }
+        Codec::Http2 => {
+            // Each stream's future is moved into a task of its own: moving a box is moving
+            // a pointer (the request's whole future is ~6 KB).
+            let boxed = |context, chain, stats, accepted, local, request| {
+                Box::pin(proxy_request(
+                    context, chain, stats, accepted, local, request,
+                ))
+            };
+            let service = service_fn(move |request| {
+                let started = requests.start(request);
+                serve_request(requests.clone(), started, boxed)
+            });
+            let connection = http2_builder(hcm).serve_connection(io, service);
+            retired.drive(connection).await;
+        }
+    }
+}
+
+/// The HTTP/1.x codec as the connection manager configures it.
+fn http1_builder(hcm: &HttpConnectionManager) -> http1::Builder {
+    let mut builder = http1::Builder::new();
     builder
-        .http1()
-        .timer(hyper_util::rt::TokioTimer::new())
-        .max_buf_size(header_limit.max(8192))
+        .timer(TokioTimer::new())
+        .max_buf_size(header_limit(hcm).max(8192))
         // hyper's timer runs from the moment the connection waits for a request's head, idle
         // keep-alive time included, and closes the connection when it fires (its default is
         // 30 s). So it serves as the HCM's `idle_timeout` (Envoy: 1 h), or as
@@ -60,133 +136,232 @@ pub(crate) async fn serve_http(
     // per request, so it is set only when asked for.
     if hcm.common.max_headers_count != DEFAULT_MAX_HEADERS_COUNT {
         let max = usize::try_from(hcm.common.max_headers_count).unwrap_or(usize::MAX);
-        builder.http1().max_headers(max);
+        builder.max_headers(max);
     }
-    let http2 = &hcm.http2;
     builder
-        .http2()
-        .timer(hyper_util::rt::TokioTimer::new())
-        .max_header_list_size(u32::try_from(header_limit).unwrap_or(u32::MAX))
+}
+
+/// The HTTP/2 codec as the connection manager configures it.
+fn http2_builder(hcm: &HttpConnectionManager) -> http2::Builder<LocalExec> {
+    let http2 = &hcm.http2;
+    let mut builder = http2::Builder::new(LocalExec);
+    builder
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(header_limit(hcm)).unwrap_or(u32::MAX))
         // Envoy's default is 2^31 - 1 (hyper's own would be 200).
         .max_concurrent_streams(http2.max_concurrent_streams)
         .initial_stream_window_size(http2.initial_stream_window_size)
         .initial_connection_window_size(http2.initial_connection_window_size);
     if let Some(keepalive) = &http2.keepalive {
         builder
-            .http2()
             .keep_alive_interval(keepalive.interval)
             .keep_alive_timeout(keepalive.timeout);
     }
-    let drain_time = context.options.drain_time;
-    let logged = !hcm.access_log.is_empty();
-    let response_headers = ResponseHeaders::of(hcm);
-    let drain = DrainSignal::new(drained.clone(), drain_time);
-    let stats = Rc::new(context.http_stats(&hcm.stat_prefix));
-    let _connection_counted = ConnectionCount::new(stats.clone());
-    let budget = RequestBudget::of(hcm);
-    let activity = Activity::new();
-    let service = {
-        let chain = chain.clone();
-        let budget = budget.clone();
-        let activity = activity.clone();
-        let stats = stats.clone();
-        service_fn(move |mut request: Request<Incoming>| {
-            if let Some(budget) = &budget {
-                budget.take();
-            }
-            let in_flight = activity.request_started();
-            if request.headers().contains_key(http::header::UPGRADE) {
-                // A tunnel outlives this connection's HTTP exchange: it must see the drain.
-                request.extensions_mut().insert(drain.clone());
-            }
-            let context = context.clone();
-            let chain = chain.clone();
-            let stats = stats.clone();
-            let response_headers = response_headers.clone();
-            async move {
-                let counted = RequestCount::new(stats.local());
-                // Before the access log reads the request: the client's address decides
-                // forwarding headers and whether `x-request-id` is replaced.
-                let accepted = match chain.http() {
-                    Some(hcm) => accept(&mut request, hcm, peer, local),
-                    None => Ok(Client::direct(peer)),
-                };
-                let record = match (logged, chain.http()) {
-                    (true, Some(hcm)) => {
-                        let remote = match &accepted {
-                            Ok(client) => {
-                                client.address(request.headers(), hcm.xff_num_trusted_hops)
-                            }
-                            Err(_) => peer,
-                        };
-                        let logs = &hcm.access_log;
-                        Some(RequestRecord::new(&mut request, logs, remote, peer, local))
-                    }
-                    _ => None,
-                };
-                let buffers = context.access_log.clone();
-                let request_id = response_headers
-                    .request_id
-                    .then(|| request.headers().get(X_REQUEST_ID).cloned())
-                    .flatten();
-                // The log reads the connection manager's access logs when the request ends.
-                let record = record.map(|record| (record, chain.clone()));
-                // Pinned in place, not moved into a second slot (see `proxy_request`).
-                let proxied = std::pin::pin!(proxy_request(
-                    context,
-                    chain,
-                    stats.clone(),
-                    accepted,
-                    local,
-                    request
-                ));
-                let mut response = proxied.await?;
-                response_headers.apply(response.headers_mut(), request_id);
-                // Counted when the response head is ready (Envoy counts at stream end).
-                counted.0.count_response(response.status().as_u16());
-                drop(counted);
-                drop(in_flight);
-                Ok::<_, Infallible>(LoggedBody::wrap(response, record, &buffers))
-            }
-        })
+    builder
+}
+
+/// `max_request_headers_kb` in bytes.
+fn header_limit(hcm: &HttpConnectionManager) -> usize {
+    usize::try_from(hcm.max_request_headers_kb)
+        .unwrap_or(usize::MAX)
+        .saturating_mul(1024)
+}
+
+/// What every request of one connection shares.
+struct ConnectionRequests {
+    context: Rc<WorkerContext>,
+    chain: ChainRef,
+    stats: Rc<HttpStats>,
+    budget: Option<Rc<RequestBudget>>,
+    activity: Rc<Activity>,
+    drain: DrainSignal,
+    logged: bool,
+    response_headers: ResponseHeaders,
+    peer: SocketAddr,
+    local: SocketAddr,
+}
+
+/// A request as the codec hands it over, counted against the connection's limits.
+struct Started {
+    request: Request<Incoming>,
+    in_flight: InFlight,
+}
+
+impl ConnectionRequests {
+    /// Done when the codec hands the request over, before its future first runs (an HTTP/2
+    /// stream's runs later, as a task).
+    fn start(&self, mut request: Request<Incoming>) -> Started {
+        if let Some(budget) = &self.budget {
+            budget.take();
+        }
+        if request.headers().contains_key(http::header::UPGRADE) {
+            // A tunnel outlives this connection's HTTP exchange: it must see the drain.
+            request.extensions_mut().insert(self.drain.clone());
+        }
+        Started {
+            request,
+            in_flight: self.activity.request_started(),
+        }
+    }
+}
+
+/// One request, from the codec's hand-over to its response head. `proxy` runs the request
+/// path: `proxy_request` itself, or a box of it (see `serve_http`).
+async fn serve_request<P>(
+    requests: Rc<ConnectionRequests>,
+    started: Started,
+    proxy: impl FnOnce(
+        Rc<WorkerContext>,
+        ChainRef,
+        Rc<HttpStats>,
+        Result<Client, Refused>,
+        SocketAddr,
+        Request<Incoming>,
+    ) -> P,
+) -> Result<Response<LoggedBody<ProxyBody>>, Infallible>
+where
+    P: Future<Output = Result<Response<ProxyBody>, Infallible>>,
+{
+    let Started {
+        mut request,
+        in_flight,
+    } = started;
+    let ConnectionRequests {
+        context,
+        chain,
+        stats,
+        logged,
+        response_headers,
+        peer,
+        local,
+        ..
+    } = &*requests;
+    let (peer, local) = (*peer, *local);
+    let counted = RequestCount::new(stats.local());
+    // Before the access log reads the request: the client's address decides forwarding
+    // headers and whether `x-request-id` is replaced.
+    let accepted = match chain.http() {
+        Some(hcm) => accept(&mut request, hcm, peer, local),
+        None => Ok(Client::direct(peer)),
     };
-    let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-    tokio::pin!(connection);
-    let mut limits = watch_limits(
-        budget,
-        hcm.common.max_connection_duration,
-        hcm.common.idle_timeout.map(|timeout| (activity, timeout)),
+    let record = match (*logged, chain.http()) {
+        (true, Some(hcm)) => {
+            let remote = match &accepted {
+                Ok(client) => client.address(request.headers(), hcm.xff_num_trusted_hops),
+                Err(_) => peer,
+            };
+            let logs = &hcm.access_log;
+            Some(RequestRecord::new(&mut request, logs, remote, peer, local))
+        }
+        _ => None,
+    };
+    let request_id = response_headers
+        .request_id
+        .then(|| request.headers().get(X_REQUEST_ID).cloned())
+        .flatten();
+    // The log reads the connection manager's access logs when the request ends.
+    let record = AwaitingResponse::new(record, chain, &context.access_log);
+    // Pinned in place, not moved into a second slot (see `proxy_request`).
+    let proxied = std::pin::pin!(proxy(
+        context.clone(),
+        chain.clone(),
         stats.clone(),
-    );
-    let limit_reached = async {
-        match limits.as_mut() {
-            Some(limits) => limits.reached().await,
-            None => std::future::pending().await,
-        }
-    };
-    let why = tokio::select! {
-        biased;
-        result = connection.as_mut() => {
-            if let Err(e) = result {
-                tracing::debug!(%peer, error = %e, "downstream connection ended with an error");
+        accepted,
+        local,
+        request
+    ));
+    let mut response = proxied.await?;
+    response_headers.apply(response.headers_mut(), request_id);
+    // Counted when the response head is ready (Envoy counts at stream end).
+    counted.0.count_response(response.status().as_u16());
+    drop(counted);
+    drop(in_flight);
+    Ok(LoggedBody::wrap(response, record.answered()))
+}
+
+/// Resolves when one of the connection's limits is reached; never without limits.
+async fn limit_reached(limits: &mut Option<LimitWatch>) {
+    match limits {
+        Some(limits) => limits.reached().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A connection codec that can stop taking requests and finish what is in flight.
+trait Retirable: Future<Output = Result<(), hyper::Error>> {
+    fn graceful_shutdown(self: Pin<&mut Self>);
+}
+
+impl<I, B, S> Retirable for http1::UpgradeableConnection<I, S>
+where
+    S: HttpService<Incoming, ResBody = B>,
+    S::Error: Into<BoxError>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<BoxError>,
+{
+    fn graceful_shutdown(self: Pin<&mut Self>) {
+        http1::UpgradeableConnection::graceful_shutdown(self);
+    }
+}
+
+impl<I, B, S> Retirable for http2::Connection<I, S, LocalExec>
+where
+    S: HttpService<Incoming, ResBody = B>,
+    S::Error: Into<BoxError>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<BoxError>,
+    LocalExec: Http2ServerConnExec<S::Future, B>,
+{
+    fn graceful_shutdown(self: Pin<&mut Self>) {
+        http2::Connection::graceful_shutdown(self);
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What retires a connection: its listener's drain and its own limits.
+struct Retire {
+    drained: watch::Receiver<bool>,
+    limits: Option<LimitWatch>,
+    peer: SocketAddr,
+    drain_time: std::time::Duration,
+}
+
+impl Retire {
+    /// Serves the connection until it ends, or until it is retired and then finishes.
+    async fn drive(mut self, connection: impl Retirable) {
+        let peer = self.peer;
+        let connection = std::pin::pin!(connection);
+        let mut connection = connection;
+        let why = tokio::select! {
+            biased;
+            result = connection.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!(%peer, error = %e, "downstream connection ended with an error");
+                }
+                return;
             }
-            return;
-        }
-        _ = drained.wait_for(|d| *d) => Retirement::Drain,
-        () = limit_reached => Retirement::Limit,
-    };
-    // Finish what is in flight, refuse new requests, then close: within `--drain-time-s`
-    // when the listener drains; a retired connection's last requests run their course, as
-    // Envoy's do after its final GOAWAY.
-    connection.as_mut().graceful_shutdown();
-    match why {
-        Retirement::Drain => {
-            if tokio::time::timeout(drain_time, connection).await.is_err() {
-                tracing::debug!(%peer, "drain time over; closing the connection");
+            _ = self.drained.wait_for(|d| *d) => Retirement::Drain,
+            () = limit_reached(&mut self.limits) => Retirement::Limit,
+        };
+        // Finish what is in flight, refuse new requests, then close: within `--drain-time-s`
+        // when the listener drains; a retired connection's last requests run their course, as
+        // Envoy's do after its final GOAWAY.
+        connection.as_mut().graceful_shutdown();
+        match why {
+            Retirement::Drain => {
+                if tokio::time::timeout(self.drain_time, connection)
+                    .await
+                    .is_err()
+                {
+                    tracing::debug!(%peer, "drain time over; closing the connection");
+                }
             }
-        }
-        Retirement::Limit => {
-            let _ = connection.await;
+            Retirement::Limit => {
+                let _ = connection.await;
+            }
         }
     }
 }

@@ -4,6 +4,7 @@
 mod access_log;
 mod access_log_filter;
 mod access_log_format;
+mod codec_sniff;
 mod connection;
 mod connection_limits;
 mod drain;

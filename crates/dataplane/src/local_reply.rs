@@ -26,6 +26,8 @@ pub(crate) enum ResponseFlag {
     DropOverload,
     /// The stream idle timeout ended it.
     StreamIdleTimeout,
+    /// The client went away before the response was done.
+    DownstreamConnectionTermination,
 }
 
 impl ResponseFlag {
@@ -41,6 +43,7 @@ impl ResponseFlag {
             ResponseFlag::UpstreamConnectionTermination => "UC",
             ResponseFlag::DropOverload => "DO",
             ResponseFlag::StreamIdleTimeout => "SI",
+            ResponseFlag::DownstreamConnectionTermination => "DC",
         }
     }
 }

@@ -229,7 +229,13 @@ pub(crate) async fn proxy_request(
             let forwarded = std::pin::pin!(forward(cx, &plan, parts, body));
             match forwarded.await {
                 Ok(response) => response,
-                Err(error) => error.into_response(reply_to),
+                Err(error) => {
+                    // Envoy's `%UPSTREAM_CLUSTER%` names a cluster that exists: `-` on NC.
+                    if matches!(error, ProxyError::ClusterNotFound { .. }) {
+                        routed_cluster = None;
+                    }
+                    error.into_response(reply_to)
+                }
             }
         }
     };
