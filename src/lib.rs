@@ -7,5 +7,6 @@ pub mod demo;
 pub mod diagnose;
 pub mod logging;
 pub mod migration;
+mod model_coverage;
 pub mod proxy;
 mod stats;

@@ -64,6 +64,7 @@ static_resources:
         typed_config:
           "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
           stat_prefix: web
+          http_protocol_options: { accept_http_10: true }
           local_reply_config: { mappers: [ { filter: { not_health_check_filter: {} }, status_code: 500 } ] }
           route_config:
             virtual_hosts:
@@ -82,6 +83,7 @@ static_resources:
   - name: backend
     connect_timeout: 1s
     metadata: { filter_metadata: { team: { owner: web } } }
+    http_protocol_options: { accept_http_10: true }
     load_assignment:
       cluster_name: backend
       endpoints: [ { lb_endpoints: [ { endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: 8080 } } } } ] } ]
@@ -121,6 +123,8 @@ fn a_bootstrap_gets_every_rejection_and_every_ignored_field_with_why() {
         ignored,
         [
             format!("{route}.decorator"),
+            // An upstream connection receives no HTTP/1.0 request.
+            "static_resources.clusters[].http_protocol_options.accept_http_10".to_string(),
             "static_resources.clusters[].metadata".to_string(),
             "stats_sinks".to_string(),
         ]
@@ -131,6 +135,11 @@ fn a_bootstrap_gets_every_rejection_and_every_ignored_field_with_why() {
         .collect();
     assert!(
         enforced.contains(&format!("{route}.route.timeout")),
+        "{enforced:?}"
+    );
+    // The connection manager's codec acts on the same field.
+    assert!(
+        enforced.contains(&"static_resources.listeners[].filter_chains[].filters[].typed_config<HttpConnectionManager>.http_protocol_options.accept_http_10".to_string()),
         "{enforced:?}"
     );
     // The rejected HTTP filter is reported once, name and all.

@@ -25,6 +25,7 @@ pub(super) fn features(
     let mut walk = Walk {
         verdicts,
         features: Vec::new(),
+        within: Vec::new(),
     };
     for rejection in verdicts.rejections {
         walk.features.push(Feature {
@@ -41,6 +42,8 @@ pub(super) fn features(
 struct Walk<'a> {
     verdicts: &'a Verdicts<'a>,
     features: Vec<Feature>,
+    /// The messages the walk is in, outermost first.
+    within: Vec<MessageDescriptor>,
 }
 
 impl Walk<'_> {
@@ -50,6 +53,7 @@ impl Walk<'_> {
         let Value::Object(map) = value else {
             return;
         };
+        self.within.push(desc.clone());
         for (key, field_value) in map {
             let Some(field) = desc
                 .get_field_by_name(key)
@@ -81,6 +85,7 @@ impl Walk<'_> {
                 _ => self.push(&field_name, &field_path, Status::Enforced, None),
             }
         }
+        self.within.pop();
     }
 
     /// A message-typed value: an `Any` (named by its type, then walked), a well-known type
@@ -126,7 +131,8 @@ impl Walk<'_> {
     }
 
     fn ignored(&self, message: &str, field: &str, path: &FieldPath) -> Option<String> {
-        if let Some(ignored) = outrider_model::ignored_field(message, field) {
+        let within: Vec<&str> = self.within.iter().map(|m| m.full_name()).collect();
+        if let Some(ignored) = outrider_model::ignored_field(message, field, &within) {
             return Some(ignored.why.to_string());
         }
         let text = path.to_string();

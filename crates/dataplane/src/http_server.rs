@@ -35,6 +35,8 @@ use crate::local_reply::ProxyBody;
 use crate::request::{Client, Refused, accept, proxy_request};
 use crate::worker_context::WorkerContext;
 
+/// Serves one downstream connection with the HTTP connection manager of its filter chain,
+/// until the client closes it or it is retired.
 pub(crate) async fn serve_http(
     context: Rc<WorkerContext>,
     chain: ChainRef,

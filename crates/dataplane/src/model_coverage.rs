@@ -1,8 +1,9 @@
 //! Where each field of the model types the data plane serves with is acted on, checked when
-//! the crate builds. Each type is taken apart here without `..`, so a field added to the model
-//! does not build until it is listed with the file that acts on it; and each listed file must
-//! name the field, so the list cannot drift from the code. A field nothing acts on must say why
-//! (`unread`) — the model should then reject it or list it as harmless instead of keeping it.
+//! the crate builds (`outrider_model::acted_on!`): each type is taken apart without `..`, so a
+//! field added to the model does not build until it is listed with the files that act on it,
+//! and each listed file must name the field. A field nothing acts on must say why (`unread`) —
+//! the model should then reject it or list it as harmless instead of keeping it. The cluster
+//! side is checked in the root crate's `src/model_coverage.rs`.
 //!
 //! This closes the chain the model starts: an Envoy field is converted, rejected or listed as
 //! harmless (`outrider_model::IGNORED_FIELDS`), and a converted field is acted on here.
@@ -12,55 +13,8 @@ use outrider_model::{
     ForwardAction, HashPolicy, HeaderMutations, HeaderToAdd, Http1Options, Http2Keepalive,
     Http2Options, HttpConnectionManager, InternalAddresses, Listener, LogFormat,
     MessageHeaderMutations, RedirectAction, RetryPolicy, Route, RouteConfiguration, RouteMatch,
-    TcpProxy, VirtualHost, WeightedCluster, WeightedClusters,
+    TcpProxy, VirtualHost, WeightedCluster, WeightedClusters, acted_on,
 };
-
-/// Whether `source` has `field` as a whole identifier.
-const fn names(source: &str, field: &str) -> bool {
-    const fn word(b: u8) -> bool {
-        b.is_ascii_alphanumeric() || b == b'_'
-    }
-    let (source, field) = (source.as_bytes(), field.as_bytes());
-    let mut at = 0;
-    while at + field.len() <= source.len() {
-        let mut same = true;
-        let mut i = 0;
-        while i < field.len() {
-            if source[at + i] != field[i] {
-                same = false;
-                break;
-            }
-            i += 1;
-        }
-        let before = at == 0 || !word(source[at - 1]);
-        let after = at + field.len() == source.len() || !word(source[at + field.len()]);
-        if same && before && after {
-            return true;
-        }
-        at += 1;
-    }
-    false
-}
-
-/// `Type { field: ["file.rs", "other.rs"], other: [unread: "why"] }`: the files (relative to
-/// this one) that act on each field.
-macro_rules! acted_on {
-    ($Type:ident { $($field:ident: [$($how:tt)*]),* $(,)? }) => {
-        const _: fn(&$Type) = |value| {
-            let $Type { $($field: _,)* } = value;
-        };
-        $(acted_on!(@field $Type $field $($how)*);)*
-    };
-    (@field $Type:ident $field:ident unread: $why:literal) => {};
-    (@field $Type:ident $field:ident $($file:literal),+) => {
-        $(
-            const _: () = assert!(
-                names(include_str!($file), stringify!($field)),
-                concat!($file, " does not name ", stringify!($Type), ".", stringify!($field)),
-            );
-        )+
-    };
-}
 
 acted_on!(HttpConnectionManager {
     stat_prefix: ["http_server.rs"],

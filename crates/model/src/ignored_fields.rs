@@ -12,6 +12,8 @@ pub struct IgnoredField {
     pub message: &'static str,
     pub field: &'static str,
     pub why: &'static str,
+    /// Ignored only within this message (the field is enforced elsewhere).
+    pub within: Option<&'static str>,
 }
 
 const fn ignored(message: &'static str, field: &'static str, why: &'static str) -> IgnoredField {
@@ -19,6 +21,22 @@ const fn ignored(message: &'static str, field: &'static str, why: &'static str) 
         message,
         field,
         why,
+        within: None,
+    }
+}
+
+/// Ignored in `message` where it is part of a `within` (and enforced elsewhere).
+const fn ignored_within(
+    within: &'static str,
+    message: &'static str,
+    field: &'static str,
+    why: &'static str,
+) -> IgnoredField {
+    IgnoredField {
+        message,
+        field,
+        why,
+        within: Some(within),
     }
 }
 
@@ -42,6 +60,19 @@ const HEALTH_EVENTS: &str = "health-check event logging: which hosts are healthy
 const TCP_PROXY_LOG: &str = "options of `access_log`, which is refused when set";
 
 pub const IGNORED_FIELDS: &[IgnoredField] = &[
+    ignored_within(
+        CLUSTER,
+        "envoy.config.core.v3.Http1ProtocolOptions",
+        "accept_http_10",
+        "governs HTTP/1.0 requests a codec receives; an upstream connection receives none \
+         (Envoy's upstream codec ignores it too)",
+    ),
+    ignored(
+        "envoy.config.route.v3.RetryPolicy",
+        "host_selection_retry_max_attempts",
+        "tried hosts are skipped outright and taken again only when no other host is left, \
+         where Envoy's re-picks end too",
+    ),
     ignored(
         "envoy.config.accesslog.v3.AccessLog",
         "name",
@@ -370,11 +401,18 @@ pub const READ_ELSEWHERE: &[&str] = &[
     "continue_on_listener_filters_timeout",
 ];
 
-/// Why `field` of `message` is ignored, if it is.
-pub fn ignored_field(message: &str, field: &str) -> Option<&'static IgnoredField> {
-    IGNORED_FIELDS
-        .iter()
-        .find(|f| f.message == message && f.field == field)
+/// Why `field` of `message` is ignored, if it is; `ancestors` are the full names of the
+/// messages it is nested in.
+pub fn ignored_field(
+    message: &str,
+    field: &str,
+    ancestors: &[&str],
+) -> Option<&'static IgnoredField> {
+    IGNORED_FIELDS.iter().find(|f| {
+        f.message == message
+            && f.field == field
+            && f.within.is_none_or(|within| ancestors.contains(&within))
+    })
 }
 
 #[cfg(test)]

@@ -15,6 +15,8 @@ mod address;
 mod circuit_breaker;
 mod cluster;
 mod config_source;
+#[doc(hidden)]
+pub mod coverage;
 mod data_source;
 mod endpoint;
 mod error;

@@ -149,7 +149,8 @@ impl RetryPolicy {
             retry_priority,
             retry_host_predicate,
             retry_options_predicates,
-            host_selection_retry_max_attempts,
+            // Listed in IGNORED_FIELDS: tried hosts are skipped outright (README).
+            host_selection_retry_max_attempts: _,
             retriable_status_codes,
             retry_back_off,
             rate_limited_retry_back_off,
@@ -188,10 +189,6 @@ impl RetryPolicy {
             }
             avoid_previous_hosts = true;
         }
-        // Envoy re-picks a host the predicate rejects up to this many times and may then take
-        // a tried one; the balancer here skips tried hosts outright (README), which is what
-        // the predicate asks for, so the count changes nothing a client would want kept.
-        let _ = host_selection_retry_max_attempts;
         let retriable_status_codes = retriable_status_codes
             .iter()
             .enumerate()

@@ -12,7 +12,7 @@ use prost::Name;
 
 use crate::error::{Result, ValidationError, Within, reject_if_set};
 use crate::http_protocol::{
-    CommonHttpOptions, DEFAULT_MAX_HEADERS_COUNT, Http1Options, Http2Options, http1_options,
+    CommonHttpOptions, DEFAULT_MAX_HEADERS_COUNT, Http2Options, http1_options,
     upstream_http2_options,
 };
 use crate::proto_value::{any_type_name, decode_any, enum_value, header_name};
@@ -38,7 +38,6 @@ pub enum UpstreamProtocol {
 pub struct UpstreamHttpOptions {
     pub protocol: UpstreamProtocol,
     pub common: CommonHttpOptions,
-    pub http1: Http1Options,
     pub http2: Http2Options,
 }
 
@@ -47,7 +46,6 @@ impl Default for UpstreamHttpOptions {
         Self {
             protocol: UpstreamProtocol::Http1,
             common: CommonHttpOptions::defaults(),
-            http1: Http1Options::default(),
             http2: Http2Options::default(),
         }
     }
@@ -127,7 +125,7 @@ fn legacy_options(
         ..UpstreamHttpOptions::default()
     };
     if let Some(h1) = legacy.http_protocol_options {
-        options.http1 = http1_options(h1).within("http_protocol_options")?;
+        upstream_http1_options(h1).within("http_protocol_options")?;
     }
     if let Some(h2) = legacy.http2_protocol_options {
         options.http2 = upstream_http2_options(h2).within("http2_protocol_options")?;
@@ -195,7 +193,7 @@ fn typed_options(proto: &pb::HttpProtocolOptions) -> Result<UpstreamHttpOptions>
             match &e.protocol_config {
                 Some(ProtocolConfig::HttpProtocolOptions(h1)) => {
                     options.protocol = UpstreamProtocol::Http1;
-                    options.http1 = http1_options(h1)
+                    upstream_http1_options(h1)
                         .within("http_protocol_options")
                         .within(field)?;
                 }
@@ -269,13 +267,21 @@ fn typed_options(proto: &pb::HttpProtocolOptions) -> Result<UpstreamHttpOptions>
     Ok(options)
 }
 
+/// A cluster's HTTP/1 options, checked as a connection manager's are. Nothing is kept: the one
+/// field accepted, `accept_http_10`, governs HTTP/1.0 requests a codec receives, and an
+/// upstream connection receives none (Envoy's client codec ignores it too; listed in
+/// `IGNORED_FIELDS` for clusters).
+fn upstream_http1_options(proto: &core::Http1ProtocolOptions) -> Result<()> {
+    http1_options(proto).map(drop)
+}
+
 fn both_versions(
     options: &mut UpstreamHttpOptions,
     http1: &Option<core::Http1ProtocolOptions>,
     http2: &Option<core::Http2ProtocolOptions>,
 ) -> Result<()> {
     if let Some(h1) = http1 {
-        options.http1 = http1_options(h1).within("http_protocol_options")?;
+        upstream_http1_options(h1).within("http_protocol_options")?;
     }
     if let Some(h2) = http2 {
         options.http2 = upstream_http2_options(h2).within("http2_protocol_options")?;

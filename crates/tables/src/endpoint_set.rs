@@ -65,7 +65,8 @@ impl EndpointSet {
 
     /// Builds the set for `assignment`, reusing the state of every address `previous` has
     /// (so counters, health and outlier state survive), and updating its weight and EDS health
-    /// in place. O(size of this cluster).
+    /// in place; a host whose health-check port changed is new, as in Envoy. O(size of this
+    /// cluster).
     pub(crate) fn build(
         assignment: &ClusterLoadAssignment,
         previous: Option<&EndpointSet>,
@@ -88,11 +89,13 @@ impl EndpointSet {
                         return Arc::clone(state);
                     }
                     let state = match known.get(&lb.address) {
-                        Some(existing) => {
+                        Some(existing)
+                            if existing.keeps_identity(lb, policy.active_health_checks) =>
+                        {
                             existing.refresh(lb);
                             Arc::clone(existing)
                         }
-                        None => Arc::new(EndpointState::new(lb, policy.active_health_checks)),
+                        _ => Arc::new(EndpointState::new(lb, policy.active_health_checks)),
                     };
                     built.insert(lb.address.clone(), Arc::clone(&state));
                     state

@@ -160,6 +160,13 @@ impl EndpointState {
         state
     }
 
+    /// Whether `endpoint`, at this host's address, is still this host. Envoy replaces a host
+    /// whose health-check address changed (when the cluster checks health), so that its
+    /// checks move to the new port and it waits for its first check there.
+    pub(crate) fn keeps_identity(&self, endpoint: &LbEndpoint, health_checked: bool) -> bool {
+        !health_checked || self.health_check_port == endpoint.health_check.port.unwrap_or(0)
+    }
+
     /// Applies what a new EDS assignment says about a host we keep.
     pub(crate) fn refresh(&self, endpoint: &LbEndpoint) {
         self.weight

@@ -211,6 +211,47 @@ fn cluster_upserts_keep_or_reset_endpoints() {
     );
 }
 
+/// Envoy replaces a host whose health-check port changes: its checks move to the new port
+/// and it waits for its first check there. Without health checks the port changes nothing.
+#[test]
+fn a_new_health_check_port_makes_a_new_host() {
+    let tables = Tables::new();
+    let checked = "health_checks: [ { timeout: 1s, interval: 1s, unhealthy_threshold: 1, healthy_threshold: 1, tcp_health_check: {} } ]";
+    let upsert = |health_checks: &str, port: u16| {
+        tables.apply([Change::UpsertCluster(cluster(&format!(
+            "name: s
+{health_checks}
+load_assignment: {{ cluster_name: s, endpoints: [ {{ lb_endpoints: [ {{ endpoint: {{ address: {{ socket_address: {{ address: 10.0.0.1, port_value: 80 }} }}, health_check_config: {{ port_value: {port} }} }} }} ] }} ] }}"
+        )))]);
+        Arc::clone(
+            tables
+                .load()
+                .cluster("s")
+                .expect("s")
+                .endpoints
+                .find(&addr("10.0.0.1"))
+                .expect("endpoint"),
+        )
+    };
+    let first = upsert(checked, 9000);
+    assert_eq!(first.health_check_port, 9000);
+    first.clear_flags(HealthFlags::FAILED_ACTIVE_HC | HealthFlags::PENDING_ACTIVE_HC);
+    // The same port: the same host, its checks' verdict kept.
+    assert!(Arc::ptr_eq(&first, &upsert(checked, 9000)));
+
+    let moved = upsert(checked, 9001);
+    assert!(!Arc::ptr_eq(&first, &moved), "a new host for the new port");
+    assert_eq!(moved.health_check_port, 9001);
+    assert_eq!(
+        moved.health_flags(),
+        HealthFlags::FAILED_ACTIVE_HC | HealthFlags::PENDING_ACTIVE_HC
+    );
+
+    // Without health checks, the port is not part of what a host is.
+    let unchecked = upsert("", 9000);
+    assert!(Arc::ptr_eq(&unchecked, &upsert("", 9001)));
+}
+
 #[test]
 fn static_clusters_and_health_check_flags() {
     let tables = Tables::new();
