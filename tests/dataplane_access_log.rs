@@ -59,6 +59,11 @@ fn access_logs(dir: &Path) -> String {
         typed_config:
           "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
           path: {dir}/debug.log
+      - name: strings
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
+          path: {dir}/strings.json
+          json_format: {{ code: "%RESPONSE_CODE%", host: "%UPSTREAM_HOST%" }}
       - name: legacy
         filter:
           or_filter:
@@ -159,6 +164,17 @@ async fn entries_are_written_in_their_format_when_their_filter_passes() {
     assert_eq!(entries[3]["agent"], "e2e \"agent\"");
     assert_eq!(entries[3]["path"], "/debug?x=1");
     assert_eq!(entries[4]["received"], 11, "{:?}", entries[4]);
+    // The file logger's legacy `json_format` renders every value as a string, `-` if missing.
+    let strings = logs.join("strings.json");
+    assert!(eventually(Duration::from_secs(10), || lines(&strings).len() >= 5).await);
+    assert_eq!(
+        lines(&strings)[..3],
+        [
+            format!("{{\"code\":\"200\",\"host\":\"{}\"}}", backend.addr()),
+            "{\"code\":\"503\",\"host\":\"-\"}".to_string(),
+            "{\"code\":\"503\",\"host\":\"-\"}".to_string(),
+        ]
+    );
 
     // Only the 5xx passed the status filter; only the request with x-debug the header one;
     // only the 503s the flag-or-gRPC-status filter (UH by its flag, NC as gRPC Unavailable;

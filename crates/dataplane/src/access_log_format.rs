@@ -14,8 +14,12 @@ pub(crate) fn write_entry(out: &mut String, format: &LogFormat, cx: &FormatConte
     let missing = if format.omit_empty_values { "" } else { "-" };
     match &format.kind {
         LogFormatKind::Text(text) => push_text(out, text, cx, missing),
-        LogFormatKind::Json(fields) => {
-            push_object(out, fields, cx, format.omit_empty_values);
+        LogFormatKind::Json { fields, typed } => {
+            let json = JsonValues {
+                typed: *typed,
+                omit_empty: format.omit_empty_values,
+            };
+            push_object(out, fields, cx, json);
             out.push('\n');
         }
     }
@@ -33,11 +37,20 @@ fn push_text(out: &mut String, format: &Format, cx: &FormatContext<'_>, missing:
     }
 }
 
+/// How a JSON format writes its values.
+#[derive(Clone, Copy)]
+struct JsonValues {
+    /// A value that is one command keeps its type; otherwise all are strings.
+    typed: bool,
+    /// An empty or missing value is left out.
+    omit_empty: bool,
+}
+
 fn push_object(
     out: &mut String,
     fields: &[(String, JsonField)],
     cx: &FormatContext<'_>,
-    omit_empty: bool,
+    json: JsonValues,
 ) {
     out.push('{');
     let mut first = true;
@@ -54,10 +67,10 @@ fn push_object(
                 true
             }
             JsonField::Object(fields) => {
-                push_object(out, fields, cx, omit_empty);
+                push_object(out, fields, cx, json);
                 true
             }
-            JsonField::Format(format) => push_json_value(out, format, cx, omit_empty),
+            JsonField::Format(format) => push_json_value(out, format, cx, json),
         };
         if written {
             first = false;
@@ -73,9 +86,10 @@ fn push_json_value(
     out: &mut String,
     format: &Format,
     cx: &FormatContext<'_>,
-    omit_empty: bool,
+    json: JsonValues,
 ) -> bool {
-    if let Some(command) = format.single_command() {
+    let omit_empty = json.omit_empty;
+    if let Some(command) = format.single_command().filter(|_| json.typed) {
         return match operand(command, cx) {
             Some(Operand::Number(n)) if command.is_numeric() => {
                 let _ = write!(out, "{n}");
@@ -211,7 +225,10 @@ mod tests {
                 ),
             ];
             let log = |omit| LogFormat {
-                kind: LogFormatKind::Json(fields.clone()),
+                kind: LogFormatKind::Json {
+                    fields: fields.clone(),
+                    typed: true,
+                },
                 omit_empty_values: omit,
             };
             let mut out = String::new();
@@ -225,6 +242,20 @@ mod tests {
             assert_eq!(
                 out,
                 "{\"agent\":\"say \\\"hi\\\"\\t\",\"code\":503,\"nested\":{\"d\":7},\"on\":true,\"text\":\"c=backend\"}\n"
+            );
+            // The file logger's legacy `json_format`: every value a string, missing is "-".
+            out.clear();
+            let untyped = LogFormat {
+                kind: LogFormatKind::Json {
+                    fields: fields.clone(),
+                    typed: false,
+                },
+                omit_empty_values: false,
+            };
+            write_entry(&mut out, &untyped, cx);
+            assert_eq!(
+                out,
+                "{\"agent\":\"say \\\"hi\\\"\\t\",\"code\":\"503\",\"host\":\"-\",\"nested\":{\"d\":\"7\"},\"on\":true,\"text\":\"c=backend-\"}\n"
             );
         });
     }

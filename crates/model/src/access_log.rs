@@ -79,7 +79,13 @@ pub enum LogFormatKind {
     /// Written as it is: the format says where lines end.
     Text(Format),
     /// One JSON object per line, keys in sorted order.
-    Json(Vec<(String, JsonField)>),
+    Json {
+        fields: Vec<(String, JsonField)>,
+        /// A value that is one command keeps its type (a number for `%DURATION%`, `null` when
+        /// missing); otherwise every value is a string (`"-"` when missing), as Envoy renders
+        /// the file logger's legacy `json_format`.
+        typed: bool,
+    },
 }
 
 /// A value of a JSON format: a single command keeps its type (a number for `%DURATION%`),
@@ -176,7 +182,7 @@ impl LogFormat {
         }
         match &self.kind {
             LogFormatKind::Text(format) => format.commands().for_each(visit),
-            LogFormatKind::Json(fields) => visit_fields(fields, visit),
+            LogFormatKind::Json { fields, .. } => visit_fields(fields, visit),
         }
     }
 }
@@ -237,10 +243,11 @@ fn access_log(log: &PbAccessLog) -> Result<AccessLog> {
             Some(FileFormat::Format(text)) if text.is_empty() => Ok(LogFormat::envoy_default()),
             Some(FileFormat::Format(text)) => text_format(text, false).within("format"),
             Some(FileFormat::JsonFormat(fields)) => {
-                json_format(fields, false).within("json_format")
+                // "All values are rendered as strings" (Envoy's file.proto).
+                json_format(fields, false, false).within("json_format")
             }
             Some(FileFormat::TypedJsonFormat(fields)) => {
-                json_format(fields, false).within("typed_json_format")
+                json_format(fields, false, true).within("typed_json_format")
             }
             Some(FileFormat::LogFormat(format)) => {
                 substitution_format(Some(format)).within("log_format")
@@ -304,7 +311,7 @@ fn substitution_format(proto: Option<&SubstitutionFormatString>) -> Result<LogFo
             text_format(&text, *omit_empty_values).within("text_format_source")
         }
         Some(SubstitutionFormat::JsonFormat(fields)) => {
-            json_format(fields, *omit_empty_values).within("json_format")
+            json_format(fields, *omit_empty_values, true).within("json_format")
         }
     }
 }
@@ -316,9 +323,12 @@ fn text_format(text: &str, omit_empty_values: bool) -> Result<LogFormat> {
     })
 }
 
-fn json_format(fields: &Struct, omit_empty_values: bool) -> Result<LogFormat> {
+fn json_format(fields: &Struct, omit_empty_values: bool, typed: bool) -> Result<LogFormat> {
     Ok(LogFormat {
-        kind: LogFormatKind::Json(json_fields(fields)?),
+        kind: LogFormatKind::Json {
+            fields: json_fields(fields)?,
+            typed,
+        },
         omit_empty_values,
     })
 }
@@ -386,7 +396,11 @@ mod tests {
             "typed_config: { '@type': type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog, path: /tmp/x, log_format: { json_format: { code: '%RESPONSE_CODE%', up: { server: '%RESP(Server)%' }, n: 1 } } }",
         )
         .expect("valid");
-        let LogFormatKind::Json(fields) = &json.logs[0].format.kind else {
+        let LogFormatKind::Json {
+            fields,
+            typed: true,
+        } = &json.logs[0].format.kind
+        else {
             panic!("json: {:?}", json.logs[0].format);
         };
         let keys: Vec<_> = fields.iter().map(|(k, _)| k.as_str()).collect();
