@@ -290,3 +290,92 @@ async fn a_request_whose_client_went_away_is_logged_with_code_0_and_dc() {
         ]
     );
 }
+
+/// The remaining format sources and options, and the filters that pass everything or sample:
+/// an inline `text_format` with a truncated `%RESP()%`, a strftime `%START_TIME()%` and
+/// `%REQUESTED_SERVER_NAME%`; `text_format_source` from a file; `typed_json_format` with
+/// literals; `omit_empty_values`; `not_health_check` (no request is a health check here) and
+/// `runtime` at 100 % and at 0 %.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_format_source_and_the_sampling_filters() {
+    let logs = temp_dir("access-log-source-files");
+    let format_file = logs.join("format.txt");
+    std::fs::write(&format_file, "%REQ(:PATH)% from a file\n").expect("write the format");
+    let dir = logs.display();
+    let file = format_file.display();
+    let log = format!(
+        r#"      access_log:
+      - name: inline
+        filter: {{ not_health_check_filter: {{}} }}
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
+          path: {dir}/inline.log
+          log_format:
+            text_format: "%RESPONSE_CODE% [%RESP(X-Upstream-Name):3%] %START_TIME(%Y-%m-%d)% %REQUESTED_SERVER_NAME%\n"
+      - name: from-file
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
+          path: {dir}/file.log
+          log_format: {{ text_format_source: {{ filename: "{file}" }} }}
+      - name: typed
+        filter: {{ runtime_filter: {{ runtime_key: sampled.all, percent_sampled: {{ numerator: 100, denominator: HUNDRED }} }} }}
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
+          path: {dir}/typed.json
+          typed_json_format: {{ code: "%RESPONSE_CODE%", agent: "%REQ(USER-AGENT)%", ratio: 0.5, on: true }}
+      - name: omitted
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
+          path: {dir}/omitted.json
+          log_format:
+            json_format: {{ code: "%RESPONSE_CODE%", agent: "%REQ(USER-AGENT)%" }}
+            omit_empty_values: true
+      - name: never
+        filter: {{ runtime_filter: {{ runtime_key: sampled.none, percent_sampled: {{ numerator: 0 }} }} }}
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
+          path: {dir}/never.log"#
+    );
+    let (_backend, snapshot) = backend_snapshot().await;
+    let snapshot = snapshot
+        .with(http_listener("logged", 0, "logged", &log))
+        .with(routes(ROUTES));
+    let proxy = XdsProxy::start("access-log-sources", snapshot, &["--concurrency", "1"]).await;
+    let port = proxy.listener_port("logged").await;
+    let ok = get(&http1_client(), &format!("http://127.0.0.1:{port}/ok")).await;
+    assert_eq!(ok.status, 200, "{ok:?}");
+
+    let files = ["inline.log", "file.log", "typed.json", "omitted.json"].map(|f| logs.join(f));
+    assert!(
+        eventually(Duration::from_secs(10), || files
+            .iter()
+            .all(|f| !lines(f).is_empty()))
+        .await,
+        "every log but `never` has its entry"
+    );
+    let inline = lines(&files[0]);
+    let fields: Vec<&str> = inline[0].split(' ').collect();
+    assert_eq!(fields.len(), 4, "{inline:?}");
+    assert_eq!(fields[..2], ["200", "[bac]"], "{inline:?}");
+    let date = fields[2].as_bytes();
+    assert!(
+        date.len() == 10
+            && date[4] == b'-'
+            && date[7] == b'-'
+            && date
+                .iter()
+                .enumerate()
+                .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit()),
+        "{inline:?}"
+    );
+    assert_eq!(fields[3], "-", "no TLS, no server name");
+    assert_eq!(lines(&files[1]), ["/ok from a file"]);
+    let typed: serde_json::Value = serde_json::from_str(&lines(&files[2])[0]).expect("JSON");
+    assert_eq!(
+        typed,
+        serde_json::json!({ "agent": null, "code": 200, "on": true, "ratio": 0.5 })
+    );
+    assert_eq!(lines(&files[3]), ["{\"code\":200}"]);
+    // All sinks are flushed together: the others are written, `never` was not.
+    assert!(!logs.join("never.log").exists());
+}
