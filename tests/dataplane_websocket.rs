@@ -8,7 +8,10 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::xds_proxy::{XdsProxy, cluster, endpoints, get, http_listener, http1_client, routes};
+use common::temp_dir;
+use common::xds_proxy::{
+    XdsProxy, cluster, endpoints, eventually, get, http_listener, http1_client, routes,
+};
 use outrider_upstream_server::{UpstreamConfig, UpstreamServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -65,10 +68,20 @@ async fn websocket_upgrades_tunnel_frames_both_ways() {
     let backend = UpstreamServer::start_local(UpstreamConfig::new("backend"))
         .await
         .expect("upstream");
+    let logs = temp_dir("websocket-access-log");
+    let access_log = format!(
+        r#"      access_log:
+      - name: tunnels
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
+          path: {}/access.log
+          log_format: {{ text_format: "%RESPONSE_CODE% %REQ(:PATH)% %BYTES_RECEIVED% %BYTES_SENT%\n" }}"#,
+        logs.display()
+    );
     let snapshot = Snapshot::new("1")
         .with(cluster("backend", ""))
         .with(endpoints("backend", &[backend.addr()]))
-        .with(http_listener("ingress", 0, "ingress", ""))
+        .with(http_listener("ingress", 0, "ingress", &access_log))
         .with(http_listener(
             "edge",
             0,
@@ -109,27 +122,47 @@ async fn websocket_upgrades_tunnel_frames_both_ways() {
         lower.contains("\r\nsec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo=\r\n"),
         "{head}"
     );
+    // What went through the tunnel each way, counted as the access log must count it.
+    let (mut sent, mut received) = (0, 0);
     for message in ["hello", "through the proxy", "third"] {
-        stream
-            .write_all(&client_frame(0x1, message.as_bytes()))
-            .await
-            .expect("send");
+        let frame = client_frame(0x1, message.as_bytes());
+        stream.write_all(&frame).await.expect("send");
+        sent += frame.len();
         let (opcode, payload) = server_frame(&mut stream).await;
         assert_eq!((opcode, payload.as_slice()), (0x1, message.as_bytes()));
+        received += 2 + payload.len();
     }
     // A close is answered with a close, then the tunnel ends.
-    stream
-        .write_all(&client_frame(0x8, &1000u16.to_be_bytes()))
-        .await
-        .expect("close");
-    let (opcode, _) = server_frame(&mut stream).await;
+    let close = client_frame(0x8, &1000u16.to_be_bytes());
+    stream.write_all(&close).await.expect("close");
+    sent += close.len();
+    let (opcode, payload) = server_frame(&mut stream).await;
     assert_eq!(opcode, 0x8);
+    received += 2 + payload.len();
     let mut rest = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest)).await;
     assert!(
         matches!(read, Ok(Ok(0))),
         "the tunnel closes: {read:?} {rest:?}"
     );
+    drop(stream);
+    // Logged when the tunnel closed, as Envoy logs an upgraded stream at its end: the 101,
+    // with the tunnel's bytes each way.
+    let log = logs.join("access.log");
+    let tunnel_entries = || -> Vec<String> {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|line| line.starts_with("101 /ws "))
+            .map(str::to_string)
+            .collect()
+    };
+    assert!(
+        eventually(Duration::from_secs(10), || !tunnel_entries().is_empty()).await,
+        "no entry for the tunnel: {:?}",
+        std::fs::read_to_string(&log)
+    );
+    assert_eq!(tunnel_entries(), [format!("101 /ws {sent} {received}")]);
 
     // Enabled on the listener only: the route inherits it.
     let (head, _) = handshake(edge, "/plain-ws").await;

@@ -10,6 +10,9 @@ use std::io::Write as _;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Poll};
 use std::time::{Instant, SystemTime};
 
@@ -17,6 +20,7 @@ use bytes::Bytes;
 use http::{HeaderMap, Request, Response};
 use hyper::body::{Body, Frame, SizeHint};
 use outrider_model::{AccessLogSink, AccessLogs};
+use tokio::sync::Notify;
 
 use crate::access_log_filter::passes;
 use crate::access_log_format::write_entry;
@@ -135,6 +139,8 @@ pub(crate) struct LoggedBody<B> {
 
 struct PendingEntry {
     record: Box<RequestRecord>,
+    /// Bytes the client sent through its tunnel (after a 101), beside its request body's.
+    tunnel_received: u64,
     status: u16,
     response_headers: HeaderMap,
     grpc_status: Option<u32>,
@@ -160,6 +166,7 @@ impl<B> LoggedBody<B> {
         mut response: Response<B>,
         unwritten: Option<Unwritten>,
     ) -> Response<LoggedBody<B>> {
+        let tunnel = response.extensions_mut().remove::<TunnelLog>();
         let pending = unwritten.and_then(|unwritten| {
             let Unwritten {
                 record,
@@ -181,11 +188,25 @@ impl<B> LoggedBody<B> {
                     .unwrap_or_default(),
                 routed,
                 record,
+                tunnel_received: 0,
                 bytes_sent: 0,
                 chain,
                 buffers,
             }))
         });
+        // An upgraded stream is logged when its tunnel closes, as Envoy logs it at stream end.
+        let pending = match (pending, tunnel) {
+            (Some(mut pending), Some(tunnel)) => {
+                tokio::task::spawn_local(async move {
+                    tunnel.closed.notified().await;
+                    pending.tunnel_received = tunnel.received.load(Relaxed);
+                    pending.bytes_sent = tunnel.sent.load(Relaxed);
+                    pending.write();
+                });
+                None
+            }
+            (pending, _) => pending,
+        };
         response.map(|inner| LoggedBody { inner, pending })
     }
 }
@@ -292,6 +313,7 @@ impl Drop for AwaitingResponse {
         {
             let abandoned = PendingEntry {
                 record,
+                tunnel_received: 0,
                 status: 0,
                 response_headers: HeaderMap::new(),
                 grpc_status: None,
@@ -309,6 +331,18 @@ impl Drop for AwaitingResponse {
     }
 }
 
+/// An upgraded stream's tunnel as its log entries see it: the bytes it carried from and to
+/// the client, and its end, when they are written (with the tunnel's whole duration). Carried
+/// from the tunnel (`upgrade.rs`) to [`LoggedBody::wrap`] in the 101's extensions.
+#[derive(Default)]
+pub(crate) struct TunnelEnd {
+    pub received: AtomicU64,
+    pub sent: AtomicU64,
+    pub closed: Notify,
+}
+
+pub(crate) type TunnelLog = Arc<TunnelEnd>;
+
 impl PendingEntry {
     fn write(self: Box<Self>) {
         let Some(hcm) = self.chain.http() else {
@@ -320,7 +354,7 @@ impl PendingEntry {
             status: self.status,
             flag: self.info.flag,
             grpc_status: self.grpc_status,
-            bytes_received: r.bytes_received.get(),
+            bytes_received: r.bytes_received.get() + self.tunnel_received,
             bytes_sent: self.bytes_sent,
             duration: r.started.elapsed(),
             upstream: self.info.upstream,

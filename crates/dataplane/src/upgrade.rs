@@ -4,6 +4,7 @@
 
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Poll};
 
 use http::header::{self, HeaderMap};
@@ -15,6 +16,7 @@ use outrider_model::{ForwardAction, HttpConnectionManager};
 use outrider_upstream::BreakerGuard;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use crate::access_log::TunnelLog;
 use crate::drain::DrainSignal;
 use crate::stream_clock::StreamClock;
 
@@ -77,9 +79,13 @@ pub(crate) fn tunnel(
     active_request: BreakerGuard,
     clock: Option<Rc<StreamClock>>,
 ) {
-    let upstream = hyper::upgrade::on(response);
+    let upstream = hyper::upgrade::on(&mut *response);
     let Downstream { upgrade, drain } = downstream;
+    let log = TunnelLog::default();
+    response.extensions_mut().insert(log.clone());
     tokio::task::spawn_local(async move {
+        // Told however the tunnel ends, a failed upgrade included.
+        let _logged = LogOnClose(log.clone());
         let (downstream, upstream) = match tokio::try_join!(upgrade, upstream) {
             Ok(both) => both,
             Err(e) => {
@@ -90,6 +96,7 @@ pub(crate) fn tunnel(
         let mut downstream = Active {
             io: TokioIo::new(downstream),
             clock: clock.clone(),
+            counted: log,
         };
         let mut upstream = TokioIo::new(upstream);
         // The stream's idle and duration limits go on applying to the tunnel, as in Envoy.
@@ -121,9 +128,21 @@ pub(crate) fn tunnel(
 
 /// The client's side of a tunnel, reporting every byte moved either way to the stream's
 /// clock.
+/// The client's side of a tunnel: each byte keeps the stream's idle timer from firing, and
+/// is counted for the access log.
 struct Active<T> {
     io: T,
     clock: Option<Rc<StreamClock>>,
+    counted: TunnelLog,
+}
+
+/// Tells the stream's log entries that the tunnel task ended.
+struct LogOnClose(TunnelLog);
+
+impl Drop for LogOnClose {
+    fn drop(&mut self) {
+        self.0.closed.notify_one();
+    }
 }
 
 impl<T> Active<T> {
@@ -143,8 +162,10 @@ impl<T: AsyncRead + Unpin> AsyncRead for Active<T> {
         let this = self.get_mut();
         let before = buf.filled().len();
         let polled = Pin::new(&mut this.io).poll_read(cx, buf);
-        if buf.filled().len() > before {
+        let read = buf.filled().len() - before;
+        if read > 0 {
             this.touch();
+            this.counted.received.fetch_add(read as u64, Relaxed);
         }
         polled
     }
@@ -162,6 +183,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Active<T> {
             && *n > 0
         {
             this.touch();
+            this.counted.sent.fetch_add(*n as u64, Relaxed);
         }
         polled
     }
