@@ -100,6 +100,22 @@ async fn connections_are_retired_by_request_count_and_age() {
         Some(1)
     );
 
+    // HTTP/2 at its maximum age: GOAWAY, and the client's next request goes on a new one.
+    let aged_url = format!("http://{aged}/");
+    let h2_aged = h2c_client();
+    assert_eq!(get(&h2_aged, &aged_url).await.status, 200);
+    let retired = eventually(Duration::from_secs(5), || {
+        proxy.stat_blocking("http.aged.downstream_cx_max_duration_reached") == Some(2)
+    })
+    .await;
+    assert!(retired, "the HTTP/2 connection was not retired at its age");
+    let before = proxy.stat("http.aged.downstream_cx_total").await;
+    assert_eq!(get(&h2_aged, &aged_url).await.status, 200);
+    assert_eq!(
+        proxy.stat("http.aged.downstream_cx_total").await,
+        before.map(|n| n + 1)
+    );
+
     // idle_timeout retires an HTTP/2 connection without requests (GOAWAY); the client's next
     // request goes on a new one.
     let idle = format!("http://127.0.0.1:{}/", proxy.listener_port("idle").await);

@@ -480,12 +480,16 @@ async fn route_header_mutations_reach_upstream_and_client() {
 name: routes
 most_specific_header_mutations_wins: {most_specific_wins}
 internal_only_headers: [ X-Internal-Only ]
-request_headers_to_add: [ {{ header: {{ key: x-level, value: table }}, {overwrite} }} ]
+request_headers_to_add:
+- {{ header: {{ key: x-level, value: table }}, {overwrite} }}
+- {{ header: {{ key: x-table-client, value: '%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%' }} }}
 response_headers_to_add: [ {{ header: {{ key: x-level, value: table }}, {overwrite} }} ]
 virtual_hosts:
 - name: all
   domains: ['*']
-  request_headers_to_add: [ {{ header: {{ key: x-vhost, value: added }} }} ]
+  request_headers_to_add:
+  - {{ header: {{ key: x-vhost, value: added }} }}
+  - {{ header: {{ key: x-vhost-method, value: '%REQ(:METHOD)%' }} }}
   request_headers_to_remove: [ x-secret ]
   response_headers_to_remove: [ x-upstream-name ]
   routes:
@@ -507,8 +511,12 @@ virtual_hosts:
         clusters:
         - name: backend
           weight: 1
-          request_headers_to_add: [ {{ header: {{ key: x-order, value: weighted }} }} ]
+          request_headers_to_add:
+          - {{ header: {{ key: x-order, value: weighted }} }}
+          - {{ header: {{ key: x-weighted-port, value: '%DOWNSTREAM_LOCAL_PORT%' }} }}
+          request_headers_to_remove: [ x-drop ]
           response_headers_to_add: [ {{ header: {{ key: x-weighted, value: picked }} }} ]
+          response_headers_to_remove: [ content-type ]
     request_headers_to_add: [ {{ header: {{ key: x-order, value: route }} }} ]
 "#
         )
@@ -557,6 +565,10 @@ virtual_hosts:
     assert_eq!(answer.header("x-level"), Some("table"));
     assert_eq!(answer.header("x-route"), Some("echo"));
     assert_eq!(answer.upstream(), "", "the upstream's header was removed");
+    // Header-value operators at the route table's and the virtual host's level.
+    assert_eq!(values("x-table-client"), ["127.0.0.1"]);
+    assert_eq!(values("x-vhost-method"), ["GET"]);
+    assert!(answer.header("content-type").is_some(), "{answer:?}");
 
     let direct = get_with(&client, &format!("http://127.0.0.1:{port}/direct"), &[]).await;
     assert_eq!(direct.status, 200, "{direct:?}");
@@ -565,11 +577,24 @@ virtual_hosts:
     assert_eq!(direct.header("x-level"), Some("table"));
 
     // The picked weighted cluster's mutations go first, then the route's.
-    let weighted = get_with(&client, &format!("http://127.0.0.1:{port}/weighted"), &[]).await;
+    let weighted = get_with(
+        &client,
+        &format!("http://127.0.0.1:{port}/weighted"),
+        &[("x-drop", "1"), ("x-keep", "1")],
+    )
+    .await;
     assert_eq!(weighted.status, 200, "{weighted:?}");
     assert_eq!(weighted.header("x-weighted"), Some("picked"));
+    assert_eq!(
+        weighted.header("content-type"),
+        None,
+        "the weighted cluster's response_headers_to_remove"
+    );
     let seen = echoed(&weighted.body);
     assert_eq!(seen.header_all("x-order"), ["weighted", "route"]);
+    assert_eq!(seen.header_all("x-weighted-port"), [port.to_string()]);
+    assert!(seen.header_all("x-drop").is_empty(), "{seen:?}");
+    assert_eq!(seen.header_all("x-keep"), ["1"]);
 
     // most_specific_header_mutations_wins: the route's value is the one the upstream sees.
     proxy.server.set_snapshot(

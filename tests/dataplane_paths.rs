@@ -8,7 +8,9 @@ mod common;
 use std::net::SocketAddr;
 
 use common::raw_http::{raw_exchange, status_line};
-use common::xds_proxy::{XdsProxy, backend_snapshot, get, http_listener, http1_client, routes};
+use common::xds_proxy::{
+    XdsProxy, backend_snapshot, get, get_with, http_listener, http1_client, routes,
+};
 
 const ROUTES: &str = r#"  - match: { prefix: /admin }
     direct_response: { status: 403, body: { inline_string: admin only } }
@@ -90,6 +92,23 @@ async fn paths_are_normalised_before_routing_as_configured() {
     assert_eq!(
         proxy
             .stat("http.redirecting.downstream_rq_redirected_with_normalized_path")
+            .await,
+        Some(1)
+    );
+    // A gRPC client cannot follow a redirect: refused instead, as a gRPC error (400 is
+    // INTERNAL), as Envoy does.
+    let answer = get_with(
+        &client,
+        &format!("http://{redirecting}/a%2Fb"),
+        &[("content-type", "application/grpc")],
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(answer.header("grpc-status"), Some("13"), "{answer:?}");
+    assert_eq!(answer.header("location"), None);
+    assert_eq!(
+        proxy
+            .stat("http.redirecting.downstream_rq_failed_path_normalization")
             .await,
         Some(1)
     );
