@@ -83,7 +83,10 @@ static_resources:
   - name: backend
     connect_timeout: 1s
     metadata: { filter_metadata: { team: { owner: web } } }
-    http_protocol_options: { accept_http_10: true }
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config: { http_protocol_options: { accept_http_10: true } }
     load_assignment:
       cluster_name: backend
       endpoints: [ { lb_endpoints: [ { endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: 8080 } } } } ] } ]
@@ -123,9 +126,9 @@ fn a_bootstrap_gets_every_rejection_and_every_ignored_field_with_why() {
         ignored,
         [
             format!("{route}.decorator"),
-            // An upstream connection receives no HTTP/1.0 request.
-            "static_resources.clusters[].http_protocol_options.accept_http_10".to_string(),
             "static_resources.clusters[].metadata".to_string(),
+            // In a map, named by its key; an upstream connection receives no HTTP/1.0 request.
+            "static_resources.clusters[].typed_extension_protocol_options[envoy.extensions.upstreams.http.v3.HttpProtocolOptions]<HttpProtocolOptions>.explicit_http_config.http_protocol_options.accept_http_10".to_string(),
             "stats_sinks".to_string(),
         ]
     );

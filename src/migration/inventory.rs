@@ -79,6 +79,21 @@ impl Walk<'_> {
                         }
                     }
                 }
+                (Kind::Message(entry), Value::Object(entries)) if field.is_map() => {
+                    // A map of messages (typed_extension_protocol_options,
+                    // typed_per_filter_config): each value is walked, named by its key.
+                    let Kind::Message(inner) = entry.map_entry_value_field().kind() else {
+                        self.push(&field_name, &field_path, Status::Enforced, None);
+                        continue;
+                    };
+                    for (map_key, item) in entries {
+                        let item_path = field_path.child(Step::Key(map_key.clone()));
+                        if !self.skipped(&item_path) {
+                            let name = format!("{field_name}[{map_key}]");
+                            self.value(item, &inner, &item_path, &name);
+                        }
+                    }
+                }
                 (Kind::Message(inner), item) if !field.is_map() => {
                     self.value(item, &inner, &field_path, &field_name);
                 }
