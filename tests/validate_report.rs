@@ -49,6 +49,7 @@ fn with_status(report: &Value, index: usize, status: &str) -> Vec<(String, Strin
 }
 
 const BOOTSTRAP: &str = r#"
+stats_flush_on_admin: true
 stats_sinks:
 - name: envoy.stat_sinks.statsd
   typed_config:
@@ -130,6 +131,8 @@ fn a_bootstrap_gets_every_rejection_and_every_ignored_field_with_why() {
             // In a map, named by its key; an upstream connection receives no HTTP/1.0 request.
             "static_resources.clusters[].typed_extension_protocol_options[envoy.extensions.upstreams.http.v3.HttpProtocolOptions]<HttpProtocolOptions>.explicit_http_config.http_protocol_options.accept_http_10".to_string(),
             "stats_sinks".to_string(),
+            // A oneof's field (of `stats_flush`).
+            "stats_flush_on_admin".to_string(),
         ]
     );
     let enforced: Vec<String> = with_status(&report, 0, "enforced")
