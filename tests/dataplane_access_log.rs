@@ -15,7 +15,11 @@ use common::xds_proxy::{
     http_listener, http1_client, routes,
 };
 
-const ROUTES: &str = r#"  - name: broken
+const ROUTES: &str = r#"  - name: rewritten
+    match: { prefix: /orig }
+    route: { cluster: backend, prefix_rewrite: /rewritten, host_rewrite_literal: upstream.example }
+    request_headers_to_add: [ { header: { key: x-added, value: by-route } } ]
+  - name: broken
     match: { prefix: /broken }
     route: { cluster: empty }
   - name: missing
@@ -378,4 +382,37 @@ async fn every_format_source_and_the_sampling_filters() {
     assert_eq!(lines(&files[3]), ["{\"code\":200}"]);
     // All sinks are flushed together: the others are written, `never` was not.
     assert!(!logs.join("never.log").exists());
+}
+
+/// `%REQ(...)%` reads the request as the router forwarded it, as Envoy's access log reads the
+/// downstream headers after its router changed them: the rewritten path (the client's in
+/// `x-envoy-original-path`) and host, and the route's added headers; over HTTP/1.1 and h2c.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn req_reads_the_request_as_forwarded() {
+    let logs = temp_dir("access-log-forwarded-files");
+    let log = format!(
+        r#"      access_log:
+      - name: forwarded
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
+          path: {}/forwarded.log
+          log_format:
+            text_format: "%REQ(:PATH)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %REQ(:AUTHORITY)% %REQ(X-ADDED)% %REQ(X-CLIENT)%\n""#,
+        logs.display()
+    );
+    let (_backend, snapshot) = backend_snapshot().await;
+    let snapshot = snapshot
+        .with(http_listener("logged", 0, "logged", &log))
+        .with(routes(ROUTES));
+    let proxy = XdsProxy::start("access-log-forwarded", snapshot, &["--concurrency", "1"]).await;
+    let port = proxy.listener_port("logged").await;
+    let url = format!("http://127.0.0.1:{port}/orig/x?q=1");
+    for client in [http1_client(), h2c_client()] {
+        let answer = get_with(&client, &url, &[("x-client", "c")]).await;
+        assert_eq!(answer.status, 200, "{answer:?}");
+    }
+    let forwarded = logs.join("forwarded.log");
+    assert!(eventually(Duration::from_secs(10), || lines(&forwarded).len() >= 2).await);
+    let expected = "/rewritten/x?q=1 /orig/x?q=1 upstream.example by-route c";
+    assert_eq!(lines(&forwarded), [expected, expected]);
 }

@@ -151,12 +151,44 @@ struct PendingEntry {
     buffers: Rc<AccessLogBuffers>,
 }
 
-/// The route and cluster a request went to, for `%ROUTE_NAME%` and `%UPSTREAM_CLUSTER%`:
-/// carried in the response's extensions when the connection manager has access logs.
+/// The route and cluster a request went to, for `%ROUTE_NAME%` and `%UPSTREAM_CLUSTER%`, and
+/// the request as it was forwarded: carried in the response's extensions when the connection
+/// manager has access logs.
 #[derive(Clone)]
 pub(crate) struct RoutedTo {
     pub route: String,
     pub cluster: Option<String>,
+    pub forwarded: Option<ForwardedRequest>,
+}
+
+/// What `%REQ(...)%` reads once the router has forwarded the request: Envoy's router changes
+/// the downstream request's own headers (route header mutations, path and host rewrites with
+/// `x-envoy-original-path`, `x-forwarded-for`, `x-envoy-expected-rq-timeout-ms`), and its
+/// access log reads them after that. Only the headers the logs read are kept.
+#[derive(Clone)]
+pub(crate) struct ForwardedRequest {
+    headers: HeaderMap,
+    path: http::uri::PathAndQuery,
+}
+
+impl ForwardedRequest {
+    /// `headers`, `path` and `authority` as they go upstream.
+    pub(crate) fn new(
+        headers: &HeaderMap,
+        path: &http::uri::PathAndQuery,
+        authority: Option<&str>,
+        logs: &AccessLogs,
+    ) -> Self {
+        let mut kept = kept_headers(headers, &logs.request_headers);
+        // An HTTP/2 upstream gets the authority apart from the headers.
+        if let Some(value) = authority.and_then(|a| http::HeaderValue::from_str(a).ok()) {
+            kept.insert(http::header::HOST, value);
+        }
+        ForwardedRequest {
+            headers: kept,
+            path: path.clone(),
+        }
+    }
 }
 
 impl<B> LoggedBody<B> {
@@ -169,11 +201,15 @@ impl<B> LoggedBody<B> {
         let tunnel = response.extensions_mut().remove::<TunnelLog>();
         let pending = unwritten.and_then(|unwritten| {
             let Unwritten {
-                record,
+                mut record,
                 chain,
                 buffers,
             } = unwritten;
-            let routed = response.extensions_mut().remove::<RoutedTo>();
+            let mut routed = response.extensions_mut().remove::<RoutedTo>();
+            if let Some(forwarded) = routed.as_mut().and_then(|r| r.forwarded.take()) {
+                record.parts.headers = forwarded.headers;
+                record.parts.uri = http::Uri::from(forwarded.path);
+            }
             let headers = response.headers();
             let response_headers =
                 kept_headers(headers, &chain.http()?.access_log.response_headers);

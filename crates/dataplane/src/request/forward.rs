@@ -20,6 +20,7 @@ use super::plan::Plan;
 use super::respond::{Answer, upstream_answer};
 use super::retry::Retries;
 use super::upstream_headers::{Upstream, prepare};
+use crate::access_log::ForwardedRequest;
 use crate::local_reply::ProxyBody;
 use crate::route_headers::RouteHeaders;
 use crate::stream_body::BodyBytes;
@@ -37,6 +38,8 @@ pub(crate) struct ForwardContext<'a> {
     pub started: Instant,
     /// The stream's timers, when it has any.
     pub clock: Option<&'a Rc<StreamClock>>,
+    /// Where the request as forwarded goes for the access log (`None`: no access logs).
+    pub forwarded: Option<&'a mut Option<ForwardedRequest>>,
 }
 
 pub(crate) async fn forward(
@@ -87,6 +90,16 @@ pub(crate) async fn forward(
         cx.route_headers,
         upstream,
     )?;
+    if let Some(slot) = cx.forwarded {
+        let logs = &cx.hcm.access_log;
+        let authority = target.authority.as_deref();
+        *slot = Some(ForwardedRequest::new(
+            &parts.headers,
+            &target.path,
+            authority,
+            logs,
+        ));
+    }
     let policy = plan.retry.as_deref();
     let counted = parts.extensions.remove::<BodyBytes>();
     // Awaited only when kept: the common case moves no extra future.

@@ -174,6 +174,7 @@ pub(crate) async fn proxy_request(
         }
     };
     let mut routed_cluster = None;
+    let mut forwarded = None;
     let mut response = match &route.action {
         RouteAction::DirectResponse(direct) => {
             render(&mut route_headers);
@@ -221,6 +222,7 @@ pub(crate) async fn proxy_request(
                 action,
                 started,
                 clock: clock.as_ref(),
+                forwarded: (!hcm.access_log.is_empty()).then_some(&mut forwarded),
             };
             // The stream's limits are watched in every wait until the response head (forward
             // uses `within`), and by the response body after that. Pinned where it is built
@@ -246,6 +248,7 @@ pub(crate) async fn proxy_request(
         response.extensions_mut().insert(RoutedTo {
             route: route.name.clone(),
             cluster: routed_cluster,
+            forwarded,
         });
     }
     Ok(response)
