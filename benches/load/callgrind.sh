@@ -17,14 +17,21 @@ case "${4:-h1}" in
   *) echo "protocol: h1 or h2c" >&2; exit 2 ;;
 esac
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+UPSTREAM="$ROOT/target/release/outrider-upstream-server"
+if [ ! -x "$UPSTREAM" ]; then
+  # Without it every request would be a 503, and the count that of the error path.
+  echo "missing $UPSTREAM: cargo build --release -p outrider-upstream-server" >&2
+  exit 1
+fi
 OUT=$(mktemp -d)
-"$ROOT/target/release/outrider-upstream-server" --listen 127.0.0.1:19100 --name u --threads 1 > "$OUT/up.log" 2>&1 &
+"$UPSTREAM" --listen 127.0.0.1:19100 --name u --threads 1 > "$OUT/up.log" 2>&1 &
 UP=$!
 trap 'kill $UP 2>/dev/null || true' EXIT
 sleep 0.5
 valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.out" "$B" -c "$BOOT" --concurrency 1 -l warn > "$OUT/proxy.log" 2>&1 &
 for _ in $(seq 100); do curl -s -o /dev/null localhost:19000/ && break; sleep 0.3; done
-h2load "${LOAD[@]}" -n "$N" http://127.0.0.1:19000/bytes/1024 2>&1 | grep -E "^requests:"
+# The status codes show that the requests were proxied (all 2xx), not answered with errors.
+h2load "${LOAD[@]}" -n "$N" http://127.0.0.1:19000/bytes/1024 2>&1 | grep -E "^(requests|status codes):"
 pkill -INT -f "valgrind.*$(basename "$B") -c" || true
 sleep 5
 callgrind_annotate "$OUT/callgrind.out" 2>/dev/null | grep "PROGRAM TOTALS"
