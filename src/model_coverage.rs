@@ -221,8 +221,8 @@ acted_on!(LbEndpoint {
 });
 
 acted_on!(EndpointHealthCheck {
-    // Copied as EndpointState.health_check_port; health-check/target.rs checks that port.
-    // See PARTIAL: only read when the address is first seen.
+    // Copied as EndpointState.health_check_port; health-check/target.rs checks that port; a
+    // change makes a new host (EndpointState::keeps_identity).
     port: ["../crates/tables/src/endpoint_state.rs"],
     // Copied into HealthCheckState.hostname; target.rs makes it the check's Host/:authority
     // (before HttpHealthCheck.host / GrpcHealthCheck.authority and the cluster name).

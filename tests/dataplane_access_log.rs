@@ -19,6 +19,9 @@ const ROUTES: &str = r#"  - name: rewritten
     match: { prefix: /orig }
     route: { cluster: backend, prefix_rewrite: /rewritten, host_rewrite_literal: upstream.example }
     request_headers_to_add: [ { header: { key: x-added, value: by-route } } ]
+  - name: empty
+    match: { prefix: /empty }
+    direct_response: { status: 204 }
   - name: broken
     match: { prefix: /broken }
     route: { cluster: empty }
@@ -225,9 +228,9 @@ async fn entries_are_written_in_their_format_when_their_filter_passes() {
 }
 
 /// A client that goes away before its response is logged as Envoy logs it: response code 0,
-/// flag `DC`; over HTTP/1.1 (the connection closes) and h2c (the stream is reset).
+/// flag `DC` when its HTTP/1.1 connection closes, `DR` when it resets its h2c stream.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_request_whose_client_went_away_is_logged_with_code_0_and_dc() {
+async fn a_request_whose_client_went_away_is_logged_with_code_0_and_dc_or_dr() {
     let logs = temp_dir("access-log-abandoned");
     let (_backend, snapshot) = backend_snapshot().await;
     let log = format!(
@@ -257,6 +260,14 @@ async fn a_request_whose_client_went_away_is_logged_with_code_0_and_dc() {
         }
     };
 
+    // Responses sent whole carry no flag, bodies hyper never reads included: an empty one,
+    // and a HEAD's.
+    let empty = get(&http1_client(), &format!("http://{addr}/empty")).await;
+    assert_eq!(empty.status, 204, "{empty:?}");
+    let head = b"HEAD /ok HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n";
+    let (response, _) = tokio::task::block_in_place(|| raw_exchange(addr, head));
+    assert_eq!(status_line(&response), "HTTP/1.1 200 OK", "{response}");
+
     // HTTP/1.1: the client closes its connection while the backend holds the request.
     let mut client = tokio::net::TcpStream::connect(addr).await.expect("connect");
     tokio::io::AsyncWriteExt::write_all(
@@ -270,9 +281,13 @@ async fn a_request_whose_client_went_away_is_logged_with_code_0_and_dc() {
     assert!(at_backend(0).await, "the upstream request was not reset");
 
     // h2c: the client resets its stream.
+    // The client (and its connection) outlives the request: only the stream is reset.
     let h2c = h2c_client();
     let url = format!("http://{addr}/delay/20000?h2");
-    let pending = tokio::spawn(async move { get(&h2c, &url).await });
+    let pending = {
+        let h2c = h2c.clone();
+        tokio::spawn(async move { get(&h2c, &url).await })
+    };
     assert!(
         at_backend(1).await,
         "the h2c request never reached the backend"
@@ -282,17 +297,20 @@ async fn a_request_whose_client_went_away_is_logged_with_code_0_and_dc() {
 
     let all = logs.join("all.log");
     assert!(
-        eventually(Duration::from_secs(10), || lines(&all).len() >= 2).await,
+        eventually(Duration::from_secs(10), || lines(&all).len() >= 4).await,
         "{:?}",
         lines(&all)
     );
     assert_eq!(
         lines(&all),
         [
+            "204 - /empty HTTP/1.1",
+            "200 - /ok HTTP/1.1",
             "0 DC /delay/20000?h1 HTTP/1.1",
-            "0 DC /delay/20000?h2 HTTP/2"
+            "0 DR /delay/20000?h2 HTTP/2"
         ]
     );
+    drop(h2c);
 }
 
 /// The remaining format sources and options, and the filters that pass everything or sample:

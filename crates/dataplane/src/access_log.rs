@@ -4,7 +4,7 @@
 //! the buffer fills — never a write syscall per request. What an entry reads of the request is
 //! kept when the request arrives: only the headers the formats and filters name.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -139,6 +139,9 @@ pub(crate) struct LoggedBody<B> {
 
 struct PendingEntry {
     record: Box<RequestRecord>,
+    /// The response was sent whole: a body dropped before is the client's going away.
+    complete: Completion,
+    abandoned: Abandonment,
     /// Bytes the client sent through its tunnel (after a 101), beside its request body's.
     tunnel_received: u64,
     status: u16,
@@ -191,7 +194,7 @@ impl ForwardedRequest {
     }
 }
 
-impl<B> LoggedBody<B> {
+impl<B: Body> LoggedBody<B> {
     /// Wraps a response for logging to the access logs of `chain`'s connection manager; with
     /// no record (no access logs), nothing is kept.
     pub(crate) fn wrap(
@@ -204,7 +207,14 @@ impl<B> LoggedBody<B> {
                 mut record,
                 chain,
                 buffers,
+                abandoned,
             } = unwritten;
+            // hyper drops a body it need not read (empty, or a HEAD's) without polling it.
+            let body = response.body();
+            let complete = Completion {
+                ended: body.is_end_stream() || record.parts.method == http::Method::HEAD,
+                length: body.size_hint().exact(),
+            };
             let mut routed = response.extensions_mut().remove::<RoutedTo>();
             if let Some(forwarded) = routed.as_mut().and_then(|r| r.forwarded.take()) {
                 record.parts.headers = forwarded.headers;
@@ -224,6 +234,8 @@ impl<B> LoggedBody<B> {
                     .unwrap_or_default(),
                 routed,
                 record,
+                complete,
+                abandoned,
                 tunnel_received: 0,
                 bytes_sent: 0,
                 chain,
@@ -275,7 +287,7 @@ where
         // Written at the body's end (or failure); a body dropped before either lost its client.
         let ended = match &polled {
             Poll::Ready(None | Some(Err(_))) => true,
-            Poll::Ready(Some(Ok(_))) => self.inner.is_end_stream(),
+            Poll::Ready(Some(Ok(frame))) => frame.is_trailers() || self.inner.is_end_stream(),
             Poll::Pending => false,
         };
         if ended && let Some(pending) = self.pending.take() {
@@ -296,11 +308,16 @@ where
 impl<B> Drop for LoggedBody<B> {
     fn drop(&mut self) {
         if let Some(mut pending) = self.pending.take() {
-            // Dropped before its end: the client went away mid-response (Envoy adds `DC`).
-            pending.info.flag = pending
-                .info
-                .flag
-                .or(Some(ResponseFlag::DownstreamConnectionTermination));
+            // Dropped before its end: the client went away mid-response (Envoy adds `DC`, or
+            // `DR` for a reset HTTP/2 stream). hyper stops at a known length without polling
+            // the end, so a body sent whole counts as ended.
+            let sent_whole = pending
+                .complete
+                .length
+                .is_some_and(|length| pending.bytes_sent >= length);
+            if !pending.complete.ended && !sent_whole {
+                pending.info.flag = pending.info.flag.or(Some(pending.abandoned.flag()));
+            }
             pending.write();
         }
     }
@@ -308,7 +325,8 @@ impl<B> Drop for LoggedBody<B> {
 
 /// A request's log entries until its response head is ready. Dropped before that (the client
 /// went away and the request with it), they are written as Envoy writes them: response code
-/// 0 and flag `DC`. Route and cluster are not known then and print as `-`.
+/// 0 and flag `DC` (`DR` for a reset HTTP/2 stream). Route and cluster are not known then and
+/// print as `-` (Envoy's would name them).
 pub(crate) struct AwaitingResponse(Option<Unwritten>);
 
 /// A request's log entries, not written yet.
@@ -317,6 +335,39 @@ pub(crate) struct Unwritten {
     /// Whose connection manager's access logs the entries go to.
     chain: ChainRef,
     buffers: Rc<AccessLogBuffers>,
+    abandoned: Abandonment,
+}
+
+/// Whether a response body reached its end.
+#[derive(Clone, Copy)]
+struct Completion {
+    ended: bool,
+    /// Its length, when known: hyper stops writing there.
+    length: Option<u64>,
+}
+
+/// Why a request ended before its response, as Envoy flags it: its connection closed (`DC`),
+/// or, on a live HTTP/2 connection, the client reset its stream (`DR`).
+#[derive(Clone)]
+pub(crate) struct Abandonment {
+    http2: bool,
+    /// Set when the connection ends. An HTTP/1.1 request is dropped inside its connection's
+    /// end, before this is set; an HTTP/2 stream's task runs after it.
+    closed: Rc<Cell<bool>>,
+}
+
+impl Abandonment {
+    pub(crate) fn new(http2: bool, closed: Rc<Cell<bool>>) -> Self {
+        Abandonment { http2, closed }
+    }
+
+    fn flag(&self) -> ResponseFlag {
+        if self.http2 && !self.closed.get() {
+            ResponseFlag::DownstreamRemoteReset
+        } else {
+            ResponseFlag::DownstreamConnectionTermination
+        }
+    }
 }
 
 impl AwaitingResponse {
@@ -325,11 +376,13 @@ impl AwaitingResponse {
         record: Option<Box<RequestRecord>>,
         chain: &ChainRef,
         buffers: &Rc<AccessLogBuffers>,
+        abandoned: &Abandonment,
     ) -> Self {
         AwaitingResponse(record.map(|record| Unwritten {
             record,
             chain: chain.clone(),
             buffers: buffers.clone(),
+            abandoned: abandoned.clone(),
         }))
     }
 
@@ -345,16 +398,23 @@ impl Drop for AwaitingResponse {
             record,
             chain,
             buffers,
+            abandoned,
         }) = self.0.take()
         {
+            let flag = abandoned.flag();
             let abandoned = PendingEntry {
                 record,
+                complete: Completion {
+                    ended: false,
+                    length: None,
+                },
+                abandoned,
                 tunnel_received: 0,
                 status: 0,
                 response_headers: HeaderMap::new(),
                 grpc_status: None,
                 info: AccessInfo {
-                    flag: Some(ResponseFlag::DownstreamConnectionTermination),
+                    flag: Some(flag),
                     upstream: None,
                 },
                 routed: None,

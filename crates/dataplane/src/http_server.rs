@@ -3,6 +3,7 @@
 //! HTTP/2 GOAWAY) when the listener drains (`--drain-time-s` as the limit) or the connection
 //! reaches its request count or age (`connection_limits.rs`).
 
+use std::cell::Cell;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -21,7 +22,7 @@ use outrider_model::{
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use crate::access_log::{AwaitingResponse, LoggedBody, RequestRecord};
+use crate::access_log::{Abandonment, AwaitingResponse, LoggedBody, RequestRecord};
 use crate::codec_sniff::{Codec, sniff};
 use crate::connection_limits::{
     Activity, InFlight, LimitWatch, RequestBudget, Retirement, watch_limits,
@@ -75,7 +76,9 @@ pub(crate) async fn serve_http(
         () = limit_reached(&mut limits) => return,
     };
     let io = TokioIo::new(io);
+    let closed = Rc::new(Cell::new(false));
     let requests = Rc::new(ConnectionRequests {
+        abandoned: Abandonment::new(codec == Codec::Http2, closed.clone()),
         drain: DrainSignal::new(drained.clone(), context.options.drain_time),
         logged: !hcm.access_log.is_empty(),
         response_headers: ResponseHeaders::of(hcm),
@@ -90,6 +93,7 @@ pub(crate) async fn serve_http(
     let retired = Retire {
         drained,
         limits,
+        closed,
         peer,
         drain_time: requests.context.options.drain_time,
     };
@@ -177,6 +181,7 @@ struct ConnectionRequests {
     budget: Option<Rc<RequestBudget>>,
     activity: Rc<Activity>,
     drain: DrainSignal,
+    abandoned: Abandonment,
     logged: bool,
     response_headers: ResponseHeaders,
     peer: SocketAddr,
@@ -232,6 +237,7 @@ where
         context,
         chain,
         stats,
+        abandoned,
         logged,
         response_headers,
         peer,
@@ -262,7 +268,7 @@ where
         .then(|| request.headers().get(X_REQUEST_ID).cloned())
         .flatten();
     // The log reads the connection manager's access logs when the request ends.
-    let record = AwaitingResponse::new(record, chain, &context.access_log);
+    let record = AwaitingResponse::new(record, chain, &context.access_log, abandoned);
     // Pinned in place, not moved into a second slot (see `proxy_request`).
     let proxied = std::pin::pin!(proxy(
         context.clone(),
@@ -327,6 +333,8 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 struct Retire {
     drained: watch::Receiver<bool>,
     limits: Option<LimitWatch>,
+    /// Set when the connection ends, however it does.
+    closed: Rc<Cell<bool>>,
     peer: SocketAddr,
     drain_time: std::time::Duration,
 }
@@ -334,6 +342,7 @@ struct Retire {
 impl Retire {
     /// Serves the connection until it ends, or until it is retired and then finishes.
     async fn drive(mut self, connection: impl Retirable) {
+        let _closed = SetOnDrop(self.closed.clone());
         let peer = self.peer;
         let connection = std::pin::pin!(connection);
         let mut connection = connection;
@@ -365,6 +374,15 @@ impl Retire {
                 let _ = connection.await;
             }
         }
+    }
+}
+
+/// Sets its flag when dropped.
+struct SetOnDrop(Rc<Cell<bool>>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.set(true);
     }
 }
 

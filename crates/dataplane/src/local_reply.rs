@@ -26,8 +26,10 @@ pub(crate) enum ResponseFlag {
     DropOverload,
     /// The stream idle timeout ended it.
     StreamIdleTimeout,
-    /// The client went away before the response was done.
+    /// The client's connection closed before the response was done.
     DownstreamConnectionTermination,
+    /// The client reset its HTTP/2 stream before the response was done.
+    DownstreamRemoteReset,
 }
 
 impl ResponseFlag {
@@ -44,6 +46,7 @@ impl ResponseFlag {
             ResponseFlag::DropOverload => "DO",
             ResponseFlag::StreamIdleTimeout => "SI",
             ResponseFlag::DownstreamConnectionTermination => "DC",
+            ResponseFlag::DownstreamRemoteReset => "DR",
         }
     }
 }

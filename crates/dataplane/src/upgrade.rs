@@ -126,8 +126,6 @@ pub(crate) fn tunnel(
     });
 }
 
-/// The client's side of a tunnel, reporting every byte moved either way to the stream's
-/// clock.
 /// The client's side of a tunnel: each byte keeps the stream's idle timer from firing, and
 /// is counted for the access log.
 struct Active<T> {

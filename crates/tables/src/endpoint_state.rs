@@ -164,7 +164,10 @@ impl EndpointState {
     /// whose health-check address changed (when the cluster checks health), so that its
     /// checks move to the new port and it waits for its first check there.
     pub(crate) fn keeps_identity(&self, endpoint: &LbEndpoint, health_checked: bool) -> bool {
-        !health_checked || self.health_check_port == endpoint.health_check.port.unwrap_or(0)
+        // Compared as the ports checked: unset (or 0) is the endpoint's own.
+        let checked = |port: u16| if port == 0 { self.address.port() } else { port };
+        !health_checked
+            || checked(self.health_check_port) == checked(endpoint.health_check.port.unwrap_or(0))
     }
 
     /// Applies what a new EDS assignment says about a host we keep.
