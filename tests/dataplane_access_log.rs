@@ -12,12 +12,16 @@ use common::raw_http::{raw_exchange, status_line};
 use common::temp_dir;
 use common::xds_proxy::{
     XdsProxy, backend_snapshot, cluster, endpoints, eventually, get, get_with, h2c_client,
-    http_listener, http1_client, routes,
+    http_listener, http1_client, http2_cluster, routes,
 };
 
 const ROUTES: &str = r#"  - name: rewritten
     match: { prefix: /orig }
     route: { cluster: backend, prefix_rewrite: /rewritten, host_rewrite_literal: upstream.example }
+    request_headers_to_add: [ { header: { key: x-added, value: by-route } } ]
+  - name: rewritten-h2
+    match: { prefix: /h2-orig }
+    route: { cluster: backend-h2, prefix_rewrite: /rewritten, host_rewrite_literal: upstream.example }
     request_headers_to_add: [ { header: { key: x-added, value: by-route } } ]
   - name: empty
     match: { prefix: /empty }
@@ -418,19 +422,34 @@ async fn req_reads_the_request_as_forwarded() {
             text_format: "%REQ(:PATH)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %REQ(:AUTHORITY)% %REQ(X-ADDED)% %REQ(X-CLIENT)%\n""#,
         logs.display()
     );
-    let (_backend, snapshot) = backend_snapshot().await;
+    let (backend, snapshot) = backend_snapshot().await;
     let snapshot = snapshot
+        .with(http2_cluster("backend-h2"))
+        .with(endpoints("backend-h2", &[backend.addr()]))
         .with(http_listener("logged", 0, "logged", &log))
         .with(routes(ROUTES));
     let proxy = XdsProxy::start("access-log-forwarded", snapshot, &["--concurrency", "1"]).await;
     let port = proxy.listener_port("logged").await;
-    let url = format!("http://127.0.0.1:{port}/orig/x?q=1");
-    for client in [http1_client(), h2c_client()] {
-        let answer = get_with(&client, &url, &[("x-client", "c")]).await;
-        assert_eq!(answer.status, 200, "{answer:?}");
+    // Both downstream codecs, to an HTTP/1.1 upstream (authority in `host`) and an HTTP/2
+    // one (authority apart from the headers).
+    for prefix in ["orig", "h2-orig"] {
+        let url = format!("http://127.0.0.1:{port}/{prefix}/x?q=1");
+        for client in [http1_client(), h2c_client()] {
+            let answer = get_with(&client, &url, &[("x-client", "c")]).await;
+            assert_eq!(answer.status, 200, "{answer:?}");
+        }
     }
     let forwarded = logs.join("forwarded.log");
-    assert!(eventually(Duration::from_secs(10), || lines(&forwarded).len() >= 2).await);
-    let expected = "/rewritten/x?q=1 /orig/x?q=1 upstream.example by-route c";
-    assert_eq!(lines(&forwarded), [expected, expected]);
+    assert!(eventually(Duration::from_secs(10), || lines(&forwarded).len() >= 4).await);
+    let expected =
+        |prefix: &str| format!("/rewritten/x?q=1 /{prefix}/x?q=1 upstream.example by-route c");
+    assert_eq!(
+        lines(&forwarded),
+        [
+            expected("orig"),
+            expected("orig"),
+            expected("h2-orig"),
+            expected("h2-orig")
+        ]
+    );
 }
