@@ -9,11 +9,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::raw_http::{raw_exchange, status_line};
-use common::temp_dir;
 use common::xds_proxy::{
     XdsProxy, backend_snapshot, cluster, endpoints, eventually, get, get_with, h2c_client,
     http_listener, http1_client, http2_cluster, routes,
 };
+use common::{file_access_log, log_lines as lines, temp_dir};
 
 const ROUTES: &str = r#"  - name: rewritten
     match: { prefix: /orig }
@@ -89,14 +89,6 @@ fn access_logs(dir: &Path) -> String {
           path: {dir}/legacy.log
           format: "%RESPONSE_CODE% %DOWNSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT% %DURATION%\n""#
     )
-}
-
-fn lines(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_string)
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -237,17 +229,8 @@ async fn entries_are_written_in_their_format_when_their_filter_passes() {
 async fn a_request_whose_client_went_away_is_logged_with_code_0_and_dc_or_dr() {
     let logs = temp_dir("access-log-abandoned");
     let (_backend, snapshot) = backend_snapshot().await;
-    let log = format!(
-        r#"      access_log:
-      - name: all
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
-          path: {}/all.log
-          log_format:
-            text_format_source:
-              inline_string: "%RESPONSE_CODE% %RESPONSE_FLAGS% %REQ(:PATH)% %PROTOCOL%\n""#,
-        logs.display()
-    );
+    let format = r"%RESPONSE_CODE% %RESPONSE_FLAGS% %REQ(:PATH)% %PROTOCOL%\n";
+    let log = file_access_log("all", &logs.join("all.log"), format);
     let snapshot = snapshot
         .with(http_listener("logged", 0, "logged", &log))
         .with(routes(ROUTES));
@@ -412,16 +395,8 @@ async fn every_format_source_and_the_sampling_filters() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn req_reads_the_request_as_forwarded() {
     let logs = temp_dir("access-log-forwarded-files");
-    let log = format!(
-        r#"      access_log:
-      - name: forwarded
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
-          path: {}/forwarded.log
-          log_format:
-            text_format: "%REQ(:PATH)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %REQ(:AUTHORITY)% %REQ(X-ADDED)% %REQ(X-CLIENT)%\n""#,
-        logs.display()
-    );
+    let format = r"%REQ(:PATH)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %REQ(:AUTHORITY)% %REQ(X-ADDED)% %REQ(X-CLIENT)%\n";
+    let log = file_access_log("forwarded", &logs.join("forwarded.log"), format);
     let (backend, snapshot) = backend_snapshot().await;
     let snapshot = snapshot
         .with(http2_cluster("backend-h2"))

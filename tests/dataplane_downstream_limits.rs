@@ -100,34 +100,11 @@ async fn connections_are_retired_by_request_count_and_age() {
         Some(1)
     );
 
-    // HTTP/2 at its maximum age: GOAWAY, and the client's next request goes on a new one.
-    let aged_url = format!("http://{aged}/");
-    let h2_aged = h2c_client();
-    assert_eq!(get(&h2_aged, &aged_url).await.status, 200);
-    let retired = eventually(Duration::from_secs(5), || {
-        proxy.stat_blocking("http.aged.downstream_cx_max_duration_reached") == Some(2)
-    })
-    .await;
-    assert!(retired, "the HTTP/2 connection was not retired at its age");
-    let before = proxy.stat("http.aged.downstream_cx_total").await;
-    assert_eq!(get(&h2_aged, &aged_url).await.status, 200);
-    assert_eq!(
-        proxy.stat("http.aged.downstream_cx_total").await,
-        before.map(|n| n + 1)
-    );
-
-    // idle_timeout retires an HTTP/2 connection without requests (GOAWAY); the client's next
-    // request goes on a new one.
-    let idle = format!("http://127.0.0.1:{}/", proxy.listener_port("idle").await);
-    let h2_idle = h2c_client();
-    assert_eq!(get(&h2_idle, &idle).await.status, 200);
-    let retired = eventually(Duration::from_secs(5), || {
-        proxy.stat_blocking("http.idle.downstream_cx_idle_timeout") == Some(1)
-    })
-    .await;
-    assert!(retired, "the idle HTTP/2 connection was not retired");
-    assert_eq!(get(&h2_idle, &idle).await.status, 200);
-    assert_eq!(proxy.stat("http.idle.downstream_cx_total").await, Some(2));
+    // HTTP/2 at its maximum age, and after idle_timeout without requests: GOAWAY, and the
+    // client's next request goes on a new connection.
+    h2_retired_then_reconnected(&proxy, aged, "aged", "max_duration_reached", 2).await;
+    let idle: SocketAddr = ([127, 0, 0, 1], proxy.listener_port("idle").await).into();
+    h2_retired_then_reconnected(&proxy, idle, "idle", "idle_timeout", 1).await;
 
     // max_headers_count, on HTTP/1.1 (hyper's parser) and HTTP/2 alike: 431 over the limit.
     let few = format!(
@@ -140,4 +117,28 @@ async fn connections_are_retired_by_request_count_and_age() {
     assert_eq!(get_with(&h2, &few, &many).await.status, 431);
     assert_eq!(get_with(&http1, &few, &many[..1]).await.status, 200);
     assert_eq!(get_with(&h2, &few, &many[..1]).await.status, 200);
+}
+
+/// An h2c request to the listener at `addr` (stats `http.<prefix>.`), then its connection is
+/// retired (counted in `downstream_cx_<counter>`, reaching `retirements`), and the same
+/// client's next request is answered on a new connection.
+async fn h2_retired_then_reconnected(
+    proxy: &XdsProxy,
+    addr: SocketAddr,
+    prefix: &str,
+    counter: &str,
+    retirements: u64,
+) {
+    let url = format!("http://{addr}/");
+    let client = h2c_client();
+    assert_eq!(get(&client, &url).await.status, 200);
+    let retired = eventually(Duration::from_secs(5), || {
+        proxy.stat_blocking(&format!("http.{prefix}.downstream_cx_{counter}")) == Some(retirements)
+    })
+    .await;
+    assert!(retired, "the HTTP/2 connection to {prefix} was not retired");
+    let total = format!("http.{prefix}.downstream_cx_total");
+    let before = proxy.stat(&total).await;
+    assert_eq!(get(&client, &url).await.status, 200);
+    assert_eq!(proxy.stat(&total).await, before.map(|n| n + 1));
 }

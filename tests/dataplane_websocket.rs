@@ -8,10 +8,10 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::temp_dir;
 use common::xds_proxy::{
     XdsProxy, cluster, endpoints, eventually, get, http_listener, http1_client, routes,
 };
+use common::{file_access_log, log_lines, temp_dir};
 use outrider_upstream_server::{UpstreamConfig, UpstreamServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -69,15 +69,8 @@ async fn websocket_upgrades_tunnel_frames_both_ways() {
         .await
         .expect("upstream");
     let logs = temp_dir("websocket-access-log");
-    let access_log = format!(
-        r#"      access_log:
-      - name: tunnels
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
-          path: {}/access.log
-          log_format: {{ text_format: "%RESPONSE_CODE% %REQ(:PATH)% %BYTES_RECEIVED% %BYTES_SENT%\n" }}"#,
-        logs.display()
-    );
+    let format = r"%RESPONSE_CODE% %REQ(:PATH)% %BYTES_RECEIVED% %BYTES_SENT%\n";
+    let access_log = file_access_log("tunnels", &logs.join("access.log"), format);
     let snapshot = Snapshot::new("1")
         .with(cluster("backend", ""))
         .with(endpoints("backend", &[backend.addr()]))
@@ -150,17 +143,14 @@ async fn websocket_upgrades_tunnel_frames_both_ways() {
     // with the tunnel's bytes each way.
     let log = logs.join("access.log");
     let tunnel_entries = || -> Vec<String> {
-        std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .lines()
-            .filter(|line| line.starts_with("101 /ws "))
-            .map(str::to_string)
-            .collect()
+        let mut lines = log_lines(&log);
+        lines.retain(|line| line.starts_with("101 /ws "));
+        lines
     };
     assert!(
         eventually(Duration::from_secs(10), || !tunnel_entries().is_empty()).await,
         "no entry for the tunnel: {:?}",
-        std::fs::read_to_string(&log)
+        log_lines(&log)
     );
     assert_eq!(tunnel_entries(), [format!("101 /ws {sent} {received}")]);
 

@@ -146,8 +146,8 @@ impl Walk<'_> {
     }
 
     fn ignored(&self, message: &str, field: &str, path: &FieldPath) -> Option<String> {
-        let within: Vec<&str> = self.within.iter().map(|m| m.full_name()).collect();
-        if let Some(ignored) = outrider_model::ignored_field(message, field, &within) {
+        let within = |name: &str| self.within.iter().any(|m| m.full_name() == name);
+        if let Some(ignored) = outrider_model::ignored_field(message, field, within) {
             return Some(ignored.why.to_string());
         }
         let text = path.to_string();

@@ -51,6 +51,29 @@ pub fn temp_dir(name: &str) -> TempDir {
     TempDir(path)
 }
 
+/// `hcm_extra` YAML (see `xds_proxy::http_listener`) for one file access log, `name`,
+/// writing to `path` in `text_format` (YAML double-quoted: `\n` ends an entry).
+pub fn file_access_log(name: &str, path: &Path, text_format: &str) -> String {
+    format!(
+        r#"      access_log:
+      - name: {name}
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
+          path: {}
+          log_format: {{ text_format: "{text_format}" }}"#,
+        path.display()
+    )
+}
+
+/// The lines of a log file; none while it does not exist.
+pub fn log_lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
 /// A directory that is removed, with what is in it, when dropped. Declare it before the
 /// `Running` process that writes into it, so the process is gone first.
 pub struct TempDir(PathBuf);

@@ -137,11 +137,11 @@ pub(crate) struct LoggedBody<B> {
     pending: Option<Box<PendingEntry>>,
 }
 
+/// A request's entries with what its response said, written when the response ends.
 struct PendingEntry {
-    record: Box<RequestRecord>,
+    request: Unwritten,
     /// The response was sent whole: a body dropped before is the client's going away.
     complete: Completion,
-    abandoned: Abandonment,
     /// Bytes the client sent through its tunnel (after a 101), beside its request body's.
     tunnel_received: u64,
     status: u16,
@@ -150,8 +150,6 @@ struct PendingEntry {
     info: AccessInfo,
     routed: Option<RoutedTo>,
     bytes_sent: u64,
-    chain: ChainRef,
-    buffers: Rc<AccessLogBuffers>,
 }
 
 /// The route and cluster a request went to, for `%ROUTE_NAME%` and `%UPSTREAM_CLUSTER%`, and
@@ -202,44 +200,34 @@ impl<B: Body> LoggedBody<B> {
         unwritten: Option<Unwritten>,
     ) -> Response<LoggedBody<B>> {
         let tunnel = response.extensions_mut().remove::<TunnelLog>();
-        let pending = unwritten.and_then(|unwritten| {
-            let Unwritten {
-                mut record,
-                chain,
-                buffers,
-                abandoned,
-            } = unwritten;
+        let pending = unwritten.and_then(|mut request| {
             // hyper drops a body it need not read (empty, or a HEAD's) without polling it.
             let body = response.body();
             let complete = Completion {
-                ended: body.is_end_stream() || record.parts.method == http::Method::HEAD,
+                ended: body.is_end_stream() || request.record.parts.method == http::Method::HEAD,
                 length: body.size_hint().exact(),
             };
             let mut routed = response.extensions_mut().remove::<RoutedTo>();
             if let Some(forwarded) = routed.as_mut().and_then(|r| r.forwarded.take()) {
-                record.parts.headers = forwarded.headers;
-                record.parts.uri = http::Uri::from(forwarded.path);
+                request.record.parts.headers = forwarded.headers;
+                request.record.parts.uri = http::Uri::from(forwarded.path);
             }
             let headers = response.headers();
-            let response_headers =
-                kept_headers(headers, &chain.http()?.access_log.response_headers);
+            let logs = &request.chain.http()?.access_log;
             Some(Box::new(PendingEntry {
                 status: response.status().as_u16(),
-                response_headers,
-                grpc_status: grpc_status(headers),
+                response_headers: kept_headers(headers, &logs.response_headers),
+                grpc_status: grpc_status_header(headers),
                 info: response
                     .extensions()
                     .get::<AccessInfo>()
                     .copied()
                     .unwrap_or_default(),
                 routed,
-                record,
+                request,
                 complete,
-                abandoned,
                 tunnel_received: 0,
                 bytes_sent: 0,
-                chain,
-                buffers,
             }))
         });
         // An upgraded stream is logged when its tunnel closes, as Envoy logs it at stream end.
@@ -259,7 +247,8 @@ impl<B: Body> LoggedBody<B> {
     }
 }
 
-fn grpc_status(headers: &HeaderMap) -> Option<u32> {
+/// The `grpc-status` a response (or its trailers) carries.
+fn grpc_status_header(headers: &HeaderMap) -> Option<u32> {
     headers.get("grpc-status")?.to_str().ok()?.parse().ok()
 }
 
@@ -280,7 +269,7 @@ where
         {
             if let Some(data) = frame.data_ref() {
                 pending.bytes_sent += data.len() as u64;
-            } else if let Some(status) = frame.trailers_ref().and_then(grpc_status) {
+            } else if let Some(status) = frame.trailers_ref().and_then(grpc_status_header) {
                 pending.grpc_status = Some(status);
             }
         }
@@ -316,7 +305,7 @@ impl<B> Drop for LoggedBody<B> {
                 .length
                 .is_some_and(|length| pending.bytes_sent >= length);
             if !pending.complete.ended && !sent_whole {
-                pending.info.flag = pending.info.flag.or(Some(pending.abandoned.flag()));
+                pending.info.flag = pending.info.flag.or(Some(pending.request.abandoned.flag()));
             }
             pending.write();
         }
@@ -394,33 +383,23 @@ impl AwaitingResponse {
 
 impl Drop for AwaitingResponse {
     fn drop(&mut self) {
-        if let Some(Unwritten {
-            record,
-            chain,
-            buffers,
-            abandoned,
-        }) = self.0.take()
-        {
-            let flag = abandoned.flag();
+        if let Some(request) = self.0.take() {
             let abandoned = PendingEntry {
-                record,
+                info: AccessInfo {
+                    flag: Some(request.abandoned.flag()),
+                    upstream: None,
+                },
+                request,
                 complete: Completion {
                     ended: false,
                     length: None,
                 },
-                abandoned,
                 tunnel_received: 0,
                 status: 0,
                 response_headers: HeaderMap::new(),
                 grpc_status: None,
-                info: AccessInfo {
-                    flag: Some(flag),
-                    upstream: None,
-                },
                 routed: None,
                 bytes_sent: 0,
-                chain,
-                buffers,
             };
             Box::new(abandoned).write();
         }
@@ -441,10 +420,10 @@ pub(crate) type TunnelLog = Arc<TunnelEnd>;
 
 impl PendingEntry {
     fn write(self: Box<Self>) {
-        let Some(hcm) = self.chain.http() else {
+        let Some(hcm) = self.request.chain.http() else {
             return;
         };
-        let r = &self.record;
+        let r = &self.request.record;
         let request = RequestView::from_parts(&r.parts, false);
         let end = StreamEnd {
             status: self.status,
@@ -472,7 +451,7 @@ impl PendingEntry {
             if log.filter.as_ref().is_none_or(|filter| passes(filter, &cx)) {
                 entry.clear();
                 write_entry(&mut entry, &log.format, &cx);
-                self.buffers.append(&log.sink, &entry);
+                self.request.buffers.append(&log.sink, &entry);
             }
         }
     }

@@ -93,7 +93,6 @@ pub(crate) async fn serve_http(
     let retired = Retire {
         drained,
         limits,
-        closed,
         peer,
         drain_time: requests.context.options.drain_time,
     };
@@ -124,6 +123,8 @@ pub(crate) async fn serve_http(
             retired.drive(connection).await;
         }
     }
+    // In the poll that ended the connection: its HTTP/2 streams' tasks run after this.
+    closed.set(true);
 }
 
 /// The HTTP/1.x codec as the connection manager configures it.
@@ -333,8 +334,6 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 struct Retire {
     drained: watch::Receiver<bool>,
     limits: Option<LimitWatch>,
-    /// Set when the connection ends, however it does.
-    closed: Rc<Cell<bool>>,
     peer: SocketAddr,
     drain_time: std::time::Duration,
 }
@@ -342,7 +341,6 @@ struct Retire {
 impl Retire {
     /// Serves the connection until it ends, or until it is retired and then finishes.
     async fn drive(mut self, connection: impl Retirable) {
-        let _closed = SetOnDrop(self.closed.clone());
         let peer = self.peer;
         let connection = std::pin::pin!(connection);
         let mut connection = connection;
@@ -374,15 +372,6 @@ impl Retire {
                 let _ = connection.await;
             }
         }
-    }
-}
-
-/// Sets its flag when dropped.
-struct SetOnDrop(Rc<Cell<bool>>);
-
-impl Drop for SetOnDrop {
-    fn drop(&mut self) {
-        self.0.set(true);
     }
 }
 

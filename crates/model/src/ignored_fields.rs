@@ -401,18 +401,16 @@ pub const READ_ELSEWHERE: &[&str] = &[
     "continue_on_listener_filters_timeout",
 ];
 
-/// Why `field` of `message` is ignored, if it is; `ancestors` are the full names of the
-/// messages it is nested in.
+/// Why `field` of `message` is ignored, if it is; `is_within` says whether the field is
+/// nested in a message (by full name).
 pub fn ignored_field(
     message: &str,
     field: &str,
-    ancestors: &[&str],
+    is_within: impl Fn(&str) -> bool,
 ) -> Option<&'static IgnoredField> {
-    IGNORED_FIELDS.iter().find(|f| {
-        f.message == message
-            && f.field == field
-            && f.within.is_none_or(|within| ancestors.contains(&within))
-    })
+    IGNORED_FIELDS
+        .iter()
+        .find(|f| f.message == message && f.field == field && f.within.is_none_or(&is_within))
 }
 
 #[cfg(test)]
