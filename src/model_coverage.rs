@@ -87,6 +87,9 @@ acted_on!(Cluster {
     // Replaces the name in cluster.<name>.* stats. Dump: admin/clusters.rs
     // (observability_name).
     alt_stat_name: ["../crates/admin/src/stats/collect.rs"],
+    // Whether EDS/DNS updates keep a removed host that passes health checks
+    // (endpoint_policy in snapshot.rs -> EndpointSet::build).
+    ignore_health_on_host_removal: ["../crates/tables/src/snapshot.rs"],
 });
 
 acted_on!(TcpKeepalive {

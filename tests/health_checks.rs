@@ -359,19 +359,7 @@ async fn connect_only_checks_go_to_the_health_check_port() {
     let (a, b) = (upstream("a").await, upstream("b").await);
     // A connect-only TCP check on a port of its own: listening = healthy.
     let (port_addr, listening) = health_port(None).await;
-    let assignment: ClusterLoadAssignment = yaml(&format!(
-        "cluster_name: checked
-endpoints:
-- lb_endpoints:
-  - endpoint:
-      address: {{ socket_address: {{ address: 127.0.0.1, port_value: {} }} }}
-      health_check_config: {{ port_value: {} }}
-  - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {} }} }} }}
-",
-        a.addr().port(),
-        port_addr.port(),
-        b.addr().port(),
-    ));
+    let assignment = checked_on_port(&a, port_addr, Some(&b));
     let snapshot = Snapshot::new("1")
         .with(checked_cluster(
             "checked",
@@ -388,6 +376,32 @@ endpoints:
     let (_, listening) = health_port(Some(port_addr)).await;
     wait_for_traffic_to(&proxy, &client, &url, &["a", "b"]).await;
     listening.abort();
+}
+
+/// Cluster `checked`'s endpoints: `checked` with its health checks on `port`, and `unchecked`
+/// (if any) without a port of its own.
+fn checked_on_port(
+    checked: &UpstreamServer,
+    port: SocketAddr,
+    unchecked: Option<&UpstreamServer>,
+) -> ClusterLoadAssignment {
+    let other = unchecked.map_or(String::new(), |u| {
+        format!(
+            "  - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {} }} }} }}\n",
+            u.addr().port()
+        )
+    });
+    yaml(&format!(
+        "cluster_name: checked
+endpoints:
+- lb_endpoints:
+  - endpoint:
+      address: {{ socket_address: {{ address: 127.0.0.1, port_value: {} }} }}
+      health_check_config: {{ port_value: {} }}
+{other}",
+        checked.addr().port(),
+        port.port(),
+    ))
 }
 
 /// A listener that accepts and drops connections, on `addr` (or a free port) until aborted.
@@ -600,4 +614,147 @@ async fn an_immediate_health_check_fail_header_changes_nothing_without_health_ch
         let flags = tokio::task::block_in_place(|| admin_flags(&proxy, host.addr()));
         assert_eq!(flags, "healthy");
     }
+}
+
+/// `snapshot` with the listener and routes `start` adds, for a later version.
+fn with_ingress(snapshot: Snapshot) -> Snapshot {
+    snapshot
+        .with(http_listener("ingress", 0, "ingress", ""))
+        .with(routes(
+            "  - match: { prefix: / }\n    route: { cluster: checked }",
+        ))
+}
+
+fn clusters_text(proxy: &XdsProxy) -> String {
+    http_get(proxy.admin, "/clusters").expect("/clusters").1
+}
+
+/// Envoy's default: a host EDS stops listing keeps serving, flagged `/pending_dynamic_removal`,
+/// while it passes its checks, and goes when one fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_eds_removes_serves_until_it_fails_a_check() {
+    let (a, b) = (upstream("a").await, upstream("b").await);
+    let check = "http_health_check: { path: /healthz }";
+    let snapshot = Snapshot::new("1")
+        .with(checked_cluster("checked", (1, 1), check, ""))
+        .with(endpoints("checked", &[a.addr(), b.addr()]));
+    let (proxy, url, client) = start("hc-pending-removal", snapshot).await;
+    wait_for_traffic_to(&proxy, &client, &url, &["a", "b"]).await;
+
+    proxy.server.set_snapshot(with_ingress(
+        Snapshot::new("2")
+            .with(checked_cluster("checked", (1, 1), check, ""))
+            .with(endpoints("checked", &[b.addr()])),
+    ));
+    proxy.wait_for_version("eds", "2").await;
+    let flags = tokio::task::block_in_place(|| admin_flags(&proxy, a.addr()));
+    assert_eq!(flags, "/pending_dynamic_removal");
+    let counts = probe(&client, &url).await;
+    assert!(counts.keys().eq(["a", "b"].iter()), "{counts:?}");
+
+    a.set_health(Some(HealthAnswer::Status(503)));
+    wait_for_traffic_to(&proxy, &client, &url, &["b"]).await;
+    let key = format!("checked::{}::", a.addr());
+    wait_until("the host gone from /clusters", &proxy, || {
+        !clusters_text(&proxy).contains(&key)
+    })
+    .await;
+}
+
+/// `ignore_health_on_host_removal: true`: a host EDS stops listing goes at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ignore_health_on_host_removal_drops_a_removed_host_at_once() {
+    let (a, b) = (upstream("a").await, upstream("b").await);
+    let check = "http_health_check: { path: /healthz }";
+    let extra = "ignore_health_on_host_removal: true";
+    let snapshot = Snapshot::new("1")
+        .with(checked_cluster("checked", (1, 1), check, extra))
+        .with(endpoints("checked", &[a.addr(), b.addr()]));
+    let (proxy, url, client) = start("hc-ignore-removal", snapshot).await;
+    wait_for_traffic_to(&proxy, &client, &url, &["a", "b"]).await;
+
+    proxy.server.set_snapshot(with_ingress(
+        Snapshot::new("2")
+            .with(checked_cluster("checked", (1, 1), check, extra))
+            .with(endpoints("checked", &[b.addr()])),
+    ));
+    proxy.wait_for_version("eds", "2").await;
+    let counts = probe(&client, &url).await;
+    assert!(counts.keys().eq(["b"].iter()), "{counts:?}");
+    let key = format!("checked::{}::", a.addr());
+    assert!(!tokio::task::block_in_place(|| clusters_text(&proxy)).contains(&key));
+}
+
+/// An endpoint whose `health_check_config.port_value` changes is checked on the new port (a
+/// new host, pending its first check there), and the old port no longer matters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checks_move_to_a_changed_health_check_port() {
+    let a = upstream("a").await;
+    let (old_port, old_listener) = health_port(None).await;
+    let (new_port, new_listener) = counting_port().await;
+    let assignment = |port: SocketAddr| checked_on_port(&a, port, None);
+    let cluster = || checked_cluster("checked", (1, 1), "tcp_health_check: {}", "");
+    let snapshot = Snapshot::new("1")
+        .with(cluster())
+        .with(assignment(old_port));
+    let (proxy, url, client) = start("hc-port-move", snapshot).await;
+    wait_for_traffic_to(&proxy, &client, &url, &["a"]).await;
+    assert_eq!(new_listener.accepted(), 0);
+
+    proxy.server.set_snapshot(with_ingress(
+        Snapshot::new("2")
+            .with(cluster())
+            .with(assignment(new_port)),
+    ));
+    proxy.wait_for_version("eds", "2").await;
+    wait_until("a check on the new port", &proxy, || {
+        new_listener.accepted() > 0
+    })
+    .await;
+    // The old port closing fails nothing now.
+    old_listener.abort();
+    let _ = old_listener.await;
+    let checks = new_listener.accepted();
+    wait_until("more checks on the new port", &proxy, || {
+        new_listener.accepted() > checks + 2
+    })
+    .await;
+    let counts = probe(&client, &url).await;
+    assert!(counts.keys().eq(["a"].iter()), "{counts:?}");
+    let flags = tokio::task::block_in_place(|| admin_flags(&proxy, a.addr()));
+    assert_eq!(flags, "healthy");
+}
+
+/// A listener that counts the connections it accepts (and drops them).
+struct CountingPort {
+    accepted: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CountingPort {
+    fn accepted(&self) -> u64 {
+        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for CountingPort {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn counting_port() -> (SocketAddr, CountingPort) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = accepted.clone();
+    let task = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    (addr, CountingPort { accepted, task })
 }

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use outrider_model::HealthCheck;
-use outrider_tables::{ClusterEntry, ClusterState, EndpointState, HealthFlags, Tables};
+use outrider_tables::{Change, ClusterEntry, ClusterState, EndpointState, HealthFlags, Tables};
 use outrider_upstream::events::{EventBus, HealthCheckerType, HealthEvent, HostEvent};
 
 use crate::checker::Checker;
@@ -158,6 +158,14 @@ impl Session {
         set_bit(&state.failed_checkers, bit, step.view.failed);
         set_bit(&state.degraded_checkers, bit, step.view.degraded);
         let after = publish_flags(&self.endpoint, step.view);
+        // Kept only while it passed its checks after EDS dropped it: now it goes.
+        let removable = HealthFlags::FAILED_ACTIVE_HC | HealthFlags::PENDING_DYNAMIC_REMOVAL;
+        if after.contains(removable) && !flags.contains(HealthFlags::FAILED_ACTIVE_HC) {
+            self.tables.apply([Change::RemovePendingHost {
+                cluster: Arc::clone(&self.cluster),
+                host: Arc::clone(&self.endpoint),
+            }]);
+        }
         if (flags.bits() ^ after.bits()) & BALANCING.bits() != 0 {
             self.cluster_state.note_health_change();
             if let Some(entry) = self.tables.load().cluster(&self.cluster)

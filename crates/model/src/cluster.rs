@@ -45,6 +45,10 @@ pub struct Cluster {
     pub tcp_keepalive: Option<TcpKeepalive>,
     /// `alt_stat_name`: the name used in stats instead of `name`.
     pub alt_stat_name: Option<String>,
+    /// `ignore_health_on_host_removal`: a host that EDS (or DNS) no longer lists is dropped at
+    /// once. When false (the default) and the cluster checks health, it stays, flagged
+    /// `pending_dynamic_removal`, until it fails a check.
+    pub ignore_health_on_host_removal: bool,
 }
 
 /// TCP keepalive on a connection (`core.v3.TcpKeepalive`); `None` fields keep the OS default.
@@ -136,10 +140,7 @@ impl Cluster {
             protocol_selection,
             upstream_connection_options,
             close_connections_on_host_health_failure,
-            // A removed host is dropped at once, whatever its health: Envoy's behaviour with
-            // true. Its default (false) keeps a removed host while it passes health checks,
-            // which is not built (README).
-            ignore_health_on_host_removal: _,
+            ignore_health_on_host_removal,
             filters,
             load_balancing_policy,
             // Not implemented by Envoy either: load reports go to the bootstrap's LRS server.
@@ -337,6 +338,7 @@ impl Cluster {
             load_assignment,
             tcp_keepalive,
             alt_stat_name: Some(alt_stat_name.clone()).filter(|n| !n.is_empty()),
+            ignore_health_on_host_removal: *ignore_health_on_host_removal,
         })
     }
 

@@ -118,11 +118,6 @@ pub const IGNORED_FIELDS: &[IgnoredField] = &[
     ignored(CLUSTER, "metadata", METADATA),
     ignored(
         CLUSTER,
-        "ignore_health_on_host_removal",
-        "a host removed by EDS is dropped at once, Envoy's behaviour with true (README)",
-    ),
-    ignored(
-        CLUSTER,
         "lrs_server",
         "not implemented by Envoy either: load reports go to the bootstrap's LRS server",
     ),

@@ -4,6 +4,8 @@ use std::sync::Arc;
 
 use outrider_model::{Cluster, ClusterLoadAssignment, Listener, RouteConfiguration};
 
+use crate::endpoint_state::EndpointState;
+
 #[derive(Debug, Clone)]
 pub enum Change {
     /// Adds or replaces a cluster. A STATIC cluster takes its endpoints from `load_assignment`
@@ -26,6 +28,12 @@ pub enum Change {
     SetResolvedEndpoints {
         config: Arc<Cluster>,
         assignment: Arc<ClusterLoadAssignment>,
+    },
+    /// A host kept after EDS (or DNS) dropped it has failed a health check: it goes now, if
+    /// cluster `cluster` still has this very host pending removal.
+    RemovePendingHost {
+        cluster: Arc<str>,
+        host: Arc<EndpointState>,
     },
     UpsertListener(Arc<Listener>),
     RemoveListener(String),

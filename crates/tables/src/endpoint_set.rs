@@ -1,7 +1,7 @@
 //! `EndpointSet`: a cluster's hosts grouped by priority and locality, built from a
 //! `ClusterLoadAssignment` while reusing the `EndpointState` of every address it keeps.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -41,14 +41,20 @@ pub struct LocalityEndpoints {
 pub struct HostRef<'a> {
     pub priority: usize,
     pub locality: &'a Locality,
+    /// The locality's `load_balancing_weight`.
+    pub locality_weight: Option<u32>,
     pub host: &'a Arc<EndpointState>,
 }
 
-/// How endpoints new to a cluster start out.
+/// How an update treats a cluster's hosts.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct NewEndpointPolicy {
     /// The cluster has active health checks: new hosts wait for their first check.
     pub active_health_checks: bool,
+    /// A host the update no longer lists stays while it passes its checks, flagged
+    /// `PENDING_DYNAMIC_REMOVAL` (Envoy's `updateDynamicHostList`, for EDS and STRICT_DNS
+    /// clusters that check health without `ignore_health_on_host_removal`).
+    pub keep_removed_while_healthy: bool,
 }
 
 impl EndpointSet {
@@ -65,7 +71,8 @@ impl EndpointSet {
 
     /// Builds the set for `assignment`, reusing the state of every address `previous` has
     /// (so counters, health and outlier state survive), and updating its weight and EDS health
-    /// in place; a host whose health-check port changed is new, as in Envoy. O(size of this
+    /// in place; a host whose health-check port or locality changed is new, as in Envoy. Hosts
+    /// of `previous` the assignment drops may stay (see `NewEndpointPolicy`). O(size of this
     /// cluster).
     pub(crate) fn build(
         assignment: &ClusterLoadAssignment,
@@ -74,8 +81,8 @@ impl EndpointSet {
         eds_updated_at: Option<SystemTime>,
         policy: NewEndpointPolicy,
     ) -> Self {
-        let known: HashMap<&EndpointAddress, &Arc<EndpointState>> = previous
-            .map(|p| p.endpoints().map(|e| (&e.address, e)).collect())
+        let known: HashMap<&EndpointAddress, HostRef<'_>> = previous
+            .map(|p| p.hosts().map(|h| (&h.host.address, h)).collect())
             .unwrap_or_default();
         // Reused within this build too: an address listed twice shares one state.
         let mut built: HashMap<EndpointAddress, Arc<EndpointState>> = HashMap::new();
@@ -90,10 +97,13 @@ impl EndpointSet {
                     }
                     let state = match known.get(&lb.address) {
                         Some(existing)
-                            if existing.keeps_identity(lb, policy.active_health_checks) =>
+                            if *existing.locality == locality.locality
+                                && existing
+                                    .host
+                                    .keeps_identity(lb, policy.active_health_checks) =>
                         {
-                            existing.refresh(lb);
-                            Arc::clone(existing)
+                            existing.host.refresh(lb);
+                            Arc::clone(existing.host)
                         }
                         _ => Arc::new(EndpointState::new(lb, policy.active_health_checks)),
                     };
@@ -115,6 +125,27 @@ impl EndpointSet {
                 });
             }
         }
+        if policy.keep_removed_while_healthy
+            && let Some(previous) = previous
+        {
+            // In the previous set's order, so the kept hosts' order is stable.
+            let mut kept = HashSet::new();
+            let removed = previous
+                .hosts()
+                .filter(|h| !built.contains_key(&h.host.address));
+            for host in removed {
+                // A host listed twice is kept once.
+                if !kept.insert(&host.host.address) {
+                    continue;
+                }
+                // Outlier ejection is no reason to go: only failing checks or EDS health.
+                let failing = HealthFlags::FAILED_ACTIVE_HC | HealthFlags::FAILED_EDS_HEALTH;
+                if !host.host.health_flags().intersects(failing) {
+                    host.host.set_flags(HealthFlags::PENDING_DYNAMIC_REMOVAL);
+                    keep_in(&mut priorities, &host);
+                }
+            }
+        }
         Self {
             version: version.into(),
             priorities,
@@ -123,6 +154,45 @@ impl EndpointSet {
             weighted_priority_health: assignment.weighted_priority_health,
             eds_updated_at,
         }
+    }
+
+    /// This set without the hosts `drop` picks (`None` if it picks none); localities left
+    /// empty go too.
+    pub(crate) fn without(&self, drop: impl Fn(&EndpointState) -> bool) -> Option<Self> {
+        if !self.endpoints().any(|e| drop(e)) {
+            return None;
+        }
+        let mut priorities: Vec<PriorityLevel> = self
+            .priorities
+            .iter()
+            .map(|level| PriorityLevel {
+                localities: level
+                    .localities
+                    .iter()
+                    .filter_map(|l| {
+                        let endpoints: Vec<_> =
+                            l.endpoints.iter().filter(|e| !drop(e)).cloned().collect();
+                        (!endpoints.is_empty()).then(|| LocalityEndpoints {
+                            locality: Arc::clone(&l.locality),
+                            weight: l.weight,
+                            endpoints,
+                        })
+                    })
+                    .collect(),
+            })
+            .collect();
+        // Levels stay contiguous from 0: only trailing empty ones go.
+        while priorities.last().is_some_and(|l| l.localities.is_empty()) {
+            priorities.pop();
+        }
+        Some(Self {
+            version: self.version.clone(),
+            priorities,
+            overprovisioning_factor: self.overprovisioning_factor,
+            drop_overloads: self.drop_overloads.clone(),
+            weighted_priority_health: self.weighted_priority_health,
+            eds_updated_at: self.eds_updated_at,
+        })
     }
 
     /// Every endpoint, priority by priority, locality by locality.
@@ -144,6 +214,7 @@ impl EndpointSet {
                     locality.endpoints.iter().map(move |host| HostRef {
                         priority,
                         locality: &locality.locality,
+                        locality_weight: locality.weight,
                         host,
                     })
                 })
@@ -183,5 +254,28 @@ impl EndpointSet {
         for e in self.endpoints() {
             e.clear_flags(stale);
         }
+    }
+}
+
+/// Keeps a host the update dropped where it was: its priority and locality (with the
+/// locality's previous weight if the update has no such locality there).
+fn keep_in(priorities: &mut Vec<PriorityLevel>, host: &HostRef<'_>) {
+    if priorities.len() <= host.priority {
+        priorities.resize_with(host.priority + 1, PriorityLevel::default);
+    }
+    let Some(level) = priorities.get_mut(host.priority) else {
+        return;
+    };
+    match level
+        .localities
+        .iter_mut()
+        .find(|l| *l.locality == *host.locality)
+    {
+        Some(locality) => locality.endpoints.push(Arc::clone(host.host)),
+        None => level.localities.push(LocalityEndpoints {
+            locality: Arc::new(host.locality.clone()),
+            weight: host.locality_weight,
+            endpoints: vec![Arc::clone(host.host)],
+        }),
     }
 }

@@ -171,10 +171,12 @@ impl EndpointState {
     }
 
     /// Applies what a new EDS assignment says about a host we keep.
+    /// Listed again, a host kept after its removal is no longer pending it.
     pub(crate) fn refresh(&self, endpoint: &LbEndpoint) {
         self.weight
             .store(endpoint.load_balancing_weight, Ordering::Relaxed);
         self.set_eds_health(endpoint.health_status);
+        self.clear_flags(HealthFlags::PENDING_DYNAMIC_REMOVAL);
     }
 
     /// `load_balancing_weight` (≥ 1).

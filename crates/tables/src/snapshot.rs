@@ -11,6 +11,7 @@ use outrider_model::{
 use crate::change::Change;
 use crate::cluster_state::ClusterState;
 use crate::endpoint_set::{EndpointSet, NewEndpointPolicy};
+use crate::endpoint_state::{EndpointState, HealthFlags};
 use crate::lb_tables::LbTables;
 
 /// A cluster with its current endpoints. A new `ClusterEntry` is published whenever the
@@ -122,6 +123,9 @@ impl Snapshot {
             Change::SetResolvedEndpoints { config, assignment } => {
                 self.set_resolved_endpoints(&config, &assignment);
             }
+            Change::RemovePendingHost { cluster, host } => {
+                self.remove_pending_host(&cluster, &host)
+            }
             Change::UpsertListener(l) => {
                 self.listeners.insert(l.name().into(), l);
             }
@@ -150,7 +154,11 @@ impl Snapshot {
                 self.index(r, &name);
             }
         }
-        let policy = new_endpoint_policy(&config);
+        // A cluster update starts from its listed hosts, as Envoy's rebuilt cluster does.
+        let policy = NewEndpointPolicy {
+            keep_removed_while_healthy: false,
+            ..endpoint_policy(&config)
+        };
         let endpoints = match (&config.discovery, &config.load_assignment, &old) {
             // Same EDS resource: the current endpoints stay until EDS says otherwise.
             (Discovery::Eds { .. }, _, Some(old)) if old_resource == new_resource => {
@@ -175,6 +183,10 @@ impl Snapshot {
                 policy,
             )),
             (_, None, _) => Arc::new(EndpointSet::empty()),
+        };
+        let endpoints = match endpoints.without(pending_removal) {
+            Some(listed) => Arc::new(listed),
+            None => endpoints,
         };
         endpoints.clear_orphaned_flags(
             !config.health_checks.is_empty(),
@@ -208,7 +220,7 @@ impl Snapshot {
                 Some(&entry.endpoints),
                 version,
                 Some(now),
-                new_endpoint_policy(&entry.config),
+                endpoint_policy(&entry.config),
             );
             self.clusters.insert(
                 Arc::clone(name),
@@ -243,7 +255,7 @@ impl Snapshot {
             Some(&entry.endpoints),
             "",
             None,
-            new_endpoint_policy(config),
+            endpoint_policy(config),
         );
         self.clusters.insert(
             name.into(),
@@ -254,6 +266,28 @@ impl Snapshot {
             )),
         );
         // Kept hosts had their weight and health status refreshed in place.
+        entry.state.note_health_change();
+    }
+
+    fn remove_pending_host(&mut self, name: &str, host: &Arc<EndpointState>) {
+        let Some(entry) = self.clusters.get(name).cloned() else {
+            return;
+        };
+        let failed = HealthFlags::FAILED_ACTIVE_HC | HealthFlags::PENDING_DYNAMIC_REMOVAL;
+        let Some(endpoints) = entry
+            .endpoints
+            .without(|e| std::ptr::eq(e, &**host) && e.health_flags().contains(failed))
+        else {
+            return;
+        };
+        self.clusters.insert(
+            name.into(),
+            Arc::new(ClusterEntry::new(
+                Arc::clone(&entry.config),
+                Arc::new(endpoints),
+                Arc::clone(&entry.state),
+            )),
+        );
         entry.state.note_health_change();
     }
 
@@ -298,8 +332,22 @@ fn ip_endpoints_only(assignment: &ClusterLoadAssignment) -> ClusterLoadAssignmen
     ips
 }
 
-fn new_endpoint_policy(cluster: &Cluster) -> NewEndpointPolicy {
+fn endpoint_policy(cluster: &Cluster) -> NewEndpointPolicy {
+    let active_health_checks = !cluster.health_checks.is_empty();
+    // Envoy's dynamic host lists: EDS and STRICT_DNS (a LOGICAL_DNS host is one name).
+    let dynamic = matches!(
+        cluster.discovery,
+        Discovery::Eds { .. } | Discovery::StrictDns(_)
+    );
     NewEndpointPolicy {
-        active_health_checks: !cluster.health_checks.is_empty(),
+        active_health_checks,
+        keep_removed_while_healthy: dynamic
+            && active_health_checks
+            && !cluster.ignore_health_on_host_removal,
     }
+}
+
+fn pending_removal(host: &EndpointState) -> bool {
+    host.health_flags()
+        .contains(HealthFlags::PENDING_DYNAMIC_REMOVAL)
 }

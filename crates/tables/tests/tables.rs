@@ -378,3 +378,143 @@ fn readers_see_whole_generations_while_writers_publish() {
     }
     reader.join().expect("reader saw consistent snapshots");
 }
+
+/// An EDS cluster `e` with one TCP health check, `extra` added to its YAML.
+fn checked_eds_cluster(extra: &str) -> Arc<Cluster> {
+    cluster(&format!(
+        "name: e
+type: EDS
+eds_cluster_config: {{ eds_config: {{ ads: {{}} }} }}
+health_checks: [ {{ timeout: 1s, interval: 1s, unhealthy_threshold: 1, healthy_threshold: 1, tcp_health_check: {{}} }} ]
+{extra}"
+    ))
+}
+
+/// The host at `ip`:80 of cluster `name`.
+fn host_of(tables: &Tables, name: &str, ip: &str) -> Arc<outrider_tables::EndpointState> {
+    let snapshot = tables.load();
+    let entry = snapshot.cluster(name).expect("cluster");
+    Arc::clone(entry.endpoints.find(&addr(ip)).expect("host"))
+}
+
+fn addresses(tables: &Tables, name: &str) -> Vec<String> {
+    let snapshot = tables.load();
+    let entry = snapshot.cluster(name).expect("cluster");
+    entry
+        .endpoints
+        .endpoints()
+        .map(|e| format!("{} {}", e.address, e.health_flags().envoy_string()))
+        .collect()
+}
+
+/// Envoy's default (`ignore_health_on_host_removal: false`): a health-checked host that EDS
+/// drops stays, flagged, until a check fails it; one failing its checks, or unhealthy by EDS,
+/// goes at once; listed again, it is the same host, unflagged.
+#[test]
+fn a_removed_host_stays_while_it_passes_its_checks() {
+    let tables = Tables::new();
+    tables.apply([Change::UpsertCluster(checked_eds_cluster(""))]);
+    let all = [
+        ("10.0.0.1", 1, "HEALTHY"),
+        ("10.0.0.2", 1, "HEALTHY"),
+        ("10.0.0.3", 1, "HEALTHY"),
+        ("10.0.0.4", 1, "UNHEALTHY"),
+    ];
+    tables.apply([set_endpoints("e", assignment("e", &all), "1")]);
+    let host = |ip: &str| host_of(&tables, "e", ip);
+    let checked = HealthFlags::FAILED_ACTIVE_HC | HealthFlags::PENDING_ACTIVE_HC;
+    // .1 and .4 passed their first checks, .3 failed it, .2 is pending.
+    host("10.0.0.1").clear_flags(checked);
+    host("10.0.0.3").clear_flags(HealthFlags::PENDING_ACTIVE_HC);
+    host("10.0.0.4").clear_flags(checked);
+    let kept = host("10.0.0.1");
+
+    tables.apply([set_endpoints("e", assignment("e", &all[1..2]), "2")]);
+    assert_eq!(
+        addresses(&tables, "e"),
+        [
+            "10.0.0.2:80 /failed_active_hc/pending_active_hc",
+            "10.0.0.1:80 /pending_dynamic_removal",
+        ]
+    );
+    // Still there after the next update that omits it.
+    tables.apply([set_endpoints("e", assignment("e", &all[1..2]), "3")]);
+    assert_eq!(addresses(&tables, "e").len(), 2);
+
+    // Only a failed check removes it, and only this very host.
+    let removal = Change::RemovePendingHost {
+        cluster: "e".into(),
+        host: Arc::clone(&kept),
+    };
+    tables.apply([removal.clone()]);
+    assert_eq!(addresses(&tables, "e").len(), 2, "passing: kept");
+    kept.set_flags(HealthFlags::FAILED_ACTIVE_HC);
+    tables.apply([removal]);
+    assert_eq!(
+        addresses(&tables, "e"),
+        ["10.0.0.2:80 /failed_active_hc/pending_active_hc"]
+    );
+
+    // Listed again before it fails: the same host, no longer pending.
+    let back = host("10.0.0.2");
+    back.clear_flags(checked);
+    tables.apply([set_endpoints("e", assignment("e", &all[2..3]), "4")]);
+    assert!(
+        back.health_flags()
+            .contains(HealthFlags::PENDING_DYNAMIC_REMOVAL)
+    );
+    tables.apply([set_endpoints("e", assignment("e", &all[1..3]), "5")]);
+    assert!(Arc::ptr_eq(&back, &host("10.0.0.2")));
+    assert_eq!(back.health_flags(), HealthFlags::default());
+
+    // A cluster update starts from the listed hosts (Envoy rebuilds the cluster).
+    tables.apply([set_endpoints("e", assignment("e", &all[2..3]), "6")]);
+    assert_eq!(addresses(&tables, "e").len(), 2);
+    tables.apply([Change::UpsertCluster(checked_eds_cluster(""))]);
+    // .3, dropped at once at version 2 (failing), came back new at version 4.
+    assert_eq!(
+        addresses(&tables, "e"),
+        ["10.0.0.3:80 /failed_active_hc/pending_active_hc"]
+    );
+}
+
+/// `ignore_health_on_host_removal: true`, or no health checks: a removed host goes at once.
+#[test]
+fn a_removed_host_goes_at_once_when_health_is_ignored_or_unchecked() {
+    for config in [
+        checked_eds_cluster("ignore_health_on_host_removal: true"),
+        eds_cluster("e", ""),
+    ] {
+        let tables = Tables::new();
+        tables.apply([Change::UpsertCluster(config)]);
+        let two = [("10.0.0.1", 1, "HEALTHY"), ("10.0.0.2", 1, "HEALTHY")];
+        tables.apply([set_endpoints("e", assignment("e", &two), "1")]);
+        for host in tables.load().cluster("e").expect("e").endpoints.endpoints() {
+            host.clear_flags(HealthFlags::FAILED_ACTIVE_HC | HealthFlags::PENDING_ACTIVE_HC);
+        }
+        tables.apply([set_endpoints("e", assignment("e", &two[1..]), "2")]);
+        assert_eq!(addresses(&tables, "e"), ["10.0.0.2:80 healthy"]);
+    }
+}
+
+/// A host that moves to another locality is a new host, as in Envoy.
+#[test]
+fn a_new_locality_makes_a_new_host() {
+    let tables = Tables::new();
+    tables.apply([Change::UpsertCluster(eds_cluster("e", ""))]);
+    let in_zone = |zone: &str| {
+        let yaml = format!(
+            "cluster_name: e\nendpoints: [ {{ locality: {{ zone: {zone} }}, lb_endpoints: [ {{ endpoint: {{ address: {{ socket_address: {{ address: 10.0.0.1, port_value: 80 }} }} }} }} ] }} ]"
+        );
+        let proto: endpoint_pb::ClusterLoadAssignment =
+            outrider_envoy_json::from_yaml_str(&yaml).expect("valid YAML");
+        Arc::new(ClusterLoadAssignment::from_proto(&proto).expect("valid assignment"))
+    };
+    let host = || host_of(&tables, "e", "10.0.0.1");
+    tables.apply([set_endpoints("e", in_zone("a"), "1")]);
+    let first = host();
+    tables.apply([set_endpoints("e", in_zone("a"), "2")]);
+    assert!(Arc::ptr_eq(&first, &host()), "same locality: same host");
+    tables.apply([set_endpoints("e", in_zone("b"), "3")]);
+    assert!(!Arc::ptr_eq(&first, &host()), "new locality: new host");
+}

@@ -196,6 +196,7 @@ fn change_names(step: &Step) -> Vec<String> {
             Change::RemoveCluster(n) => format!("-cluster {n}"),
             Change::SetEndpoints { cluster, .. } => format!("endpoints {cluster}"),
             Change::SetResolvedEndpoints { config, .. } => format!("resolved {}", config.name()),
+            Change::RemovePendingHost { cluster, .. } => format!("-pending host {cluster}"),
             Change::UpsertListener(l) => format!("+listener {}", l.name()),
             Change::RemoveListener(n) => format!("-listener {n}"),
             Change::UpsertRouteConfiguration(r) => format!("+routes {}", r.name()),
