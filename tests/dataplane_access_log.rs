@@ -224,12 +224,13 @@ async fn entries_are_written_in_their_format_when_their_filter_passes() {
 }
 
 /// A client that goes away before its response is logged as Envoy logs it: response code 0,
-/// flag `DC` when its HTTP/1.1 connection closes, `DR` when it resets its h2c stream.
+/// flag `DC` when its HTTP/1.1 connection closes, `DR` when it resets its h2c stream, with the
+/// route and cluster it was given.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_whose_client_went_away_is_logged_with_code_0_and_dc_or_dr() {
     let logs = temp_dir("access-log-abandoned");
     let (_backend, snapshot) = backend_snapshot().await;
-    let format = r"%RESPONSE_CODE% %RESPONSE_FLAGS% %REQ(:PATH)% %PROTOCOL%\n";
+    let format = r"%RESPONSE_CODE% %RESPONSE_FLAGS% %REQ(:PATH)% %PROTOCOL% %ROUTE_NAME% %UPSTREAM_CLUSTER%\n";
     let log = file_access_log("all", &logs.join("all.log"), format);
     let snapshot = snapshot
         .with(http_listener("logged", 0, "logged", &log))
@@ -291,10 +292,10 @@ async fn a_request_whose_client_went_away_is_logged_with_code_0_and_dc_or_dr() {
     assert_eq!(
         lines(&all),
         [
-            "204 - /empty HTTP/1.1",
-            "200 - /ok HTTP/1.1",
-            "0 DC /delay/20000?h1 HTTP/1.1",
-            "0 DR /delay/20000?h2 HTTP/2"
+            "204 - /empty HTTP/1.1 empty -",
+            "200 - /ok HTTP/1.1 to-backend backend",
+            "0 DC /delay/20000?h1 HTTP/1.1 to-backend backend",
+            "0 DR /delay/20000?h2 HTTP/2 to-backend backend"
         ]
     );
     drop(h2c);

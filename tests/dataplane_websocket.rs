@@ -69,7 +69,7 @@ async fn websocket_upgrades_tunnel_frames_both_ways() {
         .await
         .expect("upstream");
     let logs = temp_dir("websocket-access-log");
-    let format = r"%RESPONSE_CODE% %REQ(:PATH)% %BYTES_RECEIVED% %BYTES_SENT%\n";
+    let format = r"%RESPONSE_CODE% %REQ(:PATH)% %RESPONSE_FLAGS% %BYTES_RECEIVED% %BYTES_SENT%\n";
     let access_log = file_access_log("tunnels", &logs.join("access.log"), format);
     let snapshot = Snapshot::new("1")
         .with(cluster("backend", ""))
@@ -142,17 +142,20 @@ async fn websocket_upgrades_tunnel_frames_both_ways() {
     // Logged when the tunnel closed, as Envoy logs an upgraded stream at its end: the 101,
     // with the tunnel's bytes each way.
     let log = logs.join("access.log");
-    let tunnel_entries = || -> Vec<String> {
+    let tunnel_entries = |flag: &str| -> Vec<String> {
         let mut lines = log_lines(&log);
-        lines.retain(|line| line.starts_with("101 /ws "));
+        lines.retain(|line| line.starts_with(&format!("101 /ws {flag} ")));
         lines
     };
     assert!(
-        eventually(Duration::from_secs(10), || !tunnel_entries().is_empty()).await,
+        eventually(Duration::from_secs(10), || !tunnel_entries("-").is_empty()).await,
         "no entry for the tunnel: {:?}",
         log_lines(&log)
     );
-    assert_eq!(tunnel_entries(), [format!("101 /ws {sent} {received}")]);
+    assert_eq!(
+        tunnel_entries("-"),
+        [format!("101 /ws - {sent} {received}")]
+    );
 
     // Enabled on the listener only: the route inherits it.
     let (head, _) = handshake(edge, "/plain-ws").await;
@@ -191,6 +194,12 @@ async fn websocket_upgrades_tunnel_frames_both_ways() {
         quiet.elapsed() >= Duration::from_millis(250),
         "{:?}",
         quiet.elapsed()
+    );
+    // Logged (as forwarded, so `/ws`) with Envoy's flag for a stream idle timeout.
+    assert!(
+        eventually(Duration::from_secs(10), || !tunnel_entries("SI").is_empty()).await,
+        "no SI entry for the idle tunnel: {:?}",
+        log_lines(&log)
     );
 
     // Plain requests on the same listener are unaffected.

@@ -10,9 +10,9 @@ use std::io::Write as _;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Instant, SystemTime};
 
@@ -89,6 +89,7 @@ pub(crate) struct RequestRecord {
     direct_remote: SocketAddr,
     local: SocketAddr,
     bytes_received: BodyBytes,
+    routed: RouteSlot,
 }
 
 impl RequestRecord {
@@ -103,6 +104,8 @@ impl RequestRecord {
     ) -> Box<Self> {
         let bytes_received = BodyBytes::default();
         request.extensions_mut().insert(bytes_received.clone());
+        let routed = RouteSlot::default();
+        request.extensions_mut().insert(routed.clone());
         let (mut parts, ()) = Request::new(()).into_parts();
         parts.method = request.method().clone();
         parts.uri = request.uri().clone();
@@ -116,6 +119,7 @@ impl RequestRecord {
             direct_remote,
             local,
             bytes_received,
+            routed,
         })
     }
 }
@@ -148,24 +152,43 @@ struct PendingEntry {
     response_headers: HeaderMap,
     grpc_status: Option<u32>,
     info: AccessInfo,
-    routed: Option<RoutedTo>,
     bytes_sent: u64,
 }
 
-/// The route and cluster a request went to, for `%ROUTE_NAME%` and `%UPSTREAM_CLUSTER%`, and
-/// the request as it was forwarded: carried in the response's extensions when the connection
-/// manager has access logs.
-#[derive(Clone)]
-pub(crate) struct RoutedTo {
-    pub route: String,
-    pub cluster: Option<String>,
-    pub forwarded: Option<ForwardedRequest>,
+/// The route and cluster a request was given, for `%ROUTE_NAME%` and `%UPSTREAM_CLUSTER%`:
+/// the router fills it in as it decides, so an entry written for a request abandoned on its
+/// way names them, as Envoy's does. Shared through the request's extensions when the
+/// connection manager has access logs.
+#[derive(Clone, Default)]
+pub(crate) struct RouteSlot(Arc<Mutex<RouteNames>>);
+
+#[derive(Default)]
+struct RouteNames {
+    route: Option<String>,
+    cluster: Option<String>,
+}
+
+impl RouteSlot {
+    pub(crate) fn set_route(&self, name: &str) {
+        self.names().route = Some(name.to_string());
+    }
+
+    /// `None`: the request's cluster does not exist (Envoy's `-` on NC).
+    pub(crate) fn set_cluster(&self, name: Option<&str>) {
+        self.names().cluster = name.map(str::to_string);
+    }
+
+    fn names(&self) -> std::sync::MutexGuard<'_, RouteNames> {
+        // Only ever locked on the request's own worker, never across a panic that matters.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 /// What `%REQ(...)%` reads once the router has forwarded the request: Envoy's router changes
 /// the downstream request's own headers (route header mutations, path and host rewrites with
 /// `x-envoy-original-path`, `x-forwarded-for`, `x-envoy-expected-rq-timeout-ms`), and its
-/// access log reads them after that. Only the headers the logs read are kept.
+/// access log reads them after that. Only the headers the logs read are kept. Carried in the
+/// response's extensions.
 #[derive(Clone)]
 pub(crate) struct ForwardedRequest {
     headers: HeaderMap,
@@ -207,8 +230,7 @@ impl<B: Body> LoggedBody<B> {
                 ended: body.is_end_stream() || request.record.parts.method == http::Method::HEAD,
                 length: body.size_hint().exact(),
             };
-            let mut routed = response.extensions_mut().remove::<RoutedTo>();
-            if let Some(forwarded) = routed.as_mut().and_then(|r| r.forwarded.take()) {
+            if let Some(forwarded) = response.extensions_mut().remove::<ForwardedRequest>() {
                 request.record.parts.headers = forwarded.headers;
                 request.record.parts.uri = http::Uri::from(forwarded.path);
             }
@@ -223,7 +245,6 @@ impl<B: Body> LoggedBody<B> {
                     .get::<AccessInfo>()
                     .copied()
                     .unwrap_or_default(),
-                routed,
                 request,
                 complete,
                 tunnel_received: 0,
@@ -237,6 +258,7 @@ impl<B: Body> LoggedBody<B> {
                     tunnel.closed.notified().await;
                     pending.tunnel_received = tunnel.received.load(Relaxed);
                     pending.bytes_sent = tunnel.sent.load(Relaxed);
+                    pending.info.flag = pending.info.flag.or(tunnel.flag.get().copied());
                     pending.write();
                 });
                 None
@@ -314,8 +336,8 @@ impl<B> Drop for LoggedBody<B> {
 
 /// A request's log entries until its response head is ready. Dropped before that (the client
 /// went away and the request with it), they are written as Envoy writes them: response code
-/// 0 and flag `DC` (`DR` for a reset HTTP/2 stream). Route and cluster are not known then and
-/// print as `-` (Envoy's would name them).
+/// 0 and flag `DC` (`DR` for a reset HTTP/2 stream), with the route and cluster if the
+/// request got that far.
 pub(crate) struct AwaitingResponse(Option<Unwritten>);
 
 /// A request's log entries, not written yet.
@@ -398,7 +420,6 @@ impl Drop for AwaitingResponse {
                 status: 0,
                 response_headers: HeaderMap::new(),
                 grpc_status: None,
-                routed: None,
                 bytes_sent: 0,
             };
             Box::new(abandoned).write();
@@ -414,6 +435,14 @@ pub(crate) struct TunnelEnd {
     pub received: AtomicU64,
     pub sent: AtomicU64,
     pub closed: Notify,
+    /// Why the tunnel failed or was cut, if it did: the entry's response flag.
+    flag: std::sync::OnceLock<ResponseFlag>,
+}
+
+impl TunnelEnd {
+    pub(crate) fn ended_by(&self, flag: ResponseFlag) {
+        let _ = self.flag.set(flag);
+    }
 }
 
 pub(crate) type TunnelLog = Arc<TunnelEnd>;
@@ -425,6 +454,7 @@ impl PendingEntry {
         };
         let r = &self.request.record;
         let request = RequestView::from_parts(&r.parts, false);
+        let routed = r.routed.names();
         let end = StreamEnd {
             status: self.status,
             flag: self.info.flag,
@@ -433,8 +463,8 @@ impl PendingEntry {
             bytes_sent: self.bytes_sent,
             duration: r.started.elapsed(),
             upstream: self.info.upstream,
-            cluster: self.routed.as_ref().and_then(|to| to.cluster.as_deref()),
-            route: self.routed.as_ref().map(|to| to.route.as_str()),
+            cluster: routed.cluster.as_deref(),
+            route: routed.route.as_deref(),
             response_headers: &self.response_headers,
         };
         let cx = FormatContext {

@@ -18,7 +18,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::access_log::TunnelLog;
 use crate::drain::DrainSignal;
-use crate::stream_clock::StreamClock;
+use crate::local_reply::ResponseFlag;
+use crate::stream_clock::{StreamClock, StreamTimeout};
 
 /// The upgrade a request asks for (lower case, e.g. `websocket`): an HTTP/1.1 request whose
 /// `Connection` header names `upgrade` and that carries an `Upgrade` header.
@@ -86,10 +87,17 @@ pub(crate) fn tunnel(
     tokio::task::spawn_local(async move {
         // Told however the tunnel ends, a failed upgrade included.
         let _logged = LogOnClose(log.clone());
-        let (downstream, upstream) = match tokio::try_join!(upgrade, upstream) {
-            Ok(both) => both,
-            Err(e) => {
-                tracing::debug!(error = %e, "upgrade not completed");
+        // Logged as Envoy flags a tunnel that never opened: whose side failed.
+        let (downstream, upstream) = match tokio::join!(upgrade, upstream) {
+            (Ok(downstream), Ok(upstream)) => (downstream, upstream),
+            (Err(e), _) => {
+                tracing::debug!(error = %e, "the client's upgrade did not complete");
+                log.ended_by(ResponseFlag::DownstreamConnectionTermination);
+                return;
+            }
+            (_, Err(e)) => {
+                tracing::debug!(error = %e, "the upstream's upgrade did not complete");
+                log.ended_by(ResponseFlag::UpstreamConnectionTermination);
                 return;
             }
         };
@@ -120,7 +128,12 @@ pub(crate) fn tunnel(
                 Err(e) => tracing::debug!(error = %e, "upgraded connection ended"),
             },
             () = drain_over => tracing::debug!("drain time over; closing the upgraded connection"),
-            which = limits => tracing::debug!(?which, "stream limit reached; closing the upgraded connection"),
+            which = limits => {
+                tracing::debug!(?which, "stream limit reached; closing the upgraded connection");
+                if which == StreamTimeout::Idle {
+                    downstream.counted.ended_by(ResponseFlag::StreamIdleTimeout);
+                }
+            }
         }
         drop(active_request);
     });

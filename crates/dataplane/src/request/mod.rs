@@ -45,7 +45,7 @@ use clean::clean_request_headers;
 pub(crate) use client::Client;
 use error::{ProxyError, ReplyTo};
 
-use crate::access_log::RoutedTo;
+use crate::access_log::RouteSlot;
 use crate::filter_chain::ChainRef;
 use crate::formatter::FormatContext;
 use crate::headers::ensure_request_id;
@@ -134,6 +134,8 @@ pub(crate) async fn proxy_request(
     if hcm.strip_host_port != StripHostPort::None || hcm.strip_trailing_host_dot {
         host::rewrite_host(&mut parts, hcm, local.port());
     }
+    // Filled in as the route and cluster are decided (with access logs only).
+    let route_slot = parts.extensions.remove::<RouteSlot>();
     // One owned snapshot for the whole request: a concurrent update cannot mix two versions.
     let snapshot = context.tables.load_full();
     let routes = match route::route_table(hcm, &snapshot) {
@@ -173,7 +175,9 @@ pub(crate) async fn proxy_request(
             route_headers.render(&cx);
         }
     };
-    let mut routed_cluster = None;
+    if let Some(slot) = &route_slot {
+        slot.set_route(&route.name);
+    }
     let mut forwarded = None;
     let mut response = match &route.action {
         RouteAction::DirectResponse(direct) => {
@@ -204,8 +208,8 @@ pub(crate) async fn proxy_request(
                 envoy_controls,
             };
             let plan = plan::plan(hcm, vhost, route, action, &view, downstream, rand::random());
-            if !hcm.access_log.is_empty() {
-                routed_cluster = plan.cluster.as_deref().map(str::to_string);
+            if let Some(slot) = &route_slot {
+                slot.set_cluster(plan.cluster.as_deref());
             }
             if let Some(weighted) = plan.weighted {
                 route_headers.with_weighted(&weighted.header_mutations);
@@ -233,8 +237,9 @@ pub(crate) async fn proxy_request(
                 Ok(response) => response,
                 Err(error) => {
                     // Envoy's `%UPSTREAM_CLUSTER%` names a cluster that exists: `-` on NC.
-                    if matches!(error, ProxyError::ClusterNotFound { .. }) {
-                        routed_cluster = None;
+                    if let (ProxyError::ClusterNotFound { .. }, Some(slot)) = (&error, &route_slot)
+                    {
+                        slot.set_cluster(None);
                     }
                     error.into_response(reply_to)
                 }
@@ -244,12 +249,8 @@ pub(crate) async fn proxy_request(
     if !route_headers.is_empty() {
         route_headers.apply_to_response(response.headers_mut());
     }
-    if !hcm.access_log.is_empty() {
-        response.extensions_mut().insert(RoutedTo {
-            route: route.name.clone(),
-            cluster: routed_cluster,
-            forwarded,
-        });
+    if let Some(forwarded) = forwarded {
+        response.extensions_mut().insert(forwarded);
     }
     Ok(response)
 }
