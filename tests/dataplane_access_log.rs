@@ -429,3 +429,62 @@ async fn req_reads_the_request_as_forwarded() {
         ]
     );
 }
+
+/// Requests the connection manager's codec refuses (headers over `max_request_headers_kb`,
+/// an underscore in a header name under `REJECT_REQUEST`, HTTP/1.0 where it is not accepted)
+/// are logged with Envoy's `DPE`, and with no route: they never got that far.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_the_codec_refuses_are_logged_with_dpe() {
+    let logs = temp_dir("access-log-dpe");
+    let (_backend, snapshot) = backend_snapshot().await;
+    let format = r"%RESPONSE_CODE% %RESPONSE_FLAGS% %PROTOCOL% %ROUTE_NAME%\n";
+    let log = file_access_log("all", &logs.join("all.log"), format);
+    let limits = "      max_request_headers_kb: 1
+      common_http_protocol_options: { headers_with_underscores_action: REJECT_REQUEST }";
+    let snapshot = snapshot
+        .with(http_listener(
+            "logged",
+            0,
+            "logged",
+            &format!("{log}\n{limits}"),
+        ))
+        .with(routes(ROUTES));
+    let proxy = XdsProxy::start("access-log-dpe", snapshot, &["--concurrency", "1"]).await;
+    let addr = SocketAddr::from(([127, 0, 0, 1], proxy.listener_port("logged").await));
+
+    let large = format!(
+        "GET /ok HTTP/1.1\r\nhost: a\r\nx-large: {}\r\n\r\n",
+        "v".repeat(2048)
+    );
+    let requests: [(&[u8], &str); 4] = [
+        (large.as_bytes(), "431"),
+        (b"GET /ok HTTP/1.1\r\nhost: a\r\nx_under: 1\r\n\r\n", "400"),
+        (b"GET /ok HTTP/1.0\r\nhost: a\r\n\r\n", "426"),
+        (
+            b"GET /ok HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n",
+            "200",
+        ),
+    ];
+    for (request, status) in requests {
+        let (response, _) = tokio::task::block_in_place(|| raw_exchange(addr, request));
+        assert!(
+            status_line(&response).contains(&format!(" {status} ")),
+            "{response}"
+        );
+    }
+    let all = logs.join("all.log");
+    assert!(
+        eventually(Duration::from_secs(10), || lines(&all).len() >= 4).await,
+        "{:?}",
+        lines(&all)
+    );
+    assert_eq!(
+        lines(&all),
+        [
+            "431 DPE HTTP/1.1 -",
+            "400 DPE HTTP/1.1 -",
+            "426 DPE HTTP/1.0 -",
+            "200 - HTTP/1.1 to-backend",
+        ]
+    );
+}

@@ -30,6 +30,8 @@ pub(crate) enum ResponseFlag {
     DownstreamConnectionTermination,
     /// The client reset its HTTP/2 stream before the response was done.
     DownstreamRemoteReset,
+    /// The request broke a codec rule (header size or count, underscores, HTTP/1.0).
+    DownstreamProtocolError,
 }
 
 impl ResponseFlag {
@@ -47,6 +49,7 @@ impl ResponseFlag {
             ResponseFlag::StreamIdleTimeout => "SI",
             ResponseFlag::DownstreamConnectionTermination => "DC",
             ResponseFlag::DownstreamRemoteReset => "DR",
+            ResponseFlag::DownstreamProtocolError => "DPE",
         }
     }
 }

@@ -143,6 +143,10 @@ impl ProxyError {
 
     pub(crate) fn flag(&self) -> Option<ResponseFlag> {
         Some(match self {
+            // Envoy's codec refuses these (handleCodecError flags the stream).
+            Self::HeadersTooLarge | Self::UnderscoreInHeaderName | Self::Http10NotAccepted => {
+                ResponseFlag::DownstreamProtocolError
+            }
             Self::NoRoute => ResponseFlag::NoRoute,
             Self::ClusterNotFound { .. } => ResponseFlag::NoClusterFound,
             Self::DropOverload => ResponseFlag::DropOverload,
