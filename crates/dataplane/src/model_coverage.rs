@@ -19,7 +19,9 @@ use outrider_model::{
 acted_on!(HttpConnectionManager {
     stat_prefix: ["http_server.rs"],
     routes: ["request/route.rs"],
-    skipped_filters: ["listener_manager.rs"],
+    // Gathered by the model's Listener::skipped_filters(), which listener_manager.rs logs
+    // when the listener starts.
+    skipped_filters: ["../../model/src/listener.rs"],
     common: ["http_server.rs", "request/timeouts.rs"],
     http1: ["request/admit.rs"],
     http2: ["http_server.rs"],

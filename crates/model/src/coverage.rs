@@ -5,32 +5,142 @@
 //! nothing acts on must say why (`unread`); the model should then reject it or list it as
 //! harmless (`IGNORED_FIELDS`) instead of keeping it.
 
-/// Whether `source` has `field` as a whole identifier.
+/// Whether `source` uses `field` as a field: a whole identifier, outside comments and string
+/// literals, read (`x.field`, not a method call `x.field()`) or taken apart or built
+/// (`field: …`, `field,` or `field }` in a pattern or literal).
 #[doc(hidden)]
 pub const fn names(source: &str, field: &str) -> bool {
-    const fn word(b: u8) -> bool {
-        b.is_ascii_alphanumeric() || b == b'_'
-    }
     let (source, field) = (source.as_bytes(), field.as_bytes());
     let mut at = 0;
-    while at + field.len() <= source.len() {
-        let mut same = true;
-        let mut i = 0;
-        while i < field.len() {
-            if source[at + i] != field[i] {
-                same = false;
-                break;
+    while at < source.len() {
+        let b = source[at];
+        if b == b'/' && at + 1 < source.len() && source[at + 1] == b'/' {
+            at = line_end(source, at);
+        } else if b == b'"' {
+            at = string_end(source, at);
+        } else if b == b'\'' && is_char_literal(source, at) {
+            at = char_literal_end(source, at);
+        } else if word(b) {
+            let end = word_end(source, at);
+            let raw = same(source, at, end, b"r") || same(source, at, end, b"br");
+            if raw && opens_raw_string(source, end) {
+                at = raw_string_end(source, end);
+                continue;
             }
-            i += 1;
+            if same(source, at, end, field) && used_as_field(source, at, end) {
+                return true;
+            }
+            at = end;
+        } else {
+            at += 1;
         }
-        let before = at == 0 || !word(source[at - 1]);
-        let after = at + field.len() == source.len() || !word(source[at + field.len()]);
-        if same && before && after {
-            return true;
+    }
+    false
+}
+
+const fn word(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+const fn word_end(source: &[u8], mut at: usize) -> usize {
+    while at < source.len() && word(source[at]) {
+        at += 1;
+    }
+    at
+}
+
+const fn line_end(source: &[u8], mut at: usize) -> usize {
+    while at < source.len() && source[at] != b'\n' {
+        at += 1;
+    }
+    at
+}
+
+/// Past the string literal opening at `at` (raw strings without `"` inside included).
+const fn string_end(source: &[u8], mut at: usize) -> usize {
+    at += 1;
+    while at < source.len() {
+        match source[at] {
+            b'\\' => at += 2,
+            b'"' => return at + 1,
+            _ => at += 1,
+        }
+    }
+    at
+}
+
+/// `#`s then `"` at `at` (`r#type` is a raw identifier, not a string).
+const fn opens_raw_string(source: &[u8], mut at: usize) -> bool {
+    while at < source.len() && source[at] == b'#' {
+        at += 1;
+    }
+    at < source.len() && source[at] == b'"'
+}
+
+/// Past the raw string whose `#`s or `"` start at `at`: up to `"` and as many `#`s.
+const fn raw_string_end(source: &[u8], mut at: usize) -> usize {
+    let mut hashes = 0;
+    while at < source.len() && source[at] == b'#' {
+        hashes += 1;
+        at += 1;
+    }
+    at += 1;
+    while at < source.len() {
+        if source[at] == b'"' {
+            let mut closing = 0;
+            while closing < hashes
+                && at + 1 + closing < source.len()
+                && source[at + 1 + closing] == b'#'
+            {
+                closing += 1;
+            }
+            if closing == hashes {
+                return at + 1 + hashes;
+            }
         }
         at += 1;
     }
-    false
+    at
+}
+
+/// `'x'` or `'\x'` (a lifetime such as `'a` is not).
+const fn is_char_literal(source: &[u8], at: usize) -> bool {
+    (at + 2 < source.len() && source[at + 1] != b'\\' && source[at + 2] == b'\'')
+        || (at + 3 < source.len() && source[at + 1] == b'\\' && source[at + 3] == b'\'')
+}
+
+const fn char_literal_end(source: &[u8], at: usize) -> usize {
+    if source[at + 1] == b'\\' {
+        at + 4
+    } else {
+        at + 3
+    }
+}
+
+const fn same(source: &[u8], start: usize, end: usize, field: &[u8]) -> bool {
+    if end - start != field.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < field.len() {
+        if source[start + i] != field[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+const fn used_as_field(source: &[u8], start: usize, end: usize) -> bool {
+    let mut next = end;
+    while next < source.len() && source[next].is_ascii_whitespace() {
+        next += 1;
+    }
+    let after = if next < source.len() { source[next] } else { 0 };
+    let path = after == b':' && next + 1 < source.len() && source[next + 1] == b':';
+    let read = start > 0 && source[start - 1] == b'.' && after != b'(';
+    let pattern = (after == b':' && !path) || after == b',' || after == b'}';
+    read || pattern
 }
 
 /// `acted_on!(Type { field: ["file.rs", "other.rs"], other: [unread: "why"] })`, or
@@ -66,9 +176,38 @@ mod tests {
     #[test]
     fn a_field_is_named_only_as_a_whole_identifier() {
         assert!(names("let x = c.max_requests;", "max_requests"));
-        assert!(names("max_requests", "max_requests"));
         assert!(!names("c.max_requests_per_connection", "max_requests"));
         assert!(!names("c.total_max_requests", "max_requests"));
         assert!(!names("", "max_requests"));
+    }
+
+    #[test]
+    fn a_field_is_named_only_where_code_uses_it_as_one() {
+        // Read, taken apart, or built.
+        assert!(names(
+            "let Limits { max_requests, .. } = l;",
+            "max_requests"
+        ));
+        assert!(names("let Limits { max_requests } = l;", "max_requests"));
+        assert!(names("Limits { max_requests: 3 }", "max_requests"));
+        assert!(names("c\n    .max_requests\n    .get()", "max_requests"));
+        // Not in comments, strings, method calls, paths or as a plain word.
+        assert!(!names("// max_requests: the limit", "max_requests"));
+        assert!(!names(r#"let s = "max_requests: x";"#, "max_requests"));
+        assert!(!names("c.default()", "default"));
+        assert!(!names("T::default", "default"));
+        assert!(!names("let default = 3;", "default"));
+        assert!(!names(
+            r##"let s = r#"{"max_requests": 1}"#;"##,
+            "max_requests"
+        ));
+        assert!(names(
+            r##"let s = r#"a "quoted" b"#; c.max_requests"##,
+            "max_requests"
+        ));
+        assert!(names("let r#type = 1; c.max_requests", "max_requests"));
+        // A char literal of a quote does not open a string.
+        assert!(names("let q = '\"'; c.default", "default"));
+        assert!(names("fn f<'a>(c: &'a C) -> u32 { c.max }", "max"));
     }
 }
