@@ -12,12 +12,10 @@ use outrider_model::{
 };
 
 acted_on!(Cluster {
-    // Keys the cluster in the tables (routes, tcp_proxy and EDS find it by name); names
-    // cluster.<name>.* stats unless alt_stat_name is set.
-    name: [
-        "../crates/tables/src/snapshot.rs",
-        "../crates/admin/src/stats/collect.rs"
-    ],
+    // Read through Cluster::name() (model cluster.rs), which keys the cluster in the tables
+    // (snapshot.rs: routes, tcp_proxy and EDS find it by name); the key names
+    // cluster.<name>.* stats unless alt_stat_name is set (admin stats/collect.rs).
+    name: ["../crates/model/src/cluster.rs"],
     // Decides where endpoints come from: kept / reset on update (snapshot), DNS refresh
     // loop (dns_discovery), LRS cluster_service_name (load_report).
     discovery: [
@@ -381,11 +379,9 @@ acted_on!(CommonLbConfig {
 });
 
 acted_on!(LbPolicy::LeastRequest {
-    // Power-of-N choices (equal weights) in LeastRequest::new / pick.
-    choice_count: [
-        "../crates/upstream/src/balancer.rs",
-        "../crates/upstream/src/least_request.rs"
-    ],
+    // Power-of-N choices (equal weights): passed to LeastRequest::new, used by its pick
+    // (least_request.rs).
+    choice_count: ["../crates/upstream/src/balancer.rs"],
 });
 
 acted_on!(LbPolicy::RingHash {
@@ -405,10 +401,8 @@ acted_on!(LbPolicy::RingHash {
 });
 
 acted_on!(LbPolicy::Maglev {
-    table_size: [
-        "../crates/tables/src/lb_tables.rs",
-        "../crates/tables/src/lb_tables/maglev.rs"
-    ],
+    // Passed to the table's builder (lb_tables/maglev.rs).
+    table_size: ["../crates/tables/src/lb_tables.rs"],
 });
 
 acted_on!(UpstreamHttpOptions {

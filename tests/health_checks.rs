@@ -685,8 +685,9 @@ async fn ignore_health_on_host_removal_drops_a_removed_host_at_once() {
     assert!(!tokio::task::block_in_place(|| clusters_text(&proxy)).contains(&key));
 }
 
-/// An endpoint whose `health_check_config.port_value` changes is checked on the new port (a
-/// new host, pending its first check there), and the old port no longer matters.
+/// An endpoint whose `health_check_config.port_value` changes is a new host, checked on the
+/// new port; the old one, passing its checks on the old port, stays beside it pending removal
+/// (as Envoy), and goes when it fails one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn checks_move_to_a_changed_health_check_port() {
     let a = upstream("a").await;
@@ -711,9 +712,15 @@ async fn checks_move_to_a_changed_health_check_port() {
         new_listener.accepted() > 0
     })
     .await;
-    // The old port closing fails nothing now.
+    let both = || host_flags(&proxy, a.addr());
+    wait_until("the new host healthy beside the old one", &proxy, || {
+        both() == ["healthy", "/pending_dynamic_removal"]
+    })
+    .await;
+    // The old port closing fails the old host, which goes; the new one serves.
     old_listener.abort();
     let _ = old_listener.await;
+    wait_until("the old host gone", &proxy, || both() == ["healthy"]).await;
     let checks = new_listener.accepted();
     wait_until("more checks on the new port", &proxy, || {
         new_listener.accepted() > checks + 2
@@ -721,8 +728,15 @@ async fn checks_move_to_a_changed_health_check_port() {
     .await;
     let counts = probe(&client, &url).await;
     assert!(counts.keys().eq(["a"].iter()), "{counts:?}");
-    let flags = tokio::task::block_in_place(|| admin_flags(&proxy, a.addr()));
-    assert_eq!(flags, "healthy");
+}
+
+/// The flags of every host at `addr` in cluster `checked`, in `/clusters` order.
+fn host_flags(proxy: &XdsProxy, addr: SocketAddr) -> Vec<String> {
+    let key = format!("checked::{addr}::health_flags::");
+    clusters_text(proxy)
+        .lines()
+        .filter_map(|l| l.strip_prefix(key.as_str()).map(str::to_string))
+        .collect()
 }
 
 /// A listener that counts the connections it accepts (and drops them).

@@ -82,7 +82,8 @@ acted_on!(RouteConfiguration {
     vhost_header: ["routing/compiled.rs"],
     header_mutations: ["route_headers.rs"],
     most_specific_header_mutations_wins: ["route_headers.rs"],
-    internal_only_headers: ["request/mod.rs", "request/clean.rs"],
+    // Read in request/mod.rs, removed by request/clean.rs (which takes them as a parameter).
+    internal_only_headers: ["request/mod.rs"],
 });
 
 acted_on!(VirtualHost {

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use outrider_model::{EndpointAddress, HealthCheck};
+use outrider_model::HealthCheck;
 use outrider_tables::{ClusterEntry, ClusterState, EndpointState, HealthFlags, Snapshot, Tables};
 use outrider_upstream::events::EventBus;
 use tokio::task::{AbortHandle, JoinSet};
@@ -48,13 +48,32 @@ struct ClusterSessions {
     health_checks: Vec<HealthCheck>,
     /// The entry last synced: an unchanged pointer means nothing to do.
     entry: Arc<ClusterEntry>,
-    hosts: HashMap<EndpointAddress, HostSessions>,
+    /// Keyed by host (its state's address in memory): a host kept pending removal and its
+    /// replacement at the same address (a new health-check port) are checked side by side.
+    hosts: HashMap<HostKey, HostSessions>,
     /// Until the first round is done.
     first_round: Option<Arc<FirstRound>>,
 }
 
+/// A host, compared by identity: the very state the tables share, not its address.
+#[derive(Clone)]
+struct HostKey(Arc<EndpointState>);
+
+impl PartialEq for HostKey {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for HostKey {}
+
+impl std::hash::Hash for HostKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        Arc::as_ptr(&self.0).hash(state);
+    }
+}
+
 struct HostSessions {
-    endpoint: Arc<EndpointState>,
     tasks: Vec<AbortHandle>,
 }
 
@@ -131,6 +150,10 @@ impl Supervisor {
 
 /// Starts sessions for the hosts of `entry` that have none, and stops those of hosts it no
 /// longer has.
+#[expect(
+    clippy::mutable_key_type,
+    reason = "a HostKey hashes and compares the pointer, never the state behind it"
+)]
 fn sync_hosts(
     name: Arc<str>,
     cluster: &mut ClusterSessions,
@@ -145,17 +168,13 @@ fn sync_hosts(
     // Held while starting sessions, so the round cannot end between two of them; dropping it
     // ends the round at once if there is nothing to check.
     let _starting = cluster.first_round.as_ref().map(|r| r.ticket());
-    let mut seen: HashSet<&EndpointAddress> = HashSet::new();
+    let mut seen: HashSet<HostKey> = HashSet::new();
     for endpoint in entry.endpoints.endpoints() {
         if endpoint.active_health_check_disabled || endpoint.address.ip().is_none() {
             continue;
         }
-        seen.insert(&endpoint.address);
-        let running = cluster
-            .hosts
-            .get(&endpoint.address)
-            .is_some_and(|h| Arc::ptr_eq(&h.endpoint, endpoint));
-        if running {
+        let key = HostKey(Arc::clone(endpoint));
+        if !seen.insert(key.clone()) || cluster.hosts.contains_key(&key) {
             continue;
         }
         reset_checker_masks(endpoint, cluster.health_checks.len());
@@ -177,16 +196,10 @@ fn sync_hosts(
                 tasks.spawn(session.run())
             })
             .collect();
-        // Replacing a host's entry aborts the sessions of the state it replaces.
-        cluster.hosts.insert(
-            endpoint.address.clone(),
-            HostSessions {
-                endpoint: Arc::clone(endpoint),
-                tasks: handles,
-            },
-        );
+        cluster.hosts.insert(key, HostSessions { tasks: handles });
     }
-    cluster.hosts.retain(|address, _| seen.contains(address));
+    // Dropping a host's sessions aborts them.
+    cluster.hosts.retain(|key, _| seen.contains(key));
 }
 
 /// A host's sessions start from its current flags: failed (or degraded) for every check if it

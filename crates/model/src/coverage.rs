@@ -7,15 +7,30 @@
 
 /// Whether `source` uses `field` as a field: a whole identifier, outside comments and string
 /// literals, read (`x.field`, not a method call `x.field()`) or taken apart or built
-/// (`field: …`, `field,` or `field }` in a pattern or literal).
+/// (`field: …`, `field,` or `field }` directly inside braces, not a declaration `pub field:`
+/// or `let field:`).
 #[doc(hidden)]
 pub const fn names(source: &str, field: &str) -> bool {
     let (source, field) = (source.as_bytes(), field.as_bytes());
+    // The innermost open bracket: a pattern or literal is directly inside `{`.
+    let mut brackets = [0u8; 64];
+    let mut depth = 0;
     let mut at = 0;
     while at < source.len() {
         let b = source[at];
         if b == b'/' && at + 1 < source.len() && source[at + 1] == b'/' {
             at = line_end(source, at);
+        } else if b == b'/' && at + 1 < source.len() && source[at + 1] == b'*' {
+            at = block_comment_end(source, at);
+        } else if b == b'(' || b == b'[' || b == b'{' {
+            if depth < brackets.len() {
+                brackets[depth] = b;
+            }
+            depth += 1;
+            at += 1;
+        } else if b == b')' || b == b']' || b == b'}' {
+            depth = depth.saturating_sub(1);
+            at += 1;
         } else if b == b'"' {
             at = string_end(source, at);
         } else if b == b'\'' && is_char_literal(source, at) {
@@ -27,7 +42,8 @@ pub const fn names(source: &str, field: &str) -> bool {
                 at = raw_string_end(source, end);
                 continue;
             }
-            if same(source, at, end, field) && used_as_field(source, at, end) {
+            let in_braces = depth > 0 && depth <= brackets.len() && brackets[depth - 1] == b'{';
+            if same(source, at, end, field) && used_as_field(source, at, end, in_braces) {
                 return true;
             }
             at = end;
@@ -47,6 +63,26 @@ const fn word_end(source: &[u8], mut at: usize) -> usize {
         at += 1;
     }
     at
+}
+
+/// Past the `*/` closing the block comment at `at` (nested ones included).
+const fn block_comment_end(source: &[u8], mut at: usize) -> usize {
+    let mut depth = 0;
+    while at + 1 < source.len() {
+        if source[at] == b'/' && source[at + 1] == b'*' {
+            depth += 1;
+            at += 2;
+        } else if source[at] == b'*' && source[at + 1] == b'/' {
+            depth -= 1;
+            at += 2;
+            if depth == 0 {
+                return at;
+            }
+        } else {
+            at += 1;
+        }
+    }
+    source.len()
 }
 
 const fn line_end(source: &[u8], mut at: usize) -> usize {
@@ -103,18 +139,23 @@ const fn raw_string_end(source: &[u8], mut at: usize) -> usize {
     at
 }
 
-/// `'x'` or `'\x'` (a lifetime such as `'a` is not).
+/// `'x'` or an escape such as `'\n'`, `'\x41'`, `'\u{1F600}'` (a lifetime such as `'a` is
+/// not).
 const fn is_char_literal(source: &[u8], at: usize) -> bool {
     (at + 2 < source.len() && source[at + 1] != b'\\' && source[at + 2] == b'\'')
-        || (at + 3 < source.len() && source[at + 1] == b'\\' && source[at + 3] == b'\'')
+        || (at + 1 < source.len() && source[at + 1] == b'\\')
 }
 
 const fn char_literal_end(source: &[u8], at: usize) -> usize {
-    if source[at + 1] == b'\\' {
-        at + 4
-    } else {
-        at + 3
+    if source[at + 1] != b'\\' {
+        return at + 3;
     }
+    // Past the escaped character, then to the closing quote.
+    let mut end = at + 3;
+    while end < source.len() && source[end] != b'\'' {
+        end += 1;
+    }
+    end + 1
 }
 
 const fn same(source: &[u8], start: usize, end: usize, field: &[u8]) -> bool {
@@ -131,7 +172,7 @@ const fn same(source: &[u8], start: usize, end: usize, field: &[u8]) -> bool {
     true
 }
 
-const fn used_as_field(source: &[u8], start: usize, end: usize) -> bool {
+const fn used_as_field(source: &[u8], start: usize, end: usize, in_braces: bool) -> bool {
     let mut next = end;
     while next < source.len() && source[next].is_ascii_whitespace() {
         next += 1;
@@ -139,8 +180,43 @@ const fn used_as_field(source: &[u8], start: usize, end: usize) -> bool {
     let after = if next < source.len() { source[next] } else { 0 };
     let path = after == b':' && next + 1 < source.len() && source[next + 1] == b':';
     let read = start > 0 && source[start - 1] == b'.' && after != b'(';
-    let pattern = (after == b':' && !path) || after == b',' || after == b'}';
+    let pattern = in_braces
+        && !declared(source, start)
+        && ((after == b':' && !path) || after == b',' || after == b'}');
     read || pattern
+}
+
+/// Whether the identifier at `start` is declared, not used: after `pub`, `pub(…)` or `let`
+/// (`let mut` too).
+const fn declared(source: &[u8], start: usize) -> bool {
+    let (word_start, word_end) = word_before(source, start);
+    if word_end > 0 && source[word_end - 1] == b')' {
+        return true;
+    }
+    if same(source, word_start, word_end, b"pub") || same(source, word_start, word_end, b"let") {
+        return true;
+    }
+    if same(source, word_start, word_end, b"mut") {
+        let (before_start, before_end) = word_before(source, word_start);
+        return same(source, before_start, before_end, b"let");
+    }
+    false
+}
+
+/// The word (or the one character that is not one) before `at`, past whitespace.
+const fn word_before(source: &[u8], at: usize) -> (usize, usize) {
+    let mut end = at;
+    while end > 0 && source[end - 1].is_ascii_whitespace() {
+        end -= 1;
+    }
+    let mut start = end;
+    while start > 0 && word(source[start - 1]) {
+        start -= 1;
+    }
+    if start == end && end > 0 {
+        start = end - 1;
+    }
+    (start, end)
 }
 
 /// `acted_on!(Type { field: ["file.rs", "other.rs"], other: [unread: "why"] })`, or
@@ -206,6 +282,24 @@ mod tests {
             "max_requests"
         ));
         assert!(names("let r#type = 1; c.max_requests", "max_requests"));
+        assert!(!names(
+            "/* c.max_requests /* nested */ still */ x",
+            "max_requests"
+        ));
+        assert!(names(r"let q = '\u{22}'; c.max_requests", "max_requests"));
+        // Declarations and parameters are not uses.
+        assert!(!names("struct L { pub max_requests: u32 }", "max_requests"));
+        assert!(!names(
+            "struct L { pub(crate) max_requests: u32 }",
+            "max_requests"
+        ));
+        assert!(!names("fn f(a: u32, max_requests: u32) {}", "max_requests"));
+        assert!(!names("{ let max_requests: u32 = 1; }", "max_requests"));
+        assert!(!names("{ let mut max_requests: u32 = 1; }", "max_requests"));
+        assert!(names(
+            "match l { L { mut max_requests, .. } => {} }",
+            "max_requests"
+        ));
         // A char literal of a quote does not open a string.
         assert!(names("let q = '\"'; c.default", "default"));
         assert!(names("fn f<'a>(c: &'a C) -> u32 { c.max }", "max"));

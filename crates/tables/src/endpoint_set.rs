@@ -41,8 +41,6 @@ pub struct LocalityEndpoints {
 pub struct HostRef<'a> {
     pub priority: usize,
     pub locality: &'a Locality,
-    /// The locality's `load_balancing_weight`.
-    pub locality_weight: Option<u32>,
     pub host: &'a Arc<EndpointState>,
 }
 
@@ -81,11 +79,15 @@ impl EndpointSet {
         eds_updated_at: Option<SystemTime>,
         policy: NewEndpointPolicy,
     ) -> Self {
-        let known: HashMap<&EndpointAddress, HostRef<'_>> = previous
-            .map(|p| p.hosts().map(|h| (&h.host.address, h)).collect())
-            .unwrap_or_default();
+        // An address may have two hosts: one pending removal and its replacement.
+        let mut known: HashMap<&EndpointAddress, Vec<HostRef<'_>>> = HashMap::new();
+        for host in previous.iter().flat_map(|p| p.hosts()) {
+            known.entry(&host.host.address).or_default().push(host);
+        }
         // Reused within this build too: an address listed twice shares one state.
         let mut built: HashMap<EndpointAddress, Arc<EndpointState>> = HashMap::new();
+        // Addresses listed again at another priority or locality: replaced at once.
+        let mut moved: HashSet<&EndpointAddress> = HashSet::new();
         let mut priorities: Vec<PriorityLevel> = Vec::new();
         for locality in &assignment.localities {
             let endpoints = locality
@@ -95,17 +97,24 @@ impl EndpointSet {
                     if let Some(state) = built.get(&lb.address) {
                         return Arc::clone(state);
                     }
-                    let state = match known.get(&lb.address) {
-                        Some(existing)
-                            if *existing.locality == locality.locality
-                                && existing
-                                    .host
-                                    .keeps_identity(lb, policy.active_health_checks) =>
-                        {
+                    let candidates = known.get(&lb.address).map_or(&[][..], Vec::as_slice);
+                    let same_place = candidates.iter().any(|e| {
+                        *e.locality == locality.locality && e.priority == locality.priority as usize
+                    });
+                    if !candidates.is_empty() && !same_place {
+                        moved.insert(&lb.address);
+                    }
+                    // Another priority keeps the host; another locality makes it new.
+                    let reusable = candidates.iter().find(|e| {
+                        *e.locality == locality.locality
+                            && e.host.keeps_identity(lb, policy.active_health_checks)
+                    });
+                    let state = match reusable {
+                        Some(existing) => {
                             existing.host.refresh(lb);
                             Arc::clone(existing.host)
                         }
-                        _ => Arc::new(EndpointState::new(lb, policy.active_health_checks)),
+                        None => Arc::new(EndpointState::new(lb, policy.active_health_checks)),
                     };
                     built.insert(lb.address.clone(), Arc::clone(&state));
                     state
@@ -128,14 +137,17 @@ impl EndpointSet {
         if policy.keep_removed_while_healthy
             && let Some(previous) = previous
         {
+            // Compared by identity: a host replaced at its address (a new health-check port)
+            // may stay beside its replacement, as in Envoy; one that moved goes at once.
+            let listed: HashSet<*const EndpointState> = built.values().map(Arc::as_ptr).collect();
             // In the previous set's order, so the kept hosts' order is stable.
             let mut kept = HashSet::new();
-            let removed = previous
-                .hosts()
-                .filter(|h| !built.contains_key(&h.host.address));
+            let removed = previous.hosts().filter(|h| {
+                !listed.contains(&Arc::as_ptr(h.host)) && !moved.contains(&h.host.address)
+            });
             for host in removed {
                 // A host listed twice is kept once.
-                if !kept.insert(&host.host.address) {
+                if !kept.insert(Arc::as_ptr(host.host)) {
                     continue;
                 }
                 // Outlier ejection is no reason to go: only failing checks or EDS health.
@@ -214,7 +226,6 @@ impl EndpointSet {
                     locality.endpoints.iter().map(move |host| HostRef {
                         priority,
                         locality: &locality.locality,
-                        locality_weight: locality.weight,
                         host,
                     })
                 })
@@ -257,8 +268,8 @@ impl EndpointSet {
     }
 }
 
-/// Keeps a host the update dropped where it was: its priority and locality (with the
-/// locality's previous weight if the update has no such locality there).
+/// Keeps a host the update dropped where it was: its priority and locality (without a
+/// weight if the update has no such locality there).
 fn keep_in(priorities: &mut Vec<PriorityLevel>, host: &HostRef<'_>) {
     if priorities.len() <= host.priority {
         priorities.resize_with(host.priority + 1, PriorityLevel::default);
@@ -274,7 +285,8 @@ fn keep_in(priorities: &mut Vec<PriorityLevel>, host: &HostRef<'_>) {
         Some(locality) => locality.endpoints.push(Arc::clone(host.host)),
         None => level.localities.push(LocalityEndpoints {
             locality: Arc::new(host.locality.clone()),
-            weight: host.locality_weight,
+            // Envoy's weight for a locality the update does not list: none.
+            weight: None,
             endpoints: vec![Arc::clone(host.host)],
         }),
     }

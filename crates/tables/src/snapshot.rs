@@ -26,16 +26,26 @@ pub struct ClusterEntry {
     pub state: Arc<ClusterState>,
     /// Built from `config` and `endpoints` when the entry is published.
     pub lb: LbTables,
+    /// `endpoints` came from this `config`'s own discovery: false for a DNS cluster's hosts
+    /// kept from the config it replaced until its first resolution. Only then may an update
+    /// keep hosts it drops (Envoy's rebuilt cluster starts with none to keep).
+    discovered_for_config: bool,
 }
 
 impl ClusterEntry {
-    fn new(config: Arc<Cluster>, endpoints: Arc<EndpointSet>, state: Arc<ClusterState>) -> Self {
+    fn new(
+        config: Arc<Cluster>,
+        endpoints: Arc<EndpointSet>,
+        state: Arc<ClusterState>,
+        discovered_for_config: bool,
+    ) -> Self {
         let lb = LbTables::build(&config, &endpoints);
         Self {
             config,
             endpoints,
             state,
             lb,
+            discovered_for_config,
         }
     }
 }
@@ -159,6 +169,7 @@ impl Snapshot {
             keep_removed_while_healthy: false,
             ..endpoint_policy(&config)
         };
+        let mut discovered = true;
         let endpoints = match (&config.discovery, &config.load_assignment, &old) {
             // Same EDS resource: the current endpoints stay until EDS says otherwise.
             (Discovery::Eds { .. }, _, Some(old)) if old_resource == new_resource => {
@@ -169,6 +180,7 @@ impl Snapshot {
             // the endpoints it replaces serve (as Envoy's old cluster serves while the new one
             // warms), and an unchanged host list keeps its resolved addresses.
             (Discovery::StrictDns(_) | Discovery::LogicalDns(_), _, Some(old)) => {
+                discovered = false;
                 Arc::clone(&old.endpoints)
             }
             // A new DNS cluster: its IP addresses serve at once, its host names once resolved.
@@ -201,8 +213,10 @@ impl Snapshot {
             }
             None => Arc::new(ClusterState::new()),
         };
-        self.clusters
-            .insert(name, Arc::new(ClusterEntry::new(config, endpoints, state)));
+        self.clusters.insert(
+            name,
+            Arc::new(ClusterEntry::new(config, endpoints, state, discovered)),
+        );
     }
 
     fn set_endpoints(&mut self, resource: &str, assignment: &ClusterLoadAssignment, version: &str) {
@@ -228,6 +242,7 @@ impl Snapshot {
                     Arc::clone(&entry.config),
                     Arc::new(endpoints),
                     Arc::clone(&entry.state),
+                    true,
                 )),
             );
             // Building refreshed the EDS health of kept hosts in place, under the balancers of
@@ -250,19 +265,20 @@ impl Snapshot {
         if !Arc::ptr_eq(&entry.config, config) {
             return;
         }
-        let endpoints = EndpointSet::build(
-            assignment,
-            Some(&entry.endpoints),
-            "",
-            None,
-            endpoint_policy(config),
-        );
+        // The first resolution of a new config keeps nothing it drops.
+        let policy = NewEndpointPolicy {
+            keep_removed_while_healthy: entry.discovered_for_config
+                && endpoint_policy(config).keep_removed_while_healthy,
+            ..endpoint_policy(config)
+        };
+        let endpoints = EndpointSet::build(assignment, Some(&entry.endpoints), "", None, policy);
         self.clusters.insert(
             name.into(),
             Arc::new(ClusterEntry::new(
                 Arc::clone(config),
                 Arc::new(endpoints),
                 Arc::clone(&entry.state),
+                true,
             )),
         );
         // Kept hosts had their weight and health status refreshed in place.
@@ -286,6 +302,7 @@ impl Snapshot {
                 Arc::clone(&entry.config),
                 Arc::new(endpoints),
                 Arc::clone(&entry.state),
+                entry.discovered_for_config,
             )),
         );
         entry.state.note_health_change();

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::{cluster::v3 as cluster_pb, endpoint::v3 as endpoint_pb};
 use outrider_model::{Cluster, ClusterLoadAssignment};
-use outrider_tables::{Change, Tables};
+use outrider_tables::{Change, HealthFlags, Tables};
 
 /// A STRICT_DNS cluster `dns` with endpoints `web:80` and `10.0.0.9:80`; `extra` is more YAML.
 fn dns_cluster(extra: &str) -> Arc<Cluster> {
@@ -106,4 +106,47 @@ fn config_updates_keep_resolved_endpoints_and_their_state() {
         let same = now.find(&kept.address).expect("kept address");
         assert!(Arc::ptr_eq(kept, same), "{} kept its state", kept.address);
     }
+}
+
+/// A health-checked STRICT_DNS cluster keeps a host its resolution drops while it passes its
+/// checks, as Envoy's dynamic host list does; but a changed config starts from its own first
+/// resolution (Envoy builds a new cluster), keeping nothing.
+#[test]
+fn resolutions_keep_dropped_healthy_hosts_until_the_config_changes() {
+    let checks = "health_checks: [ { timeout: 1s, interval: 1s, unhealthy_threshold: 1, healthy_threshold: 1, tcp_health_check: {} } ]";
+    let tables = Tables::new();
+    let config = dns_cluster(checks);
+    tables.apply([
+        Change::UpsertCluster(Arc::clone(&config)),
+        resolved(&config, &["10.0.0.1", "10.0.0.2"]),
+    ]);
+    let pass_checks = || {
+        for host in tables
+            .load()
+            .cluster("dns")
+            .expect("dns")
+            .endpoints
+            .endpoints()
+        {
+            host.clear_flags(HealthFlags::FAILED_ACTIVE_HC | HealthFlags::PENDING_ACTIVE_HC);
+        }
+    };
+    pass_checks();
+    tables.apply([resolved(&config, &["10.0.0.1"])]);
+    assert_eq!(addresses(&tables), ["10.0.0.1:80", "10.0.0.2:80"]);
+
+    let changed = dns_cluster(&format!("{checks}\nconnect_timeout: 2s"));
+    tables.apply([Change::UpsertCluster(Arc::clone(&changed))]);
+    assert_eq!(addresses(&tables), ["10.0.0.1:80"], "the pending host goes");
+    pass_checks();
+    tables.apply([resolved(&changed, &["10.0.0.3"])]);
+    assert_eq!(
+        addresses(&tables),
+        ["10.0.0.3:80"],
+        "nothing kept from the old config"
+    );
+    // From then on the config's own resolutions keep what they drop.
+    pass_checks();
+    tables.apply([resolved(&changed, &["10.0.0.4"])]);
+    assert_eq!(addresses(&tables), ["10.0.0.4:80", "10.0.0.3:80"]);
 }

@@ -518,3 +518,62 @@ fn a_new_locality_makes_a_new_host() {
     tables.apply([set_endpoints("e", in_zone("b"), "3")]);
     assert!(!Arc::ptr_eq(&first, &host()), "new locality: new host");
 }
+
+/// A new health-check port makes a new host, and the old one, passing its checks, stays
+/// beside it pending removal (Envoy's `EndpointUpdateHealthCheckConfig`), until it fails one.
+#[test]
+fn a_host_replaced_for_its_health_check_port_stays_until_it_fails() {
+    let tables = Tables::new();
+    tables.apply([Change::UpsertCluster(checked_eds_cluster(""))]);
+    let checked_on = |port: u16| {
+        let yaml = format!(
+            "cluster_name: e\nendpoints: [ {{ lb_endpoints: [ {{ endpoint: {{ address: {{ socket_address: {{ address: 10.0.0.1, port_value: 80 }} }}, health_check_config: {{ port_value: {port} }} }} }} ] }} ]"
+        );
+        let proto: endpoint_pb::ClusterLoadAssignment =
+            outrider_envoy_json::from_yaml_str(&yaml).expect("valid YAML");
+        Arc::new(ClusterLoadAssignment::from_proto(&proto).expect("valid assignment"))
+    };
+    let hosts = || -> Vec<Arc<outrider_tables::EndpointState>> {
+        let snapshot = tables.load();
+        snapshot
+            .cluster("e")
+            .expect("e")
+            .endpoints
+            .endpoints()
+            .cloned()
+            .collect()
+    };
+    tables.apply([set_endpoints("e", checked_on(9000), "1")]);
+    let old = host_of(&tables, "e", "10.0.0.1");
+    old.clear_flags(HealthFlags::FAILED_ACTIVE_HC | HealthFlags::PENDING_ACTIVE_HC);
+
+    tables.apply([set_endpoints("e", checked_on(9001), "2")]);
+    assert_eq!(
+        addresses(&tables, "e"),
+        [
+            "10.0.0.1:80 /failed_active_hc/pending_active_hc",
+            "10.0.0.1:80 /pending_dynamic_removal",
+        ]
+    );
+    let new = Arc::clone(&hosts()[0]);
+    assert_eq!(new.health_check_port, 9001);
+    // The same listing again keeps both as they are.
+    tables.apply([set_endpoints("e", checked_on(9001), "3")]);
+    let again = hosts();
+    assert!(Arc::ptr_eq(&again[0], &new) && Arc::ptr_eq(&again[1], &old));
+
+    // A removal names one host: the new one, failing but not pending, stays.
+    tables.apply([Change::RemovePendingHost {
+        cluster: "e".into(),
+        host: Arc::clone(&new),
+    }]);
+    assert_eq!(hosts().len(), 2);
+    old.set_flags(HealthFlags::FAILED_ACTIVE_HC);
+    tables.apply([Change::RemovePendingHost {
+        cluster: "e".into(),
+        host: Arc::clone(&old),
+    }]);
+    let left = hosts();
+    assert_eq!(left.len(), 1);
+    assert!(Arc::ptr_eq(&left[0], &new));
+}
