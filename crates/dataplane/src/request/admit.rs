@@ -1,7 +1,9 @@
 //! The connection manager's checks on a request's head before anything else reads it, as
-//! Envoy's codecs make them: header size, underscores in header names, HTTP/1.0.
+//! Envoy's codecs make them: one authority, header size, underscores in header names,
+//! HTTP/1.0.
 
 use http::Version;
+use http::header::{HOST, HeaderValue};
 use outrider_model::HttpConnectionManager;
 
 use super::error::ProxyError;
@@ -12,6 +14,7 @@ pub(super) fn admit<B>(
     request: &mut http::Request<B>,
     hcm: &HttpConnectionManager,
 ) -> Result<(), ProxyError> {
+    one_authority(request)?;
     // Envoy's codec limit on the request's header bytes (names and values, pseudo-headers
     // included). hyper's own HTTP/1 buffer cannot go below 8 KiB and counts the raw head, so
     // the exact limit is checked here.
@@ -32,13 +35,39 @@ pub(super) fn admit<B>(
     Ok(())
 }
 
+/// Settles the request's one authority, the one routing reads and the upstream gets, as
+/// Envoy's codecs do: an HTTP/1 absolute-form target replaces `Host` (RFC 9112 §3.2.2), an
+/// HTTP/2 `host` header beside `:authority` is dropped (RFC 9113 §8.3.1, Envoy's
+/// `http2_discard_host_header`), and more than one `Host` is refused.
+fn one_authority<B>(request: &mut http::Request<B>) -> Result<(), ProxyError> {
+    let several = request.headers().get_all(HOST).iter().nth(1).is_some();
+    let authority = request.uri().authority().map(|a| a.as_str());
+    match (request.version(), authority) {
+        (Version::HTTP_2, Some(_)) => {
+            request.headers_mut().remove(HOST);
+        }
+        (_, _) if several => return Err(ProxyError::InvalidHost),
+        (_, Some(authority)) => {
+            let value = HeaderValue::from_str(authority).map_err(|_| ProxyError::InvalidHost)?;
+            request.headers_mut().insert(HOST, value);
+        }
+        (_, None) => {}
+    }
+    Ok(())
+}
+
 /// Envoy's `HeaderMap::byteSize`: every name and value, `:method`, `:path` and `:authority`
-/// included.
+/// included (the authority once: a `Host` header is it).
 fn header_bytes<B>(request: &http::Request<B>) -> usize {
     let uri = request.uri();
+    let authority = if request.headers().contains_key(HOST) {
+        0
+    } else {
+        uri.authority().map_or(0, |a| a.as_str().len())
+    };
     let pseudo = request.method().as_str().len()
         + uri.path_and_query().map_or(0, |p| p.as_str().len())
-        + uri.authority().map_or(0, |a| a.as_str().len());
+        + authority;
     request.headers().iter().fold(pseudo, |sum, (name, value)| {
         sum + name.as_str().len() + value.len()
     })
@@ -46,7 +75,84 @@ fn header_bytes<B>(request: &http::Request<B>) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use super::header_bytes;
+    use http::{Request, Version};
+
+    use super::{ProxyError, header_bytes, one_authority};
+
+    /// The `Host` headers left after `one_authority`, or the refusal.
+    fn settled(version: Version, uri: &str, hosts: &[&str]) -> Result<Vec<String>, ProxyError> {
+        let mut builder = Request::get(uri).version(version);
+        for host in hosts {
+            builder = builder.header("host", *host);
+        }
+        let mut request = builder.body(()).expect("a valid request");
+        one_authority(&mut request)?;
+        let authority = request.uri().authority().map(|a| a.to_string());
+        let host = request.headers().get_all("host").iter();
+        let host: Vec<String> = host
+            .map(|h| h.to_str().unwrap_or("?").to_string())
+            .collect();
+        // What routing reads (`RequestView`) is what goes upstream.
+        if let (Some(authority), Some(host)) = (&authority, host.first()) {
+            assert_eq!(authority, host);
+        }
+        Ok(host)
+    }
+
+    #[test]
+    fn one_authority_per_request() {
+        const HTTP_11: Version = Version::HTTP_11;
+        const HTTP_2: Version = Version::HTTP_2;
+        type Case<'a> = (Version, &'a str, &'a [&'a str], Option<&'a [&'a str]>);
+        let cases: [Case<'_>; 7] = [
+            // Origin form: the one Host stays.
+            (HTTP_11, "/a", &["a.example"], Some(&["a.example"])),
+            // Absolute form: the target's authority wins over Host (RFC 9112 §3.2.2).
+            (
+                HTTP_11,
+                "http://public.example/s",
+                &["admin.internal"],
+                Some(&["public.example"]),
+            ),
+            (
+                HTTP_11,
+                "http://public.example/s",
+                &[],
+                Some(&["public.example"]),
+            ),
+            // Several Host headers: refused.
+            (HTTP_11, "/a", &["a.example", "b.example"], None),
+            // HTTP/2: `host` beside `:authority` is dropped; alone, it is the authority.
+            (
+                HTTP_2,
+                "http://public.example/s",
+                &["admin.internal"],
+                Some(&[]),
+            ),
+            (HTTP_2, "/s", &["a.example"], Some(&["a.example"])),
+            (HTTP_2, "/s", &["a.example", "b.example"], None),
+        ];
+        for (version, uri, hosts, expected) in cases {
+            let got = settled(version, uri, hosts);
+            match expected {
+                Some(expected) => assert_eq!(
+                    got.as_deref().ok(),
+                    Some(
+                        expected
+                            .iter()
+                            .map(|h| h.to_string())
+                            .collect::<Vec<_>>()
+                            .as_slice()
+                    ),
+                    "{version:?} {uri} {hosts:?}"
+                ),
+                None => assert!(
+                    matches!(got, Err(ProxyError::InvalidHost)),
+                    "{version:?} {uri} {hosts:?}: {got:?}"
+                ),
+            }
+        }
+    }
 
     #[test]
     fn header_bytes_count_names_values_and_pseudo_headers() {

@@ -30,6 +30,9 @@ pub(crate) enum ProxyError {
     UnderscoreInHeaderName,
     /// HTTP/1.0 without `accept_http_10` (426).
     Http10NotAccepted,
+    /// More than one `Host` header (RFC 9112 §3.2), or an authority that cannot be one:
+    /// which one routing and the upstream would read is not settled (400).
+    InvalidHost,
     /// An upgrade (WebSocket…) that neither the route nor the listener enables (403).
     UpgradeNotAllowed,
     /// A rewrite produced what cannot be sent as a request (400).
@@ -98,6 +101,7 @@ impl ProxyError {
             Self::HeadersTooLarge
             | Self::UnderscoreInHeaderName
             | Self::Http10NotAccepted
+            | Self::InvalidHost
             | Self::UpgradeNotAllowed
             | Self::InvalidUpstreamRequest
             | Self::InvalidPath
@@ -144,9 +148,10 @@ impl ProxyError {
     pub(crate) fn flag(&self) -> Option<ResponseFlag> {
         Some(match self {
             // Envoy's codec refuses these (handleCodecError flags the stream).
-            Self::HeadersTooLarge | Self::UnderscoreInHeaderName | Self::Http10NotAccepted => {
-                ResponseFlag::DownstreamProtocolError
-            }
+            Self::HeadersTooLarge
+            | Self::UnderscoreInHeaderName
+            | Self::Http10NotAccepted
+            | Self::InvalidHost => ResponseFlag::DownstreamProtocolError,
             Self::NoRoute => ResponseFlag::NoRoute,
             Self::ClusterNotFound { .. } => ResponseFlag::NoClusterFound,
             Self::DropOverload => ResponseFlag::DropOverload,
@@ -167,6 +172,7 @@ impl ProxyError {
         match self {
             Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::UnderscoreInHeaderName
+            | Self::InvalidHost
             | Self::InvalidUpstreamRequest
             | Self::InvalidPath
             | Self::RequestBodyFailed => StatusCode::BAD_REQUEST,
@@ -219,7 +225,9 @@ impl ProxyError {
     fn closes(&self, version: Version) -> bool {
         match self {
             Self::Http10NotAccepted => true,
-            Self::HeadersTooLarge | Self::UnderscoreInHeaderName => version != Version::HTTP_2,
+            Self::HeadersTooLarge | Self::UnderscoreInHeaderName | Self::InvalidHost => {
+                version != Version::HTTP_2
+            }
             // The rest of the request would have to be read first.
             Self::StreamTimeout {
                 request_complete: false,
