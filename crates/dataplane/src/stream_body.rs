@@ -23,6 +23,38 @@ pub(crate) struct StreamBody {
     watch: Option<Watch>,
     /// Counts the data bytes that pass, for the access log (`%BYTES_RECEIVED%`).
     counted: Option<BodyBytes>,
+    /// The client's request body: its failures are the client's ([`ClientBodyFailed`]).
+    from_client: bool,
+}
+
+/// What a request body fails with when the client broke it (malformed chunked framing, a
+/// reset stream, a closed connection): the upstream pool finds it in the send error's causes
+/// and knows that the request failed on the client's side, not the endpoint's.
+#[derive(Debug)]
+pub(crate) struct ClientBodyFailed(hyper::Error);
+
+impl std::fmt::Display for ClientBodyFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the client's request body failed: {}", self.0)
+    }
+}
+
+impl std::error::Error for ClientBodyFailed {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+/// Whether `error` (an upstream send's) was caused by the client's request body failing.
+pub(crate) fn caused_by_client_body(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        if error.is::<ClientBodyFailed>() {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
 }
 
 /// The bytes of a request body read so far; shared with the request's access-log entry,
@@ -75,6 +107,7 @@ impl StreamBody {
     ) -> Self {
         let mut body = Self::watched(inner, clock, true);
         body.counted = counted;
+        body.from_client = true;
         body
     }
 
@@ -92,6 +125,7 @@ impl StreamBody {
                 timer: None,
             }),
             counted: None,
+            from_client: false,
         }
     }
 }
@@ -105,7 +139,15 @@ impl Body for StreamBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        let polled = match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Err(e))) if this.from_client => {
+                if let Some(watch) = &this.watch {
+                    watch.clock.client_body_failed();
+                }
+                return Poll::Ready(Some(Err(Box::new(ClientBodyFailed(e)))));
+            }
+            polled => polled,
+        };
         if let (Some(counted), Poll::Ready(Some(Ok(frame)))) = (&this.counted, &polled)
             && let Some(data) = frame.data_ref()
         {

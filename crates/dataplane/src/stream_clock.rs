@@ -43,6 +43,9 @@ pub(crate) struct StreamClock {
     last_activity: Cell<Instant>,
     request_complete: Cell<bool>,
     response_started: Cell<bool>,
+    /// The client's request body failed. An HTTP/2 upstream connection only logs the body's
+    /// error and resets its stream, so the request path learns whose fault it was here.
+    client_body_failed: Cell<bool>,
     /// The connection manager's counters (`downstream_rq_idle_timeout` …).
     stats: Rc<HttpStats>,
 }
@@ -66,6 +69,7 @@ impl StreamClock {
             last_activity: Cell::new(started),
             request_complete: Cell::new(request_complete),
             response_started: Cell::new(false),
+            client_body_failed: Cell::new(false),
             stats: stats.clone(),
         }))
     }
@@ -75,6 +79,14 @@ impl StreamClock {
         if self.limits.idle.is_some() {
             self.last_activity.set(Instant::now());
         }
+    }
+
+    pub(crate) fn client_body_failed(&self) {
+        self.client_body_failed.set(true);
+    }
+
+    pub(crate) fn has_client_body_failed(&self) -> bool {
+        self.client_body_failed.get()
     }
 
     /// The client's request has arrived whole.

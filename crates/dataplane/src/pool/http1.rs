@@ -80,7 +80,7 @@ impl Http1Pool {
             .sender
             .send_request(request)
             .await
-            .map_err(|e| SendError::Reset(e.to_string()))?;
+            .map_err(|e| SendError::failed(&e))?;
         if last {
             // Without its sender hyper closes the connection once this response is read.
             Retired::MaxRequests.count(limits.state);

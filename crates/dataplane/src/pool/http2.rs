@@ -104,7 +104,7 @@ impl Http2Pool {
         sender
             .send_request(request)
             .await
-            .map_err(|e| SendError::Reset(e.to_string()))
+            .map_err(|e| SendError::failed(&e))
     }
 
     /// The endpoint's open connection, once there is one.

@@ -26,6 +26,8 @@ pub(crate) enum SendError {
     Connect(String),
     /// The connection failed or was reset before the response headers.
     Reset(String),
+    /// The client's request body failed while it was sent: the endpoint did nothing wrong.
+    ClientBody,
     /// No connection slot and no pending slot (circuit breakers).
     Overflow,
 }
@@ -64,7 +66,19 @@ impl std::fmt::Display for SendError {
         match self {
             SendError::Connect(e) => write!(f, "connect: {e}"),
             SendError::Reset(e) => write!(f, "reset: {e}"),
+            SendError::ClientBody => f.write_str("the client's request body failed"),
             SendError::Overflow => f.write_str("overflow"),
+        }
+    }
+}
+
+impl SendError {
+    /// A request that failed on its connection: the client's body, or the connection.
+    pub(crate) fn failed(error: &hyper::Error) -> Self {
+        if crate::stream_body::caused_by_client_body(error) {
+            SendError::ClientBody
+        } else {
+            SendError::Reset(error.to_string())
         }
     }
 }

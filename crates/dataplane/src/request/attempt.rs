@@ -154,6 +154,9 @@ impl Attempts<'_> {
             // The circuit breaker refused: nothing reached the endpoint, nothing to record or
             // retry (Envoy's `UO`).
             Some(Err(SendError::Overflow)) => return Err(ProxyError::Overflow),
+            // The client broke its own request: nothing against the endpoint (outlier
+            // detection, host and load-report counts), never retried.
+            Some(Err(SendError::ClientBody)) => return Err(ProxyError::RequestBodyFailed),
             Some(Ok(response)) => {
                 counters.upstream_rq_completed.fetch_add(1, Relaxed);
                 if let Some(class) = counters.by_class(response.status().as_u16()) {

@@ -39,7 +39,8 @@ pub(crate) enum ProxyError {
     InvalidUpstreamRequest,
     /// The path failed the connection manager's normalisation (400).
     InvalidPath,
-    /// The client's body failed while it was read for a possible retry (400).
+    /// The client's request body failed (malformed framing, a reset or closed stream), while
+    /// it was read for a possible retry or sent upstream (400, `DPE`).
     RequestBodyFailed,
     /// The listener's filter chain has no HTTP connection manager (500).
     NotHttp,
@@ -92,6 +93,7 @@ impl ProxyError {
         match error {
             SendError::Connect(_) => Self::ConnectFailure { upstream },
             SendError::Reset(_) => Self::Reset { upstream },
+            SendError::ClientBody => Self::RequestBodyFailed,
             SendError::Overflow => Self::Overflow,
         }
     }
@@ -151,7 +153,8 @@ impl ProxyError {
             Self::HeadersTooLarge
             | Self::UnderscoreInHeaderName
             | Self::Http10NotAccepted
-            | Self::InvalidHost => ResponseFlag::DownstreamProtocolError,
+            | Self::InvalidHost
+            | Self::RequestBodyFailed => ResponseFlag::DownstreamProtocolError,
             Self::NoRoute => ResponseFlag::NoRoute,
             Self::ClusterNotFound { .. } => ResponseFlag::NoClusterFound,
             Self::DropOverload => ResponseFlag::DropOverload,
@@ -225,9 +228,10 @@ impl ProxyError {
     fn closes(&self, version: Version) -> bool {
         match self {
             Self::Http10NotAccepted => true,
-            Self::HeadersTooLarge | Self::UnderscoreInHeaderName | Self::InvalidHost => {
-                version != Version::HTTP_2
-            }
+            Self::HeadersTooLarge
+            | Self::UnderscoreInHeaderName
+            | Self::InvalidHost
+            | Self::RequestBodyFailed => version != Version::HTTP_2,
             // The rest of the request would have to be read first.
             Self::StreamTimeout {
                 request_complete: false,

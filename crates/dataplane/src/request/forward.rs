@@ -22,6 +22,7 @@ use super::retry::Retries;
 use super::upstream_headers::{Upstream, prepare};
 use crate::access_log::ForwardedRequest;
 use crate::local_reply::ProxyBody;
+use crate::pool::SendError;
 use crate::route_headers::RouteHeaders;
 use crate::stream_body::BodyBytes;
 use crate::stream_clock::{Expired, StreamClock, StreamTimeout, within};
@@ -145,6 +146,12 @@ pub(crate) async fn forward(
             within(sending, started.deadline, cx.clock.map(|c| &**c)).await
         };
         let sent = match waited {
+            // An HTTP/2 upstream's error does not carry the body's (see `StreamClock`).
+            Ok(Err(SendError::Reset(_)))
+                if cx.clock.is_some_and(|c| c.has_client_body_failed()) =>
+            {
+                Some(Err(SendError::ClientBody))
+            }
             Ok(sent) => Some(sent),
             Err(Expired::Deadline) => None,
             Err(expired) => {
