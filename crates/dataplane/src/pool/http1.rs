@@ -62,25 +62,63 @@ impl Http1Pool {
     /// one, or, at `max_connections`, the first one to come free. The connection goes back to
     /// the pool as soon as the response headers are in; it takes the next request once its
     /// response body has been read.
+    ///
+    /// A kept connection the endpoint closed after its last answer may still look ready; a
+    /// request it turns out never to have written is sent again, once, on another connection
+    /// (a new one if a slot allows), and does not count as a retry: Envoy gets the same by
+    /// seeing the close before it reuses a connection.
     pub(crate) async fn send(
         self: &Rc<Self>,
         address: SocketAddr,
         request: Request<ProxyBody>,
         limits: &Limits<'_>,
     ) -> Result<Response<Incoming>, SendError> {
-        let mut pooled = match self.checkout(address) {
+        let pooled = match self.checkout(address) {
             Some(pooled) => pooled,
-            None => match limits.connection_slot(self.has_connection_to(address)) {
-                Some(slot) => self.connect(address, slot, limits).await?,
-                None => self.wait_as_pending(address, limits).await?,
-            },
+            None => self.open_or_wait(address, limits).await?,
         };
+        let kept = pooled.usage.requests() > 0;
+        match self.send_on(pooled, address, request, limits).await {
+            Err(Unsent(request)) if kept => {
+                let pooled = self.open_or_wait(address, limits).await?;
+                self.send_on(pooled, address, request, limits)
+                    .await
+                    .map_err(|Unsent(_)| SendError::Reset("connection closed".into()))?
+            }
+            sent => sent.map_err(|Unsent(_)| SendError::Reset("connection closed".into()))?,
+        }
+    }
+
+    /// A new connection if a `max_connections` slot allows, else the first to come free.
+    async fn open_or_wait(
+        self: &Rc<Self>,
+        address: SocketAddr,
+        limits: &Limits<'_>,
+    ) -> Result<Pooled, SendError> {
+        match limits.connection_slot(self.has_connection_to(address)) {
+            Some(slot) => self.connect(address, slot, limits).await,
+            None => self.wait_as_pending(address, limits).await,
+        }
+    }
+
+    /// Sends `request` on `pooled`; gives it back if the connection closed before writing it.
+    async fn send_on(
+        self: &Rc<Self>,
+        mut pooled: Pooled,
+        address: SocketAddr,
+        request: Request<ProxyBody>,
+        limits: &Limits<'_>,
+    ) -> Result<Result<Response<Incoming>, SendError>, Unsent> {
         let last = self.lifetime.take_request(&mut pooled.usage);
-        let response = pooled
-            .sender
-            .send_request(request)
-            .await
-            .map_err(|e| SendError::failed(&e))?;
+        let response = match pooled.sender.try_send_request(request).await {
+            Ok(response) => response,
+            Err(mut failed) => {
+                return match failed.take_message() {
+                    Some(request) => Err(Unsent(request)),
+                    None => Ok(Err(SendError::failed(failed.error()))),
+                };
+            }
+        };
         if last {
             // Without its sender hyper closes the connection once this response is read.
             Retired::MaxRequests.count(limits.state);
@@ -92,7 +130,7 @@ impl Http1Pool {
             // A pending request may now wait on this connection finishing its response.
             self.released.notify_waiters();
         }
-        Ok(response)
+        Ok(Ok(response))
     }
 
     /// A connection ready for a request: idle, open, and done with its previous response.
@@ -236,6 +274,9 @@ impl Http1Pool {
         })
     }
 }
+
+/// A request a connection closed before writing: it may go on another.
+struct Unsent(Request<ProxyBody>);
 
 /// One connection of the pool, with what its lifetime limits need.
 struct Pooled {

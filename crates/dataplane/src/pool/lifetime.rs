@@ -64,6 +64,11 @@ pub(crate) struct Usage {
 }
 
 impl Usage {
+    /// Requests taken so far.
+    pub(crate) fn requests(&self) -> u32 {
+        self.requests
+    }
+
     pub(crate) fn new() -> Self {
         let now = Instant::now();
         Usage {
