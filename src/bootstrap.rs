@@ -90,6 +90,8 @@ pub struct LoadedBootstrap {
     /// Whether 503s for want of an endpoint say why (runtime key
     /// `outrider.no_healthy_upstream_header`, default true).
     pub explain_no_healthy_upstream: bool,
+    /// The overload manager's global downstream connection limit (see `overload.rs`).
+    pub max_downstream_connections: Option<u64>,
 }
 
 /// Reads and checks a bootstrap file. YAML and JSON are both read by the YAML parser (JSON is
@@ -207,6 +209,7 @@ pub fn check(
 
     let report = report::report_config(&proto, &statics.clusters)?;
     unenforced::check(&proto)?;
+    let max_downstream_connections = overload::downstream_connection_limit(&proto)?;
     let ignored = ignored::ignored_fields(&proto);
     let explain_no_healthy_upstream =
         runtime_flags::runtime_bool(&proto, runtime_flags::NO_HEALTHY_UPSTREAM_HEADER)?
@@ -215,6 +218,7 @@ pub fn check(
         file: PathBuf::new(),
         ignored,
         explain_no_healthy_upstream,
+        max_downstream_connections,
         report,
         proto,
         node,
@@ -442,6 +446,7 @@ fn socket_address(
 }
 
 mod ignored;
+mod overload;
 mod report;
 pub mod runtime_flags;
 #[cfg(test)]

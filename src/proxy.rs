@@ -76,6 +76,7 @@ pub async fn serve(
                 concurrency: options.concurrency,
                 drain_time: options.drain_time,
                 explain_no_healthy_upstream: bootstrap.explain_no_healthy_upstream,
+                max_downstream_connections: bootstrap.max_downstream_connections,
             },
         )
         .context("starting the data plane workers")?,
@@ -116,6 +117,13 @@ pub async fn serve(
             .with_tables(tables.clone())
             .with_allow_paths(bootstrap.admin_allow_paths.clone())
             .with_stats(Arc::new(move || crate::stats::http_stats(&http_stats)))
+            .with_stats({
+                let dataplane = dataplane.clone();
+                Arc::new(move || {
+                    let connections = dataplane.downstream_connections();
+                    crate::stats::listener_stats(&dataplane.listeners(), &connections)
+                })
+            })
             .with_stats(Arc::new(move || crate::stats::report_stats(&report_stats)))
             .with_drain_listeners({
                 let dataplane = dataplane.clone();

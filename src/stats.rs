@@ -4,7 +4,9 @@
 use std::sync::atomic::AtomicU64;
 
 use outrider_admin::{Stat, StatKind};
-use outrider_dataplane::{HttpCounters, HttpStatsRegistry};
+use outrider_dataplane::{
+    ActiveListener, DownstreamConnections, HttpCounters, HttpStatsRegistry, listener_stat_name,
+};
 use outrider_report::ReportStats;
 
 /// Reads one counter of a shard.
@@ -71,6 +73,37 @@ pub(crate) fn http_stats(registry: &HttpStatsRegistry) -> Vec<Stat> {
         }
     }
     stats
+}
+
+/// `listener.<listener>.downstream_global_cx_overflow` for every listener (0 until the global
+/// connection limit refuses one of its connections).
+pub(crate) fn listener_stats(
+    listeners: &[ActiveListener],
+    connections: &DownstreamConnections,
+) -> Vec<Stat> {
+    let overflow = connections.overflow();
+    let mut names: Vec<String> = listeners
+        .iter()
+        .map(|l| listener_stat_name(&l.config, l.address))
+        .collect();
+    names.extend(overflow.iter().map(|(name, _)| name.clone()));
+    names.sort();
+    names.dedup();
+    names
+        .iter()
+        .map(|name| {
+            let value = overflow
+                .iter()
+                .find_map(|(n, v)| (n == name).then_some(*v))
+                .unwrap_or(0);
+            Stat::listener(
+                name,
+                "downstream_global_cx_overflow",
+                StatKind::Counter,
+                value,
+            )
+        })
+        .collect()
 }
 
 /// `event_reporting.*`, `event_log.*`, `load_reporter.*`: counters, bar the two connection

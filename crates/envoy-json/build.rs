@@ -57,6 +57,9 @@ const ROOTS: &[&str] = &[
     "envoy/extensions/filters/network/rbac/v3/rbac.proto",
     "envoy/extensions/access_loggers/grpc/v3/als.proto",
     "envoy/extensions/transport_sockets/tcp_stats/v3/tcp_stats.proto",
+    // The overload manager's monitors: the connection limit is built, the heap one refused.
+    "envoy/extensions/resource_monitors/downstream_connections/v3/downstream_connections.proto",
+    "envoy/extensions/resource_monitors/fixed_heap/v3/fixed_heap.proto",
 ];
 
 /// Include paths inside the crate's `proto/` folder.

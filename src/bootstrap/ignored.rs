@@ -34,7 +34,8 @@ pub fn ignored_fields(proto: &Bootstrap) -> Vec<&'static str> {
         watchdogs,
         tracing,
         layered_runtime: _,
-        overload_manager: _,
+        // Read by `overload.rs`, which refuses what is not built.
+        overload_manager,
         enable_dispatcher_stats,
         header_prefix: _,
         stats_server_version_override,
@@ -110,6 +111,13 @@ pub fn ignored_fields(proto: &Bootstrap) -> Vec<&'static str> {
     note(deferred_stat_options.is_some(), "deferred_stat_options");
     note(stats_config.is_some(), "stats_config");
     note(stats_flush_interval.is_some(), "stats_flush_interval");
+    // Polled monitors' period: the connection limit is checked at each accept.
+    note(
+        overload_manager
+            .as_ref()
+            .is_some_and(|m| m.refresh_interval.is_some()),
+        "overload_manager.refresh_interval",
+    );
     // Oneofs: noted by the field a document sets, which is what the report matches.
     note(stats_flush.is_some(), "stats_flush_on_admin");
     note(watchdog.is_some(), "watchdog");

@@ -177,10 +177,6 @@ fn harmless_sections_are_listed_and_unbuilt_ones_refused() {
             "layered_runtime: { layers: [{ name: static, static_layer: { re2.max_program_size.error_level: 100 } }] }",
             "layered_runtime.layers[0].static_layer.re2.max_program_size.error_level",
         ),
-        (
-            "overload_manager: { refresh_interval: 1s }",
-            "overload_manager",
-        ),
         ("header_prefix: x-acme", "header_prefix"),
         (
             "cluster_manager: { local_cluster_name: me }",
@@ -446,4 +442,61 @@ fn a_static_listener_without_a_name_gets_one_as_in_envoy() {
     let name = loaded.static_listeners[0].name();
     assert_eq!(name.len(), 36, "a UUID: {name}");
     assert_eq!(name.matches('-').count(), 4, "{name}");
+}
+
+/// The overload manager as far as it is built: the global downstream connection limit, from
+/// its resource monitor or from Istio's runtime key; the rest is refused with its path.
+#[test]
+fn overload_manager_gives_the_global_connection_limit_or_is_refused() {
+    let monitor = |max: i64| {
+        format!(
+            "overload_manager:
+  refresh_interval: 0.25s
+  resource_monitors:
+  - name: envoy.resource_monitors.global_downstream_max_connections
+    typed_config:
+      '@type': type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig
+      max_active_downstream_connections: {max}"
+        )
+    };
+    let load = |extra: &str| {
+        check_yaml(
+            &format!("{ENVOY_BOOTSTRAP}\n{extra}\n"),
+            &Overrides::default(),
+        )
+    };
+    let limited = load(&monitor(1000)).expect("valid");
+    assert_eq!(limited.max_downstream_connections, Some(1000));
+    assert_eq!(limited.ignored, ["overload_manager.refresh_interval"]);
+    let istio = "layered_runtime: { layers: [{ name: global config, static_layer: { overload.global_downstream_max_connections: '250000' } }] }";
+    assert_eq!(
+        load(istio).expect("valid").max_downstream_connections,
+        Some(250_000)
+    );
+    assert_eq!(
+        load(ENVOY_BOOTSTRAP)
+            .expect("valid")
+            .max_downstream_connections,
+        None
+    );
+
+    let refused = [
+        (monitor(0), "overload_manager.resource_monitors[0].typed_config.max_active_downstream_connections"),
+        (
+            "overload_manager: { actions: [{ name: envoy.overload_actions.stop_accepting_requests }] }".to_string(),
+            "overload_manager.actions",
+        ),
+        (
+            "overload_manager: { resource_monitors: [{ name: envoy.resource_monitors.fixed_heap }] }".to_string(),
+            "overload_manager.resource_monitors[0].name",
+        ),
+        (
+            "layered_runtime: { layers: [{ name: s, static_layer: { overload.global_downstream_max_connections: lots } }] }".to_string(),
+            "layered_runtime.layers[0].static_layer.overload.global_downstream_max_connections",
+        ),
+    ];
+    for (extra, path) in refused {
+        let (got, reason) = load(&extra).expect_err(&extra);
+        assert_eq!(got, path, "{extra}: {reason}");
+    }
 }

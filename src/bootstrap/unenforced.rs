@@ -8,6 +8,7 @@ use envoy_types::pb::envoy::config::bootstrap::v3::{Bootstrap, LayeredRuntime};
 use envoy_types::pb::envoy::config::core::v3::grpc_service::TargetSpecifier;
 use envoy_types::pb::envoy::config::core::v3::{ApiConfigSource, ApiVersion, GrpcService};
 
+use super::overload::GLOBAL_CONNECTIONS_RUNTIME_KEY;
 use super::runtime_flags::PREFIX;
 
 /// The first section set whose effect is not built, as (field path, what is missing).
@@ -33,11 +34,6 @@ pub fn check(proto: &Bootstrap) -> Result<(), (String, String)> {
             "admin requests are not logged",
         );
     }
-    check(
-        proto.overload_manager.is_some(),
-        "overload_manager",
-        "no overload actions or connection limits apply",
-    );
     if let Some(path) = proto.layered_runtime.as_ref().and_then(foreign_runtime) {
         check(
             true,
@@ -201,7 +197,7 @@ fn foreign_runtime(runtime: &LayeredRuntime) -> Option<String> {
             Some(LayerSpecifier::StaticLayer(fields)) => fields
                 .fields
                 .keys()
-                .find(|key| !key.starts_with(PREFIX))
+                .find(|key| !key.starts_with(PREFIX) && *key != GLOBAL_CONNECTIONS_RUNTIME_KEY)
                 .map(|key| format!("layered_runtime.layers[{i}].static_layer.{key}")),
             Some(LayerSpecifier::AdminLayer(_)) | None => None,
             Some(_) => Some(format!("layered_runtime.layers[{i}]")),

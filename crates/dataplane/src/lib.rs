@@ -7,6 +7,7 @@ mod access_log_format;
 mod codec_sniff;
 mod connection;
 mod connection_limits;
+mod downstream_connections;
 mod drain;
 mod fast_map;
 mod filter_chain;
@@ -34,6 +35,7 @@ mod worker;
 mod worker_context;
 mod worker_handle;
 
+pub use downstream_connections::{DownstreamConnections, listener_stat_name};
 pub use http_stats::{HttpCounters, HttpStats, HttpStatsRegistry};
 pub use listener_manager::ActiveListener;
 pub use worker::{Dataplane, DataplaneOptions};

@@ -195,12 +195,14 @@ acted_on!(InternalAddresses {
 acted_on!(Listener {
     name: ["listener_manager.rs"],
     address: ["listener_manager.rs"],
-    stat_prefix: [unread: "names listener.<prefix>.* stats, which are not kept"],
+    // Names listener.<prefix>.downstream_global_cx_overflow, the one listener stat kept.
+    stat_prefix: ["downstream_connections.rs"],
     filter_chains: ["filter_chain.rs"],
     default_filter_chain: ["filter_chain.rs"],
     tcp_backlog_size: ["listener_manager.rs"],
     tcp_keepalive: ["listener_manager.rs"],
     inbound: ["listener_manager.rs"],
+    ignore_global_conn_limit: ["downstream_connections.rs"],
 });
 
 acted_on!(FilterChain {

@@ -17,6 +17,7 @@ use outrider_tables::Tables;
 use tokio::sync::{mpsc, watch};
 
 use crate::connection::serve_connection;
+use crate::downstream_connections::{DownstreamConnections, listener_stat_name};
 use crate::http_stats::HttpStatsRegistry;
 use crate::listener_manager::{ActiveListener, ListenerManager};
 use crate::worker_context::WorkerContext;
@@ -31,6 +32,8 @@ pub struct DataplaneOptions {
     pub drain_time: Duration,
     /// Whether 503s for want of a healthy endpoint say why in `x-outrider-no-healthy-upstream`.
     pub explain_no_healthy_upstream: bool,
+    /// The overload manager's `max_active_downstream_connections` (`None`: no limit).
+    pub max_downstream_connections: Option<u64>,
 }
 
 impl Default for DataplaneOptions {
@@ -39,6 +42,7 @@ impl Default for DataplaneOptions {
             concurrency: std::thread::available_parallelism().map_or(1, |n| n.get()),
             drain_time: Duration::from_secs(600),
             explain_no_healthy_upstream: true,
+            max_downstream_connections: None,
         }
     }
 }
@@ -47,6 +51,7 @@ impl Default for DataplaneOptions {
 pub struct Dataplane {
     tables: Arc<Tables>,
     http_stats: HttpStatsRegistry,
+    connections: Arc<DownstreamConnections>,
     workers: Vec<WorkerHandle>,
     listeners: ListenerManager,
 }
@@ -58,14 +63,18 @@ impl Dataplane {
         let count = options.concurrency.max(1);
         let mut workers = Vec::with_capacity(count);
         let http_stats = HttpStatsRegistry::default();
+        let connections = Arc::new(DownstreamConnections::new(
+            options.max_downstream_connections,
+        ));
         for index in 0..count {
             let (commands, receiver) = mpsc::unbounded_channel();
             let tables = tables.clone();
             let options = options.clone();
             let stats = http_stats.clone();
+            let shared = connections.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("outrider-worker-{index}"))
-                .spawn(move || run_worker(index, tables, options, stats, receiver))?;
+                .spawn(move || run_worker(index, tables, options, stats, shared, receiver))?;
             workers.push(WorkerHandle {
                 commands,
                 thread: Some(thread),
@@ -74,6 +83,7 @@ impl Dataplane {
         Ok(Dataplane {
             tables,
             http_stats,
+            connections,
             workers,
             listeners: ListenerManager::default(),
         })
@@ -94,6 +104,11 @@ impl Dataplane {
                 () = &mut shutdown => return,
             }
         }
+    }
+
+    /// The global downstream connection limit and its listeners' overflow counts (`/stats`).
+    pub fn downstream_connections(&self) -> Arc<DownstreamConnections> {
+        self.connections.clone()
     }
 
     /// The HTTP connection managers' counters, by stat prefix (`/stats`).
@@ -141,6 +156,7 @@ fn run_worker(
     tables: Arc<Tables>,
     options: DataplaneOptions,
     http_stats: HttpStatsRegistry,
+    connections: Arc<DownstreamConnections>,
     mut commands: mpsc::UnboundedReceiver<WorkerCommand>,
 ) {
     // This thread's counters go to its own shard.
@@ -182,6 +198,7 @@ fn run_worker(
                         Ok(socket) => {
                             tokio::task::spawn_local(accept_loop(
                                 context.clone(),
+                                connections.clone(),
                                 listener,
                                 socket,
                                 drained,
@@ -204,35 +221,101 @@ fn run_worker(
     });
 }
 
-/// Accepts until the listener is drained; each connection is served on this worker.
+/// Accepts until the listener is drained; each connection is served on this worker, unless
+/// the global connection limit refuses it (closed at once, as Envoy closes it).
 async fn accept_loop(
     context: Rc<WorkerContext>,
+    connections: Arc<DownstreamConnections>,
     listener: Arc<Listener>,
     socket: tokio::net::TcpListener,
     drained: watch::Receiver<bool>,
 ) {
     let mut stop = drained.clone();
+    let mut failing = AcceptFailures::default();
+    let stat_name = match socket.local_addr() {
+        Ok(bound) => listener_stat_name(&listener, bound),
+        Err(_) => listener_stat_name(&listener, listener.address),
+    };
     loop {
         tokio::select! {
             accepted = socket.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    failing.recovered(&listener.name);
+                    let Some(slot) = connections.admit(&listener, &stat_name) else {
+                        continue;
+                    };
                     let _ = stream.set_nodelay(true);
-                    tokio::task::spawn_local(serve_connection(
+                    let serve = serve_connection(
                         context.clone(),
                         listener.clone(),
                         stream,
                         peer,
                         drained.clone(),
-                    ));
+                    );
+                    tokio::task::spawn_local(async move {
+                        serve.await;
+                        drop(slot);
+                    });
                 }
-                // Out of file descriptors and the like: keep the listener, back off briefly so
-                // a persistent error does not spin.
+                // Out of file descriptors and the like: keep the listener and back off, longer
+                // while it lasts, so a persistent error neither spins nor floods the log.
                 Err(e) => {
-                    tracing::warn!(listener = %listener.name, error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    let pause = failing.failed(&listener.name, &e);
+                    tokio::time::sleep(pause).await;
                 }
             },
             _ = stop.wait_for(|d| *d) => return,
         }
+    }
+}
+
+/// A listener's run of failed accepts: the pause before the next (10 ms, doubling to 1 s)
+/// and one log line per 10 s at most, with the count since the last.
+#[derive(Default)]
+struct AcceptFailures {
+    pause: Duration,
+    logged: Option<tokio::time::Instant>,
+    unlogged: u64,
+}
+
+impl AcceptFailures {
+    const FIRST_PAUSE: Duration = Duration::from_millis(10);
+    const MAX_PAUSE: Duration = Duration::from_secs(1);
+    const LOG_EVERY: Duration = Duration::from_secs(10);
+
+    fn failed(&mut self, listener: &str, error: &io::Error) -> Duration {
+        self.pause = (self.pause * 2).clamp(Self::FIRST_PAUSE, Self::MAX_PAUSE);
+        self.unlogged += 1;
+        let now = tokio::time::Instant::now();
+        if self
+            .logged
+            .is_none_or(|at| now.duration_since(at) >= Self::LOG_EVERY)
+        {
+            tracing::warn!(
+                listener,
+                %error,
+                failures = self.unlogged,
+                pause_ms = self.pause.as_millis(),
+                "accept failing; backing off"
+            );
+            self.logged = Some(now);
+            self.unlogged = 0;
+        }
+        self.pause
+    }
+
+    fn recovered(&mut self, listener: &str) {
+        if self.pause.is_zero() {
+            return;
+        }
+        if self.unlogged > 0 {
+            tracing::warn!(
+                listener,
+                failures = self.unlogged,
+                "accept failing; backing off"
+            );
+        }
+        tracing::info!(listener, "accepting again");
+        *self = Self::default();
     }
 }

@@ -280,13 +280,8 @@ pub const IGNORED_FIELDS: &[IgnoredField] = &[
     ),
     ignored(
         LISTENER,
-        "ignore_global_conn_limit",
-        "exempts from a global connection limit, which is not built",
-    ),
-    ignored(
-        LISTENER,
         "bypass_overload_manager",
-        "exempts from the overload manager, which the bootstrap refuses",
+        "exempts from overload actions, which the bootstrap refuses (the global connection limit has ignore_global_conn_limit)",
     ),
     ignored(
         "envoy.config.route.v3.RouteConfiguration",

@@ -31,6 +31,9 @@ pub struct Listener {
     /// `traffic_direction: INBOUND` (Istio sets it): what admin `/drain_listeners?inboundonly`
     /// drains.
     pub inbound: bool,
+    /// Exempt from the overload manager's global downstream connection limit (neither
+    /// refused by it nor counted in it).
+    pub ignore_global_conn_limit: bool,
 }
 
 impl Listener {
@@ -76,7 +79,7 @@ impl Listener {
             max_connections_to_accept_per_socket_event: _,
             bind_to_port,
             enable_mptcp,
-            ignore_global_conn_limit: _,
+            ignore_global_conn_limit,
             bypass_overload_manager: _,
             tcp_keepalive,
             listener_specifier,
@@ -163,6 +166,7 @@ impl Listener {
                 .map(crate::cluster::TcpKeepalive::from_proto),
             inbound: *traffic_direction
                 == envoy_types::pb::envoy::config::core::v3::TrafficDirection::Inbound as i32,
+            ignore_global_conn_limit: *ignore_global_conn_limit,
         })
     }
 

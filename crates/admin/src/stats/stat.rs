@@ -72,6 +72,18 @@ impl Stat {
         }
     }
 
+    /// `listener.<listener>.<stat>` (`<listener>`: the stat prefix, or the address with `_`
+    /// for `:`), tagged `envoy_listener_address` as Envoy's tag extraction does.
+    pub fn listener(listener: &str, stat: &str, kind: StatKind, value: u64) -> Stat {
+        Stat {
+            name: format!("listener.{listener}.{stat}"),
+            metric: format!("listener_{}", stat.replace('.', "_")),
+            tags: vec![("envoy_listener_address", listener.to_string())],
+            kind,
+            value,
+        }
+    }
+
     /// `http.<prefix>.<stat>_<N>xx`, tagged with the response code class and the prefix.
     pub fn http_class(prefix: &str, stat: &str, class: u8, value: u64) -> Stat {
         Stat {
