@@ -98,3 +98,68 @@ async fn connections_over_the_global_limit_are_closed_and_counted() {
     let answer = tokio::task::block_in_place(|| exchange(limited));
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 }
+
+/// Out of file descriptors, a listener backs off instead of spinning, logs one line for the
+/// run of failures rather than one per failure, and serves again once descriptors are back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_out_of_file_descriptors_backs_off_and_recovers() {
+    let (_backend, snapshot) = backend_snapshot().await;
+    let snapshot = snapshot
+        .with(http_listener("ingress", 0, "ingress", ""))
+        .with(routes(
+            "  - match: { prefix: / }\n    route: { cluster: backend }",
+        ));
+    let proxy = XdsProxy::start("hardening-fd-exhaustion", snapshot, &["--concurrency", "1"]).await;
+    let addr = SocketAddr::from(([127, 0, 0, 1], proxy.listener_port("ingress").await));
+    // Room for ten more descriptors than the proxy has open now.
+    let pid = proxy.process.pid();
+    let open = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("/proc")
+        .count();
+    let limit = format!("--nofile={}", open + 10);
+    let status = std::process::Command::new("prlimit")
+        .args(["--pid", &pid.to_string(), &limit])
+        .status()
+        .expect("prlimit");
+    assert!(status.success(), "prlimit failed");
+
+    // Forty silent clients: the proxy runs out after about ten.
+    let flood: Vec<TcpStream> = (0..40)
+        .map(|_| TcpStream::connect(addr).expect("connect"))
+        .collect();
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            proxy
+                .process
+                .stderr()
+                .contains("accept failing; backing off")
+        })
+        .await,
+        "no accept failure logged: {}",
+        proxy.process.stderr()
+    );
+    // A second of failures (a hundred or more retries without back-off) logs one line.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let logged = proxy.process.stderr().matches("accept failing").count();
+    assert!(logged <= 2, "{logged} lines:\n{}", proxy.process.stderr());
+
+    // The flood leaves: the listener accepts again and serves.
+    drop(flood);
+    let client = http1_client();
+    let url = format!("http://{addr}/");
+    let mut served = false;
+    for _ in 0..50 {
+        if get(&client, &url).await.status == 200 {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(served, "never served again:\n{}", proxy.process.stderr());
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            proxy.process.stderr().contains("accepting again")
+        })
+        .await
+    );
+}
