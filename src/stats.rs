@@ -12,7 +12,7 @@ use outrider_report::ReportStats;
 /// Reads one counter of a shard.
 type CounterOf = fn(&HttpCounters) -> &AtomicU64;
 
-const HTTP_COUNTERS: [(&str, StatKind, CounterOf); 12] = [
+const HTTP_COUNTERS: [(&str, StatKind, CounterOf); 13] = [
     ("downstream_cx_total", StatKind::Counter, |c| {
         &c.downstream_cx_total
     }),
@@ -58,6 +58,11 @@ const HTTP_COUNTERS: [(&str, StatKind, CounterOf); 12] = [
         "downstream_rq_redirected_with_normalized_path",
         StatKind::Counter,
         |c| &c.downstream_rq_redirected_with_normalized_path,
+    ),
+    (
+        "downstream_rq_too_many_premature_resets",
+        StatKind::Counter,
+        |c| &c.downstream_rq_too_many_premature_resets,
     ),
 ];
 

@@ -33,6 +33,7 @@ use crate::headers::{X_REQUEST_ID, append_via};
 use crate::http_stats::{HttpCounters, HttpStats};
 use crate::local_exec::LocalExec;
 use crate::local_reply::ProxyBody;
+use crate::premature_resets::{PrematureResets, StreamWatch};
 use crate::request::{Client, Refused, accept, proxy_request};
 use crate::worker_context::WorkerContext;
 
@@ -77,8 +78,12 @@ pub(crate) async fn serve_http(
     };
     let io = TokioIo::new(io);
     let closed = Rc::new(Cell::new(false));
+    let resets =
+        (codec == Codec::Http2).then(|| Rc::new(PrematureResets::new(HttpStats::clone(&stats))));
     let requests = Rc::new(ConnectionRequests {
         abandoned: Abandonment::new(codec == Codec::Http2, closed.clone()),
+        resets: resets.clone(),
+        closed: closed.clone(),
         drain: DrainSignal::new(drained.clone(), context.options.drain_time),
         logged: !hcm.access_log.is_empty(),
         response_headers: ResponseHeaders::of(hcm),
@@ -93,6 +98,7 @@ pub(crate) async fn serve_http(
     let retired = Retire {
         drained,
         limits,
+        resets,
         peer,
         drain_time: requests.context.options.drain_time,
     };
@@ -183,6 +189,10 @@ struct ConnectionRequests {
     activity: Rc<Activity>,
     drain: DrainSignal,
     abandoned: Abandonment,
+    /// HTTP/2 only: streams reset before their answer (Envoy's rapid-reset defence).
+    resets: Option<Rc<PrematureResets>>,
+    /// Set when the connection ends.
+    closed: Rc<Cell<bool>>,
     logged: bool,
     response_headers: ResponseHeaders,
     peer: SocketAddr,
@@ -243,6 +253,8 @@ where
         response_headers,
         peer,
         local,
+        resets,
+        closed,
         ..
     } = &*requests;
     let (peer, local) = (*peer, *local);
@@ -279,13 +291,23 @@ where
         local,
         request
     ));
+    let watch = StreamWatch::new(resets.as_deref(), closed);
     let mut response = proxied.await?;
+    watch.answered();
     response_headers.apply(response.headers_mut(), request_id);
     // Counted when the response head is ready (Envoy counts at stream end).
     counted.0.count_response(response.status().as_u16());
     drop(counted);
     drop(in_flight);
     Ok(LoggedBody::wrap(response, record.answered()))
+}
+
+/// Resolves when the connection's streams were mostly reset early; never for HTTP/1.1.
+async fn too_many_resets(resets: Option<&PrematureResets>) {
+    match resets {
+        Some(resets) => resets.too_many().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Resolves when one of the connection's limits is reached; never without limits.
@@ -334,6 +356,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 struct Retire {
     drained: watch::Receiver<bool>,
     limits: Option<LimitWatch>,
+    resets: Option<Rc<PrematureResets>>,
     peer: SocketAddr,
     drain_time: std::time::Duration,
 }
@@ -354,6 +377,11 @@ impl Retire {
             }
             _ = self.drained.wait_for(|d| *d) => Retirement::Drain,
             () = limit_reached(&mut self.limits) => Retirement::Limit,
+            () = too_many_resets(self.resets.as_deref()) => {
+                // Aborted at once, as Envoy does: its streams were mostly resets.
+                tracing::debug!(%peer, "too many streams reset before their answer; closing");
+                return;
+            }
         };
         // Finish what is in flight, refuse new requests, then close: within `--drain-time-s`
         // when the listener drains; a retired connection's last requests run their course, as

@@ -33,6 +33,8 @@ pub struct HttpCounters {
     pub downstream_rq_failed_path_normalization: AtomicU64,
     /// Requests redirected to their unescaped path (`UNESCAPE_AND_REDIRECT`).
     pub downstream_rq_redirected_with_normalized_path: AtomicU64,
+    /// HTTP/2 connections closed for resetting too many streams before their answer.
+    pub downstream_rq_too_many_premature_resets: AtomicU64,
     /// Responses by status class: index 0 = 1xx … 4 = 5xx (`downstream_rq_<N>xx`).
     pub downstream_rq_by_class: [AtomicU64; 5],
 }

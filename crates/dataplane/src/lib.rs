@@ -21,6 +21,7 @@ mod local_reply;
 mod model_coverage;
 mod no_healthy;
 mod pool;
+mod premature_resets;
 mod request;
 mod route_headers;
 pub mod routing;
