@@ -23,10 +23,24 @@ fn tracing_level(level: &str) -> Result<&'static str, String> {
     })
 }
 
+/// What `directives` adds to a level (not shown by `/logging`: it is not the operator's).
+const CODEC_DIRECTIVES: [&str; 2] = ["h2=error", "hyper=error"];
+
+/// The filter for `level`: the HTTP/2 and HTTP/1 codec crates' own warnings are about what
+/// clients send (streams reset in bulk, broken frames), one line per connection an attacker
+/// opens; Envoy logs its codecs' events at debug. So below debug they log errors only.
+fn directives(level: &str) -> String {
+    match level {
+        "info" | "warn" => format!("{level},{}", CODEC_DIRECTIVES.join(",")),
+        other => other.to_string(),
+    }
+}
+
 /// Maps Envoy's `-l` levels to tracing's; `RUST_LOG`, when set, wins.
 pub fn init(level: &str) -> Result<(), String> {
     let level = tracing_level(level)?;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(directives(level)));
     let (filter, handle) = reload::Layer::new(filter);
     tracing_subscriber::registry()
         .with(filter)
@@ -43,17 +57,23 @@ pub fn set_level(level: &str) -> Result<String, String> {
     let level = tracing_level(level)?;
     let handle = RELOAD.get().ok_or("logging is not initialised")?;
     handle
-        .reload(EnvFilter::new(level))
+        .reload(EnvFilter::new(directives(level)))
         .map_err(|e| e.to_string())?;
     Ok(current())
 }
 
-/// The filter in force (`info`, or a `RUST_LOG` directive list).
+/// The filter in force (`info`, or a `RUST_LOG` directive list), without the codec crates'
+/// directives that `directives` adds.
 pub fn current() -> String {
-    RELOAD
+    let filter = RELOAD
         .get()
         .and_then(|h| h.with_current(|f| f.to_string()).ok())
-        .unwrap_or_default()
+        .unwrap_or_default();
+    let shown: Vec<&str> = filter
+        .split(',')
+        .filter(|d| !CODEC_DIRECTIVES.contains(d))
+        .collect();
+    shown.join(",")
 }
 
 #[cfg(test)]
@@ -65,5 +85,13 @@ mod tests {
         assert_eq!(tracing_level("warning"), Ok("warn"));
         assert_eq!(tracing_level("critical"), Ok("error"));
         assert!(tracing_level("loud").is_err());
+    }
+
+    #[test]
+    fn codec_crates_log_errors_only_below_debug() {
+        assert_eq!(directives("info"), "info,h2=error,hyper=error");
+        assert_eq!(directives("warn"), "warn,h2=error,hyper=error");
+        assert_eq!(directives("debug"), "debug");
+        assert_eq!(directives("error"), "error");
     }
 }

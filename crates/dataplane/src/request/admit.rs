@@ -1,9 +1,9 @@
 //! The connection manager's checks on a request's head before anything else reads it, as
 //! Envoy's codecs make them: one authority, header size, underscores in header names,
-//! HTTP/1.0.
+//! HTTP/1.0, and no h2c upgrade.
 
 use http::Version;
-use http::header::{HOST, HeaderValue};
+use http::header::{CONNECTION, HOST, HeaderValue, UPGRADE};
 use outrider_model::HttpConnectionManager;
 
 use super::error::ProxyError;
@@ -15,6 +15,9 @@ pub(super) fn admit<B>(
     hcm: &HttpConnectionManager,
 ) -> Result<(), ProxyError> {
     one_authority(request)?;
+    if request.version() != Version::HTTP_2 {
+        ignore_h2c_upgrade(request.headers_mut());
+    }
     // Envoy's codec limit on the request's header bytes (names and values, pseudo-headers
     // included). hyper's own HTTP/1 buffer cannot go below 8 KiB and counts the raw head, so
     // the exact limit is checked here.
@@ -56,6 +59,39 @@ fn one_authority<B>(request: &mut http::Request<B>) -> Result<(), ProxyError> {
     Ok(())
 }
 
+/// Envoy's HTTP/1 codec ignores an upgrade to h2c (what `curl --http2` asks for over
+/// plain HTTP): it removes `Upgrade`, `HTTP2-Settings` and their `Connection` tokens, and the
+/// request is served over HTTP/1.1.
+fn ignore_h2c_upgrade(headers: &mut http::HeaderMap) {
+    let h2c = headers
+        .get(UPGRADE)
+        .is_some_and(|u| u.as_bytes().eq_ignore_ascii_case(b"h2c"));
+    if !h2c {
+        return;
+    }
+    headers.remove(UPGRADE);
+    headers.remove("http2-settings");
+    let kept: Vec<String> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|t| {
+            !t.is_empty()
+                && !t.eq_ignore_ascii_case("upgrade")
+                && !t.eq_ignore_ascii_case("http2-settings")
+        })
+        .map(str::to_string)
+        .collect();
+    headers.remove(CONNECTION);
+    if !kept.is_empty()
+        && let Ok(value) = HeaderValue::from_str(&kept.join(","))
+    {
+        headers.insert(CONNECTION, value);
+    }
+}
+
 /// Envoy's `HeaderMap::byteSize`: every name and value, `:method`, `:path` and `:authority`
 /// included (the authority once: a `Host` header is it).
 fn header_bytes<B>(request: &http::Request<B>) -> usize {
@@ -77,7 +113,30 @@ fn header_bytes<B>(request: &http::Request<B>) -> usize {
 mod tests {
     use http::{Request, Version};
 
-    use super::{ProxyError, header_bytes, one_authority};
+    use super::{ProxyError, header_bytes, ignore_h2c_upgrade, one_authority};
+
+    #[test]
+    fn an_h2c_upgrade_is_ignored() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            "connection",
+            http::HeaderValue::from_static("Upgrade, HTTP2-Settings, keep-alive"),
+        );
+        headers.insert("upgrade", http::HeaderValue::from_static("h2c"));
+        headers.insert(
+            "http2-settings",
+            http::HeaderValue::from_static("AAMAAABkAAQCAAAAAAIAAAAA"),
+        );
+        ignore_h2c_upgrade(&mut headers);
+        assert_eq!(headers.len(), 1, "{headers:?}");
+        assert_eq!(headers["connection"], "keep-alive");
+        // Only h2c: a WebSocket upgrade is the route's to decide.
+        let mut websocket = http::HeaderMap::new();
+        websocket.insert("connection", http::HeaderValue::from_static("upgrade"));
+        websocket.insert("upgrade", http::HeaderValue::from_static("websocket"));
+        ignore_h2c_upgrade(&mut websocket);
+        assert_eq!(websocket.len(), 2);
+    }
 
     /// The `Host` headers left after `one_authority`, or the refusal.
     fn settled(version: Version, uri: &str, hosts: &[&str]) -> Result<Vec<String>, ProxyError> {

@@ -1,0 +1,35 @@
+//! Issue 10's smaller HTTP/1.1 findings, replayed through the real binary: an upgrade to h2c
+//! (what `curl --http2` sends over plain HTTP) is ignored and the request served over
+//! HTTP/1.1, as Envoy's codec does, instead of being refused as an upgrade nobody enabled.
+
+mod common;
+
+use std::net::SocketAddr;
+
+use common::raw_http::{raw_exchange, status_line};
+use common::xds_proxy::{XdsProxy, backend_snapshot, http_listener, routes};
+use outrider_upstream_server::echo::EchoedRequest;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_h2c_upgrade_is_ignored_and_served_over_http1() {
+    let (_backend, snapshot) = backend_snapshot().await;
+    let snapshot = snapshot
+        .with(http_listener("ingress", 0, "ingress", ""))
+        .with(routes(
+            "  - match: { prefix: / }\n    route: { cluster: backend }",
+        ));
+    let proxy = XdsProxy::start("hardening-h2c-upgrade", snapshot, &["--concurrency", "1"]).await;
+    let addr = SocketAddr::from(([127, 0, 0, 1], proxy.listener_port("ingress").await));
+    let request = "GET /echo HTTP/1.1\r\nhost: a\r\nconnection: Upgrade, HTTP2-Settings, close\r\nupgrade: h2c\r\nhttp2-settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n";
+    let (response, _) = tokio::task::block_in_place(|| raw_exchange(addr, request.as_bytes()));
+    assert_eq!(status_line(&response), "HTTP/1.1 200 OK", "{response}");
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    let seen: EchoedRequest = serde_json::from_str(body).expect("echo JSON");
+    for header in ["upgrade", "http2-settings"] {
+        assert_eq!(
+            seen.header(header),
+            None,
+            "{header} reached the upstream: {seen:?}"
+        );
+    }
+}
