@@ -270,3 +270,56 @@ async fn retries_avoid_tried_hosts_only_with_the_previous_hosts_predicate() {
         "retries never returned to the failing host: {failed:?}"
     );
 }
+
+/// `per_request_buffer_limit_bytes` (route, else virtual host) bounds the body kept for a
+/// retry: a larger body is streamed to its one attempt, whose failure the client then sees.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_request_buffer_limit_decides_which_bodies_can_be_retried() {
+    // Every second request fails.
+    let flaky = UpstreamServer::start_local(UpstreamConfig::new("flaky").with_fail_every(2))
+        .await
+        .expect("upstream");
+    let snapshot = Snapshot::new("1")
+        .with(cluster("flaky", ""))
+        .with(endpoints("flaky", &[flaky.addr()]))
+        .with(http_listener("ingress", 0, "ingress", ""))
+        .with(common::xds_proxy::yaml::<
+            envoy_types::pb::envoy::config::route::v3::RouteConfiguration,
+        >(
+            r#"
+name: routes
+virtual_hosts:
+- name: all
+  domains: ["*"]
+  per_request_buffer_limit_bytes: 64
+  retry_policy: { retry_on: 5xx, num_retries: 1 }
+  routes:
+  - match: { prefix: /route-limit }
+    per_request_buffer_limit_bytes: 1024
+    route: { cluster: flaky }
+  - match: { prefix: / }
+    route: { cluster: flaky }
+"#,
+        ));
+    let proxy = XdsProxy::start("request-buffer-limit", snapshot, &["--concurrency", "1"]).await;
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], proxy.listener_port("ingress").await));
+    let post = |path: &str| {
+        let body = "x".repeat(100);
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nhost: a\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let (response, _) = tokio::task::block_in_place(|| {
+            common::raw_http::raw_exchange(addr, request.as_bytes())
+        });
+        common::raw_http::status_line(&response).to_string()
+    };
+    // Request 1 passes; from then on each first attempt is an even one, and fails.
+    assert_eq!(post("/warm-up"), "HTTP/1.1 200 OK");
+    // 100 bytes under the route's 1 KiB: kept, the failure retried (requests 2 and 3).
+    assert_eq!(post("/route-limit"), "HTTP/1.1 200 OK");
+    // 100 bytes over the virtual host's 64: streamed, its failure is the answer (request 4).
+    assert_eq!(post("/vhost-limit"), "HTTP/1.1 503 Service Unavailable");
+    assert_eq!(flaky.requests_for("/route-limit"), 2);
+    assert_eq!(flaky.requests_for("/vhost-limit"), 1);
+}

@@ -113,6 +113,8 @@ acted_on!(RouteMatch {
 });
 
 acted_on!(ForwardAction {
+    // The largest body kept for a retry (RequestBody::worth_keeping).
+    retry_buffer_limit: ["request/forward.rs"],
     cluster: ["request/plan.rs"],
     cluster_not_found_response_code: ["request/forward.rs"],
     timeout: ["request/timeouts.rs"],

@@ -5,7 +5,6 @@ use std::collections::HashSet;
 use envoy_types::pb::envoy::config::route::v3::{
     self as pb, route::Action, route_match::PathSpecifier, virtual_host,
 };
-use envoy_types::pb::google::protobuf::UInt32Value;
 
 use crate::error::{
     Result, ValidationError, Within, convert_each, non_empty, reject_if_set, required,
@@ -239,18 +238,6 @@ impl RouteConfiguration {
     }
 }
 
-/// A virtual host's or route's `per_request_buffer_limit_bytes`: only the 1 MiB we keep for
-/// retries is accepted.
-fn reject_retry_buffer_limit(limit: Option<&UInt32Value>) -> Result<()> {
-    if limit.is_some_and(|v| v.value != RETRY_BUFFER_BYTES) {
-        return Err(ValidationError::not_enforced(
-            "per_request_buffer_limit_bytes",
-            "the retry buffer is 1 MiB whatever this says",
-        ));
-    }
-    Ok(())
-}
-
 /// Envoy's `RouteMatcher` rules: one `*` per route configuration, no duplicate domain of the
 /// same kind anywhere in it.
 fn check_domains(route_name: &str, virtual_hosts: &[VirtualHost]) -> Result<()> {
@@ -355,13 +342,13 @@ fn virtual_host(proto: &pb::VirtualHost, max_body: u32) -> Result<VirtualHost> {
         response_headers_to_add,
         response_headers_to_remove,
     )?;
-    reject_retry_buffer_limit(per_request_buffer_limit_bytes.as_ref())?;
     let retry_policy = retry_policy
         .as_ref()
         .map(|r| RetryPolicy::from_proto(r).within("retry_policy"))
         .transpose()?;
+    let vhost_buffer_limit = per_request_buffer_limit_bytes.as_ref().map(|v| v.value);
     let routes = convert_each(routes, "routes", |r| {
-        route(r, retry_policy.as_ref(), max_body)
+        route(r, retry_policy.as_ref(), vhost_buffer_limit, max_body)
     })?;
     Ok(VirtualHost {
         name: name.clone(),
@@ -375,7 +362,12 @@ fn virtual_host(proto: &pb::VirtualHost, max_body: u32) -> Result<VirtualHost> {
     })
 }
 
-fn route(proto: &pb::Route, vhost_retry: Option<&RetryPolicy>, max_body: u32) -> Result<Route> {
+fn route(
+    proto: &pb::Route,
+    vhost_retry: Option<&RetryPolicy>,
+    vhost_buffer_limit: Option<u32>,
+    max_body: u32,
+) -> Result<Route> {
     let pb::Route {
         name,
         r#match,
@@ -408,12 +400,18 @@ fn route(proto: &pb::Route, vhost_retry: Option<&RetryPolicy>, max_body: u32) ->
         response_headers_to_add,
         response_headers_to_remove,
     )?;
-    reject_retry_buffer_limit(per_request_buffer_limit_bytes.as_ref())?;
+    // Envoy: the route's, else the virtual host's, else the connection's buffer limit (the
+    // listener's `per_connection_buffer_limit_bytes`, 1 MiB: other values are refused).
+    let buffer_limit = per_request_buffer_limit_bytes
+        .as_ref()
+        .map(|v| v.value)
+        .or(vhost_buffer_limit)
+        .unwrap_or(RETRY_BUFFER_BYTES);
     let route_match = route_match(required(r#match, "match")?).within("match")?;
     let action = match action {
-        Some(Action::Route(a)) => {
-            RouteAction::Forward(Box::new(forward_action(a, vhost_retry).within("route")?))
-        }
+        Some(Action::Route(a)) => RouteAction::Forward(Box::new(
+            forward_action(a, vhost_retry, buffer_limit).within("route")?,
+        )),
         Some(Action::Redirect(a)) => RouteAction::Redirect(redirect_action(a).within("redirect")?),
         Some(Action::DirectResponse(a)) => {
             RouteAction::DirectResponse(direct_response(a, max_body).within("direct_response")?)

@@ -30,6 +30,9 @@ pub struct ForwardAction {
     pub timeout: Option<Duration>,
     /// The route's retry policy, or else the virtual host's.
     pub retry_policy: Option<RetryPolicy>,
+    /// `per_request_buffer_limit_bytes` of the route, else of the virtual host, else 1 MiB:
+    /// the largest request body kept so that a retry can send it again.
+    pub retry_buffer_limit: u32,
     pub path_rewrite: Option<PathRewrite>,
     pub host_rewrite: HostRewrite,
     pub append_x_forwarded_host: bool,
@@ -198,6 +201,7 @@ pub struct DirectResponse {
 pub(crate) fn forward_action(
     proto: &pb::RouteAction,
     vhost_retry: Option<&RetryPolicy>,
+    retry_buffer_limit: u32,
 ) -> Result<ForwardAction> {
     let pb::RouteAction {
         cluster_not_found_response_code,
@@ -355,6 +359,7 @@ pub(crate) fn forward_action(
         cluster_not_found_response_code,
         timeout: timeout_or(timeout, "timeout", Some(DEFAULT_ROUTE_TIMEOUT))?,
         retry_policy,
+        retry_buffer_limit,
         path_rewrite,
         host_rewrite,
         append_x_forwarded_host: *append_x_forwarded_host,

@@ -12,10 +12,6 @@ use crate::local_reply::ProxyBody;
 use crate::stream_body::{BodyBytes, StreamBody};
 use crate::stream_clock::StreamClock;
 
-/// Bodies up to this size are kept so that the request can be retried (Envoy buffers up to the
-/// listener's buffer limit, 1 MiB by default); larger ones are streamed and not retried.
-const RETRY_BUFFER_LIMIT: u64 = 1024 * 1024;
-
 pub(crate) enum RequestBody {
     Stream(Option<StreamBody>),
     Kept(Bytes),
@@ -23,13 +19,15 @@ pub(crate) enum RequestBody {
 
 impl RequestBody {
     /// Whether to read the body whole before the first attempt: when a retry may need it
-    /// again and its size is known and small. Otherwise it is streamed to the first attempt.
-    pub(crate) fn worth_keeping(body: &Incoming, may_retry: bool) -> bool {
+    /// again and its size is known and at most `limit` (the route's
+    /// `per_request_buffer_limit_bytes`, 1 MiB by default, as Envoy buffers for retries).
+    /// Otherwise it is streamed to the first attempt, which is then the only one.
+    pub(crate) fn worth_keeping(body: &Incoming, may_retry: bool, limit: u32) -> bool {
         may_retry
             && body
                 .size_hint()
                 .exact()
-                .is_some_and(|n| n <= RETRY_BUFFER_LIMIT)
+                .is_some_and(|n| n <= u64::from(limit))
     }
 
     pub(crate) fn streamed(

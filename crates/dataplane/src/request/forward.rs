@@ -104,7 +104,8 @@ pub(crate) async fn forward(
     let policy = plan.retry.as_deref();
     let counted = parts.extensions.remove::<BodyBytes>();
     // Awaited only when kept: the common case moves no extra future.
-    let mut body = if RequestBody::worth_keeping(&body, policy.is_some_and(|p| p.num_retries > 0)) {
+    let may_retry = policy.is_some_and(|p| p.num_retries > 0);
+    let mut body = if RequestBody::worth_keeping(&body, may_retry, cx.action.retry_buffer_limit) {
         let kept = std::pin::pin!(RequestBody::kept(body, cx.clock, counted));
         within(kept, None, cx.clock.map(|c| &**c))
             .await
