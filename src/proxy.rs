@@ -177,6 +177,7 @@ pub async fn serve(
     // the tables change.
     let health_checks = outrider_health_check::run(tables.clone(), events.clone());
     let reports = reporter.run();
+    let heap = give_back_drained_bursts();
     // The control thread: the xDS client, the DNS resolver, the outlier detectors, the health
     // checker, the reporters and the listener manager, until asked to stop.
     tokio::select! {
@@ -186,6 +187,7 @@ pub async fn serve(
         () = outliers => {}
         () = health_checks => {}
         () = reports => {}
+        () = heap => {}
         () = dataplane.run(std::future::pending()) => {}
     }
     if let Some(admin) = admin {
@@ -195,6 +197,18 @@ pub async fn serve(
     // The last reference: dropping it ends the workers and their connections.
     drop(dataplane);
     Ok(())
+}
+
+/// Every 2 s: once a burst of request bodies kept for retries has drained, the heap's free
+/// pages go back to the kernel (see `outrider_dataplane::heap_trim_due`).
+async fn give_back_drained_bursts() {
+    let mut every = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        every.tick().await;
+        if outrider_dataplane::heap_trim_due() {
+            outrider_heap::release_free_memory();
+        }
+    }
 }
 
 fn ads_client(

@@ -3,18 +3,18 @@
 
 use std::rc::Rc;
 
-use bytes::Bytes;
 use http_body_util::{BodyExt, Either, Full};
 use hyper::body::{Body as _, Incoming};
 
 use super::error::ProxyError;
 use crate::local_reply::ProxyBody;
+use crate::retry_buffers::KeptBody;
 use crate::stream_body::{BodyBytes, StreamBody};
 use crate::stream_clock::StreamClock;
 
 pub(crate) enum RequestBody {
     Stream(Option<StreamBody>),
-    Kept(Bytes),
+    Kept(KeptBody),
 }
 
 impl RequestBody {
@@ -45,7 +45,7 @@ impl RequestBody {
     ) -> Result<Self, ProxyError> {
         let body = StreamBody::request(body, clock, counted);
         match body.collect().await {
-            Ok(collected) => Ok(Self::Kept(collected.to_bytes())),
+            Ok(collected) => Ok(Self::Kept(KeptBody::new(collected.to_bytes()))),
             Err(_) => Err(ProxyError::RequestBodyFailed),
         }
     }
@@ -58,7 +58,7 @@ impl RequestBody {
     /// The body for the next attempt (empty once a streamed body is gone).
     pub(crate) fn next(&mut self) -> ProxyBody {
         match self {
-            Self::Kept(bytes) => Either::Right(Full::new(bytes.clone())),
+            Self::Kept(kept) => Either::Right(Full::new(kept.bytes().clone())),
             Self::Stream(stream) => match stream.take() {
                 Some(stream) => Either::Left(stream),
                 None => Either::Right(Full::default()),
