@@ -156,10 +156,9 @@ async fn a_listener_out_of_file_descriptors_backs_off_and_recovers() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(served, "never served again:\n{}", proxy.process.stderr());
-    assert!(
-        eventually(Duration::from_secs(10), || {
-            proxy.process.stderr().contains("accepting again")
-        })
-        .await
-    );
+    // Recovering within the 10 s does not reopen the log: still one line.
+    let stderr = proxy.process.stderr();
+    let logged =
+        stderr.matches("accept failing").count() + stderr.matches("accepting again").count();
+    assert!(logged <= 2, "{logged} lines:\n{stderr}");
 }

@@ -304,18 +304,21 @@ impl AcceptFailures {
         self.pause
     }
 
+    /// Accepting again: the pause starts over, the log limit does not (errors that come and
+    /// go would otherwise log a line per cycle).
     fn recovered(&mut self, listener: &str) {
         if self.pause.is_zero() {
             return;
         }
-        if self.unlogged > 0 {
-            tracing::warn!(
-                listener,
-                failures = self.unlogged,
-                "accept failing; backing off"
-            );
+        self.pause = Duration::ZERO;
+        let now = tokio::time::Instant::now();
+        if self
+            .logged
+            .is_none_or(|at| now.duration_since(at) >= Self::LOG_EVERY)
+        {
+            tracing::info!(listener, failures = self.unlogged, "accepting again");
+            self.logged = Some(now);
+            self.unlogged = 0;
         }
-        tracing::info!(listener, "accepting again");
-        *self = Self::default();
     }
 }
