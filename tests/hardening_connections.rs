@@ -11,7 +11,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use common::xds_proxy::{
-    XdsProxy, backend_snapshot, eventually, get, http_listener, http1_client, routes,
+    XdsProxy, backend_snapshot, eventually, get, http_listener, http1_client, proxy_to_backend,
+    routes,
 };
 
 const LIMIT: &str = "
@@ -103,14 +104,8 @@ async fn connections_over_the_global_limit_are_closed_and_counted() {
 /// run of failures rather than one per failure, and serves again once descriptors are back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_listener_out_of_file_descriptors_backs_off_and_recovers() {
-    let (_backend, snapshot) = backend_snapshot().await;
-    let snapshot = snapshot
-        .with(http_listener("ingress", 0, "ingress", ""))
-        .with(routes(
-            "  - match: { prefix: / }\n    route: { cluster: backend }",
-        ));
-    let proxy = XdsProxy::start("hardening-fd-exhaustion", snapshot, &["--concurrency", "1"]).await;
-    let addr = SocketAddr::from(([127, 0, 0, 1], proxy.listener_port("ingress").await));
+    let (proxy, addr, _backend) =
+        proxy_to_backend("hardening-fd-exhaustion", "{ cluster: backend }").await;
     // Room for ten more descriptors than the proxy has open now.
     let pid = proxy.process.pid();
     let open = std::fs::read_dir(format!("/proc/{pid}/fd"))

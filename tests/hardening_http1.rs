@@ -4,22 +4,14 @@
 
 mod common;
 
-use std::net::SocketAddr;
-
 use common::raw_http::{raw_exchange, status_line};
-use common::xds_proxy::{XdsProxy, backend_snapshot, http_listener, routes};
+use common::xds_proxy::proxy_to_backend;
 use outrider_upstream_server::echo::EchoedRequest;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_h2c_upgrade_is_ignored_and_served_over_http1() {
-    let (_backend, snapshot) = backend_snapshot().await;
-    let snapshot = snapshot
-        .with(http_listener("ingress", 0, "ingress", ""))
-        .with(routes(
-            "  - match: { prefix: / }\n    route: { cluster: backend }",
-        ));
-    let proxy = XdsProxy::start("hardening-h2c-upgrade", snapshot, &["--concurrency", "1"]).await;
-    let addr = SocketAddr::from(([127, 0, 0, 1], proxy.listener_port("ingress").await));
+    let (_proxy, addr, _backend) =
+        proxy_to_backend("hardening-h2c-upgrade", "{ cluster: backend }").await;
     let request = "GET /echo HTTP/1.1\r\nhost: a\r\nconnection: Upgrade, HTTP2-Settings, close\r\nupgrade: h2c\r\nhttp2-settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n";
     let (response, _) = tokio::task::block_in_place(|| raw_exchange(addr, request.as_bytes()));
     assert_eq!(status_line(&response), "HTTP/1.1 200 OK", "{response}");

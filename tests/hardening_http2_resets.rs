@@ -6,10 +6,9 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::xds_proxy::{XdsProxy, backend_snapshot, get, h2c_client, http_listener, routes};
+use common::xds_proxy::{get, h2c_client, proxy_to_backend};
 use outrider_upstream_server::UpstreamServer;
 use tokio::net::TcpStream;
 
@@ -27,14 +26,8 @@ async fn reached_upstream(backend: &UpstreamServer, count: u64) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_of_reset_streams_is_closed() {
-    let (backend, snapshot) = backend_snapshot().await;
-    let snapshot = snapshot
-        .with(http_listener("ingress", 0, "ingress", ""))
-        .with(routes(
-            "  - match: { prefix: / }\n    route: { cluster: backend }",
-        ));
-    let proxy = XdsProxy::start("hardening-rapid-reset", snapshot, &["--concurrency", "1"]).await;
-    let addr = SocketAddr::from(([127, 0, 0, 1], proxy.listener_port("ingress").await));
+    let (proxy, addr, backend) =
+        proxy_to_backend("hardening-rapid-reset", "{ cluster: backend }").await;
 
     let tcp = TcpStream::connect(addr).await.expect("connect");
     let (mut client, connection) = h2::client::handshake(tcp).await.expect("h2 handshake");

@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use common::xds_proxy::{XdsProxy, backend_snapshot, eventually, http_listener, routes};
+use common::xds_proxy::{eventually, proxy_to_backend};
 
 /// The process's resident set, in KiB.
 fn rss_kib(pid: u32) -> u64 {
@@ -45,14 +45,11 @@ fn post_mib(addr: SocketAddr, path: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_kept_for_retries_comes_back_after_a_burst() {
-    let (_backend, snapshot) = backend_snapshot().await;
-    let snapshot = snapshot
-        .with(http_listener("ingress", 0, "ingress", ""))
-        .with(routes(
-            "  - match: { prefix: / }\n    route: { cluster: backend, retry_policy: { retry_on: 5xx, num_retries: 1 } }",
-        ));
-    let proxy = XdsProxy::start("hardening-memory", snapshot, &["--concurrency", "1"]).await;
-    let addr = SocketAddr::from(([127, 0, 0, 1], proxy.listener_port("ingress").await));
+    let (proxy, addr, _backend) = proxy_to_backend(
+        "hardening-memory",
+        "{ cluster: backend, retry_policy: { retry_on: 5xx, num_retries: 1 } }",
+    )
+    .await;
     let pid = proxy.process.pid();
     // Measured once a first request has been through (its connections and pools exist).
     let first = tokio::task::block_in_place(|| post_mib(addr, "/delay/10"));

@@ -80,6 +80,21 @@ pub async fn backend_snapshot() -> (UpstreamServer, Snapshot) {
     (backend, snapshot)
 }
 
+/// A backend upstream, listener `ingress` with every path routed to it (`route`: the route
+/// action's YAML, e.g. `{ cluster: backend }`), the proxy on one worker, and the listener's
+/// address. The upstream must live as long as the test.
+pub async fn proxy_to_backend(test: &str, route: &str) -> (XdsProxy, SocketAddr, UpstreamServer) {
+    let (backend, snapshot) = backend_snapshot().await;
+    let snapshot = snapshot
+        .with(http_listener("ingress", 0, "ingress", ""))
+        .with(routes(&format!(
+            "  - match: {{ prefix: / }}\n    route: {route}"
+        )));
+    let proxy = XdsProxy::start(test, snapshot, &["--concurrency", "1"]).await;
+    let addr = SocketAddr::from(([127, 0, 0, 1], proxy.listener_port("ingress").await));
+    (proxy, addr, backend)
+}
+
 /// An HTTP listener on 127.0.0.1:`port` (0 for any) whose routes come from RDS `routes`;
 /// `hcm_extra` is more YAML for the HttpConnectionManager, indented by six spaces per line
 /// (e.g. `"      use_remote_address: true"`).
