@@ -92,6 +92,8 @@ pub struct LoadedBootstrap {
     pub explain_no_healthy_upstream: bool,
     /// The overload manager's global downstream connection limit (see `overload.rs`).
     pub max_downstream_connections: Option<u64>,
+    /// Per-listener connection limits by listener name (runtime keys, see `overload.rs`).
+    pub listener_connection_limits: std::collections::BTreeMap<String, u64>,
 }
 
 /// Reads and checks a bootstrap file. YAML and JSON are both read by the YAML parser (JSON is
@@ -210,6 +212,7 @@ pub fn check(
     let report = report::report_config(&proto, &statics.clusters)?;
     unenforced::check(&proto)?;
     let max_downstream_connections = overload::downstream_connection_limit(&proto)?;
+    let listener_connection_limits = overload::listener_connection_limits(&proto)?;
     let ignored = ignored::ignored_fields(&proto);
     let explain_no_healthy_upstream =
         runtime_flags::runtime_bool(&proto, runtime_flags::NO_HEALTHY_UPSTREAM_HEADER)?
@@ -219,6 +222,7 @@ pub fn check(
         ignored,
         explain_no_healthy_upstream,
         max_downstream_connections,
+        listener_connection_limits,
         report,
         proto,
         node,

@@ -77,6 +77,7 @@ pub async fn serve(
                 drain_time: options.drain_time,
                 explain_no_healthy_upstream: bootstrap.explain_no_healthy_upstream,
                 max_downstream_connections: bootstrap.max_downstream_connections,
+                listener_connection_limits: bootstrap.listener_connection_limits.clone(),
             },
         )
         .context("starting the data plane workers")?,
@@ -199,8 +200,9 @@ pub async fn serve(
     Ok(())
 }
 
-/// Every 2 s: once a burst of request bodies kept for retries has drained, the heap's free
-/// pages go back to the kernel (see `outrider_dataplane::heap_trim_due`).
+/// Every 2 s: once a burst of request bodies kept for retries, or of open connections, has
+/// drained, the heap's free pages go back to the kernel (see
+/// `outrider_dataplane::heap_trim_due`).
 async fn give_back_drained_bursts() {
     let mut every = tokio::time::interval(Duration::from_secs(2));
     loop {

@@ -80,8 +80,9 @@ pub(crate) fn http_stats(registry: &HttpStatsRegistry) -> Vec<Stat> {
     stats
 }
 
-/// `listener.<listener>.downstream_global_cx_overflow` for every listener (0 until the global
-/// connection limit refuses one of its connections).
+/// `listener.<listener>.downstream_global_cx_overflow` and `downstream_cx_overflow` for every
+/// listener (0 until the global limit, or the listener's own, refuses one of its
+/// connections).
 pub(crate) fn listener_stats(
     listeners: &[ActiveListener],
     connections: &DownstreamConnections,
@@ -94,21 +95,26 @@ pub(crate) fn listener_stats(
     names.extend(overflow.iter().map(|(name, _)| name.clone()));
     names.sort();
     names.dedup();
-    names
-        .iter()
-        .map(|name| {
-            let value = overflow
-                .iter()
-                .find_map(|(n, v)| (n == name).then_some(*v))
-                .unwrap_or(0);
-            Stat::listener(
-                name,
-                "downstream_global_cx_overflow",
-                StatKind::Counter,
-                value,
-            )
-        })
-        .collect()
+    let mut stats = Vec::with_capacity(names.len() * 2);
+    for name in &names {
+        let counts = overflow
+            .iter()
+            .find_map(|(n, counts)| (n == name).then_some(*counts))
+            .unwrap_or_default();
+        stats.push(Stat::listener(
+            name,
+            "downstream_cx_overflow",
+            StatKind::Counter,
+            counts.listener,
+        ));
+        stats.push(Stat::listener(
+            name,
+            "downstream_global_cx_overflow",
+            StatKind::Counter,
+            counts.global,
+        ));
+    }
+    stats
 }
 
 /// `event_reporting.*`, `event_log.*`, `load_reporter.*`: counters, bar the two connection

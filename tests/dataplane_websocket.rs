@@ -8,6 +8,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use common::websocket::handshake;
 use common::xds_proxy::{
     XdsProxy, cluster, endpoints, eventually, get, http_listener, http1_client, routes,
 };
@@ -16,27 +17,6 @@ use outrider_upstream_server::{UpstreamConfig, UpstreamServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use xds_conformance::Snapshot;
-
-/// Sends the opening handshake for `path`; returns the response head and the stream.
-async fn handshake(addr: SocketAddr, path: &str) -> (String, TcpStream) {
-    let mut stream = TcpStream::connect(addr).await.expect("connect");
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes()).await.expect("write");
-    // Read the head byte by byte so no frame byte after it is consumed.
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let byte = tokio::time::timeout(Duration::from_secs(5), stream.read_u8())
-            .await
-            .expect("the response head in time")
-            .expect("read");
-        head.push(byte);
-        assert!(head.len() < 16 * 1024, "no end of head");
-    }
-    (String::from_utf8_lossy(&head).into_owned(), stream)
-}
 
 /// A masked client frame (RFC 6455 §5.2) with a short payload.
 fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {

@@ -1,6 +1,6 @@
 //! Issue 10's attack vectors on the request's authority, replayed through the real binary: a
 //! client must not reach a virtual host it was routed past by giving the upstream another
-//! `Host` than the one routing read. The routes answer 403 for `admin.internal` and send
+//! `Host` than the one routing read, nor with an authority Envoy would refuse. The routes answer 403 for `admin.internal` and send
 //! everything else to an upstream that echoes what it received.
 
 mod common;
@@ -84,6 +84,26 @@ async fn http1_host_cannot_differ_from_the_routed_authority() {
         );
         assert!(status_line(&response).contains(" 400 "), "{response}");
         assert!(closed, "the connection closes after the 400");
+
+        // Userinfo in the target is not part of the authority: still the admin host.
+        let (response, _) = exchange(
+            "GET http://guest@admin.internal/secret HTTP/1.1\r\nhost: public.example\r\nconnection: close\r\n\r\n",
+        );
+        assert!(status_line(&response).contains(" 403 "), "{response}");
+
+        // A target in another scheme, a Host no authority can be, or no Host at all: 400.
+        for request in [
+            "GET https://admin.internal/secret HTTP/1.1\r\nhost: public.example\r\n\r\n",
+            "GET ftp://public.example/ HTTP/1.1\r\nhost: public.example\r\n\r\n",
+            "GET /secret HTTP/1.1\r\nhost: admin.internal/x\r\nconnection: close\r\n\r\n",
+            "GET /secret HTTP/1.1\r\nconnection: close\r\n\r\n",
+        ] {
+            let (response, _) = exchange(request);
+            assert!(
+                status_line(&response).contains(" 400 "),
+                "{request:?}: {response}"
+            );
+        }
     });
 }
 

@@ -1,7 +1,7 @@
 //! Issue 10's attack vectors on host health, replayed through the real binary: a request body
 //! the client breaks (malformed chunked framing) is the client's error. It is answered 400
 //! (`DPE`) and never counts against an endpoint: no outlier ejection, no host error, whether
-//! the upstream speaks HTTP/1.1 or HTTP/2.
+//! the upstream speaks HTTP/1.1 or HTTP/2, with stream limits or without.
 
 mod common;
 
@@ -39,7 +39,7 @@ fn broken_bodies() -> Vec<Vec<u8>> {
     .collect()
 }
 
-async fn broken_bodies_count_against_no_host(test: &str, protocol: &str) {
+async fn broken_bodies_count_against_no_host(test: &str, protocol: &str, hcm_extra: &str) {
     let (a, b) = (
         UpstreamServer::start_local(UpstreamConfig::new("a"))
             .await
@@ -51,7 +51,7 @@ async fn broken_bodies_count_against_no_host(test: &str, protocol: &str) {
     let snapshot = Snapshot::new("1")
         .with(cluster("backend", &format!("{OUTLIER}\n{protocol}")))
         .with(endpoints("backend", &[a.addr(), b.addr()]))
-        .with(http_listener("ingress", 0, "ingress", ""))
+        .with(http_listener("ingress", 0, "ingress", hcm_extra))
         .with(routes(
             "  - match: { prefix: / }\n    route: { cluster: backend }",
         ));
@@ -91,10 +91,18 @@ async fn broken_bodies_count_against_no_host(test: &str, protocol: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_request_body_counts_against_no_http1_host() {
-    broken_bodies_count_against_no_host("hardening-body-h1", "").await;
+    broken_bodies_count_against_no_host("hardening-body-h1", "", "").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_request_body_counts_against_no_http2_host() {
-    broken_bodies_count_against_no_host("hardening-body-h2", HTTP2).await;
+    broken_bodies_count_against_no_host("hardening-body-h2", HTTP2, "").await;
+}
+
+/// With every stream limit off the request has no clock to time it, but still one to learn
+/// from its body that the client broke it (an HTTP/2 upstream only resets the stream).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_request_body_counts_against_no_http2_host_without_stream_limits() {
+    let unlimited = "      stream_idle_timeout: 0s";
+    broken_bodies_count_against_no_host("hardening-body-h2-unlimited", HTTP2, unlimited).await;
 }

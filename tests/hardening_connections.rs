@@ -1,8 +1,10 @@
-//! Issue 10's connection floods, replayed through the real binary: the overload manager's
-//! global downstream connection limit (as Envoy's `global_downstream_max_connections`
-//! monitor) closes connections accepted over it at once and counts them per listener; a
+//! Issue 10's connection floods, replayed through the real binary: a connection accepted over
+//! a limit is closed at once and counted, whether the limit is the overload manager's global
+//! one (Envoy's `global_downstream_max_connections` monitor; `downstream_global_cx_overflow`)
+//! or the listener's own (Envoy's runtime key
+//! `envoy.resource_limits.listener.<name>.connection_limit`; `downstream_cx_overflow`); a
 //! listener with `ignore_global_conn_limit` serves regardless; a connection that closes gives
-//! its place back.
+//! its place back, a WebSocket tunnel only when it closes.
 
 mod common;
 
@@ -10,6 +12,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
+use common::websocket::handshake;
 use common::xds_proxy::{
     XdsProxy, backend_snapshot, eventually, get, http_listener, http1_client, proxy_to_backend,
     routes,
@@ -38,6 +41,48 @@ fn exchange(addr: SocketAddr) -> String {
     String::from_utf8_lossy(&answer).into_owned()
 }
 
+/// Fills `listener` (stats `http.limited.*`) with `places` silent connections, checks that
+/// one more is closed unanswered and counted in `overflow`, and returns the silent ones.
+async fn fill_and_overflow(
+    proxy: &XdsProxy,
+    listener: SocketAddr,
+    places: u64,
+    overflow: &str,
+) -> Vec<TcpStream> {
+    assert_eq!(proxy.stat(overflow).await, Some(0));
+    let silent: Vec<TcpStream> = (0..places)
+        .map(|_| TcpStream::connect(listener).expect("connect"))
+        .collect();
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            proxy.stat_blocking("http.limited.downstream_cx_active") == Some(places)
+        })
+        .await,
+        "the silent connections were not all accepted"
+    );
+    let answer = tokio::task::block_in_place(|| exchange(listener));
+    assert_eq!(
+        answer, "",
+        "a connection over the limit is closed unanswered"
+    );
+    assert_eq!(proxy.stat(overflow).await, Some(1));
+    silent
+}
+
+/// Once the silent connections leave, their places serve the next clients.
+async fn places_come_back(proxy: &XdsProxy, listener: SocketAddr, silent: Vec<TcpStream>) {
+    drop(silent);
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            proxy.stat_blocking("http.limited.downstream_cx_active") == Some(0)
+        })
+        .await,
+        "the silent connections' places were not given back"
+    );
+    let answer = tokio::task::block_in_place(|| exchange(listener));
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_over_the_global_limit_are_closed_and_counted() {
     let (_backend, snapshot) = backend_snapshot().await;
@@ -62,39 +107,113 @@ async fn connections_over_the_global_limit_are_closed_and_counted() {
         "listener.127.0.0.1_{}.downstream_global_cx_overflow",
         limited.port()
     );
-    assert_eq!(proxy.stat(&overflow).await, Some(0));
+    // Three silent connections take every place; the fourth is closed and counted.
+    let silent = fill_and_overflow(&proxy, limited, 3, &overflow).await;
+    // The exempt listener serves all the same.
+    let answer = get(&http1_client(), &format!("http://{exempt}/")).await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    places_come_back(&proxy, limited, silent).await;
+}
 
-    // Three silent connections take every place.
-    let silent: Vec<TcpStream> = (0..3)
-        .map(|_| TcpStream::connect(limited).expect("connect"))
+/// A listener's own limit (Envoy's runtime key
+/// `envoy.resource_limits.listener.<name>.connection_limit`) refuses its connections over
+/// it, counted in `downstream_cx_overflow`; other listeners are not limited by it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_connection_limit_closes_and_counts_its_overflow() {
+    let (_backend, snapshot) = backend_snapshot().await;
+    let snapshot = snapshot
+        .with(http_listener("limited", 0, "limited", ""))
+        .with(http_listener("other", 0, "other", ""))
+        .with(routes(
+            "  - match: { prefix: / }\n    route: { cluster: backend }",
+        ));
+    let runtime = "
+layered_runtime:
+  layers:
+  - name: limits
+    static_layer:
+      envoy.resource_limits.listener.limited.connection_limit: 2
+";
+    let proxy = XdsProxy::start_with_bootstrap(
+        "hardening-listener-limit",
+        snapshot,
+        &["--concurrency", "2"],
+        runtime,
+    )
+    .await;
+    let limited = SocketAddr::from(([127, 0, 0, 1], proxy.listener_port("limited").await));
+    let other = SocketAddr::from(([127, 0, 0, 1], proxy.listener_port("other").await));
+    let overflow = format!(
+        "listener.127.0.0.1_{}.downstream_cx_overflow",
+        limited.port()
+    );
+    // Two silent connections take the listener's places, whichever worker accepted them.
+    let silent = fill_and_overflow(&proxy, limited, 2, &overflow).await;
+    // Another listener is not limited by it.
+    let others: Vec<TcpStream> = (0..3)
+        .map(|_| TcpStream::connect(other).expect("connect"))
         .collect();
-    assert!(
-        eventually(Duration::from_secs(10), || {
-            proxy.stat_blocking("http.limited.downstream_cx_active") == Some(3)
-        })
-        .await,
-        "the silent connections were not all accepted"
+    let answer = tokio::task::block_in_place(|| exchange(other));
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    drop(others);
+    places_come_back(&proxy, limited, silent).await;
+}
+
+/// hyper lets go of a connection it upgrades, but the socket stays open as a tunnel: each
+/// WebSocket keeps its place under the limit (and in `downstream_cx_active`) until it closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_tunnels_keep_their_place_under_the_limit() {
+    let (_backend, snapshot) = backend_snapshot().await;
+    let snapshot = snapshot
+        .with(http_listener(
+            "limited",
+            0,
+            "limited",
+            "      upgrade_configs: [{ upgrade_type: websocket }]",
+        ))
+        .with(routes(
+            "  - match: { prefix: / }\n    route: { cluster: backend }",
+        ));
+    let proxy = XdsProxy::start_with_bootstrap(
+        "hardening-tunnel-limit",
+        snapshot,
+        &["--concurrency", "1"],
+        LIMIT,
+    )
+    .await;
+    let limited = SocketAddr::from(([127, 0, 0, 1], proxy.listener_port("limited").await));
+    let overflow = format!(
+        "listener.127.0.0.1_{}.downstream_global_cx_overflow",
+        limited.port()
     );
 
-    // The fourth is closed unanswered, and counted.
+    // Three tunnels take every place.
+    let mut tunnels = Vec::new();
+    for _ in 0..3 {
+        let (head, stream) = handshake(limited, "/ws").await;
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        tunnels.push(stream);
+    }
+    assert_eq!(
+        proxy.stat("http.limited.downstream_cx_active").await,
+        Some(3),
+        "open tunnels are active connections"
+    );
     let answer = tokio::task::block_in_place(|| exchange(limited));
     assert_eq!(
         answer, "",
         "a connection over the limit is closed unanswered"
     );
     assert_eq!(proxy.stat(&overflow).await, Some(1));
-    // The exempt listener serves all the same.
-    let answer = get(&http1_client(), &format!("http://{exempt}/")).await;
-    assert_eq!(answer.status, 200, "{answer:?}");
 
-    // The silent connections leave: their places serve the next clients.
-    drop(silent);
+    // One tunnel closes: its place serves the next client.
+    drop(tunnels.pop());
     assert!(
         eventually(Duration::from_secs(10), || {
-            proxy.stat_blocking("http.limited.downstream_cx_active") == Some(0)
+            proxy.stat_blocking("http.limited.downstream_cx_active") == Some(2)
         })
         .await,
-        "the silent connections' places were not given back"
+        "the closed tunnel's place was not given back"
     );
     let answer = tokio::task::block_in_place(|| exchange(limited));
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");

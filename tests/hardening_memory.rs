@@ -11,16 +11,6 @@ use std::time::Duration;
 
 use common::xds_proxy::{eventually, proxy_to_backend};
 
-/// The process's resident set, in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
-}
-
 /// POSTs a 1 MiB body to `path` and returns the status line.
 fn post_mib(addr: SocketAddr, path: &str) -> String {
     let body = vec![b'x'; 1024 * 1024];
@@ -50,11 +40,10 @@ async fn memory_kept_for_retries_comes_back_after_a_burst() {
         "{ cluster: backend, retry_policy: { retry_on: 5xx, num_retries: 1 } }",
     )
     .await;
-    let pid = proxy.process.pid();
     // Measured once a first request has been through (its connections and pools exist).
     let first = tokio::task::block_in_place(|| post_mib(addr, "/delay/10"));
     assert!(first.starts_with("HTTP/1.1 200"), "{first}");
-    let start = rss_kib(pid);
+    let start = proxy.process.rss_kib();
 
     // Two bursts of 24 clients whose 1 MiB bodies are held while the upstream takes 300 ms
     // (the first burst teaches the allocator to keep such blocks, the second fills them).
@@ -67,16 +56,19 @@ async fn memory_kept_for_retries_comes_back_after_a_burst() {
             let status = client.join().expect("client");
             assert!(status.starts_with("HTTP/1.1 200"), "{status}");
         }
-        peak = peak.max(rss_kib(pid));
+        peak = peak.max(proxy.process.rss_kib());
     }
     assert!(
         peak > start + 10 * 1024,
         "the bodies took no memory: {start} -> {peak} KiB"
     );
-    let settled = eventually(Duration::from_secs(10), || rss_kib(pid) <= start * 12 / 10).await;
+    let settled = eventually(Duration::from_secs(10), || {
+        proxy.process.rss_kib() <= start * 12 / 10
+    })
+    .await;
     assert!(
         settled,
         "resident memory stayed up: {start} KiB at start, {peak} KiB at peak, {} KiB now",
-        rss_kib(pid)
+        proxy.process.rss_kib()
     );
 }

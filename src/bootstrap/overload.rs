@@ -2,16 +2,21 @@
 //! (`envoy.resource_monitors.global_downstream_max_connections` with a
 //! `DownstreamConnectionsConfig`, as Pomerium and Cilium configure it), or the runtime key
 //! `overload.global_downstream_max_connections` that Istio's bootstrap sets, which Envoy still
-//! honours when no such monitor is configured. Overload actions, load-shed points, buffer
+//! honours when no such monitor is configured; per-listener limits from the runtime keys
+//! `envoy.resource_limits.listener.<name>.connection_limit`. Overload actions, load-shed points, buffer
 //! accounting and other monitors are refused with their field path: they would do nothing.
 
+use std::collections::BTreeMap;
+
 use envoy_types::pb::envoy::config::bootstrap::v3::Bootstrap;
-use envoy_types::pb::envoy::config::bootstrap::v3::runtime_layer::LayerSpecifier;
 use envoy_types::pb::envoy::config::overload::v3::resource_monitor::ConfigType;
 use envoy_types::pb::envoy::config::overload::v3::{OverloadManager, ResourceMonitor};
 use envoy_types::pb::envoy::extensions::resource_monitors::downstream_connections::v3::DownstreamConnectionsConfig;
+use envoy_types::pb::google::protobuf::Value;
 use envoy_types::pb::google::protobuf::value::Kind;
 use prost::{Message, Name};
+
+use super::runtime_flags::static_runtime;
 
 /// The resource monitor Envoy's listeners consult for the global connection limit.
 pub const GLOBAL_CONNECTIONS_MONITOR: &str =
@@ -102,24 +107,52 @@ fn monitor_limit(manager: &OverloadManager) -> Result<Option<u64>, (String, Stri
 /// The last static layer's `overload.global_downstream_max_connections` (a number, or a
 /// string of one, as Istio writes it).
 fn runtime_limit(proto: &Bootstrap) -> Result<Option<u64>, (String, String)> {
-    let layers = proto.layered_runtime.iter().flat_map(|r| r.layers.iter());
     let mut limit = None;
-    for (index, layer) in layers.enumerate() {
-        let Some(LayerSpecifier::StaticLayer(fields)) = &layer.layer_specifier else {
-            continue;
-        };
-        let Some(value) = fields.fields.get(GLOBAL_CONNECTIONS_RUNTIME_KEY) else {
-            continue;
-        };
-        let parsed = match &value.kind {
-            Some(Kind::NumberValue(n)) if n.fract() == 0.0 && *n >= 0.0 => Some(*n as u64),
-            Some(Kind::StringValue(s)) => s.trim().parse::<u64>().ok(),
-            _ => None,
-        };
-        let at = format!(
-            "layered_runtime.layers[{index}].static_layer.{GLOBAL_CONNECTIONS_RUNTIME_KEY}"
-        );
-        limit = Some(parsed.ok_or((at, "must be a whole number of connections".to_string()))?);
+    for (at, key, value) in static_runtime(proto) {
+        if key == GLOBAL_CONNECTIONS_RUNTIME_KEY {
+            limit = Some(connection_count(&at, value)?);
+        }
     }
     Ok(limit)
+}
+
+/// The runtime keys of per-listener connection limits:
+/// `envoy.resource_limits.listener.<listener name>.connection_limit`.
+const LISTENER_LIMIT_PREFIX: &str = "envoy.resource_limits.listener.";
+const LISTENER_LIMIT_SUFFIX: &str = ".connection_limit";
+
+/// Per-listener connection limits by listener name, from the static runtime layers (later
+/// layers win), as Envoy reads them when a listener is created.
+pub fn listener_connection_limits(
+    proto: &Bootstrap,
+) -> Result<BTreeMap<String, u64>, (String, String)> {
+    let mut limits = BTreeMap::new();
+    for (at, key, value) in static_runtime(proto) {
+        if let Some(name) = limited_listener(&key) {
+            limits.insert(name.to_string(), connection_count(&at, value)?);
+        }
+    }
+    Ok(limits)
+}
+
+/// The listener a runtime key limits, if it is a per-listener connection limit.
+pub fn limited_listener(key: &str) -> Option<&str> {
+    key.strip_prefix(LISTENER_LIMIT_PREFIX)
+        .and_then(|rest| rest.strip_suffix(LISTENER_LIMIT_SUFFIX))
+        .filter(|name| !name.is_empty())
+}
+
+/// A whole number of connections: a number, or a string of one.
+fn connection_count(at: &str, value: &Value) -> Result<u64, (String, String)> {
+    let parsed = match &value.kind {
+        Some(Kind::NumberValue(n)) if n.fract() == 0.0 && *n >= 0.0 => Some(*n as u64),
+        Some(Kind::StringValue(s)) => s.trim().parse::<u64>().ok(),
+        _ => None,
+    };
+    parsed.ok_or_else(|| {
+        (
+            at.to_string(),
+            "must be a whole number of connections".to_string(),
+        )
+    })
 }

@@ -12,6 +12,7 @@
 
 use envoy_types::pb::envoy::config::bootstrap::v3::Bootstrap;
 use envoy_types::pb::envoy::config::bootstrap::v3::runtime_layer::LayerSpecifier;
+use envoy_types::pb::google::protobuf::Value;
 use envoy_types::pb::google::protobuf::value::Kind;
 
 /// Every Outrider runtime key starts with this.
@@ -24,25 +25,47 @@ pub const NO_HEALTHY_UPSTREAM_HEADER: &str = "outrider.no_healthy_upstream_heade
 /// error that names the layer and key.
 pub fn runtime_bool(bootstrap: &Bootstrap, key: &str) -> Result<Option<bool>, (String, String)> {
     let mut value = None;
-    let layers = bootstrap
-        .layered_runtime
-        .iter()
-        .flat_map(|r| r.layers.iter());
+    for (at, set, v) in static_runtime(bootstrap) {
+        if set != key {
+            continue;
+        }
+        match &v.kind {
+            Some(Kind::BoolValue(b)) => value = Some(*b),
+            _ => return Err((at, "must be true or false".into())),
+        }
+    }
+    Ok(value)
+}
+
+/// Every key of the static runtime layers, in layer order: (its field path, the key, its
+/// value). Nested objects are flattened with `.`, as Envoy's runtime reads them, so
+/// `{ overload: { global_downstream_max_connections: 10 } }` is the dotted key.
+pub fn static_runtime(proto: &Bootstrap) -> Vec<(String, String, &Value)> {
+    fn walk<'a>(at: &str, key: &str, value: &'a Value, out: &mut Vec<(String, String, &'a Value)>) {
+        match &value.kind {
+            Some(Kind::StructValue(nested)) => {
+                for (name, inner) in &nested.fields {
+                    walk(
+                        &format!("{at}.{name}"),
+                        &format!("{key}.{name}"),
+                        inner,
+                        out,
+                    );
+                }
+            }
+            _ => out.push((at.to_string(), key.to_string(), value)),
+        }
+    }
+    let mut entries = Vec::new();
+    let layers = proto.layered_runtime.iter().flat_map(|r| r.layers.iter());
     for (index, layer) in layers.enumerate() {
         let Some(LayerSpecifier::StaticLayer(fields)) = &layer.layer_specifier else {
             continue;
         };
-        if let Some(set) = fields.fields.get(key) {
-            match &set.kind {
-                Some(Kind::BoolValue(b)) => value = Some(*b),
-                _ => {
-                    return Err((
-                        format!("layered_runtime.layers[{index}].static_layer.{key}"),
-                        "must be true or false".into(),
-                    ));
-                }
-            }
+        for (name, value) in &fields.fields {
+            let at = format!("layered_runtime.layers[{index}].static_layer.{name}");
+            walk(&at, name, value, &mut entries);
         }
     }
-    Ok(value)
+    entries
 }

@@ -500,3 +500,40 @@ fn overload_manager_gives_the_global_connection_limit_or_is_refused() {
         assert_eq!(got, path, "{extra}: {reason}");
     }
 }
+
+/// Per-listener connection limits come from Envoy's runtime keys, flat or nested, the last
+/// layer winning; a value that is no count is refused with its path.
+#[test]
+fn listener_connection_limits_come_from_the_static_runtime() {
+    let load = |extra: &str| {
+        check_yaml(
+            &format!("{ENVOY_BOOTSTRAP}\n{extra}\n"),
+            &Overrides::default(),
+        )
+    };
+    let layers = r#"layered_runtime:
+  layers:
+  - name: first
+    static_layer:
+      envoy.resource_limits.listener.ingress.connection_limit: 10
+      envoy.resource_limits.listener.edge.connection_limit: "20"
+  - name: second
+    static_layer:
+      envoy: { resource_limits: { listener: { ingress: { connection_limit: 30 } } } }
+      overload: { global_downstream_max_connections: 40 }"#;
+    let loaded = load(layers).expect("valid");
+    assert_eq!(
+        loaded
+            .listener_connection_limits
+            .into_iter()
+            .collect::<Vec<_>>(),
+        [("edge".to_string(), 20), ("ingress".to_string(), 30)]
+    );
+    assert_eq!(loaded.max_downstream_connections, Some(40));
+    let refused = "layered_runtime: { layers: [{ name: s, static_layer: { envoy.resource_limits.listener.a.connection_limit: -1 } }] }";
+    let (path, _) = load(refused).expect_err("a negative limit");
+    assert_eq!(
+        path,
+        "layered_runtime.layers[0].static_layer.envoy.resource_limits.listener.a.connection_limit"
+    );
+}

@@ -3,13 +3,13 @@
 //! change nothing a client, an upstream or the control plane sees are listed as ignored instead
 //! (`ignored.rs`).
 
+use envoy_types::pb::envoy::config::bootstrap::v3::Bootstrap;
 use envoy_types::pb::envoy::config::bootstrap::v3::runtime_layer::LayerSpecifier;
-use envoy_types::pb::envoy::config::bootstrap::v3::{Bootstrap, LayeredRuntime};
 use envoy_types::pb::envoy::config::core::v3::grpc_service::TargetSpecifier;
 use envoy_types::pb::envoy::config::core::v3::{ApiConfigSource, ApiVersion, GrpcService};
 
-use super::overload::GLOBAL_CONNECTIONS_RUNTIME_KEY;
-use super::runtime_flags::PREFIX;
+use super::overload::{GLOBAL_CONNECTIONS_RUNTIME_KEY, limited_listener};
+use super::runtime_flags::{PREFIX, static_runtime};
 
 /// The first section set whose effect is not built, as (field path, what is missing).
 #[allow(
@@ -34,11 +34,11 @@ pub fn check(proto: &Bootstrap) -> Result<(), (String, String)> {
             "admin requests are not logged",
         );
     }
-    if let Some(path) = proto.layered_runtime.as_ref().and_then(foreign_runtime) {
+    if let Some(path) = foreign_runtime(proto) {
         check(
             true,
             &path,
-            "only Outrider's own outrider.* keys are read (Envoy's runtime keys are not)",
+            "only Outrider's own outrider.* keys and Envoy's connection limits are read (Envoy's other runtime keys are not)",
         );
     }
     check(
@@ -186,22 +186,30 @@ fn grpc_service(service: &GrpcService, at: &str, check: &mut impl FnMut(bool, &s
     }
 }
 
-/// The first runtime layer or key we would not act on: Envoy's own keys, disk and RTDS layers
-/// (an admin layer only takes `/runtime_modify`, which we do not serve, so it holds nothing).
-fn foreign_runtime(runtime: &LayeredRuntime) -> Option<String> {
-    runtime
-        .layers
-        .iter()
-        .enumerate()
-        .find_map(|(i, layer)| match &layer.layer_specifier {
-            Some(LayerSpecifier::StaticLayer(fields)) => fields
-                .fields
-                .keys()
-                .find(|key| !key.starts_with(PREFIX) && *key != GLOBAL_CONNECTIONS_RUNTIME_KEY)
-                .map(|key| format!("layered_runtime.layers[{i}].static_layer.{key}")),
-            Some(LayerSpecifier::AdminLayer(_)) | None => None,
-            Some(_) => Some(format!("layered_runtime.layers[{i}]")),
-        })
+/// The first runtime layer or key we would not act on: Envoy's own keys bar the connection
+/// limits, disk and RTDS layers (an admin layer only takes `/runtime_modify`, which we do not
+/// serve, so it holds nothing). Nested static keys are read flattened, as Envoy reads them.
+fn foreign_runtime(proto: &Bootstrap) -> Option<String> {
+    let runtime = proto.layered_runtime.as_ref()?;
+    let layer =
+        runtime
+            .layers
+            .iter()
+            .enumerate()
+            .find_map(|(i, layer)| match &layer.layer_specifier {
+                Some(LayerSpecifier::StaticLayer(_) | LayerSpecifier::AdminLayer(_)) | None => None,
+                Some(_) => Some(format!("layered_runtime.layers[{i}]")),
+            });
+    layer.or_else(|| {
+        static_runtime(proto)
+            .into_iter()
+            .find(|(_, key, _)| {
+                !key.starts_with(PREFIX)
+                    && key != GLOBAL_CONNECTIONS_RUNTIME_KEY
+                    && limited_listener(key).is_none()
+            })
+            .map(|(at, _, _)| at)
+    })
 }
 
 /// An access log that writes nowhere: a file logger to `/dev/null`.

@@ -4,6 +4,7 @@
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
 pub mod raw_http;
+pub mod websocket;
 pub mod xds_proxy;
 
 use std::io::{Read, Write};
@@ -39,6 +40,50 @@ impl Running {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// The process's resident set, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let pid = self.pid();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS")
+    }
+}
+
+/// Lets process `pid` open `wanted` file descriptors: raises its soft limit to its hard one
+/// (`prlimit`) when the soft one is lower. Panics when even the hard limit is too low.
+pub fn allow_open_files(pid: u32, wanted: u64) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("/proc limits");
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("Max open files");
+    let numbers: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    let [soft, hard] = numbers[..] else {
+        panic!("unexpected limits line: {line}");
+    };
+    assert!(
+        hard >= wanted,
+        "{wanted} descriptors wanted, the hard limit is {hard}"
+    );
+    if soft >= wanted {
+        return;
+    }
+    let status = Command::new("prlimit")
+        .args([
+            "--pid",
+            &pid.to_string(),
+            &format!("--nofile={hard}:{hard}"),
+        ])
+        .status()
+        .expect("prlimit");
+    assert!(status.success(), "prlimit failed");
 }
 
 impl Drop for Running {

@@ -9,6 +9,7 @@ use outrider_model::{Listener, NetworkFilter};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
+use crate::downstream_connections::ConnectionSlot;
 use crate::filter_chain::{ChainRef, select_filter_chain};
 use crate::http_server::serve_http;
 use crate::tcp_proxy::serve_tcp_proxy;
@@ -20,6 +21,7 @@ pub(crate) async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
     drained: watch::Receiver<bool>,
+    slot: ConnectionSlot,
 ) {
     let local = match stream.local_addr() {
         Ok(local) => local,
@@ -32,11 +34,12 @@ pub(crate) async fn serve_connection(
     let chain = ChainRef { listener, chain };
     match &chain.get().filter {
         NetworkFilter::HttpConnectionManager(_) => {
-            serve_http(context, chain, stream, peer, local, drained).await;
+            serve_http(context, chain, stream, peer, local, drained, slot).await;
         }
         NetworkFilter::TcpProxy(tcp) => {
             let tcp = tcp.clone();
             serve_tcp_proxy(context, &tcp, stream, peer, drained).await;
+            drop(slot);
         }
     }
 }

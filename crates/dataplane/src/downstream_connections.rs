@@ -1,15 +1,18 @@
-//! The overload manager's global downstream connection limit (Envoy's
-//! `envoy.resource_monitors.global_downstream_max_connections`): every worker counts the
-//! connections it serves on listeners that do not opt out (`ignore_global_conn_limit`); one
-//! accepted over the limit is closed at once and counted in its listener's
-//! `downstream_global_cx_overflow`, as Envoy's listener does.
+//! Downstream connection limits: the overload manager's global one (Envoy's
+//! `envoy.resource_monitors.global_downstream_max_connections`), counting the connections of
+//! every listener that does not opt out (`ignore_global_conn_limit`), and per-listener ones
+//! (runtime keys `envoy.resource_limits.listener.<name>.connection_limit`). A connection
+//! accepted over a limit is closed at once and counted in its listener's
+//! `downstream_global_cx_overflow` or `downstream_cx_overflow`, as Envoy's listener does.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use outrider_model::Listener;
+
+use crate::memory_bursts::OPEN_CONNECTIONS;
 
 /// Shared by every worker.
 #[derive(Debug, Default)]
@@ -17,53 +20,112 @@ pub struct DownstreamConnections {
     /// `max_active_downstream_connections`; `None`: no limit (nothing is counted).
     limit: Option<u64>,
     active: AtomicU64,
-    /// `listener.<name>.downstream_global_cx_overflow`, by the listener's stat name.
-    overflow: Mutex<HashMap<String, u64>>,
+    /// Per-listener limits by listener name (Envoy's runtime keys
+    /// `envoy.resource_limits.listener.<name>.connection_limit`): the connections of every
+    /// listener of that name count, a replaced listener's draining ones included.
+    per_listener: HashMap<String, Arc<Counted>>,
+    /// Refusals by the listener's stat name.
+    overflow: Mutex<HashMap<String, ListenerOverflow>>,
 }
 
-/// A connection's place under the limit, given back when it closes.
-pub(crate) struct ConnectionSlot(Option<Arc<DownstreamConnections>>);
+/// A limit and the connections counted against it.
+#[derive(Debug)]
+struct Counted {
+    limit: u64,
+    active: AtomicU64,
+}
+
+impl Counted {
+    fn take(&self) -> bool {
+        self.active
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |active| {
+                (active < self.limit).then_some(active + 1)
+            })
+            .is_ok()
+    }
+}
+
+/// A listener's refused connections.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ListenerOverflow {
+    /// `downstream_global_cx_overflow`: over the global limit.
+    pub global: u64,
+    /// `downstream_cx_overflow`: over the listener's own limit.
+    pub listener: u64,
+}
+
+/// A connection's places under the limits, given back when it closes (held by every
+/// accepted connection, limited or not).
+pub(crate) struct ConnectionSlot {
+    global: Option<Arc<DownstreamConnections>>,
+    listener: Option<Arc<Counted>>,
+}
 
 impl DownstreamConnections {
-    pub fn new(limit: Option<u64>) -> Self {
+    pub fn new(limit: Option<u64>, per_listener: &BTreeMap<String, u64>) -> Self {
+        let per_listener = per_listener
+            .iter()
+            .map(|(name, limit)| {
+                let counted = Counted {
+                    limit: *limit,
+                    active: AtomicU64::new(0),
+                };
+                (name.clone(), Arc::new(counted))
+            })
+            .collect();
         DownstreamConnections {
             limit,
+            per_listener,
             ..Self::default()
         }
     }
 
-    /// A place for a connection accepted on `listener` (stats named `stat_name`), or `None`
-    /// (counted): close it.
+    /// Places for a connection accepted on `listener` (stats named `stat_name`), or `None`
+    /// (counted): close it. The global limit is checked first, as Envoy checks it before the
+    /// listener sees the connection.
     pub(crate) fn admit(
         self: &Arc<Self>,
         listener: &Listener,
         stat_name: &str,
     ) -> Option<ConnectionSlot> {
-        let Some(limit) = self.limit else {
-            return Some(ConnectionSlot(None));
-        };
-        if listener.ignore_global_conn_limit {
-            return Some(ConnectionSlot(None));
-        }
-        let taken = self
-            .active
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |active| {
-                (active < limit).then_some(active + 1)
-            });
-        if taken.is_ok() {
-            return Some(ConnectionSlot(Some(self.clone())));
-        }
-        let mut overflow = self.overflow.lock().unwrap_or_else(PoisonError::into_inner);
-        match overflow.get_mut(stat_name) {
-            Some(count) => *count += 1,
-            None => {
-                overflow.insert(stat_name.to_string(), 1);
+        let mut slot = ConnectionSlot::new();
+        if let Some(limit) = self.limit
+            && !listener.ignore_global_conn_limit
+        {
+            let taken = self
+                .active
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |active| {
+                    (active < limit).then_some(active + 1)
+                });
+            if taken.is_err() {
+                self.refused(stat_name, |o| &mut o.global);
+                return None;
             }
+            slot.global = Some(self.clone());
         }
-        None
+        if let Some(counted) = self.per_listener.get(&listener.name) {
+            if !counted.take() {
+                self.refused(stat_name, |o| &mut o.listener);
+                return None;
+            }
+            slot.listener = Some(counted.clone());
+        }
+        Some(slot)
     }
 
-    /// Connections counted against the limit now.
+    fn refused(&self, stat_name: &str, counter: impl Fn(&mut ListenerOverflow) -> &mut u64) {
+        let mut overflow = self.overflow.lock().unwrap_or_else(PoisonError::into_inner);
+        match overflow.get_mut(stat_name) {
+            Some(counts) => *counter(counts) += 1,
+            None => {
+                let mut counts = ListenerOverflow::default();
+                *counter(&mut counts) += 1;
+                overflow.insert(stat_name.to_string(), counts);
+            }
+        }
+    }
+
+    /// Connections counted against the global limit now.
     pub fn active(&self) -> u64 {
         self.active.load(Ordering::Acquire)
     }
@@ -72,19 +134,34 @@ impl DownstreamConnections {
         self.limit
     }
 
-    /// `downstream_global_cx_overflow` per listener stat name, sorted.
-    pub fn overflow(&self) -> Vec<(String, u64)> {
+    /// Refusals per listener stat name, sorted.
+    pub fn overflow(&self) -> Vec<(String, ListenerOverflow)> {
         let overflow = self.overflow.lock().unwrap_or_else(PoisonError::into_inner);
         let mut all: Vec<_> = overflow.iter().map(|(k, v)| (k.clone(), *v)).collect();
-        all.sort();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
         all
+    }
+}
+
+impl ConnectionSlot {
+    /// Counted in the open connections whose burst the heap trim watches.
+    fn new() -> Self {
+        OPEN_CONNECTIONS.add(1);
+        ConnectionSlot {
+            global: None,
+            listener: None,
+        }
     }
 }
 
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
-        if let Some(connections) = &self.0 {
+        OPEN_CONNECTIONS.sub(1);
+        if let Some(connections) = &self.global {
             connections.active.fetch_sub(1, Ordering::AcqRel);
+        }
+        if let Some(counted) = &self.listener {
+            counted.active.fetch_sub(1, Ordering::AcqRel);
         }
     }
 }
@@ -113,7 +190,7 @@ mod tests {
 
     #[test]
     fn connections_over_the_limit_are_refused_and_counted_per_listener() {
-        let connections = Arc::new(DownstreamConnections::new(Some(2)));
+        let connections = Arc::new(DownstreamConnections::new(Some(2), &BTreeMap::new()));
         let counted = listener("");
         let exempt = listener("ignore_global_conn_limit: true");
         let name = listener_stat_name(&counted, counted.address);
@@ -126,17 +203,47 @@ mod tests {
         assert_eq!(connections.active(), 2);
         drop(first);
         assert!(connections.admit(&counted, &name).is_some());
-        assert_eq!(connections.overflow(), [(name, 1)]);
+        let global = ListenerOverflow {
+            global: 1,
+            listener: 0,
+        };
+        assert_eq!(connections.overflow(), [(name, global)]);
         let prefixed = listener("stat_prefix: edge");
         assert_eq!(listener_stat_name(&prefixed, prefixed.address), "edge");
     }
 
     #[test]
     fn without_a_limit_nothing_is_counted() {
-        let connections = Arc::new(DownstreamConnections::new(None));
+        let connections = Arc::new(DownstreamConnections::new(None, &BTreeMap::new()));
         let _slots: Vec<_> = (0..3)
             .map(|_| connections.admit(&listener(""), "l").expect("no limit"))
             .collect();
         assert_eq!(connections.active(), 0);
+    }
+
+    #[test]
+    fn a_listener_limit_counts_that_listener_only() {
+        let limits = BTreeMap::from([("l".to_string(), 1)]);
+        let connections = Arc::new(DownstreamConnections::new(Some(10), &limits));
+        let limited = listener("");
+        let mut other = listener("");
+        other.name = "other".into();
+        let first = connections.admit(&limited, "a").expect("under the limit");
+        assert!(connections.admit(&limited, "a").is_none());
+        let _others: Vec<_> = (0..3)
+            .map(|_| connections.admit(&other, "b").expect("no listener limit"))
+            .collect();
+        // The refused one gave its global place back.
+        assert_eq!(connections.active(), 4);
+        let refused = ListenerOverflow {
+            global: 0,
+            listener: 1,
+        };
+        assert_eq!(connections.overflow(), [("a".to_string(), refused)]);
+        drop(first);
+        let _again = connections
+            .admit(&limited, "a")
+            .expect("a place given back");
+        assert_eq!(connections.active(), 4);
     }
 }

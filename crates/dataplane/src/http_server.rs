@@ -24,9 +24,11 @@ use tokio::sync::watch;
 
 use crate::access_log::{Abandonment, AwaitingResponse, LoggedBody, RequestRecord};
 use crate::codec_sniff::{Codec, sniff};
+use crate::connection_hold::ConnectionHold;
 use crate::connection_limits::{
     Activity, InFlight, LimitWatch, RequestBudget, Retirement, watch_limits,
 };
+use crate::downstream_connections::ConnectionSlot;
 use crate::drain::DrainSignal;
 use crate::filter_chain::ChainRef;
 use crate::headers::{X_REQUEST_ID, append_via};
@@ -46,12 +48,13 @@ pub(crate) async fn serve_http(
     peer: SocketAddr,
     local: SocketAddr,
     mut drained: watch::Receiver<bool>,
+    slot: ConnectionSlot,
 ) {
     let Some(hcm) = chain.http() else {
         return;
     };
     let stats = Rc::new(context.http_stats(&hcm.stat_prefix));
-    let _connection_counted = ConnectionCount::new(stats.clone());
+    let hold = ConnectionHold::new(HttpStats::clone(&stats), slot);
     let budget = RequestBudget::of(hcm);
     let activity = Activity::new();
     let mut limits = watch_limits(
@@ -85,6 +88,7 @@ pub(crate) async fn serve_http(
         resets: resets.clone(),
         closed: closed.clone(),
         drain: DrainSignal::new(drained.clone(), context.options.drain_time),
+        hold,
         logged: !hcm.access_log.is_empty(),
         response_headers: ResponseHeaders::of(hcm),
         context,
@@ -188,6 +192,8 @@ struct ConnectionRequests {
     budget: Option<Rc<RequestBudget>>,
     activity: Rc<Activity>,
     drain: DrainSignal,
+    /// The connection's place under the limits, shared with a tunnel taken from it.
+    hold: ConnectionHold,
     abandoned: Abandonment,
     /// HTTP/2 only: streams reset before their answer (Envoy's rapid-reset defence).
     resets: Option<Rc<PrematureResets>>,
@@ -213,8 +219,10 @@ impl ConnectionRequests {
             budget.take();
         }
         if request.headers().contains_key(http::header::UPGRADE) {
-            // A tunnel outlives this connection's HTTP exchange: it must see the drain.
+            // A tunnel outlives this connection's HTTP exchange: it must see the drain, and
+            // it holds the connection's place until it closes.
             request.extensions_mut().insert(self.drain.clone());
+            request.extensions_mut().insert(self.hold.clone());
         }
         Started {
             request,
@@ -448,25 +456,6 @@ impl ResponseHeaders {
         if let Some(via) = &self.via {
             append_via(headers, via);
         }
-    }
-}
-
-/// Counts a downstream connection in `downstream_cx_total` / `downstream_cx_active` for as
-/// long as it lives (on this worker's shard, which the decrement also hits).
-struct ConnectionCount(Rc<HttpStats>);
-
-impl ConnectionCount {
-    fn new(stats: Rc<HttpStats>) -> Self {
-        let counters = stats.local();
-        counters.downstream_cx_total.fetch_add(1, Relaxed);
-        counters.downstream_cx_active.fetch_add(1, Relaxed);
-        ConnectionCount(stats)
-    }
-}
-
-impl Drop for ConnectionCount {
-    fn drop(&mut self) {
-        self.0.local().downstream_cx_active.fetch_sub(1, Relaxed);
     }
 }
 

@@ -51,14 +51,18 @@ pub(crate) struct StreamClock {
 }
 
 impl StreamClock {
-    /// A clock for a stream that began at `started`; `None` when no limit applies.
+    /// A clock for a stream that began at `started`; `None` when no limit applies and the
+    /// request has no body (whose failure the clock must still record, see
+    /// `client_body_failed`).
     pub(crate) fn start(
         started: std::time::Instant,
         limits: StreamLimits,
         request_complete: bool,
         stats: &Rc<HttpStats>,
     ) -> Option<Rc<Self>> {
-        if limits.idle.is_none() && limits.request.is_none() && limits.max_duration.is_none() {
+        let unlimited =
+            limits.idle.is_none() && limits.request.is_none() && limits.max_duration.is_none();
+        if unlimited && request_complete {
             return None;
         }
         let started = Instant::from_std(started);
@@ -274,17 +278,22 @@ mod tests {
     }
 
     #[test]
-    fn no_limits_no_clock() {
+    fn no_limits_no_clock_unless_a_body_may_fail() {
         let stats = Rc::new(HttpStats::default());
-        assert!(
+        let start = |request_complete| {
             StreamClock::start(
                 std::time::Instant::now(),
                 StreamLimits::default(),
-                false,
-                &stats
+                request_complete,
+                &stats,
             )
-            .is_none()
-        );
+        };
+        assert!(start(true).is_none());
+        // A body to come: a clock that records its failure and never expires.
+        let watching = start(false).expect("a clock for the body");
+        assert_eq!(watching.next(), None);
+        watching.client_body_failed();
+        assert!(watching.has_client_body_failed());
     }
 
     #[test]

@@ -17,6 +17,7 @@ use outrider_upstream::BreakerGuard;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::access_log::TunnelLog;
+use crate::connection_hold::ConnectionHold;
 use crate::drain::DrainSignal;
 use crate::local_reply::ResponseFlag;
 use crate::stream_clock::{StreamClock, StreamTimeout};
@@ -59,6 +60,8 @@ pub(crate) struct Downstream {
     upgrade: OnUpgrade,
     /// The listener's drain, which ends the tunnel after the drain time.
     drain: Option<DrainSignal>,
+    /// The connection's place under the connection limits, kept until the tunnel closes.
+    hold: Option<ConnectionHold>,
 }
 
 /// The downstream side of an upgrade, taken from the request before it is forwarded (the
@@ -68,6 +71,7 @@ pub(crate) fn take_downstream(extensions: &mut http::Extensions) -> Option<Downs
     Some(Downstream {
         upgrade,
         drain: extensions.remove::<DrainSignal>(),
+        hold: extensions.remove::<ConnectionHold>(),
     })
 }
 
@@ -81,7 +85,11 @@ pub(crate) fn tunnel(
     clock: Option<Rc<StreamClock>>,
 ) {
     let upstream = hyper::upgrade::on(&mut *response);
-    let Downstream { upgrade, drain } = downstream;
+    let Downstream {
+        upgrade,
+        drain,
+        hold,
+    } = downstream;
     let log = TunnelLog::default();
     response.extensions_mut().insert(log.clone());
     tokio::task::spawn_local(async move {
@@ -136,6 +144,7 @@ pub(crate) fn tunnel(
             }
         }
         drop(active_request);
+        drop(hold);
     });
 }
 

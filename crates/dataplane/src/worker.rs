@@ -3,7 +3,7 @@
 //! shares nothing mutable with the others on the request path: it reads the tables with
 //! `ArcSwap::load` and keeps its caches in `Rc`/`RefCell`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -34,6 +34,9 @@ pub struct DataplaneOptions {
     pub explain_no_healthy_upstream: bool,
     /// The overload manager's `max_active_downstream_connections` (`None`: no limit).
     pub max_downstream_connections: Option<u64>,
+    /// Per-listener connection limits by listener name (Envoy's runtime keys
+    /// `envoy.resource_limits.listener.<name>.connection_limit`).
+    pub listener_connection_limits: BTreeMap<String, u64>,
 }
 
 impl Default for DataplaneOptions {
@@ -43,6 +46,7 @@ impl Default for DataplaneOptions {
             drain_time: Duration::from_secs(600),
             explain_no_healthy_upstream: true,
             max_downstream_connections: None,
+            listener_connection_limits: BTreeMap::new(),
         }
     }
 }
@@ -65,6 +69,7 @@ impl Dataplane {
         let http_stats = HttpStatsRegistry::default();
         let connections = Arc::new(DownstreamConnections::new(
             options.max_downstream_connections,
+            &options.listener_connection_limits,
         ));
         for index in 0..count {
             let (commands, receiver) = mpsc::unbounded_channel();
@@ -251,11 +256,9 @@ async fn accept_loop(
                         stream,
                         peer,
                         drained.clone(),
+                        slot,
                     );
-                    tokio::task::spawn_local(async move {
-                        serve.await;
-                        drop(slot);
-                    });
+                    tokio::task::spawn_local(serve);
                 }
                 // Out of file descriptors and the like: keep the listener and back off, longer
                 // while it lasts, so a persistent error neither spins nor floods the log.

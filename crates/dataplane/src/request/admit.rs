@@ -35,28 +35,81 @@ pub(super) fn admit<B>(
     if request.version() == Version::HTTP_10 && !hcm.http1.accept_http_10 {
         return Err(ProxyError::Http10NotAccepted);
     }
+    if missing_host(request) {
+        return Err(ProxyError::MissingHost);
+    }
     Ok(())
 }
 
+/// No `Host`, no `:authority` (Envoy's connection manager answers 400 `missing_host_header`;
+/// HTTP/1.0 gets no default host, `default_host_for_http_10` is refused).
+fn missing_host<B>(request: &http::Request<B>) -> bool {
+    request.uri().authority().is_none() && !request.headers().contains_key(HOST)
+}
+
 /// Settles the request's one authority, the one routing reads and the upstream gets, as
-/// Envoy's codecs do: an HTTP/1 absolute-form target replaces `Host` (RFC 9112 §3.2.2), an
+/// Envoy's codecs do: an HTTP/1 absolute-form target replaces `Host` (RFC 9112 §3.2.2) and
+/// becomes origin-form, its userinfo dropped and a scheme other than `http` refused; an
 /// HTTP/2 `host` header beside `:authority` is dropped (RFC 9113 §8.3.1, Envoy's
-/// `http2_discard_host_header`), and more than one `Host` is refused.
+/// `http2_discard_host_header`); more than one `Host`, or an authority with a byte Envoy's
+/// validator refuses, is refused.
 fn one_authority<B>(request: &mut http::Request<B>) -> Result<(), ProxyError> {
     let several = request.headers().get_all(HOST).iter().nth(1).is_some();
-    let authority = request.uri().authority().map(|a| a.as_str());
-    match (request.version(), authority) {
-        (Version::HTTP_2, Some(_)) => {
+    if request.version() == Version::HTTP_2 {
+        if request.uri().authority().is_some() {
             request.headers_mut().remove(HOST);
+        } else if several {
+            return Err(ProxyError::InvalidHost);
         }
-        (_, _) if several => return Err(ProxyError::InvalidHost),
-        (_, Some(authority)) => {
-            let value = HeaderValue::from_str(authority).map_err(|_| ProxyError::InvalidHost)?;
-            request.headers_mut().insert(HOST, value);
-        }
-        (_, None) => {}
+    } else if several {
+        return Err(ProxyError::InvalidHost);
+    } else if request.uri().scheme().is_some() {
+        from_absolute_form(request)?;
+    }
+    let authority = match request.headers().get(HOST) {
+        Some(host) => host.as_bytes(),
+        None => match request.uri().authority() {
+            Some(authority) => authority.as_str().as_bytes(),
+            // Refused later, after the HTTP/1.0 check, in Envoy's order.
+            None => return Ok(()),
+        },
+    };
+    if authority.is_empty() || !authority.iter().all(|&b| authority_byte(b)) {
+        return Err(ProxyError::InvalidHost);
     }
     Ok(())
+}
+
+/// An HTTP/1 absolute-form target (`GET http://a.example/x`): its host and port become the
+/// `Host`, its path and query the target, as Envoy's codec splits it.
+fn from_absolute_form<B>(request: &mut http::Request<B>) -> Result<(), ProxyError> {
+    let uri = request.uri();
+    // TLS is not served yet, so `https` is always over plaintext: refused, as Envoy does.
+    if !uri
+        .scheme_str()
+        .is_some_and(|s| s.eq_ignore_ascii_case("http"))
+    {
+        return Err(ProxyError::InvalidUrl);
+    }
+    let Some(authority) = uri.authority() else {
+        return Err(ProxyError::InvalidUrl);
+    };
+    let host_and_port = authority
+        .as_str()
+        .rsplit_once('@')
+        .map_or(authority.as_str(), |(_, host)| host);
+    let host = HeaderValue::from_str(host_and_port).map_err(|_| ProxyError::InvalidHost)?;
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let origin_form = http::Uri::try_from(path).map_err(|_| ProxyError::InvalidUrl)?;
+    request.headers_mut().insert(HOST, host);
+    *request.uri_mut() = origin_form;
+    Ok(())
+}
+
+/// The bytes Envoy's authority validator lets through (RFC 3986's host and port
+/// characters, and `@` for HTTP/1's userinfo).
+fn authority_byte(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || b"!$%&'()*+,-.:;=@[]_~".contains(&byte)
 }
 
 /// Envoy's HTTP/1 codec ignores an upgrade to h2c (what `curl --http2` asks for over
@@ -113,7 +166,7 @@ fn header_bytes<B>(request: &http::Request<B>) -> usize {
 mod tests {
     use http::{Request, Version};
 
-    use super::{ProxyError, header_bytes, ignore_h2c_upgrade, one_authority};
+    use super::{ProxyError, header_bytes, ignore_h2c_upgrade, missing_host, one_authority};
 
     #[test]
     fn an_h2c_upgrade_is_ignored() {
@@ -210,6 +263,48 @@ mod tests {
                     "{version:?} {uri} {hosts:?}: {got:?}"
                 ),
             }
+        }
+    }
+
+    #[test]
+    fn absolute_form_becomes_origin_form_with_its_host() {
+        let mut request = Request::get("http://user:pw@public.example:8080/s?q=1")
+            .header("host", "admin.internal")
+            .body(())
+            .expect("a valid request");
+        one_authority(&mut request).expect("settled");
+        assert_eq!(request.headers()["host"], "public.example:8080");
+        assert_eq!(request.uri(), "/s?q=1");
+        assert_eq!(request.uri().authority(), None);
+    }
+
+    #[test]
+    fn authorities_envoy_refuses_are_refused() {
+        const HTTP_10: Version = Version::HTTP_10;
+        const HTTP_11: Version = Version::HTTP_11;
+        const HTTP_2: Version = Version::HTTP_2;
+        // No authority anywhere, HTTP/1.0 included (Envoy: `missing_host_header`).
+        for version in [HTTP_10, HTTP_11, HTTP_2] {
+            let request = Request::get("/a").version(version).body(());
+            assert!(missing_host(&request.expect("a valid request")));
+        }
+        // Bytes outside the authority characters, and an empty Host.
+        for host in ["a.example/x", "a example", "a\\b", "a{b}", ""] {
+            let got = settled(HTTP_11, "/a", &[host]);
+            assert!(
+                matches!(got, Err(ProxyError::InvalidHost)),
+                "{host:?}: {got:?}"
+            );
+        }
+        let mut request = Request::get("/a").body(()).expect("a valid request");
+        let non_utf8 = http::HeaderValue::from_bytes(b"caf\xc3\xa9.example").expect("obs-text");
+        request.headers_mut().insert("host", non_utf8);
+        let got = one_authority(&mut request);
+        assert!(matches!(got, Err(ProxyError::InvalidHost)), "{got:?}");
+        // Absolute form with another scheme (or https over plaintext).
+        for uri in ["https://a.example/", "ftp://a.example/", "ws://a.example/"] {
+            let got = settled(HTTP_11, uri, &["a.example"]);
+            assert!(matches!(got, Err(ProxyError::InvalidUrl)), "{uri}: {got:?}");
         }
     }
 

@@ -33,6 +33,12 @@ pub(crate) enum ProxyError {
     /// More than one `Host` header (RFC 9112 §3.2), or an authority that cannot be one:
     /// which one routing and the upstream would read is not settled (400).
     InvalidHost,
+    /// No authority at all: no `Host`, no `:authority`, no absolute-form target (400, as
+    /// Envoy's connection manager answers it, without a response flag).
+    MissingHost,
+    /// An absolute-form target whose scheme is not `http` (`https` needs a TLS connection),
+    /// as Envoy's HTTP/1 codec refuses it (400).
+    InvalidUrl,
     /// An upgrade (WebSocket…) that neither the route nor the listener enables (403).
     UpgradeNotAllowed,
     /// A rewrite produced what cannot be sent as a request (400).
@@ -104,6 +110,8 @@ impl ProxyError {
             | Self::UnderscoreInHeaderName
             | Self::Http10NotAccepted
             | Self::InvalidHost
+            | Self::MissingHost
+            | Self::InvalidUrl
             | Self::UpgradeNotAllowed
             | Self::InvalidUpstreamRequest
             | Self::InvalidPath
@@ -154,6 +162,7 @@ impl ProxyError {
             | Self::UnderscoreInHeaderName
             | Self::Http10NotAccepted
             | Self::InvalidHost
+            | Self::InvalidUrl
             | Self::RequestBodyFailed => ResponseFlag::DownstreamProtocolError,
             Self::NoRoute => ResponseFlag::NoRoute,
             Self::ClusterNotFound { .. } => ResponseFlag::NoClusterFound,
@@ -176,6 +185,8 @@ impl ProxyError {
             Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::UnderscoreInHeaderName
             | Self::InvalidHost
+            | Self::MissingHost
+            | Self::InvalidUrl
             | Self::InvalidUpstreamRequest
             | Self::InvalidPath
             | Self::RequestBodyFailed => StatusCode::BAD_REQUEST,
@@ -231,6 +242,7 @@ impl ProxyError {
             Self::HeadersTooLarge
             | Self::UnderscoreInHeaderName
             | Self::InvalidHost
+            | Self::InvalidUrl
             | Self::RequestBodyFailed => version != Version::HTTP_2,
             // The rest of the request would have to be read first.
             Self::StreamTimeout {

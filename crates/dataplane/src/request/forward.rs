@@ -147,7 +147,8 @@ pub(crate) async fn forward(
             within(sending, started.deadline, cx.clock.map(|c| &**c)).await
         };
         let sent = match waited {
-            // An HTTP/2 upstream's error does not carry the body's (see `StreamClock`).
+            // An HTTP/2 upstream's error does not carry the body's; the clock, there for
+            // every request with a body, knows (see `StreamClock::client_body_failed`).
             Ok(Err(SendError::Reset(_)))
                 if cx.clock.is_some_and(|c| c.has_client_body_failed()) =>
             {
