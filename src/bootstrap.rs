@@ -91,9 +91,12 @@ pub struct LoadedBootstrap {
     /// `outrider.no_healthy_upstream_header`, default true).
     pub explain_no_healthy_upstream: bool,
     /// The overload manager's global downstream connection limit (see `overload.rs`).
-    pub max_downstream_connections: Option<u64>,
+    pub max_downstream_connections: Option<outrider_dataplane::GlobalConnectionLimit>,
     /// Per-listener connection limits by listener name (runtime keys, see `overload.rs`).
     pub listener_connection_limits: std::collections::BTreeMap<String, u64>,
+    /// Request-body bytes kept for retries at once (runtime key
+    /// `outrider.retry_buffer_budget_bytes`).
+    pub retry_buffer_budget: u64,
 }
 
 /// Reads and checks a bootstrap file. YAML and JSON are both read by the YAML parser (JSON is
@@ -213,6 +216,9 @@ pub fn check(
     unenforced::check(&proto)?;
     let max_downstream_connections = overload::downstream_connection_limit(&proto)?;
     let listener_connection_limits = overload::listener_connection_limits(&proto)?;
+    let retry_buffer_budget =
+        runtime_flags::runtime_count(&proto, runtime_flags::RETRY_BUFFER_BUDGET_BYTES)?
+            .unwrap_or(outrider_dataplane::DEFAULT_RETRY_BUFFER_BUDGET);
     let ignored = ignored::ignored_fields(&proto);
     let explain_no_healthy_upstream =
         runtime_flags::runtime_bool(&proto, runtime_flags::NO_HEALTHY_UPSTREAM_HEADER)?
@@ -223,6 +229,7 @@ pub fn check(
         explain_no_healthy_upstream,
         max_downstream_connections,
         listener_connection_limits,
+        retry_buffer_budget,
         report,
         proto,
         node,

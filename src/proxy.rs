@@ -78,6 +78,7 @@ pub async fn serve(
                 explain_no_healthy_upstream: bootstrap.explain_no_healthy_upstream,
                 max_downstream_connections: bootstrap.max_downstream_connections,
                 listener_connection_limits: bootstrap.listener_connection_limits.clone(),
+                retry_buffer_budget: bootstrap.retry_buffer_budget,
             },
         )
         .context("starting the data plane workers")?,

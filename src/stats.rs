@@ -12,7 +12,7 @@ use outrider_report::ReportStats;
 /// Reads one counter of a shard.
 type CounterOf = fn(&HttpCounters) -> &AtomicU64;
 
-const HTTP_COUNTERS: [(&str, StatKind, CounterOf); 13] = [
+const HTTP_COUNTERS: [(&str, StatKind, CounterOf); 15] = [
     ("downstream_cx_total", StatKind::Counter, |c| {
         &c.downstream_cx_total
     }),
@@ -32,6 +32,9 @@ const HTTP_COUNTERS: [(&str, StatKind, CounterOf); 13] = [
     ("downstream_cx_idle_timeout", StatKind::Counter, |c| {
         &c.downstream_cx_idle_timeout
     }),
+    ("downstream_cx_protocol_error", StatKind::Counter, |c| {
+        &c.downstream_cx_protocol_error
+    }),
     ("downstream_rq_total", StatKind::Counter, |c| {
         &c.downstream_rq_total
     }),
@@ -43,6 +46,9 @@ const HTTP_COUNTERS: [(&str, StatKind, CounterOf); 13] = [
     }),
     ("downstream_rq_timeout", StatKind::Counter, |c| {
         &c.downstream_rq_timeout
+    }),
+    ("downstream_rq_header_timeout", StatKind::Counter, |c| {
+        &c.downstream_rq_header_timeout
     }),
     (
         "downstream_rq_max_duration_reached",

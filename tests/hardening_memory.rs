@@ -1,7 +1,10 @@
 //! Issue 10's slow-client memory finding, replayed through the real binary: request bodies
 //! kept for retries (a route retry policy keeps each body, up to 1 MiB, until its response)
 //! take memory while their requests last, and after a burst of them the proxy's resident
-//! memory comes back to within 20 % of where it was.
+//! memory comes back to within 20 % of where it was; and the bodies kept at once by every
+//! worker stay within a budget (`outrider.retry_buffer_budget_bytes`), past which a request
+//! loses its retries, counted in `retry_or_shadow_abandoned` as Envoy counts a body over its
+//! buffer limit.
 
 mod common;
 
@@ -9,7 +12,9 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use common::xds_proxy::{eventually, proxy_to_backend};
+use common::xds_proxy::{
+    XdsProxy, backend_snapshot, eventually, http_listener, proxy_to_backend, routes,
+};
 
 /// POSTs a 1 MiB body to `path` and returns the status line.
 fn post_mib(addr: SocketAddr, path: &str) -> String {
@@ -71,4 +76,63 @@ async fn memory_kept_for_retries_comes_back_after_a_burst() {
         "resident memory stayed up: {start} KiB at start, {peak} KiB at peak, {} KiB now",
         proxy.process.rss_kib()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_past_the_retry_budget_lose_their_retries() {
+    let (_backend, snapshot) = backend_snapshot().await;
+    let snapshot = snapshot
+        .with(http_listener("ingress", 0, "ingress", ""))
+        .with(routes(
+            "  - match: { prefix: / }\n    route: { cluster: backend, retry_policy: { retry_on: 5xx, num_retries: 1 } }",
+        ));
+    // Room for one 1 MiB body, not two.
+    let budget = "
+layered_runtime:
+  layers:
+  - name: budget
+    static_layer:
+      outrider.retry_buffer_budget_bytes: 1500000
+";
+    let proxy = XdsProxy::start_with_bootstrap(
+        "hardening-retry-budget",
+        snapshot,
+        &["--concurrency", "2"],
+        budget,
+    )
+    .await;
+    let addr = SocketAddr::from(([127, 0, 0, 1], proxy.listener_port("ingress").await));
+    let retried = "cluster.backend.upstream_rq_retry";
+    let abandoned = "cluster.backend.retry_or_shadow_abandoned";
+
+    // Alone, a failing request's body is kept and retried once.
+    let status = tokio::task::block_in_place(|| post_mib(addr, "/status/503"));
+    assert!(status.starts_with("HTTP/1.1 503"), "{status}");
+    assert_eq!(proxy.stat(retried).await, Some(1));
+    assert_eq!(proxy.stat(abandoned).await, Some(0));
+
+    // While a slow request's body holds the budget, the next body is streamed: no retry.
+    let slow = std::thread::spawn(move || post_mib(addr, "/delay/2000"));
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            proxy.stat_blocking("cluster.backend.upstream_rq_active") == Some(1)
+        })
+        .await,
+        "the slow request never reached the upstream"
+    );
+    let status = tokio::task::block_in_place(|| post_mib(addr, "/status/503"));
+    assert!(status.starts_with("HTTP/1.1 503"), "{status}");
+    assert_eq!(
+        proxy.stat(retried).await,
+        Some(1),
+        "retried past the budget"
+    );
+    assert_eq!(proxy.stat(abandoned).await, Some(1));
+    let slow = slow.join().expect("slow client");
+    assert!(slow.starts_with("HTTP/1.1 200"), "{slow}");
+
+    // The budget is back: kept and retried again.
+    let status = tokio::task::block_in_place(|| post_mib(addr, "/status/503"));
+    assert!(status.starts_with("HTTP/1.1 503"), "{status}");
+    assert_eq!(proxy.stat(retried).await, Some(2));
 }

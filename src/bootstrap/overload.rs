@@ -12,11 +12,10 @@ use envoy_types::pb::envoy::config::bootstrap::v3::Bootstrap;
 use envoy_types::pb::envoy::config::overload::v3::resource_monitor::ConfigType;
 use envoy_types::pb::envoy::config::overload::v3::{OverloadManager, ResourceMonitor};
 use envoy_types::pb::envoy::extensions::resource_monitors::downstream_connections::v3::DownstreamConnectionsConfig;
-use envoy_types::pb::google::protobuf::Value;
-use envoy_types::pb::google::protobuf::value::Kind;
+use outrider_dataplane::GlobalConnectionLimit;
 use prost::{Message, Name};
 
-use super::runtime_flags::static_runtime;
+use super::runtime_flags::{static_runtime, whole_number};
 
 /// The resource monitor Envoy's listeners consult for the global connection limit.
 pub const GLOBAL_CONNECTIONS_MONITOR: &str =
@@ -26,16 +25,25 @@ pub const GLOBAL_CONNECTIONS_MONITOR: &str =
 pub const GLOBAL_CONNECTIONS_RUNTIME_KEY: &str = "overload.global_downstream_max_connections";
 
 /// `max_active_downstream_connections`, if the bootstrap sets a global connection limit.
-pub fn downstream_connection_limit(proto: &Bootstrap) -> Result<Option<u64>, (String, String)> {
+pub fn downstream_connection_limit(
+    proto: &Bootstrap,
+) -> Result<Option<GlobalConnectionLimit>, (String, String)> {
     let from_monitor = match &proto.overload_manager {
         Some(manager) => monitor_limit(manager)?,
         None => None,
     };
     // Envoy: the monitor wins over the runtime key.
-    match from_monitor {
-        Some(limit) => Ok(Some(limit)),
-        None => runtime_limit(proto),
-    }
+    let limit = match from_monitor {
+        Some(max) => Some(GlobalConnectionLimit {
+            max,
+            counts_exempt: false,
+        }),
+        None => runtime_limit(proto)?.map(|max| GlobalConnectionLimit {
+            max,
+            counts_exempt: true,
+        }),
+    };
+    Ok(limit)
 }
 
 fn monitor_limit(manager: &OverloadManager) -> Result<Option<u64>, (String, String)> {
@@ -110,7 +118,7 @@ fn runtime_limit(proto: &Bootstrap) -> Result<Option<u64>, (String, String)> {
     let mut limit = None;
     for (at, key, value) in static_runtime(proto) {
         if key == GLOBAL_CONNECTIONS_RUNTIME_KEY {
-            limit = Some(connection_count(&at, value)?);
+            limit = Some(whole_number(&at, value)?);
         }
     }
     Ok(limit)
@@ -129,7 +137,7 @@ pub fn listener_connection_limits(
     let mut limits = BTreeMap::new();
     for (at, key, value) in static_runtime(proto) {
         if let Some(name) = limited_listener(&key) {
-            limits.insert(name.to_string(), connection_count(&at, value)?);
+            limits.insert(name.to_string(), whole_number(&at, value)?);
         }
     }
     Ok(limits)
@@ -140,19 +148,4 @@ pub fn limited_listener(key: &str) -> Option<&str> {
     key.strip_prefix(LISTENER_LIMIT_PREFIX)
         .and_then(|rest| rest.strip_suffix(LISTENER_LIMIT_SUFFIX))
         .filter(|name| !name.is_empty())
-}
-
-/// A whole number of connections: a number, or a string of one.
-fn connection_count(at: &str, value: &Value) -> Result<u64, (String, String)> {
-    let parsed = match &value.kind {
-        Some(Kind::NumberValue(n)) if n.fract() == 0.0 && *n >= 0.0 => Some(*n as u64),
-        Some(Kind::StringValue(s)) => s.trim().parse::<u64>().ok(),
-        _ => None,
-    };
-    parsed.ok_or_else(|| {
-        (
-            at.to_string(),
-            "must be a whole number of connections".to_string(),
-        )
-    })
 }

@@ -18,8 +18,15 @@ use envoy_types::pb::google::protobuf::value::Kind;
 /// Every Outrider runtime key starts with this.
 pub const PREFIX: &str = "outrider.";
 
+/// The Outrider runtime keys there are; another `outrider.*` key is refused, not ignored.
+pub const KEYS: [&str; 2] = [NO_HEALTHY_UPSTREAM_HEADER, RETRY_BUFFER_BUDGET_BYTES];
+
 /// `x-outrider-no-healthy-upstream` on 503s for want of an endpoint (default on).
 pub const NO_HEALTHY_UPSTREAM_HEADER: &str = "outrider.no_healthy_upstream_header";
+
+/// The most request-body bytes kept for retries at once, by every worker together (default
+/// 128 MiB): past it, a body is streamed and its request loses its retries.
+pub const RETRY_BUFFER_BUDGET_BYTES: &str = "outrider.retry_buffer_budget_bytes";
 
 /// The value of a boolean runtime key, if a static layer sets it; a value of another type is an
 /// error that names the layer and key.
@@ -35,6 +42,28 @@ pub fn runtime_bool(bootstrap: &Bootstrap, key: &str) -> Result<Option<bool>, (S
         }
     }
     Ok(value)
+}
+
+/// The value of a runtime key that holds a whole number (a number, or a string of one), if
+/// a static layer sets it; another value is an error that names the layer and key.
+pub fn runtime_count(bootstrap: &Bootstrap, key: &str) -> Result<Option<u64>, (String, String)> {
+    let mut value = None;
+    for (at, set, v) in static_runtime(bootstrap) {
+        if set == key {
+            value = Some(whole_number(&at, v)?);
+        }
+    }
+    Ok(value)
+}
+
+/// A whole number: a number, or a string of one (as Istio writes runtime values).
+pub fn whole_number(at: &str, value: &Value) -> Result<u64, (String, String)> {
+    let parsed = match &value.kind {
+        Some(Kind::NumberValue(n)) if n.fract() == 0.0 && *n >= 0.0 => Some(*n as u64),
+        Some(Kind::StringValue(s)) => s.trim().parse::<u64>().ok(),
+        _ => None,
+    };
+    parsed.ok_or_else(|| (at.to_string(), "must be a whole number".to_string()))
 }
 
 /// Every key of the static runtime layers, in layer order: (its field path, the key, its

@@ -1,3 +1,5 @@
+use outrider_dataplane::GlobalConnectionLimit;
+
 use super::*;
 
 /// The shape of bootstrap go-control-plane's and Envoy's examples use.
@@ -176,6 +178,10 @@ fn harmless_sections_are_listed_and_unbuilt_ones_refused() {
         (
             "layered_runtime: { layers: [{ name: static, static_layer: { re2.max_program_size.error_level: 100 } }] }",
             "layered_runtime.layers[0].static_layer.re2.max_program_size.error_level",
+        ),
+        (
+            "layered_runtime: { layers: [{ name: static, static_layer: { outrider: { no_such_key: 1 } } }] }",
+            "layered_runtime.layers[0].static_layer.outrider.no_such_key",
         ),
         ("header_prefix: x-acme", "header_prefix"),
         (
@@ -466,12 +472,21 @@ fn overload_manager_gives_the_global_connection_limit_or_is_refused() {
         )
     };
     let limited = load(&monitor(1000)).expect("valid");
-    assert_eq!(limited.max_downstream_connections, Some(1000));
+    assert_eq!(
+        limited.max_downstream_connections,
+        Some(GlobalConnectionLimit {
+            max: 1000,
+            counts_exempt: false
+        })
+    );
     assert_eq!(limited.ignored, ["overload_manager.refresh_interval"]);
     let istio = "layered_runtime: { layers: [{ name: global config, static_layer: { overload.global_downstream_max_connections: '250000' } }] }";
     assert_eq!(
         load(istio).expect("valid").max_downstream_connections,
-        Some(250_000)
+        Some(GlobalConnectionLimit {
+            max: 250_000,
+            counts_exempt: true
+        })
     );
     assert_eq!(
         load(ENVOY_BOOTSTRAP)
@@ -529,7 +544,7 @@ fn listener_connection_limits_come_from_the_static_runtime() {
             .collect::<Vec<_>>(),
         [("edge".to_string(), 20), ("ingress".to_string(), 30)]
     );
-    assert_eq!(loaded.max_downstream_connections, Some(40));
+    assert_eq!(loaded.max_downstream_connections.map(|l| l.max), Some(40));
     let refused = "layered_runtime: { layers: [{ name: s, static_layer: { envoy.resource_limits.listener.a.connection_limit: -1 } }] }";
     let (path, _) = load(refused).expect_err("a negative limit");
     assert_eq!(

@@ -9,7 +9,7 @@ use envoy_types::pb::envoy::config::core::v3::grpc_service::TargetSpecifier;
 use envoy_types::pb::envoy::config::core::v3::{ApiConfigSource, ApiVersion, GrpcService};
 
 use super::overload::{GLOBAL_CONNECTIONS_RUNTIME_KEY, limited_listener};
-use super::runtime_flags::{PREFIX, static_runtime};
+use super::runtime_flags::{KEYS, static_runtime};
 
 /// The first section set whose effect is not built, as (field path, what is missing).
 #[allow(
@@ -38,7 +38,7 @@ pub fn check(proto: &Bootstrap) -> Result<(), (String, String)> {
         check(
             true,
             &path,
-            "only Outrider's own outrider.* keys and Envoy's connection limits are read (Envoy's other runtime keys are not)",
+            "not a runtime key Outrider reads: its own outrider.* keys (see the README) and Envoy's connection limits are; Envoy's other runtime keys are not",
         );
     }
     check(
@@ -204,7 +204,7 @@ fn foreign_runtime(proto: &Bootstrap) -> Option<String> {
         static_runtime(proto)
             .into_iter()
             .find(|(_, key, _)| {
-                !key.starts_with(PREFIX)
+                !KEYS.contains(&key.as_str())
                     && key != GLOBAL_CONNECTIONS_RUNTIME_KEY
                     && limited_listener(key).is_none()
             })

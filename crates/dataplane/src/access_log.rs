@@ -468,7 +468,7 @@ impl PendingEntry {
             response_headers: &self.response_headers,
         };
         let cx = FormatContext {
-            request: &request,
+            request: Some(&request),
             remote: r.remote,
             direct_remote: r.direct_remote,
             local: r.local,
@@ -476,13 +476,60 @@ impl PendingEntry {
             start: r.start,
             end: Some(&end),
         };
-        let mut entry = String::with_capacity(256);
-        for log in &hcm.access_log.logs {
-            if log.filter.as_ref().is_none_or(|filter| passes(filter, &cx)) {
-                entry.clear();
-                write_entry(&mut entry, &log.format, &cx);
-                self.request.buffers.append(&log.sink, &entry);
-            }
+        write_entries(&hcm.access_log, &self.request.buffers, &cx);
+    }
+}
+
+/// Each of the connection manager's logs whose filter passes gets its entry for `cx`.
+fn write_entries(logs: &AccessLogs, buffers: &AccessLogBuffers, cx: &FormatContext<'_>) {
+    let mut entry = String::with_capacity(256);
+    for log in &logs.logs {
+        if log.filter.as_ref().is_none_or(|filter| passes(filter, cx)) {
+            entry.clear();
+            write_entry(&mut entry, &log.format, cx);
+            buffers.append(&log.sink, &entry);
         }
+    }
+}
+
+/// A request the HTTP/1 codec answered before its head was whole (hyper's 400 or 431 for a
+/// head it cannot parse, the 408 of a head out of time): logged as Envoy logs it, its
+/// headers `-`.
+pub(crate) struct HeadlessEntry {
+    pub status: u16,
+    pub flag: Option<ResponseFlag>,
+    /// From the head's first byte, as far as it is known.
+    pub duration: std::time::Duration,
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+}
+
+impl HeadlessEntry {
+    pub(crate) fn write(&self, logs: &AccessLogs, buffers: &AccessLogBuffers) {
+        let no_headers = HeaderMap::new();
+        let end = StreamEnd {
+            status: self.status,
+            flag: self.flag,
+            grpc_status: None,
+            bytes_received: 0,
+            bytes_sent: 0,
+            duration: self.duration,
+            upstream: None,
+            cluster: None,
+            route: None,
+            response_headers: &no_headers,
+        };
+        let cx = FormatContext {
+            request: None,
+            remote: self.peer,
+            direct_remote: self.peer,
+            local: self.local,
+            version: http::Version::HTTP_11,
+            start: SystemTime::now()
+                .checked_sub(self.duration)
+                .unwrap_or(SystemTime::UNIX_EPOCH),
+            end: Some(&end),
+        };
+        write_entries(logs, buffers, &cx);
     }
 }

@@ -30,7 +30,8 @@ pub(crate) fn passes(filter: &LogFilter, cx: &FormatContext<'_>) -> bool {
         LogFilter::And(filters) => filters.iter().all(|f| passes(f, cx)),
         LogFilter::Or(filters) => filters.iter().any(|f| passes(f, cx)),
         LogFilter::Header(matcher) => {
-            matcher.matches(cx.request.header_value(&matcher.name).as_deref())
+            let value = cx.request.and_then(|r| r.header_value(&matcher.name));
+            matcher.matches(value.as_deref())
         }
         LogFilter::ResponseFlag(flags) => match end.flag {
             None => false,
@@ -50,7 +51,7 @@ pub(crate) fn passes(filter: &LogFilter, cx: &FormatContext<'_>) -> bool {
 
 /// The number Envoy's UUID request-id extension samples by: the id's first 8 hex digits.
 fn request_id_value(cx: &FormatContext<'_>) -> Option<u64> {
-    let id = cx.request.headers.get(X_REQUEST_ID)?.to_str().ok()?;
+    let id = cx.request?.headers.get(X_REQUEST_ID)?.to_str().ok()?;
     u64::from_str_radix(id.get(..8)?, 16).ok()
 }
 

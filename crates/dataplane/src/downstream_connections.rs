@@ -14,11 +14,21 @@ use outrider_model::Listener;
 
 use crate::memory_bursts::OPEN_CONNECTIONS;
 
+/// The global downstream connection limit, and where it came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GlobalConnectionLimit {
+    pub max: u64,
+    /// Set by the legacy runtime key `overload.global_downstream_max_connections`: Envoy then
+    /// compares with every accepted socket, so listeners with `ignore_global_conn_limit` are
+    /// counted (never refused); the resource monitor counts only the listeners it limits.
+    pub counts_exempt: bool,
+}
+
 /// Shared by every worker.
 #[derive(Debug, Default)]
 pub struct DownstreamConnections {
-    /// `max_active_downstream_connections`; `None`: no limit (nothing is counted).
-    limit: Option<u64>,
+    /// `None`: no limit (nothing is counted).
+    limit: Option<GlobalConnectionLimit>,
     active: AtomicU64,
     /// Per-listener limits by listener name (Envoy's runtime keys
     /// `envoy.resource_limits.listener.<name>.connection_limit`): the connections of every
@@ -62,7 +72,7 @@ pub(crate) struct ConnectionSlot {
 }
 
 impl DownstreamConnections {
-    pub fn new(limit: Option<u64>, per_listener: &BTreeMap<String, u64>) -> Self {
+    pub fn new(limit: Option<GlobalConnectionLimit>, per_listener: &BTreeMap<String, u64>) -> Self {
         let per_listener = per_listener
             .iter()
             .map(|(name, limit)| {
@@ -89,19 +99,24 @@ impl DownstreamConnections {
         stat_name: &str,
     ) -> Option<ConnectionSlot> {
         let mut slot = ConnectionSlot::new();
-        if let Some(limit) = self.limit
-            && !listener.ignore_global_conn_limit
-        {
-            let taken = self
-                .active
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |active| {
-                    (active < limit).then_some(active + 1)
-                });
-            if taken.is_err() {
-                self.refused(stat_name, |o| &mut o.global);
-                return None;
+        match self.limit {
+            Some(limit) if !listener.ignore_global_conn_limit => {
+                let taken =
+                    self.active
+                        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |active| {
+                            (active < limit.max).then_some(active + 1)
+                        });
+                if taken.is_err() {
+                    self.refused(stat_name, |o| &mut o.global);
+                    return None;
+                }
+                slot.global = Some(self.clone());
             }
-            slot.global = Some(self.clone());
+            Some(limit) if limit.counts_exempt => {
+                self.active.fetch_add(1, Ordering::AcqRel);
+                slot.global = Some(self.clone());
+            }
+            _ => {}
         }
         if let Some(counted) = self.per_listener.get(&listener.name) {
             if !counted.take() {
@@ -131,7 +146,7 @@ impl DownstreamConnections {
     }
 
     pub fn limit(&self) -> Option<u64> {
-        self.limit
+        self.limit.map(|limit| limit.max)
     }
 
     /// Refusals per listener stat name, sorted.
@@ -188,9 +203,37 @@ mod tests {
         Listener::from_proto(&proto).expect("valid listener")
     }
 
+    fn monitor(max: u64) -> GlobalConnectionLimit {
+        GlobalConnectionLimit {
+            max,
+            counts_exempt: false,
+        }
+    }
+
+    #[test]
+    fn the_runtime_key_counts_exempt_listeners_without_refusing_them() {
+        let limit = GlobalConnectionLimit {
+            max: 2,
+            counts_exempt: true,
+        };
+        let connections = Arc::new(DownstreamConnections::new(Some(limit), &BTreeMap::new()));
+        let exempt = listener("ignore_global_conn_limit: true");
+        let _exempt: Vec<_> = (0..3)
+            .map(|_| connections.admit(&exempt, "e").expect("never refused"))
+            .collect();
+        assert_eq!(connections.active(), 3);
+        assert!(
+            connections.admit(&listener(""), "l").is_none(),
+            "over the limit"
+        );
+    }
+
     #[test]
     fn connections_over_the_limit_are_refused_and_counted_per_listener() {
-        let connections = Arc::new(DownstreamConnections::new(Some(2), &BTreeMap::new()));
+        let connections = Arc::new(DownstreamConnections::new(
+            Some(monitor(2)),
+            &BTreeMap::new(),
+        ));
         let counted = listener("");
         let exempt = listener("ignore_global_conn_limit: true");
         let name = listener_stat_name(&counted, counted.address);
@@ -224,7 +267,7 @@ mod tests {
     #[test]
     fn a_listener_limit_counts_that_listener_only() {
         let limits = BTreeMap::from([("l".to_string(), 1)]);
-        let connections = Arc::new(DownstreamConnections::new(Some(10), &limits));
+        let connections = Arc::new(DownstreamConnections::new(Some(monitor(10)), &limits));
         let limited = listener("");
         let mut other = listener("");
         other.name = "other".into();

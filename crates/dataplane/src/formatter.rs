@@ -16,7 +16,9 @@ use crate::start_time::{push_formatted, rfc3339_millis};
 
 /// What the operators read of a request.
 pub(crate) struct FormatContext<'a> {
-    pub request: &'a RequestView<'a>,
+    /// `None`: the codec refused the request before its head was whole (its headers print
+    /// as `-`, as in Envoy).
+    pub request: Option<&'a RequestView<'a>>,
     /// The client's address as the connection manager decided it.
     pub remote: SocketAddr,
     /// The connection's peer.
@@ -109,7 +111,7 @@ pub(crate) fn operand<'a>(command: &Command, cx: &FormatContext<'a>) -> Option<O
             Some(Operand::Text(Cow::Owned(out)))
         }
         Command::Request(operand) => {
-            header_operand(operand, |name| cx.request.first_header_value(name))
+            header_operand(operand, |name| cx.request?.first_header_value(name))
         }
         Command::Response(operand) => {
             let headers = end?.response_headers;
@@ -209,7 +211,7 @@ pub(crate) mod test_support {
         let view = RequestView::from_parts(&parts, false);
         let addr = "127.0.0.1:1000".parse().expect("an address");
         check(&FormatContext {
-            request: &view,
+            request: Some(&view),
             remote: addr,
             direct_remote: addr,
             local: addr,

@@ -8,10 +8,11 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
 use http::{Request, Response};
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 use hyper::rt::bounds::Http2ServerConnExec;
 use hyper::server::conn::{http1, http2};
 use hyper::service::{HttpService, service_fn};
@@ -31,6 +32,8 @@ use crate::connection_limits::{
 use crate::downstream_connections::ConnectionSlot;
 use crate::drain::DrainSignal;
 use crate::filter_chain::ChainRef;
+use crate::head_refusal::HeadRefusal;
+use crate::head_timer::{HeadLimits, HeadWatch, TimedHeadIo};
 use crate::headers::{X_REQUEST_ID, append_via};
 use crate::http_stats::{HttpCounters, HttpStats};
 use crate::local_exec::LocalExec;
@@ -79,18 +82,21 @@ pub(crate) async fn serve_http(
         _ = drained.wait_for(|d| *d) => return,
         () = limit_reached(&mut limits) => return,
     };
-    let io = TokioIo::new(io);
     let closed = Rc::new(Cell::new(false));
     let resets =
         (codec == Codec::Http2).then(|| Rc::new(PrematureResets::new(HttpStats::clone(&stats))));
+    let head = (codec == Codec::Http1).then(|| Arc::new(HeadWatch::default()));
+    let (log_buffers, refusal_stats) = (context.access_log.clone(), HttpStats::clone(&stats));
+    let response_headers = ResponseHeaders::of(hcm);
     let requests = Rc::new(ConnectionRequests {
+        head: head.clone(),
         abandoned: Abandonment::new(codec == Codec::Http2, closed.clone()),
         resets: resets.clone(),
         closed: closed.clone(),
         drain: DrainSignal::new(drained.clone(), context.options.drain_time),
         hold,
         logged: !hcm.access_log.is_empty(),
-        response_headers: ResponseHeaders::of(hcm),
+        response_headers: response_headers.clone(),
         context,
         chain: chain.clone(),
         stats,
@@ -106,8 +112,14 @@ pub(crate) async fn serve_http(
         peer,
         drain_time: requests.context.options.drain_time,
     };
-    match codec {
-        Codec::Http1 => {
+    let refused = match (codec, head) {
+        (Codec::Http1, Some(head)) => {
+            let limits = HeadLimits {
+                headers: hcm.request_headers_timeout,
+                idle: hcm.stream_idle_timeout,
+            };
+            let server = response_headers.server.clone();
+            let io = TokioIo::new(TimedHeadIo::new(io, head.clone(), limits, server));
             let service = service_fn(move |request| {
                 let started = requests.start(request);
                 serve_request(requests.clone(), started, proxy_request)
@@ -115,9 +127,11 @@ pub(crate) async fn serve_http(
             let connection = http1_builder(hcm)
                 .serve_connection(io, service)
                 .with_upgrades();
-            retired.drive(connection).await;
+            let ended = retired.drive(connection).await;
+            HeadRefusal::of(&head, limits, ended.as_ref())
         }
-        Codec::Http2 => {
+        (_, _) => {
+            let io = TokioIo::new(io);
             // Each stream's future is moved into a task of its own: moving a box is moving
             // a pointer (the request's whole future is ~6 KB).
             let boxed = |context, chain, stats, accepted, local, request| {
@@ -131,10 +145,14 @@ pub(crate) async fn serve_http(
             });
             let connection = http2_builder(hcm).serve_connection(io, service);
             retired.drive(connection).await;
+            None
         }
-    }
+    };
     // In the poll that ended the connection: its HTTP/2 streams' tasks run after this.
     closed.set(true);
+    if let Some(refused) = refused {
+        refused.count_and_log(&refusal_stats, hcm, &log_buffers, peer, local);
+    }
 }
 
 /// The HTTP/1.x codec as the connection manager configures it.
@@ -145,9 +163,9 @@ fn http1_builder(hcm: &HttpConnectionManager) -> http1::Builder {
         .max_buf_size(header_limit(hcm).max(8192))
         // hyper's timer runs from the moment the connection waits for a request's head, idle
         // keep-alive time included, and closes the connection when it fires (its default is
-        // 30 s). So it serves as the HCM's `idle_timeout` (Envoy: 1 h), or as
-        // `request_headers_timeout` when that is set (Envoy starts that one at the first byte).
-        .header_read_timeout(hcm.request_headers_timeout.or(hcm.common.idle_timeout))
+        // 30 s). So it serves as the HCM's `idle_timeout` (Envoy: 1 h); a head that has
+        // begun is timed from its first byte by `head_timer.rs`.
+        .header_read_timeout(hcm.common.idle_timeout)
         .keep_alive(true);
     // hyper's default is Envoy's 100, parsed on the stack; another limit costs a heap buffer
     // per request, so it is set only when asked for.
@@ -194,6 +212,8 @@ struct ConnectionRequests {
     drain: DrainSignal,
     /// The connection's place under the limits, shared with a tunnel taken from it.
     hold: ConnectionHold,
+    /// HTTP/1.1: where the connection is between heads, for their timer.
+    head: Option<Arc<HeadWatch>>,
     abandoned: Abandonment,
     /// HTTP/2 only: streams reset before their answer (Envoy's rapid-reset defence).
     resets: Option<Rc<PrematureResets>>,
@@ -218,11 +238,19 @@ impl ConnectionRequests {
         if let Some(budget) = &self.budget {
             budget.take();
         }
+        if let Some(head) = &self.head
+            && let Some(end) = head.request_started(!request.body().is_end_stream())
+        {
+            request.extensions_mut().insert(end);
+        }
         if request.headers().contains_key(http::header::UPGRADE) {
             // A tunnel outlives this connection's HTTP exchange: it must see the drain, and
             // it holds the connection's place until it closes.
             request.extensions_mut().insert(self.drain.clone());
             request.extensions_mut().insert(self.hold.clone());
+            if let Some(head) = &self.head {
+                request.extensions_mut().insert(head.clone());
+            }
         }
         Started {
             request,
@@ -370,25 +398,27 @@ struct Retire {
 }
 
 impl Retire {
-    /// Serves the connection until it ends, or until it is retired and then finishes.
-    async fn drive(mut self, connection: impl Retirable) {
+    /// Serves the connection until it ends, or until it is retired and then finishes; the
+    /// codec's error if it ended with one before being retired.
+    async fn drive(mut self, connection: impl Retirable) -> Option<hyper::Error> {
         let peer = self.peer;
         let connection = std::pin::pin!(connection);
         let mut connection = connection;
         let why = tokio::select! {
             biased;
             result = connection.as_mut() => {
-                if let Err(e) = result {
+                let error = result.err();
+                if let Some(e) = &error {
                     tracing::debug!(%peer, error = %e, "downstream connection ended with an error");
                 }
-                return;
+                return error;
             }
             _ = self.drained.wait_for(|d| *d) => Retirement::Drain,
             () = limit_reached(&mut self.limits) => Retirement::Limit,
             () = too_many_resets(self.resets.as_deref()) => {
                 // Aborted at once, as Envoy does: its streams were mostly resets.
                 tracing::debug!(%peer, "too many streams reset before their answer; closing");
-                return;
+                return None;
             }
         };
         // Finish what is in flight, refuse new requests, then close: within `--drain-time-s`
@@ -408,6 +438,7 @@ impl Retire {
                 let _ = connection.await;
             }
         }
+        None
     }
 }
 

@@ -21,12 +21,14 @@ pub struct HttpCounters {
     pub downstream_cx_max_duration_reached: AtomicU64,
     /// Connections retired after `idle_timeout` without requests.
     pub downstream_cx_idle_timeout: AtomicU64,
+    pub downstream_cx_protocol_error: AtomicU64,
     pub downstream_rq_total: AtomicU64,
     pub downstream_rq_active: AtomicU64,
     /// Streams ended by `stream_idle_timeout` (or a route's `idle_timeout`).
     pub downstream_rq_idle_timeout: AtomicU64,
     /// Streams ended by `request_timeout`.
     pub downstream_rq_timeout: AtomicU64,
+    pub downstream_rq_header_timeout: AtomicU64,
     /// Streams ended by their maximum duration.
     pub downstream_rq_max_duration_reached: AtomicU64,
     /// Requests refused (400) by path normalisation.

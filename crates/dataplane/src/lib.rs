@@ -13,6 +13,8 @@ mod drain;
 mod fast_map;
 mod filter_chain;
 mod formatter;
+mod head_refusal;
+mod head_timer;
 mod headers;
 mod http_server;
 mod http_stats;
@@ -38,9 +40,12 @@ mod upgrade;
 mod worker;
 mod worker_context;
 mod worker_handle;
+mod write_through;
 
-pub use downstream_connections::{DownstreamConnections, listener_stat_name};
+pub use downstream_connections::{
+    DownstreamConnections, GlobalConnectionLimit, listener_stat_name,
+};
 pub use http_stats::{HttpCounters, HttpStats, HttpStatsRegistry};
 pub use listener_manager::ActiveListener;
 pub use memory_bursts::heap_trim_due;
-pub use worker::{Dataplane, DataplaneOptions};
+pub use worker::{DEFAULT_RETRY_BUFFER_BUDGET, Dataplane, DataplaneOptions};

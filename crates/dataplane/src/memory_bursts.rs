@@ -40,6 +40,11 @@ impl BurstGauge {
         self.now.fetch_sub(n, Ordering::Relaxed);
     }
 
+    /// How much is held now.
+    pub(crate) fn now(&self) -> u64 {
+        self.now.load(Ordering::Relaxed)
+    }
+
     /// Whether a burst has drained to a quarter of its peak since the last call that said so.
     fn drained(&self) -> bool {
         let peak = self.peak.load(Ordering::Relaxed);

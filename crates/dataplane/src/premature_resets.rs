@@ -1,7 +1,7 @@
 //! Envoy's defence against HTTP/2 rapid reset (CVE-2023-44487): a connection whose streams
 //! the client mostly resets before they are answered is closed. Envoy counts, per connection,
-//! the streams that ended and those the client reset within a second of opening them
-//! (`overload.premature_reset_min_stream_lifetime_seconds`, 1), and aborts the connection
+//! the streams that ended and those the client reset within 1 s of opening them, in whole
+//! seconds (`overload.premature_reset_min_stream_lifetime_seconds`, 1), and aborts the connection
 //! once the premature ones reach half of 500 (`overload.premature_reset_total_stream_count`)
 //! or, past 500 streams, half of all; `downstream_rq_too_many_premature_resets` counts it.
 //! Here a stream counts as reset before its answer when the request path is dropped before
@@ -9,7 +9,7 @@
 
 use std::cell::Cell;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::sync::Notify;
 
@@ -17,8 +17,9 @@ use crate::http_stats::HttpStats;
 
 /// Envoy's `overload.premature_reset_total_stream_count` default.
 const TOTAL_STREAM_COUNT: u64 = 500;
-/// Envoy's `overload.premature_reset_min_stream_lifetime_seconds` default.
-const MIN_STREAM_LIFETIME: Duration = Duration::from_secs(1);
+/// Envoy's `overload.premature_reset_min_stream_lifetime_seconds` default. Envoy compares
+/// whole seconds (`lifetime > min` is not premature), so a stream reset within 2 s counts.
+const MIN_STREAM_LIFETIME_SECONDS: u64 = 1;
 
 /// One HTTP/2 connection's count.
 pub(crate) struct PrematureResets {
@@ -44,7 +45,7 @@ impl PrematureResets {
     fn stream_ended(&self, reset_at: Option<Instant>) {
         let ended = self.ended.get() + 1;
         self.ended.set(ended);
-        if reset_at.is_some_and(|start| start.elapsed() < MIN_STREAM_LIFETIME) {
+        if reset_at.is_some_and(|start| start.elapsed().as_secs() <= MIN_STREAM_LIFETIME_SECONDS) {
             self.premature.set(self.premature.get() + 1);
         }
         let premature = self.premature.get();
@@ -105,5 +106,73 @@ impl Drop for StreamWatch<'_> {
             let reset = (!watched.closed.get()).then_some(watched.started);
             watched.resets.stream_ended(reset);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::rc::Rc;
+    use std::time::Duration;
+
+    use super::*;
+
+    fn resets() -> PrematureResets {
+        PrematureResets::new(HttpStats::default())
+    }
+
+    #[test]
+    fn half_of_the_first_500_streams_reset_early_trips() {
+        let resets = resets();
+        let now = Instant::now();
+        for _ in 0..249 {
+            resets.stream_ended(Some(now));
+        }
+        assert!(!resets.tripped.get());
+        // Answered streams and late resets are not premature.
+        for _ in 0..100 {
+            resets.stream_ended(None);
+        }
+        resets.stream_ended(Some(now - Duration::from_secs(3)));
+        assert!(!resets.tripped.get());
+        resets.stream_ended(Some(now));
+        assert!(resets.tripped.get());
+        assert_eq!(
+            resets
+                .stats
+                .total(|c| &c.downstream_rq_too_many_premature_resets),
+            1
+        );
+    }
+
+    #[test]
+    fn past_500_streams_half_of_all_trips_and_whole_seconds_count() {
+        let resets = resets();
+        for _ in 0..600 {
+            resets.stream_ended(None);
+        }
+        // Reset 1.5 s after opening: premature still, in Envoy's whole seconds.
+        let early = Instant::now() - Duration::from_millis(1500);
+        for _ in 0..599 {
+            resets.stream_ended(Some(early));
+        }
+        assert!(!resets.tripped.get(), "599 of 1199");
+        resets.stream_ended(Some(early));
+        assert!(resets.tripped.get(), "600 of 1200");
+    }
+
+    #[test]
+    fn a_stream_dropped_with_its_connection_is_not_a_reset() {
+        let resets = resets();
+        let closed = Rc::new(Cell::new(true));
+        for _ in 0..200 {
+            drop(StreamWatch::new(Some(&resets), &closed));
+        }
+        assert_eq!(resets.premature.get(), 0);
+        assert_eq!(resets.ended.get(), 200);
+        closed.set(false);
+        for _ in 0..250 {
+            drop(StreamWatch::new(Some(&resets), &closed));
+        }
+        assert!(resets.tripped.get());
     }
 }

@@ -14,6 +14,7 @@ use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use tokio::time::Sleep;
 
+use crate::head_timer::BodyEnd;
 use crate::stream_clock::{StreamClock, StreamTimeout};
 
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -25,6 +26,8 @@ pub(crate) struct StreamBody {
     counted: Option<BodyBytes>,
     /// The client's request body: its failures are the client's ([`ClientBodyFailed`]).
     from_client: bool,
+    /// Held until the request body ends: the connection's next head is timed from then.
+    end: Option<BodyEnd>,
 }
 
 /// What a request body fails with when the client broke it (malformed chunked framing, a
@@ -104,10 +107,12 @@ impl StreamBody {
         inner: Incoming,
         clock: Option<&Rc<StreamClock>>,
         counted: Option<BodyBytes>,
+        end: Option<BodyEnd>,
     ) -> Self {
         let mut body = Self::watched(inner, clock, true);
         body.counted = counted;
         body.from_client = true;
+        body.end = end;
         body
     }
 
@@ -126,6 +131,7 @@ impl StreamBody {
             }),
             counted: None,
             from_client: false,
+            end: None,
         }
     }
 }
@@ -139,7 +145,13 @@ impl Body for StreamBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
-        let polled = match Pin::new(&mut this.inner).poll_frame(cx) {
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        let ended = matches!(&polled, Poll::Ready(None | Some(Err(_))))
+            || (polled.is_ready() && this.inner.is_end_stream());
+        if ended {
+            this.end = None;
+        }
+        let polled = match polled {
             Poll::Ready(Some(Err(e))) if this.from_client => {
                 if let Some(watch) = &this.watch {
                     watch.clock.client_body_failed();

@@ -4,6 +4,7 @@
 
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Poll};
 
@@ -19,6 +20,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use crate::access_log::TunnelLog;
 use crate::connection_hold::ConnectionHold;
 use crate::drain::DrainSignal;
+use crate::head_timer::HeadWatch;
 use crate::local_reply::ResponseFlag;
 use crate::stream_clock::{StreamClock, StreamTimeout};
 
@@ -62,6 +64,8 @@ pub(crate) struct Downstream {
     drain: Option<DrainSignal>,
     /// The connection's place under the connection limits, kept until the tunnel closes.
     hold: Option<ConnectionHold>,
+    /// HTTP/1.1: the connection's head timer, told that what follows is a tunnel.
+    head: Option<Arc<HeadWatch>>,
 }
 
 /// The downstream side of an upgrade, taken from the request before it is forwarded (the
@@ -72,6 +76,7 @@ pub(crate) fn take_downstream(extensions: &mut http::Extensions) -> Option<Downs
         upgrade,
         drain: extensions.remove::<DrainSignal>(),
         hold: extensions.remove::<ConnectionHold>(),
+        head: extensions.remove::<Arc<HeadWatch>>(),
     })
 }
 
@@ -89,6 +94,7 @@ pub(crate) fn tunnel(
         upgrade,
         drain,
         hold,
+        head,
     } = downstream;
     let log = TunnelLog::default();
     response.extensions_mut().insert(log.clone());
@@ -109,6 +115,9 @@ pub(crate) fn tunnel(
                 return;
             }
         };
+        if let Some(head) = head {
+            head.tunnelled();
+        }
         let mut downstream = Active {
             io: TokioIo::new(downstream),
             clock: clock.clone(),

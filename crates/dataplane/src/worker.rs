@@ -17,7 +17,9 @@ use outrider_tables::Tables;
 use tokio::sync::{mpsc, watch};
 
 use crate::connection::serve_connection;
-use crate::downstream_connections::{DownstreamConnections, listener_stat_name};
+use crate::downstream_connections::{
+    DownstreamConnections, GlobalConnectionLimit, listener_stat_name,
+};
 use crate::http_stats::HttpStatsRegistry;
 use crate::listener_manager::{ActiveListener, ListenerManager};
 use crate::worker_context::WorkerContext;
@@ -32,12 +34,18 @@ pub struct DataplaneOptions {
     pub drain_time: Duration,
     /// Whether 503s for want of a healthy endpoint say why in `x-outrider-no-healthy-upstream`.
     pub explain_no_healthy_upstream: bool,
-    /// The overload manager's `max_active_downstream_connections` (`None`: no limit).
-    pub max_downstream_connections: Option<u64>,
+    /// The overload manager's global downstream connection limit (`None`: no limit).
+    pub max_downstream_connections: Option<GlobalConnectionLimit>,
     /// Per-listener connection limits by listener name (Envoy's runtime keys
     /// `envoy.resource_limits.listener.<name>.connection_limit`).
     pub listener_connection_limits: BTreeMap<String, u64>,
+    /// The most request-body bytes all workers keep for retries at once (runtime key
+    /// `outrider.retry_buffer_budget_bytes`); past it, bodies are streamed without retries.
+    pub retry_buffer_budget: u64,
 }
+
+/// `retry_buffer_budget` unless a runtime key says otherwise: 128 MiB.
+pub const DEFAULT_RETRY_BUFFER_BUDGET: u64 = 128 * 1024 * 1024;
 
 impl Default for DataplaneOptions {
     fn default() -> Self {
@@ -47,6 +55,7 @@ impl Default for DataplaneOptions {
             explain_no_healthy_upstream: true,
             max_downstream_connections: None,
             listener_connection_limits: BTreeMap::new(),
+            retry_buffer_budget: DEFAULT_RETRY_BUFFER_BUDGET,
         }
     }
 }

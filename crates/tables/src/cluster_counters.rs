@@ -26,6 +26,8 @@ pub struct ClusterCounters {
     pub upstream_rq_retry: AtomicU64,
     /// Retries refused by the `max_retries` breaker.
     pub upstream_rq_retry_overflow: AtomicU64,
+    /// Requests that lost their retries because their body could not be kept for them.
+    pub retry_or_shadow_abandoned: AtomicU64,
     /// Picks made in panic mode (balancing over all hosts regardless of health).
     pub lb_healthy_panic: AtomicU64,
     /// Picks that found no host to send to (`UH`).

@@ -27,7 +27,7 @@ pub(crate) fn collect(state: &AdminState) -> Vec<Stat> {
 type CounterOf = fn(&ClusterCounters) -> &AtomicU64;
 
 /// Envoy's counter names, in the order of `ClusterCounters`.
-const CLUSTER_COUNTERS: [(&str, CounterOf); 17] = [
+const CLUSTER_COUNTERS: [(&str, CounterOf); 18] = [
     ("upstream_rq_total", |c| &c.upstream_rq_total),
     ("upstream_rq_completed", |c| &c.upstream_rq_completed),
     ("upstream_rq_timeout", |c| &c.upstream_rq_timeout),
@@ -46,6 +46,9 @@ const CLUSTER_COUNTERS: [(&str, CounterOf); 17] = [
     ("upstream_rq_retry", |c| &c.upstream_rq_retry),
     ("upstream_rq_retry_overflow", |c| {
         &c.upstream_rq_retry_overflow
+    }),
+    ("retry_or_shadow_abandoned", |c| {
+        &c.retry_or_shadow_abandoned
     }),
     ("lb_healthy_panic", |c| &c.lb_healthy_panic),
     ("upstream_cx_none_healthy", |c| &c.upstream_cx_none_healthy),

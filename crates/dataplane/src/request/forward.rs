@@ -14,13 +14,14 @@ use outrider_tables::{ClusterEntry, EndpointState, Snapshot};
 use outrider_upstream::try_request;
 
 use super::attempt::Attempts;
-use super::body::RequestBody;
+use super::body::{Keeping, RequestBody};
 use super::error::ProxyError;
 use super::plan::Plan;
 use super::respond::{Answer, upstream_answer};
 use super::retry::Retries;
 use super::upstream_headers::{Upstream, prepare};
 use crate::access_log::ForwardedRequest;
+use crate::head_timer::BodyEnd;
 use crate::local_reply::ProxyBody;
 use crate::pool::SendError;
 use crate::route_headers::RouteHeaders;
@@ -103,15 +104,21 @@ pub(crate) async fn forward(
     }
     let policy = plan.retry.as_deref();
     let counted = parts.extensions.remove::<BodyBytes>();
+    let end = parts.extensions.remove::<BodyEnd>();
     // Awaited only when kept: the common case moves no extra future.
     let may_retry = policy.is_some_and(|p| p.num_retries > 0);
-    let mut body = if RequestBody::worth_keeping(&body, may_retry, cx.action.retry_buffer_limit) {
-        let kept = std::pin::pin!(RequestBody::kept(body, cx.clock, counted));
+    let budget = cx.worker.options.retry_buffer_budget;
+    let keeping = RequestBody::keeping(&body, may_retry, cx.action.retry_buffer_limit, budget);
+    if keeping == Keeping::Abandoned {
+        counters.retry_or_shadow_abandoned.fetch_add(1, Relaxed);
+    }
+    let mut body = if keeping == Keeping::Keep {
+        let kept = std::pin::pin!(RequestBody::kept(body, cx.clock, counted, end));
         within(kept, None, cx.clock.map(|c| &**c))
             .await
             .map_err(|e| stream_timeout(e, cx.clock))??
     } else {
-        RequestBody::streamed(body, cx.clock, counted)
+        RequestBody::streamed(body, cx.clock, counted, end)
     };
     let balancer = cx.worker.balancer(&entry);
     let attempts = Attempts {

@@ -162,7 +162,7 @@ pub(crate) async fn proxy_request(
     let render = |route_headers: &mut RouteHeaders<'_>| {
         if !route_headers.is_empty() && route_headers.has_formats() {
             let cx = FormatContext {
-                request: &view,
+                request: Some(&view),
                 remote: client.address(&parts.headers, hcm.xff_num_trusted_hops),
                 direct_remote: client.peer,
                 local,
