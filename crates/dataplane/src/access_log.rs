@@ -236,15 +236,20 @@ impl<B: Body> LoggedBody<B> {
             }
             let headers = response.headers();
             let logs = &request.chain.http()?.access_log;
+            let info = response
+                .extensions()
+                .get::<AccessInfo>()
+                .copied()
+                .unwrap_or_default();
             Some(Box::new(PendingEntry {
-                status: response.status().as_u16(),
+                status: if info.unanswered {
+                    0
+                } else {
+                    response.status().as_u16()
+                },
                 response_headers: kept_headers(headers, &logs.response_headers),
                 grpc_status: grpc_status_header(headers),
-                info: response
-                    .extensions()
-                    .get::<AccessInfo>()
-                    .copied()
-                    .unwrap_or_default(),
+                info,
                 request,
                 complete,
                 tunnel_received: 0,
@@ -410,6 +415,7 @@ impl Drop for AwaitingResponse {
                 info: AccessInfo {
                     flag: Some(request.abandoned.flag()),
                     upstream: None,
+                    unanswered: true,
                 },
                 request,
                 complete: Completion {

@@ -60,6 +60,9 @@ impl ResponseFlag {
 pub(crate) struct AccessInfo {
     pub flag: Option<ResponseFlag>,
     pub upstream: Option<std::net::SocketAddr>,
+    /// The client went away before it could be answered: logged with code 0, as Envoy logs
+    /// a stream that sent no response.
+    pub unanswered: bool,
 }
 
 pub(crate) trait Flagged {
@@ -79,6 +82,7 @@ impl<B> Flagged for Response<B> {
         self.extensions_mut().insert(AccessInfo {
             flag: Some(flag),
             upstream,
+            unanswered: false,
         });
         self
     }
@@ -87,6 +91,7 @@ impl<B> Flagged for Response<B> {
         self.extensions_mut().insert(AccessInfo {
             flag: None,
             upstream,
+            unanswered: false,
         });
         self
     }

@@ -48,16 +48,59 @@ impl std::error::Error for ClientBodyFailed {
     }
 }
 
-/// Whether `error` (an upstream send's) was caused by the client's request body failing.
-pub(crate) fn caused_by_client_body(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cause = Some(error);
+impl ClientBodyFailed {
+    /// How the client broke it.
+    fn failure(&self) -> BodyFailure {
+        if client_went_away(&self.0) {
+            BodyFailure::ClientGone
+        } else {
+            BodyFailure::Malformed
+        }
+    }
+}
+
+/// How a client broke its request body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BodyFailure {
+    /// Bad framing (chunk sizes, chunk extensions…): a protocol error (`DPE`).
+    Malformed,
+    /// The client closed its connection before the body's end: nobody is left to answer
+    /// (Envoy logs code 0 and `DC`).
+    ClientGone,
+}
+
+/// Whether hyper's body error is the connection ending early (an end of file where the body
+/// still had bytes to come), rather than bytes it could not read.
+fn client_went_away(error: &hyper::Error) -> bool {
+    if error.is_incomplete_message() {
+        return true;
+    }
+    let mut cause = std::error::Error::source(error);
     while let Some(error) = cause {
-        if error.is::<ClientBodyFailed>() {
+        if error
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::UnexpectedEof)
+        {
             return true;
         }
         cause = error.source();
     }
     false
+}
+
+/// How the client's request body failed, if that is what failed `error` (an upstream
+/// send's, or the body's own).
+pub(crate) fn caused_by_client_body(
+    error: &(dyn std::error::Error + 'static),
+) -> Option<BodyFailure> {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        if let Some(failed) = error.downcast_ref::<ClientBodyFailed>() {
+            return Some(failed.failure());
+        }
+        cause = error.source();
+    }
+    None
 }
 
 /// The bytes of a request body read so far; shared with the request's access-log entry,
@@ -153,10 +196,11 @@ impl Body for StreamBody {
         }
         let polled = match polled {
             Poll::Ready(Some(Err(e))) if this.from_client => {
+                let failed = ClientBodyFailed(e);
                 if let Some(watch) = &this.watch {
-                    watch.clock.client_body_failed();
+                    watch.clock.client_body_failed(failed.failure());
                 }
-                return Poll::Ready(Some(Err(Box::new(ClientBodyFailed(e)))));
+                return Poll::Ready(Some(Err(Box::new(failed))));
             }
             polled => polled,
         };

@@ -17,6 +17,7 @@ use std::time::Duration;
 use tokio::time::{Instant, Sleep};
 
 use crate::http_stats::HttpStats;
+use crate::stream_body::BodyFailure;
 
 /// The stream's limits, from the connection manager and the route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -45,7 +46,7 @@ pub(crate) struct StreamClock {
     response_started: Cell<bool>,
     /// The client's request body failed. An HTTP/2 upstream connection only logs the body's
     /// error and resets its stream, so the request path learns whose fault it was here.
-    client_body_failed: Cell<bool>,
+    client_body_failed: Cell<Option<BodyFailure>>,
     /// The connection manager's counters (`downstream_rq_idle_timeout` …).
     stats: Rc<HttpStats>,
 }
@@ -73,7 +74,7 @@ impl StreamClock {
             last_activity: Cell::new(started),
             request_complete: Cell::new(request_complete),
             response_started: Cell::new(false),
-            client_body_failed: Cell::new(false),
+            client_body_failed: Cell::new(None),
             stats: stats.clone(),
         }))
     }
@@ -85,11 +86,12 @@ impl StreamClock {
         }
     }
 
-    pub(crate) fn client_body_failed(&self) {
-        self.client_body_failed.set(true);
+    pub(crate) fn client_body_failed(&self, how: BodyFailure) {
+        self.client_body_failed.set(Some(how));
     }
 
-    pub(crate) fn has_client_body_failed(&self) -> bool {
+    /// How the client's request body failed, if it did.
+    pub(crate) fn client_body_failure(&self) -> Option<BodyFailure> {
         self.client_body_failed.get()
     }
 
@@ -292,8 +294,8 @@ mod tests {
         // A body to come: a clock that records its failure and never expires.
         let watching = start(false).expect("a clock for the body");
         assert_eq!(watching.next(), None);
-        watching.client_body_failed();
-        assert!(watching.has_client_body_failed());
+        watching.client_body_failed(BodyFailure::Malformed);
+        assert_eq!(watching.client_body_failure(), Some(BodyFailure::Malformed));
     }
 
     #[test]

@@ -15,6 +15,7 @@ use outrider_tables::{ClusterState, EndpointState};
 use outrider_upstream::{BreakerGuard, connection_over_limit, try_connection};
 
 use crate::local_reply::ProxyBody;
+use crate::stream_body::BodyFailure;
 
 pub(crate) use http1::Http1Pool;
 pub(crate) use http2::Http2Pool;
@@ -27,7 +28,7 @@ pub(crate) enum SendError {
     /// The connection failed or was reset before the response headers.
     Reset(String),
     /// The client's request body failed while it was sent: the endpoint did nothing wrong.
-    ClientBody,
+    ClientBody(BodyFailure),
     /// No connection slot and no pending slot (circuit breakers).
     Overflow,
 }
@@ -66,7 +67,7 @@ impl std::fmt::Display for SendError {
         match self {
             SendError::Connect(e) => write!(f, "connect: {e}"),
             SendError::Reset(e) => write!(f, "reset: {e}"),
-            SendError::ClientBody => f.write_str("the client's request body failed"),
+            SendError::ClientBody(_) => f.write_str("the client's request body failed"),
             SendError::Overflow => f.write_str("overflow"),
         }
     }
@@ -75,10 +76,9 @@ impl std::fmt::Display for SendError {
 impl SendError {
     /// A request that failed on its connection: the client's body, or the connection.
     pub(crate) fn failed(error: &hyper::Error) -> Self {
-        if crate::stream_body::caused_by_client_body(error) {
-            SendError::ClientBody
-        } else {
-            SendError::Reset(error.to_string())
+        match crate::stream_body::caused_by_client_body(error) {
+            Some(how) => SendError::ClientBody(how),
+            None => SendError::Reset(error.to_string()),
         }
     }
 }

@@ -156,7 +156,9 @@ impl Attempts<'_> {
             Some(Err(SendError::Overflow)) => return Err(ProxyError::Overflow),
             // The client broke its own request: nothing against the endpoint (outlier
             // detection, host and load-report counts), never retried.
-            Some(Err(SendError::ClientBody)) => return Err(ProxyError::RequestBodyFailed),
+            Some(Err(SendError::ClientBody(how))) => {
+                return Err(ProxyError::RequestBodyFailed(how));
+            }
             Some(Ok(response)) => {
                 counters.upstream_rq_completed.fetch_add(1, Relaxed);
                 if let Some(class) = counters.by_class(response.status().as_u16()) {

@@ -11,7 +11,7 @@ use crate::head_timer::BodyEnd;
 use crate::local_reply::ProxyBody;
 use crate::memory_bursts::KEPT_BODY_BYTES;
 use crate::retry_buffers::KeptBody;
-use crate::stream_body::{BodyBytes, StreamBody};
+use crate::stream_body::{BodyBytes, BodyFailure, StreamBody, caused_by_client_body};
 use crate::stream_clock::StreamClock;
 
 pub(crate) enum RequestBody {
@@ -73,7 +73,10 @@ impl RequestBody {
         let body = StreamBody::request(body, clock, counted, end);
         match body.collect().await {
             Ok(collected) => Ok(Self::Kept(KeptBody::new(collected.to_bytes()))),
-            Err(_) => Err(ProxyError::RequestBodyFailed),
+            Err(error) => {
+                let how = caused_by_client_body(&*error).unwrap_or(BodyFailure::Malformed);
+                Err(ProxyError::RequestBodyFailed(how))
+            }
         }
     }
 

@@ -6,8 +6,9 @@ use std::net::SocketAddr;
 
 use http::{HeaderValue, Response, StatusCode, Version, header};
 
-use crate::local_reply::{Flagged, ProxyBody, ResponseFlag, grpc_reply, local_reply};
+use crate::local_reply::{AccessInfo, Flagged, ProxyBody, ResponseFlag, grpc_reply, local_reply};
 use crate::pool::SendError;
+use crate::stream_body::BodyFailure;
 use crate::stream_clock::StreamTimeout;
 
 /// Whose fault a failure is. Only `Upstream` failures may count against an endpoint or be
@@ -45,9 +46,10 @@ pub(crate) enum ProxyError {
     InvalidUpstreamRequest,
     /// The path failed the connection manager's normalisation (400).
     InvalidPath,
-    /// The client's request body failed (malformed framing, a reset or closed stream), while
-    /// it was read for a possible retry or sent upstream (400, `DPE`).
-    RequestBodyFailed,
+    /// The client's request body failed while it was read for a possible retry or sent
+    /// upstream: malformed framing (400, `DPE`), or the client went away mid-body (nobody to
+    /// answer: logged as Envoy logs it, code 0 and `DC`).
+    RequestBodyFailed(BodyFailure),
     /// The listener's filter chain has no HTTP connection manager (500).
     NotHttp,
     /// No route configuration, virtual host or route for the request (404, `NR`).
@@ -99,7 +101,7 @@ impl ProxyError {
         match error {
             SendError::Connect(_) => Self::ConnectFailure { upstream },
             SendError::Reset(_) => Self::Reset { upstream },
-            SendError::ClientBody => Self::RequestBodyFailed,
+            SendError::ClientBody(how) => Self::RequestBodyFailed(*how),
             SendError::Overflow => Self::Overflow,
         }
     }
@@ -115,7 +117,7 @@ impl ProxyError {
             | Self::UpgradeNotAllowed
             | Self::InvalidUpstreamRequest
             | Self::InvalidPath
-            | Self::RequestBodyFailed => Side::Downstream,
+            | Self::RequestBodyFailed(_) => Side::Downstream,
             Self::NotHttp | Self::NoRoute | Self::ClusterNotFound { .. } => Side::Config,
             Self::DropOverload
             | Self::Overflow
@@ -163,7 +165,12 @@ impl ProxyError {
             | Self::Http10NotAccepted
             | Self::InvalidHost
             | Self::InvalidUrl
-            | Self::RequestBodyFailed => ResponseFlag::DownstreamProtocolError,
+            | Self::RequestBodyFailed(BodyFailure::Malformed) => {
+                ResponseFlag::DownstreamProtocolError
+            }
+            Self::RequestBodyFailed(BodyFailure::ClientGone) => {
+                ResponseFlag::DownstreamConnectionTermination
+            }
             Self::NoRoute => ResponseFlag::NoRoute,
             Self::ClusterNotFound { .. } => ResponseFlag::NoClusterFound,
             Self::DropOverload => ResponseFlag::DropOverload,
@@ -189,7 +196,7 @@ impl ProxyError {
             | Self::InvalidUrl
             | Self::InvalidUpstreamRequest
             | Self::InvalidPath
-            | Self::RequestBodyFailed => StatusCode::BAD_REQUEST,
+            | Self::RequestBodyFailed(_) => StatusCode::BAD_REQUEST,
             Self::Http10NotAccepted => StatusCode::UPGRADE_REQUIRED,
             Self::UpgradeNotAllowed => StatusCode::FORBIDDEN,
             Self::NotHttp => StatusCode::INTERNAL_SERVER_ERROR,
@@ -243,7 +250,7 @@ impl ProxyError {
             | Self::UnderscoreInHeaderName
             | Self::InvalidHost
             | Self::InvalidUrl
-            | Self::RequestBodyFailed => version != Version::HTTP_2,
+            | Self::RequestBodyFailed(_) => version != Version::HTTP_2,
             // The rest of the request would have to be read first.
             Self::StreamTimeout {
                 request_complete: false,
@@ -255,6 +262,7 @@ impl ProxyError {
 
     /// The local reply for this failure.
     pub(crate) fn into_response(self, to: ReplyTo) -> Response<ProxyBody> {
+        let unanswered = matches!(self, Self::RequestBodyFailed(BodyFailure::ClientGone));
         let status = self.status();
         let body = self.body();
         let closes = self.closes(to.version);
@@ -287,10 +295,14 @@ impl ProxyError {
                 .headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
-        match flag {
+        let mut response = match flag {
             Some(flag) => response.flagged(flag, upstream),
             None => response,
+        };
+        if unanswered && let Some(info) = response.extensions_mut().get_mut::<AccessInfo>() {
+            info.unanswered = true;
         }
+        response
     }
 }
 
@@ -334,13 +346,16 @@ mod tests {
             ProxyError::Overflow,
             ProxyError::DropOverload,
             ProxyError::NoHealthyUpstream { explanation: None },
-            ProxyError::RequestBodyFailed,
+            ProxyError::RequestBodyFailed(BodyFailure::Malformed),
             ProxyError::NoRoute,
         ];
         for error in final_ {
             assert!(!error.may_retry(), "{error}");
         }
-        assert_eq!(ProxyError::RequestBodyFailed.side(), Side::Downstream);
+        assert_eq!(
+            ProxyError::RequestBodyFailed(BodyFailure::ClientGone).side(),
+            Side::Downstream
+        );
     }
 
     #[test]

@@ -156,10 +156,11 @@ pub(crate) async fn forward(
         let sent = match waited {
             // An HTTP/2 upstream's error does not carry the body's; the clock, there for
             // every request with a body, knows (see `StreamClock::client_body_failed`).
-            Ok(Err(SendError::Reset(_)))
-                if cx.clock.is_some_and(|c| c.has_client_body_failed()) =>
-            {
-                Some(Err(SendError::ClientBody))
+            Ok(Err(SendError::Reset(reset))) => {
+                match cx.clock.and_then(|c| c.client_body_failure()) {
+                    Some(how) => Some(Err(SendError::ClientBody(how))),
+                    None => Some(Err(SendError::Reset(reset))),
+                }
             }
             Ok(sent) => Some(sent),
             Err(Expired::Deadline) => None,
