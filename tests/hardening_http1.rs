@@ -1,6 +1,8 @@
 //! Issue 10's smaller HTTP/1.1 findings, replayed through the real binary: an upgrade to h2c
 //! (what `curl --http2` sends over plain HTTP) is ignored and the request served over
-//! HTTP/1.1, as Envoy's codec does, instead of being refused as an upgrade nobody enabled.
+//! HTTP/1.1, as Envoy's codec does, instead of being refused as an upgrade nobody enabled; a
+//! request with both `Content-Length` and `Transfer-Encoding` is refused with 400, as Envoy's
+//! codec refuses it, where it was forwarded chunked.
 
 mod common;
 
@@ -24,4 +26,29 @@ async fn an_h2c_upgrade_is_ignored_and_served_over_http1() {
             "{header} reached the upstream: {seen:?}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn content_length_with_transfer_encoding_is_refused() {
+    let (proxy, addr, _backend) = proxy_to_backend("hardening-cl-te", "{ cluster: backend }").await;
+    for request in [
+        "POST /echo HTTP/1.1\r\nhost: a\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n",
+        "POST /echo HTTP/1.1\r\nhost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n",
+    ] {
+        let (response, closed) =
+            tokio::task::block_in_place(|| raw_exchange(addr, request.as_bytes()));
+        assert!(
+            status_line(&response).contains(" 400 "),
+            "{request:?}: {response}"
+        );
+        assert!(closed, "the connection closes after the 400");
+    }
+    // Neither reached the upstream; one of the two alone is served.
+    assert_eq!(
+        proxy.stat("cluster.backend.upstream_rq_total").await,
+        Some(0)
+    );
+    let chunked = "POST /echo HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n0\r\n\r\n";
+    let (response, _) = tokio::task::block_in_place(|| raw_exchange(addr, chunked.as_bytes()));
+    assert_eq!(status_line(&response), "HTTP/1.1 200 OK", "{response}");
 }

@@ -2,7 +2,8 @@
 //!
 //! The file is polled (mtime and length, every 200 ms by default) rather than watched with
 //! inotify: it is one small file, and polling works the same on every platform and filesystem.
-//! A reload that fails to parse is logged and the last good snapshot stays in service.
+//! A reload that fails to parse is logged and the last good snapshot stays in service, as
+//! does an empty file (one truncated by a writer that has not written yet).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -126,6 +127,18 @@ impl FileWatcher {
                         continue;
                     }
                 };
+                if text.trim().is_empty() {
+                    // Truncated by a writer that has not written yet (`>`, most editors,
+                    // std::fs::write): never "remove everything". A snapshot without resources
+                    // says that.
+                    let message = format!("{file}: empty; keeping the last good snapshot");
+                    tracing::warn!(error = %message, "snapshot reload skipped");
+                    status_tx.send_modify(|s| {
+                        s.failures += 1;
+                        s.last_error = Some(message);
+                    });
+                    continue;
+                }
                 if text == last_text {
                     // Back to what is being served (e.g. a bad edit undone): nothing is wrong now.
                     status_tx.send_if_modified(|s| s.last_error.take().is_some());

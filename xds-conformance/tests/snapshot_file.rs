@@ -60,9 +60,17 @@ async fn served_file_is_reloaded_on_change_and_bad_edits_are_ignored() {
     assert_eq!(resp.version_info, "v2");
     assert_eq!(names(&resp), ["a", "second"]);
 
+    // Truncated, not yet written: skipped, never served as "no resources".
+    std::fs::write(&path, "").expect("truncate");
+    watcher
+        .wait_for(|s| s.failures == 1, WAIT)
+        .await
+        .expect("the empty file seen");
+    assert_eq!(server.snapshot().version(CLUSTER), Some("v2"));
+
     std::fs::write(&path, "clusters:\n- name: a\n  connect_timeout: later\n").expect("break");
     let status = watcher
-        .wait_for(|s| s.failures == 1, WAIT)
+        .wait_for(|s| s.failures == 2, WAIT)
         .await
         .expect("failure seen");
     let message = status.last_error.expect("error kept");

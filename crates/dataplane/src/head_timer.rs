@@ -18,7 +18,7 @@
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -27,6 +27,7 @@ use tokio::io::{AsyncRead, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
 use crate::codec_sniff::Prefixed;
+use crate::framing_conflict::FramingScan;
 use crate::write_through::write_through;
 
 /// Which limit ended a head, if one did.
@@ -42,6 +43,8 @@ pub(crate) enum HeadTimeout {
 #[derive(Debug, Default)]
 pub(crate) struct HeadWatch {
     state: AtomicU8,
+    /// The head being handed over had both `Content-Length` and `Transfer-Encoding`.
+    framing_conflict: AtomicBool,
 }
 
 const AWAITING_HEAD: u8 = 0;
@@ -63,6 +66,13 @@ impl HeadWatch {
             self.state.store(AWAITING_HEAD, Ordering::Relaxed);
             None
         }
+    }
+
+    /// Whether the head just handed over had both `Content-Length` and `Transfer-Encoding`
+    /// (`framing_conflict.rs`); asked once per request.
+    pub(crate) fn take_framing_conflict(&self) -> bool {
+        self.framing_conflict.load(Ordering::Relaxed)
+            && self.framing_conflict.swap(false, Ordering::Relaxed)
     }
 
     /// The connection became a tunnel (a 101 went out): nothing read from now on is a head.
@@ -124,6 +134,8 @@ pub(crate) struct TimedHeadIo {
     deadline: Option<Pin<Box<Sleep>>>,
     /// Whether `deadline` is set for the head being read.
     armed: bool,
+    /// The head being read, scanned for conflicting framing headers.
+    framing: FramingScan,
     /// The `server` header of the 408.
     server: Option<HeaderValue>,
 }
@@ -163,6 +175,7 @@ impl TimedHeadIo {
             limit: limits.first(),
             deadline: None,
             armed: false,
+            framing: FramingScan::idle(),
             server,
         }
     }
@@ -236,8 +249,19 @@ impl AsyncRead for TimedHeadIo {
                     Ordering::Relaxed,
                     Ordering::Relaxed,
                 );
-                if begun.is_ok() {
-                    this.armed = false;
+                let in_head = match begun {
+                    Ok(_) => {
+                        this.armed = false;
+                        this.framing.begin();
+                        true
+                    }
+                    Err(state) => state == IN_HEAD,
+                };
+                if in_head {
+                    this.framing.feed(&buf.filled()[before..]);
+                    if this.framing.conflict() {
+                        this.watch.framing_conflict.store(true, Ordering::Relaxed);
+                    }
                 }
             }
             Poll::Pending if this.head_waiting(cx) => return Poll::Ready(Ok(())),

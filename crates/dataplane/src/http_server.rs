@@ -32,6 +32,7 @@ use crate::connection_limits::{
 use crate::downstream_connections::ConnectionSlot;
 use crate::drain::DrainSignal;
 use crate::filter_chain::ChainRef;
+use crate::framing_conflict::FramingConflict;
 use crate::head_refusal::HeadRefusal;
 use crate::head_timer::{HeadLimits, HeadWatch, TimedHeadIo};
 use crate::headers::{X_REQUEST_ID, append_via};
@@ -238,10 +239,13 @@ impl ConnectionRequests {
         if let Some(budget) = &self.budget {
             budget.take();
         }
-        if let Some(head) = &self.head
-            && let Some(end) = head.request_started(!request.body().is_end_stream())
-        {
-            request.extensions_mut().insert(end);
+        if let Some(head) = &self.head {
+            if let Some(end) = head.request_started(!request.body().is_end_stream()) {
+                request.extensions_mut().insert(end);
+            }
+            if head.take_framing_conflict() {
+                request.extensions_mut().insert(FramingConflict);
+            }
         }
         if request.headers().contains_key(http::header::UPGRADE) {
             // A tunnel outlives this connection's HTTP exchange: it must see the drain, and

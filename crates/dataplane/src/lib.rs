@@ -13,6 +13,7 @@ mod drain;
 mod fast_map;
 mod filter_chain;
 mod formatter;
+mod framing_conflict;
 mod head_refusal;
 mod head_timer;
 mod headers;

@@ -7,6 +7,7 @@ use http::header::{CONNECTION, HOST, HeaderValue, UPGRADE};
 use outrider_model::HttpConnectionManager;
 
 use super::error::ProxyError;
+use crate::framing_conflict::FramingConflict;
 use crate::underscore_headers;
 
 /// Refuses what the codec would not let through; drops underscore headers under `DROP_HEADER`.
@@ -14,6 +15,11 @@ pub(super) fn admit<B>(
     request: &mut http::Request<B>,
     hcm: &HttpConnectionManager,
 ) -> Result<(), ProxyError> {
+    // Envoy's HTTP/1 codec: `Content-Length` with `Transfer-Encoding` is refused
+    // (`allow_chunked_length` is not accepted).
+    if request.extensions().get::<FramingConflict>().is_some() {
+        return Err(ProxyError::ConflictingFraming);
+    }
     let has_authority = one_authority(request)?;
     if request.version() != Version::HTTP_2 {
         ignore_h2c_upgrade(request.headers_mut());

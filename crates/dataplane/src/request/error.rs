@@ -40,6 +40,9 @@ pub(crate) enum ProxyError {
     /// An absolute-form target whose scheme is not `http` (`https` needs a TLS connection),
     /// as Envoy's HTTP/1 codec refuses it (400).
     InvalidUrl,
+    /// An HTTP/1 head with both `Content-Length` and `Transfer-Encoding` (400), as Envoy's
+    /// codec refuses it.
+    ConflictingFraming,
     /// An upgrade (WebSocket…) that neither the route nor the listener enables (403).
     UpgradeNotAllowed,
     /// A rewrite produced what cannot be sent as a request (400).
@@ -114,6 +117,7 @@ impl ProxyError {
             | Self::InvalidHost
             | Self::MissingHost
             | Self::InvalidUrl
+            | Self::ConflictingFraming
             | Self::UpgradeNotAllowed
             | Self::InvalidUpstreamRequest
             | Self::InvalidPath
@@ -165,6 +169,7 @@ impl ProxyError {
             | Self::Http10NotAccepted
             | Self::InvalidHost
             | Self::InvalidUrl
+            | Self::ConflictingFraming
             | Self::RequestBodyFailed(BodyFailure::Malformed) => {
                 ResponseFlag::DownstreamProtocolError
             }
@@ -194,6 +199,7 @@ impl ProxyError {
             | Self::InvalidHost
             | Self::MissingHost
             | Self::InvalidUrl
+            | Self::ConflictingFraming
             | Self::InvalidUpstreamRequest
             | Self::InvalidPath
             | Self::RequestBodyFailed(_) => StatusCode::BAD_REQUEST,
@@ -250,6 +256,7 @@ impl ProxyError {
             | Self::UnderscoreInHeaderName
             | Self::InvalidHost
             | Self::InvalidUrl
+            | Self::ConflictingFraming
             | Self::RequestBodyFailed(_) => version != Version::HTTP_2,
             // The rest of the request would have to be read first.
             Self::StreamTimeout {
