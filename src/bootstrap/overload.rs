@@ -15,7 +15,7 @@ use envoy_types::pb::envoy::extensions::resource_monitors::downstream_connection
 use outrider_dataplane::GlobalConnectionLimit;
 use prost::{Message, Name};
 
-use super::runtime_flags::{static_runtime, whole_number};
+use super::runtime_flags::{runtime_count, static_runtime, whole_number};
 
 /// The resource monitor Envoy's listeners consult for the global connection limit.
 pub const GLOBAL_CONNECTIONS_MONITOR: &str =
@@ -115,13 +115,7 @@ fn monitor_limit(manager: &OverloadManager) -> Result<Option<u64>, (String, Stri
 /// The last static layer's `overload.global_downstream_max_connections` (a number, or a
 /// string of one, as Istio writes it).
 fn runtime_limit(proto: &Bootstrap) -> Result<Option<u64>, (String, String)> {
-    let mut limit = None;
-    for (at, key, value) in static_runtime(proto) {
-        if key == GLOBAL_CONNECTIONS_RUNTIME_KEY {
-            limit = Some(whole_number(&at, value)?);
-        }
-    }
-    Ok(limit)
+    runtime_count(proto, GLOBAL_CONNECTIONS_RUNTIME_KEY)
 }
 
 /// The runtime keys of per-listener connection limits:

@@ -29,7 +29,8 @@ pub struct GlobalConnectionLimit {
 pub struct DownstreamConnections {
     /// `None`: no limit (nothing is counted).
     limit: Option<GlobalConnectionLimit>,
-    active: AtomicU64,
+    /// The connections counted against the global limit.
+    global: Arc<Counted>,
     /// Per-listener limits by listener name (Envoy's runtime keys
     /// `envoy.resource_limits.listener.<name>.connection_limit`): the connections of every
     /// listener of that name count, a replaced listener's draining ones included.
@@ -39,19 +40,34 @@ pub struct DownstreamConnections {
 }
 
 /// A limit and the connections counted against it.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Counted {
     limit: u64,
     active: AtomicU64,
 }
 
 impl Counted {
-    fn take(&self) -> bool {
+    fn new(limit: u64) -> Arc<Self> {
+        Arc::new(Counted {
+            limit,
+            active: AtomicU64::new(0),
+        })
+    }
+
+    /// A place under the limit, if one is left.
+    fn take(self: &Arc<Self>) -> Option<Arc<Self>> {
         self.active
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |active| {
                 (active < self.limit).then_some(active + 1)
             })
-            .is_ok()
+            .ok()
+            .map(|_| self.clone())
+    }
+
+    /// Counted without a limit (an exempt listener under the legacy runtime key).
+    fn count(self: &Arc<Self>) -> Arc<Self> {
+        self.active.fetch_add(1, Ordering::AcqRel);
+        self.clone()
     }
 }
 
@@ -67,7 +83,7 @@ pub struct ListenerOverflow {
 /// A connection's places under the limits, given back when it closes (held by every
 /// accepted connection, limited or not).
 pub(crate) struct ConnectionSlot {
-    global: Option<Arc<DownstreamConnections>>,
+    global: Option<Arc<Counted>>,
     listener: Option<Arc<Counted>>,
 }
 
@@ -75,16 +91,11 @@ impl DownstreamConnections {
     pub fn new(limit: Option<GlobalConnectionLimit>, per_listener: &BTreeMap<String, u64>) -> Self {
         let per_listener = per_listener
             .iter()
-            .map(|(name, limit)| {
-                let counted = Counted {
-                    limit: *limit,
-                    active: AtomicU64::new(0),
-                };
-                (name.clone(), Arc::new(counted))
-            })
+            .map(|(name, limit)| (name.clone(), Counted::new(*limit)))
             .collect();
         DownstreamConnections {
             limit,
+            global: Counted::new(limit.map_or(u64::MAX, |l| l.max)),
             per_listener,
             ..Self::default()
         }
@@ -93,37 +104,27 @@ impl DownstreamConnections {
     /// Places for a connection accepted on `listener` (stats named `stat_name`), or `None`
     /// (counted): close it. The global limit is checked first, as Envoy checks it before the
     /// listener sees the connection.
-    pub(crate) fn admit(
-        self: &Arc<Self>,
-        listener: &Listener,
-        stat_name: &str,
-    ) -> Option<ConnectionSlot> {
+    pub(crate) fn admit(&self, listener: &Listener, stat_name: &str) -> Option<ConnectionSlot> {
         let mut slot = ConnectionSlot::new();
         match self.limit {
-            Some(limit) if !listener.ignore_global_conn_limit => {
-                let taken =
-                    self.active
-                        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |active| {
-                            (active < limit.max).then_some(active + 1)
-                        });
-                if taken.is_err() {
+            Some(_) if !listener.ignore_global_conn_limit => match self.global.take() {
+                Some(place) => slot.global = Some(place),
+                None => {
                     self.refused(stat_name, |o| &mut o.global);
                     return None;
                 }
-                slot.global = Some(self.clone());
-            }
-            Some(limit) if limit.counts_exempt => {
-                self.active.fetch_add(1, Ordering::AcqRel);
-                slot.global = Some(self.clone());
-            }
+            },
+            Some(limit) if limit.counts_exempt => slot.global = Some(self.global.count()),
             _ => {}
         }
         if let Some(counted) = self.per_listener.get(&listener.name) {
-            if !counted.take() {
-                self.refused(stat_name, |o| &mut o.listener);
-                return None;
+            match counted.take() {
+                Some(place) => slot.listener = Some(place),
+                None => {
+                    self.refused(stat_name, |o| &mut o.listener);
+                    return None;
+                }
             }
-            slot.listener = Some(counted.clone());
         }
         Some(slot)
     }
@@ -142,7 +143,7 @@ impl DownstreamConnections {
 
     /// Connections counted against the global limit now.
     pub fn active(&self) -> u64 {
-        self.active.load(Ordering::Acquire)
+        self.global.active.load(Ordering::Acquire)
     }
 
     pub fn limit(&self) -> Option<u64> {
@@ -172,10 +173,7 @@ impl ConnectionSlot {
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
         OPEN_CONNECTIONS.sub(1);
-        if let Some(connections) = &self.global {
-            connections.active.fetch_sub(1, Ordering::AcqRel);
-        }
-        if let Some(counted) = &self.listener {
+        for counted in [&self.global, &self.listener].into_iter().flatten() {
             counted.active.fetch_sub(1, Ordering::AcqRel);
         }
     }
