@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::allow_open_files;
 use common::raw_http::raw_exchange;
-use common::xds_proxy::{XdsProxy, backend_snapshot, eventually, http_listener, routes};
+use common::xds_proxy::{eventually, proxy_to_backend_with};
 use tokio::io::AsyncWriteExt;
 
 const SILENT: u64 = 5_000;
@@ -53,12 +53,6 @@ async fn slowloris(addr: SocketAddr, count: u64) -> tokio::task::JoinHandle<()> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_flood_stops_no_traffic_within_the_limit_and_memory_comes_back() {
     allow_open_files(std::process::id(), 2 * LIMIT);
-    let (_backend, snapshot) = backend_snapshot().await;
-    let snapshot = snapshot
-        .with(http_listener("ingress", 0, "ingress", ""))
-        .with(routes(
-            "  - match: { prefix: / }\n    route: { cluster: backend }",
-        ));
     let runtime = format!(
         "
 layered_runtime:
@@ -68,15 +62,9 @@ layered_runtime:
       envoy.resource_limits.listener.ingress.connection_limit: {LIMIT}
 "
     );
-    let proxy = XdsProxy::start_with_bootstrap(
-        "hardening-flood",
-        snapshot,
-        &["--concurrency", "2"],
-        &runtime,
-    )
-    .await;
+    let (proxy, addr, _backend) =
+        proxy_to_backend_with("hardening-flood", "{ cluster: backend }", "2", &runtime).await;
     allow_open_files(proxy.process.pid(), 2 * LIMIT);
-    let addr = SocketAddr::from(([127, 0, 0, 1], proxy.listener_port("ingress").await));
     let overflow = format!("listener.127.0.0.1_{}.downstream_cx_overflow", addr.port());
     // Measured once requests have been through (connections, pools and buffers exist).
     for _ in 0..20 {

@@ -12,9 +12,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use common::xds_proxy::{
-    XdsProxy, backend_snapshot, eventually, http_listener, proxy_to_backend, routes,
-};
+use common::xds_proxy::{eventually, proxy_to_backend, proxy_to_backend_with};
 
 /// POSTs a 1 MiB body to `path` and returns the status line.
 fn post_mib(addr: SocketAddr, path: &str) -> String {
@@ -80,12 +78,6 @@ async fn memory_kept_for_retries_comes_back_after_a_burst() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bodies_past_the_retry_budget_lose_their_retries() {
-    let (_backend, snapshot) = backend_snapshot().await;
-    let snapshot = snapshot
-        .with(http_listener("ingress", 0, "ingress", ""))
-        .with(routes(
-            "  - match: { prefix: / }\n    route: { cluster: backend, retry_policy: { retry_on: 5xx, num_retries: 1 } }",
-        ));
     // Room for one 1 MiB body, not two.
     let budget = "
 layered_runtime:
@@ -94,14 +86,9 @@ layered_runtime:
     static_layer:
       outrider.retry_buffer_budget_bytes: 1500000
 ";
-    let proxy = XdsProxy::start_with_bootstrap(
-        "hardening-retry-budget",
-        snapshot,
-        &["--concurrency", "2"],
-        budget,
-    )
-    .await;
-    let addr = SocketAddr::from(([127, 0, 0, 1], proxy.listener_port("ingress").await));
+    let route = "{ cluster: backend, retry_policy: { retry_on: 5xx, num_retries: 1 } }";
+    let (proxy, addr, _backend) =
+        proxy_to_backend_with("hardening-retry-budget", route, "2", budget).await;
     let retried = "cluster.backend.upstream_rq_retry";
     let abandoned = "cluster.backend.retry_or_shadow_abandoned";
 

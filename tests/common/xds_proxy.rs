@@ -84,13 +84,25 @@ pub async fn backend_snapshot() -> (UpstreamServer, Snapshot) {
 /// action's YAML, e.g. `{ cluster: backend }`), the proxy on one worker, and the listener's
 /// address. The upstream must live as long as the test.
 pub async fn proxy_to_backend(test: &str, route: &str) -> (XdsProxy, SocketAddr, UpstreamServer) {
+    proxy_to_backend_with(test, route, "1", "").await
+}
+
+/// [`proxy_to_backend`] on `workers` workers, with `bootstrap` appended to the bootstrap
+/// (e.g. a `layered_runtime` block).
+pub async fn proxy_to_backend_with(
+    test: &str,
+    route: &str,
+    workers: &str,
+    bootstrap: &str,
+) -> (XdsProxy, SocketAddr, UpstreamServer) {
     let (backend, snapshot) = backend_snapshot().await;
     let snapshot = snapshot
         .with(http_listener("ingress", 0, "ingress", ""))
         .with(routes(&format!(
             "  - match: {{ prefix: / }}\n    route: {route}"
         )));
-    let proxy = XdsProxy::start(test, snapshot, &["--concurrency", "1"]).await;
+    let args = ["--concurrency", workers];
+    let proxy = XdsProxy::start_with_bootstrap(test, snapshot, &args, bootstrap).await;
     let addr = SocketAddr::from(([127, 0, 0, 1], proxy.listener_port("ingress").await));
     (proxy, addr, backend)
 }
