@@ -279,41 +279,11 @@ async fn the_request_buffer_limit_decides_which_bodies_can_be_retried() {
     let flaky = UpstreamServer::start_local(UpstreamConfig::new("flaky").with_fail_every(2))
         .await
         .expect("upstream");
-    let snapshot = Snapshot::new("1")
-        .with(cluster("flaky", ""))
-        .with(endpoints("flaky", &[flaky.addr()]))
-        .with(http_listener("ingress", 0, "ingress", ""))
-        .with(common::xds_proxy::yaml::<
-            envoy_types::pb::envoy::config::route::v3::RouteConfiguration,
-        >(
-            r#"
-name: routes
-virtual_hosts:
-- name: all
-  domains: ["*"]
-  per_request_buffer_limit_bytes: 64
-  retry_policy: { retry_on: 5xx, num_retries: 1 }
-  routes:
-  - match: { prefix: /route-limit }
-    per_request_buffer_limit_bytes: 1024
-    route: { cluster: flaky }
-  - match: { prefix: / }
-    route: { cluster: flaky }
-"#,
-        ));
+    let listener = http_listener("ingress", 0, "ingress", "");
+    let snapshot = flaky_retries(&flaky, listener, "per_request_buffer_limit_bytes: 64");
     let proxy = XdsProxy::start("request-buffer-limit", snapshot, &["--concurrency", "1"]).await;
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], proxy.listener_port("ingress").await));
-    let post = |path: &str| {
-        let body = "x".repeat(100);
-        let request = format!(
-            "POST {path} HTTP/1.1\r\nhost: a\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-            body.len()
-        );
-        let (response, _) = tokio::task::block_in_place(|| {
-            common::raw_http::raw_exchange(addr, request.as_bytes())
-        });
-        common::raw_http::status_line(&response).to_string()
-    };
+    let post = |path: &str| post_100_bytes(addr, path);
     // Request 1 passes; from then on each first attempt is an even one, and fails.
     assert_eq!(post("/warm-up"), "HTTP/1.1 200 OK");
     // 100 bytes under the route's 1 KiB: kept, the failure retried (requests 2 and 3).
@@ -322,4 +292,79 @@ virtual_hosts:
     assert_eq!(post("/vhost-limit"), "HTTP/1.1 503 Service Unavailable");
     assert_eq!(flaky.requests_for("/route-limit"), 2);
     assert_eq!(flaky.requests_for("/vhost-limit"), 1);
+}
+
+/// The status line of a 100-byte POST to `path`, on a connection of its own.
+fn post_100_bytes(addr: std::net::SocketAddr, path: &str) -> String {
+    let body = "x".repeat(100);
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nhost: a\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let (response, _) =
+        tokio::task::block_in_place(|| common::raw_http::raw_exchange(addr, request.as_bytes()));
+    common::raw_http::status_line(&response).to_string()
+}
+
+/// Where neither the route nor its virtual host sets `per_request_buffer_limit_bytes`, the
+/// listener's `per_connection_buffer_limit_bytes` bounds the body kept for a retry (Envoy's
+/// connection buffer limit); a route's own limit still wins over it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_listener_buffer_limit_bounds_retries_where_the_route_sets_none() {
+    let flaky = UpstreamServer::start_local(UpstreamConfig::new("flaky").with_fail_every(2))
+        .await
+        .expect("upstream");
+    let mut listener = http_listener("ingress", 0, "ingress", "");
+    listener.per_connection_buffer_limit_bytes =
+        Some(envoy_types::pb::google::protobuf::UInt32Value { value: 64 });
+    let snapshot = flaky_retries(&flaky, listener, "");
+    let proxy = XdsProxy::start("connection-buffer-limit", snapshot, &["--concurrency", "1"]).await;
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], proxy.listener_port("ingress").await));
+    // Request 1 passes; from then on each first attempt is an even one, and fails.
+    assert_eq!(post_100_bytes(addr, "/warm-up"), "HTTP/1.1 200 OK");
+    // Under the route's 1 KiB: kept, the failure retried (requests 2 and 3).
+    assert_eq!(post_100_bytes(addr, "/route-limit"), "HTTP/1.1 200 OK");
+    // 100 bytes over the listener's 64: streamed, its failure is the answer (request 4).
+    assert_eq!(
+        post_100_bytes(addr, "/listener-limit"),
+        "HTTP/1.1 503 Service Unavailable"
+    );
+    assert_eq!(flaky.requests_for("/listener-limit"), 1);
+    assert_eq!(flaky.requests_for("/route-limit"), 2);
+    // The warm-up's body was over the listener's limit too.
+    assert_eq!(
+        proxy.stat("cluster.flaky.retry_or_shadow_abandoned").await,
+        Some(2)
+    );
+}
+
+/// `flaky` behind `listener`, on routes that retry a 5xx once: `/route-limit` keeps bodies up
+/// to 1 KiB for it, every other path what `vhost_extra` (a virtual host field) says.
+fn flaky_retries(
+    flaky: &UpstreamServer,
+    listener: envoy_types::pb::envoy::config::listener::v3::Listener,
+    vhost_extra: &str,
+) -> Snapshot {
+    Snapshot::new("1")
+        .with(cluster("flaky", ""))
+        .with(endpoints("flaky", &[flaky.addr()]))
+        .with(listener)
+        .with(common::xds_proxy::yaml::<
+            envoy_types::pb::envoy::config::route::v3::RouteConfiguration,
+        >(&format!(
+            r#"
+name: routes
+virtual_hosts:
+- name: all
+  domains: ["*"]
+  {vhost_extra}
+  retry_policy: {{ retry_on: 5xx, num_retries: 1 }}
+  routes:
+  - match: {{ prefix: /route-limit }}
+    per_request_buffer_limit_bytes: 1024
+    route: {{ cluster: flaky }}
+  - match: {{ prefix: / }}
+    route: {{ cluster: flaky }}
+"#
+        )))
 }

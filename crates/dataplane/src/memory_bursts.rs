@@ -4,9 +4,14 @@
 //! once a large block has been freed, serves the next large ones from there too), so after
 //! 200 slow clients each held a 1 MiB body, or thousands of idle connections came and went,
 //! the proxy stayed at that size. The control thread asks [`heap_trim_due`] every few seconds
-//! and trims (`outrider-heap`) after a burst has drained.
+//! and trims (`outrider-heap`) after a burst has drained, and on the next few asks too: what
+//! the burst's owners free after the count went down (a connection's task and buffers outlive
+//! its place by a moment), and the tail that was still draining at the first trim.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+/// How many asks after a drained burst trim again.
+const FOLLOW_UPS: u32 = 3;
 
 /// A quantity held in bursts: how much now, and the most at once since the last trim.
 pub(crate) struct BurstGauge {
@@ -14,6 +19,8 @@ pub(crate) struct BurstGauge {
     peak: AtomicU64,
     /// A burst worth giving back: at least this much at once.
     burst: u64,
+    /// Asks left that trim again after the last drained burst.
+    follow_ups: AtomicU32,
 }
 
 /// Bytes of request bodies kept for retries (8 MiB at once is a burst).
@@ -28,6 +35,7 @@ impl BurstGauge {
             now: AtomicU64::new(0),
             peak: AtomicU64::new(0),
             burst,
+            follow_ups: AtomicU32::new(0),
         }
     }
 
@@ -45,15 +53,23 @@ impl BurstGauge {
         self.now.load(Ordering::Relaxed)
     }
 
-    /// Whether a burst has drained to a quarter of its peak since the last call that said so.
+    /// Whether a burst has drained to a quarter of its peak since the last call that said so,
+    /// or that call was one of the last [`FOLLOW_UPS`].
     fn drained(&self) -> bool {
         let peak = self.peak.load(Ordering::Relaxed);
         let now = self.now.load(Ordering::Relaxed);
         if peak < self.burst || now > peak / 4 {
-            return false;
+            // Only the control thread asks: no other writer between the load and the store.
+            let follow_ups = self.follow_ups.load(Ordering::Relaxed);
+            if follow_ups == 0 {
+                return false;
+            }
+            self.follow_ups.store(follow_ups - 1, Ordering::Relaxed);
+            return true;
         }
         // The next burst is measured from what is held now.
         self.peak.store(now, Ordering::Relaxed);
+        self.follow_ups.store(FOLLOW_UPS, Ordering::Relaxed);
         true
     }
 }
@@ -84,6 +100,9 @@ mod tests {
         assert!(!gauge.drained(), "not down to a quarter");
         gauge.sub(20);
         assert!(gauge.drained());
-        assert!(!gauge.drained(), "once per burst");
+        for follow_up in 1..=FOLLOW_UPS {
+            assert!(gauge.drained(), "follow-up {follow_up}");
+        }
+        assert!(!gauge.drained(), "once per burst and its follow-ups");
     }
 }

@@ -48,6 +48,7 @@ acted_on!(HttpConnectionManager {
     suppress_envoy_headers: ["request/upstream_headers.rs", "request/error.rs"],
     upgrades: ["upgrade.rs"],
     access_log: ["http_server.rs", "access_log.rs"],
+    connection_buffer_limit: ["request/forward.rs"],
 });
 
 acted_on!(CommonHttpOptions {

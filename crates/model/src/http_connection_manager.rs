@@ -12,6 +12,7 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
 use prost::Name;
 
 use crate::access_log::{AccessLogs, access_logs};
+use crate::cluster::DEFAULT_PER_CONNECTION_BUFFER_LIMIT_BYTES;
 use crate::config_source::ConfigSource;
 use crate::error::{Result, ValidationError, Within, non_empty, reject_if_set, required};
 use crate::http_protocol::{
@@ -94,6 +95,10 @@ pub struct HttpConnectionManager {
     pub upgrades: Vec<(String, bool)>,
     /// Where and how each request is logged (see `access_log.rs`).
     pub access_log: AccessLogs,
+    /// The listener's `per_connection_buffer_limit_bytes` (1 MiB by default), set by the
+    /// listener this connection manager serves: the largest request body kept for a retry
+    /// when neither the route nor its virtual host sets `per_request_buffer_limit_bytes`.
+    pub connection_buffer_limit: u32,
 }
 
 /// What the connection manager does with `%2F`, `%2f`, `%5C` and `%5c` in a request's path.
@@ -425,6 +430,8 @@ impl HttpConnectionManager {
             suppress_envoy_headers,
             upgrades,
             access_log: access_logs(access_log)?,
+            // The listener sets its own (`Listener::from_proto`).
+            connection_buffer_limit: DEFAULT_PER_CONNECTION_BUFFER_LIMIT_BYTES,
         })
     }
 }

@@ -113,9 +113,10 @@ impl Listener {
         }
         non_empty(name, "name")?;
         let address = listener_address(required(address, "address")?).within("address")?;
-        let filter_chains = convert_each(filter_chains, "filter_chains", FilterChain::from_proto)?;
+        let mut filter_chains =
+            convert_each(filter_chains, "filter_chains", FilterChain::from_proto)?;
         check_unique_matches(&filter_chains)?;
-        let default_filter_chain = default_filter_chain
+        let mut default_filter_chain = default_filter_chain
             .as_ref()
             .map(|c| FilterChain::from_proto(c).within("default_filter_chain"))
             .transpose()?;
@@ -134,15 +135,21 @@ impl Listener {
         // closes unless `continue_on_listener_filters_timeout`): a difference only a
         // server-first protocol sees (README).
         opt_duration(listener_filters_timeout, "listener_filters_timeout")?;
-        if u32_or(
+        // What Envoy's connection manager makes of it: the largest request body kept for a
+        // retry where the route sets no `per_request_buffer_limit_bytes`. Its other use in
+        // Envoy, the read watermark of a connection's flow control, has no counterpart to set:
+        // what a connection reads ahead is bounded by its codec (README).
+        let connection_buffer_limit = u32_or(
             per_connection_buffer_limit_bytes,
             DEFAULT_PER_CONNECTION_BUFFER_LIMIT_BYTES,
-        ) != DEFAULT_PER_CONNECTION_BUFFER_LIMIT_BYTES
+        );
+        for chain in filter_chains
+            .iter_mut()
+            .chain(default_filter_chain.as_mut())
         {
-            return Err(ValidationError::not_enforced(
-                "per_connection_buffer_limit_bytes",
-                "buffers (and which requests can be retried) use the 1 MiB default",
-            ));
+            if let NetworkFilter::HttpConnectionManager(hcm) = &mut chain.filter {
+                hcm.connection_buffer_limit = connection_buffer_limit;
+            }
         }
         // MODIFY_ONLY is what every listener does here: `/healthcheck/fail` does not start a
         // drain. DEFAULT (the default) also drains then in Envoy; that part is not built

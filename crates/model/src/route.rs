@@ -19,9 +19,6 @@ use crate::route_action::{
     DirectResponse, ForwardAction, RedirectAction, direct_response, forward_action, redirect_action,
 };
 
-/// The request body buffered for retries (Envoy's default, from the 1 MiB connection limit).
-const RETRY_BUFFER_BYTES: u32 = 1024 * 1024;
-
 /// Envoy's default limit on an inline direct-response body.
 const DEFAULT_MAX_DIRECT_RESPONSE_BODY_SIZE_BYTES: u32 = 4096;
 
@@ -400,13 +397,12 @@ fn route(
         response_headers_to_add,
         response_headers_to_remove,
     )?;
-    // Envoy: the route's, else the virtual host's, else the connection's buffer limit (the
-    // listener's `per_connection_buffer_limit_bytes`, 1 MiB: other values are refused).
+    // Envoy: the route's, else the virtual host's, else (`None`) the connection's buffer
+    // limit, which the listener decides.
     let buffer_limit = per_request_buffer_limit_bytes
         .as_ref()
         .map(|v| v.value)
-        .or(vhost_buffer_limit)
-        .unwrap_or(RETRY_BUFFER_BYTES);
+        .or(vhost_buffer_limit);
     let route_match = route_match(required(r#match, "match")?).within("match")?;
     let action = match action {
         Some(Action::Route(a)) => RouteAction::Forward(Box::new(

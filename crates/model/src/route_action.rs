@@ -30,9 +30,12 @@ pub struct ForwardAction {
     pub timeout: Option<Duration>,
     /// The route's retry policy, or else the virtual host's.
     pub retry_policy: Option<RetryPolicy>,
-    /// `per_request_buffer_limit_bytes` of the route, else of the virtual host, else 1 MiB:
-    /// the largest request body kept so that a retry can send it again.
-    pub retry_buffer_limit: u32,
+    /// `per_request_buffer_limit_bytes` of the route, else of the virtual host: the largest
+    /// request body kept so that a retry can send it again. `None`: the connection's limit
+    /// ([`HttpConnectionManager::connection_buffer_limit`]).
+    ///
+    /// [`HttpConnectionManager::connection_buffer_limit`]: crate::HttpConnectionManager
+    pub retry_buffer_limit: Option<u32>,
     pub path_rewrite: Option<PathRewrite>,
     pub host_rewrite: HostRewrite,
     pub append_x_forwarded_host: bool,
@@ -201,7 +204,7 @@ pub struct DirectResponse {
 pub(crate) fn forward_action(
     proto: &pb::RouteAction,
     vhost_retry: Option<&RetryPolicy>,
-    retry_buffer_limit: u32,
+    retry_buffer_limit: Option<u32>,
 ) -> Result<ForwardAction> {
     let pb::RouteAction {
         cluster_not_found_response_code,

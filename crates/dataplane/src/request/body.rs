@@ -36,7 +36,8 @@ pub(crate) enum Keeping {
 impl RequestBody {
     /// Whether to read the body whole before the first attempt: when a retry may need it
     /// again, its size is known and at most `limit` (the route's
-    /// `per_request_buffer_limit_bytes`, 1 MiB by default, as Envoy buffers for retries), and
+    /// `per_request_buffer_limit_bytes`, else the listener's
+    /// `per_connection_buffer_limit_bytes`, 1 MiB by default, as Envoy buffers for retries), and
     /// the bodies kept by every worker stay within `budget` (approximately: workers check
     /// and add without a lock). Otherwise it is streamed to the first attempt, which is then
     /// the only one.

@@ -108,7 +108,11 @@ pub(crate) async fn forward(
     // Awaited only when kept: the common case moves no extra future.
     let may_retry = policy.is_some_and(|p| p.num_retries > 0);
     let budget = cx.worker.options.retry_buffer_budget;
-    let keeping = RequestBody::keeping(&body, may_retry, cx.action.retry_buffer_limit, budget);
+    let limit = cx
+        .action
+        .retry_buffer_limit
+        .unwrap_or(cx.hcm.connection_buffer_limit);
+    let keeping = RequestBody::keeping(&body, may_retry, limit, budget);
     if keeping == Keeping::Abandoned {
         counters.retry_or_shadow_abandoned.fetch_add(1, Relaxed);
     }
