@@ -18,7 +18,7 @@
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -40,11 +40,35 @@ pub(crate) enum HeadTimeout {
 }
 
 /// The connection's place between requests, shared by its IO and its requests.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct HeadWatch {
     state: AtomicU8,
-    /// The head being handed over had both `Content-Length` and `Transfer-Encoding`.
-    framing_conflict: AtomicBool,
+    /// Requests handed over so far: the number of the next head.
+    handed: AtomicU32,
+    /// The number of the first head with both `Content-Length` and `Transfer-Encoding`
+    /// (`NO_CONFLICT`: none yet).
+    conflict_head: AtomicU32,
+}
+
+const NO_CONFLICT: u32 = u32::MAX;
+
+impl Default for HeadWatch {
+    fn default() -> Self {
+        HeadWatch {
+            state: AtomicU8::new(AWAITING_HEAD),
+            handed: AtomicU32::new(0),
+            conflict_head: AtomicU32::new(NO_CONFLICT),
+        }
+    }
+}
+
+/// What the codec handing a request over means for the connection's heads.
+#[derive(Debug)]
+pub(crate) struct HandedOver {
+    /// Held by the request while its body is still to come (the next head starts after it).
+    pub body_end: Option<BodyEnd>,
+    /// Its head had both `Content-Length` and `Transfer-Encoding` (`framing_conflict.rs`).
+    pub framing_conflict: bool,
 }
 
 const AWAITING_HEAD: u8 = 0;
@@ -56,23 +80,23 @@ const TIMED_OUT_IDLE: u8 = 4;
 const TUNNELLED: u8 = 5;
 
 impl HeadWatch {
-    /// The codec handed a request over; `has_body`: its body is still to come (the next head
-    /// starts after it).
-    pub(crate) fn request_started(self: &Arc<Self>, has_body: bool) -> Option<BodyEnd> {
-        if has_body {
+    /// The codec handed a request over; `has_body`: its body is still to come.
+    pub(crate) fn request_started(self: &Arc<Self>, has_body: bool) -> HandedOver {
+        // One connection's requests are handed over one at a time, on its worker's thread.
+        let index = self.handed.load(Ordering::Relaxed);
+        self.handed.store(index.wrapping_add(1), Ordering::Relaxed);
+        let framing_conflict = self.conflict_head.load(Ordering::Relaxed) == index;
+        let body_end = if has_body {
             self.state.store(IN_REQUEST, Ordering::Relaxed);
             Some(BodyEnd(self.clone()))
         } else {
             self.state.store(AWAITING_HEAD, Ordering::Relaxed);
             None
+        };
+        HandedOver {
+            body_end,
+            framing_conflict,
         }
-    }
-
-    /// Whether the head just handed over had both `Content-Length` and `Transfer-Encoding`
-    /// (`framing_conflict.rs`); asked once per request.
-    pub(crate) fn take_framing_conflict(&self) -> bool {
-        self.framing_conflict.load(Ordering::Relaxed)
-            && self.framing_conflict.swap(false, Ordering::Relaxed)
     }
 
     /// The connection became a tunnel (a 101 went out): nothing read from now on is a head.
@@ -252,15 +276,26 @@ impl AsyncRead for TimedHeadIo {
                 let in_head = match begun {
                     Ok(_) => {
                         this.armed = false;
-                        this.framing.begin();
+                        // Unless the scan is already in it (pipelined after a head with no
+                        // body).
+                        if this.framing.is_done() {
+                            this.framing
+                                .begin(this.watch.handed.load(Ordering::Relaxed));
+                        }
                         true
                     }
                     Err(state) => state == IN_HEAD,
                 };
                 if in_head {
                     this.framing.feed(&buf.filled()[before..]);
-                    if this.framing.conflict() {
-                        this.watch.framing_conflict.store(true, Ordering::Relaxed);
+                    if let Some(index) = this.framing.take_conflict() {
+                        // The first one: the connection closes after answering it.
+                        let _ = this.watch.conflict_head.compare_exchange(
+                            NO_CONFLICT,
+                            index,
+                            Ordering::Relaxed,
+                            Ordering::Relaxed,
+                        );
                     }
                 }
             }
@@ -297,13 +332,26 @@ mod tests {
     fn a_body_still_to_come_holds_the_next_head_wait() {
         let watch = Arc::new(HeadWatch::default());
         watch.state.store(IN_HEAD, Ordering::Relaxed);
-        let end = watch.request_started(true).expect("a body to come");
+        let end = watch
+            .request_started(true)
+            .body_end
+            .expect("a body to come");
         assert_eq!(watch.state.load(Ordering::Relaxed), IN_REQUEST);
         drop(end);
         assert_eq!(watch.state.load(Ordering::Relaxed), AWAITING_HEAD);
         watch.state.store(IN_HEAD, Ordering::Relaxed);
-        assert!(watch.request_started(false).is_none());
+        assert!(watch.request_started(false).body_end.is_none());
         assert_eq!(watch.state.load(Ordering::Relaxed), AWAITING_HEAD);
         assert_eq!(watch.timed_out(), None);
+    }
+
+    #[test]
+    fn a_framing_conflict_reaches_the_request_of_its_head() {
+        let watch = Arc::new(HeadWatch::default());
+        watch.conflict_head.store(1, Ordering::Relaxed);
+        let conflicts: Vec<bool> = (0..3)
+            .map(|_| watch.request_started(false).framing_conflict)
+            .collect();
+        assert_eq!(conflicts, [false, true, false]);
     }
 }

@@ -240,10 +240,11 @@ impl ConnectionRequests {
             budget.take();
         }
         if let Some(head) = &self.head {
-            if let Some(end) = head.request_started(!request.body().is_end_stream()) {
+            let handed = head.request_started(!request.body().is_end_stream());
+            if let Some(end) = handed.body_end {
                 request.extensions_mut().insert(end);
             }
-            if head.take_framing_conflict() {
+            if handed.framing_conflict {
                 request.extensions_mut().insert(FramingConflict);
             }
         }
