@@ -79,14 +79,23 @@ impl Http1Pool {
         };
         let kept = pooled.usage.requests() > 0;
         match self.send_on(pooled, address, request, limits).await {
-            Err(Unsent(request)) if kept => {
-                let pooled = self.open_or_wait(address, limits).await?;
-                self.send_on(pooled, address, request, limits)
-                    .await
-                    .map_err(|Unsent(_)| SendError::Reset("connection closed".into()))?
-            }
+            // Boxed: the rare second try's states stay out of every request's future.
+            Err(Unsent(request)) if kept => Box::pin(self.resend(address, *request, limits)).await,
             sent => sent.map_err(|Unsent(_)| SendError::Reset("connection closed".into()))?,
         }
+    }
+
+    /// The second and last try of a request a kept connection never wrote.
+    async fn resend(
+        self: &Rc<Self>,
+        address: SocketAddr,
+        request: Request<ProxyBody>,
+        limits: &Limits<'_>,
+    ) -> Result<Response<Incoming>, SendError> {
+        let pooled = self.open_or_wait(address, limits).await?;
+        self.send_on(pooled, address, request, limits)
+            .await
+            .map_err(|Unsent(_)| SendError::Reset("connection closed".into()))?
     }
 
     /// A new connection if a `max_connections` slot allows, else the first to come free.
@@ -114,7 +123,7 @@ impl Http1Pool {
             Ok(response) => response,
             Err(mut failed) => {
                 return match failed.take_message() {
-                    Some(request) => Err(Unsent(request)),
+                    Some(request) => Err(Unsent(Box::new(request))),
                     None => Ok(Err(SendError::failed(failed.error()))),
                 };
             }
@@ -275,8 +284,9 @@ impl Http1Pool {
     }
 }
 
-/// A request a connection closed before writing: it may go on another.
-struct Unsent(Request<ProxyBody>);
+/// A request a connection closed before writing: it may go on another. Boxed, so that the
+/// result every request's future holds stays the size of a response.
+struct Unsent(Box<Request<ProxyBody>>);
 
 /// One connection of the pool, with what its lifetime limits need.
 struct Pooled {
