@@ -3,6 +3,8 @@
 
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
+pub mod https;
+pub mod pki;
 pub mod raw_http;
 pub mod websocket;
 pub mod xds_proxy;

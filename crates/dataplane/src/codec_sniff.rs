@@ -12,8 +12,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
-use tokio::net::TcpStream;
 
+use crate::downstream_io::DownstreamIo;
 use crate::write_through::write_through;
 
 const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -26,7 +26,7 @@ pub(crate) enum Codec {
 
 /// Reads until the bytes are the HTTP/2 preface or cannot be: one read for almost every
 /// client, whose first segment holds its whole preface or request line.
-pub(crate) async fn sniff(mut stream: TcpStream) -> io::Result<(Codec, Prefixed)> {
+pub(crate) async fn sniff(mut stream: DownstreamIo) -> io::Result<(Codec, Prefixed)> {
     let mut prefix = [0u8; H2_PREFACE.len()];
     let mut filled = 0;
     let codec = loop {
@@ -56,13 +56,13 @@ pub(crate) struct Prefixed {
     prefix: [u8; H2_PREFACE.len()],
     start: usize,
     end: usize,
-    stream: TcpStream,
+    stream: DownstreamIo,
 }
 
 impl Prefixed {
-    /// The socket, for a reply written outside the codec (`head_timer.rs`).
-    pub(crate) fn stream(&self) -> &TcpStream {
-        &self.stream
+    /// The connection, for a reply written outside the codec (`head_timer.rs`).
+    pub(crate) fn stream_mut(&mut self) -> &mut DownstreamIo {
+        &mut self.stream
     }
 }
 
@@ -89,7 +89,7 @@ write_through!(Prefixed, stream);
 mod tests {
     use super::*;
     use tokio::io::AsyncWriteExt;
-    use tokio::net::TcpListener;
+    use tokio::net::{TcpListener, TcpStream};
 
     /// What the server side of a connection sniffs, and then reads, when a client sends
     /// `chunks` (each written and flushed on its own) and closes.
@@ -107,7 +107,7 @@ mod tests {
             }
         });
         let (server, _) = listener.accept().await.expect("accept");
-        let (codec, mut prefixed) = sniff(server).await.expect("sniff");
+        let (codec, mut prefixed) = sniff(DownstreamIo::Plain(server)).await.expect("sniff");
         client.await.expect("client");
         let mut all = Vec::new();
         prefixed.read_to_end(&mut all).await.expect("read");

@@ -1,5 +1,6 @@
 //! One accepted connection: pick its filter chain (Envoy's filter chain match, for plaintext
-//! connections) and hand it to the HTTP connection manager or the TCP proxy.
+//! connections) and hand it to the HTTP connection manager or the TCP proxy, after the TLS
+//! handshake where the chain terminates TLS (`downstream_io.rs`).
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -10,6 +11,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::downstream_connections::ConnectionSlot;
+use crate::downstream_io::DownstreamIo;
 use crate::filter_chain::{ChainRef, select_filter_chain};
 use crate::http_server::serve_http;
 use crate::tcp_proxy::serve_tcp_proxy;
@@ -38,7 +40,24 @@ pub(crate) async fn serve_connection(
         }
         NetworkFilter::TcpProxy(tcp) => {
             let tcp = tcp.clone();
-            serve_tcp_proxy(context, &tcp, stream, peer, drained).await;
+            let filter_chain = chain.get();
+            let opened = DownstreamIo::open(
+                stream,
+                filter_chain.tls.as_ref(),
+                filter_chain.handshake_timeout,
+            );
+            let mut drain = drained.clone();
+            let downstream = tokio::select! {
+                opened = opened => match opened {
+                    Ok(io) => io,
+                    Err(e) => {
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed; closing");
+                        return;
+                    }
+                },
+                _ = drain.wait_for(|d| *d) => return,
+            };
+            serve_tcp_proxy(context, &tcp, downstream, peer, drained).await;
             drop(slot);
         }
     }

@@ -225,10 +225,8 @@ impl TimedHeadIo {
         self.watch.state.store(state, Ordering::Relaxed);
         // An idle connection's send buffer takes a short reply whole; if it cannot, the
         // client gets the close alone.
-        let _ = self
-            .inner
-            .stream()
-            .try_write(&reply(which, self.server.as_ref()));
+        let reply = reply(which, self.server.as_ref());
+        self.inner.stream_mut().write_now(cx, &reply);
         true
     }
 

@@ -30,6 +30,7 @@ use crate::connection_limits::{
     Activity, InFlight, LimitWatch, RequestBudget, Retirement, watch_limits,
 };
 use crate::downstream_connections::ConnectionSlot;
+use crate::downstream_io::DownstreamIo;
 use crate::drain::DrainSignal;
 use crate::filter_chain::ChainRef;
 use crate::framing_conflict::FramingConflict;
@@ -69,11 +70,21 @@ pub(crate) async fn serve_http(
             .map(|timeout| (activity.clone(), timeout)),
         stats.clone(),
     );
-    // A connection that has not sent enough to tell its codec is closed when its listener
-    // drains or one of its limits (`idle_timeout`) is reached.
+    // A connection that has not finished its TLS handshake or sent enough to tell its codec
+    // is closed when its listener drains or one of its limits (`idle_timeout`) is reached.
+    let filter_chain = chain.get();
+    let opened = async {
+        let io = DownstreamIo::open(
+            stream,
+            filter_chain.tls.as_ref(),
+            filter_chain.handshake_timeout,
+        )
+        .await?;
+        sniff(io).await
+    };
     let (codec, io) = tokio::select! {
         biased;
-        sniffed = sniff(stream) => match sniffed {
+        sniffed = opened => match sniffed {
             Ok(sniffed) => sniffed,
             Err(e) => {
                 tracing::debug!(%peer, error = %e, "downstream connection failed before a request");
@@ -303,7 +314,10 @@ where
     // Before the access log reads the request: the client's address decides forwarding
     // headers and whether `x-request-id` is replaced.
     let accepted = match chain.http() {
-        Some(hcm) => accept(&mut request, hcm, peer, local),
+        Some(hcm) => {
+            let secure = chain.get().tls.is_some();
+            accept(&mut request, hcm, peer, local, secure)
+        }
         None => Ok(Client::direct(peer)),
     };
     let record = match (*logged, chain.http()) {

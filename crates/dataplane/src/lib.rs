@@ -9,6 +9,7 @@ mod connection;
 mod connection_hold;
 mod connection_limits;
 mod downstream_connections;
+mod downstream_io;
 mod drain;
 mod fast_map;
 mod filter_chain;

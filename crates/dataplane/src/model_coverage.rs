@@ -9,11 +9,12 @@
 //! harmless (`outrider_model::IGNORED_FIELDS`), and a converted field is acted on here.
 
 use outrider_model::{
-    AccessLog, AccessLogs, CommonHttpOptions, DirectResponse, FilterChain, FilterChainMatch,
-    ForwardAction, HashPolicy, HeaderMutations, HeaderToAdd, Http1Options, Http2Keepalive,
-    Http2Options, HttpConnectionManager, InternalAddresses, Listener, LogFormat,
-    MessageHeaderMutations, RedirectAction, RetryPolicy, Route, RouteConfiguration, RouteMatch,
-    TcpProxy, VirtualHost, WeightedCluster, WeightedClusters, acted_on,
+    AccessLog, AccessLogs, CertificateKeyPair, CertificateValidation, CommonHttpOptions, CommonTls,
+    DirectResponse, DownstreamTls, FilterChain, FilterChainMatch, ForwardAction, HashPolicy,
+    HeaderMutations, HeaderToAdd, Http1Options, Http2Keepalive, Http2Options,
+    HttpConnectionManager, InternalAddresses, Listener, LogFormat, MessageHeaderMutations,
+    RedirectAction, RetryPolicy, Route, RouteConfiguration, RouteMatch, SanMatcher, TcpProxy,
+    VirtualHost, WeightedCluster, WeightedClusters, acted_on,
 };
 
 acted_on!(HttpConnectionManager {
@@ -211,7 +212,45 @@ acted_on!(Listener {
 acted_on!(FilterChain {
     name: [unread: "names the chain in Envoy's stats and logs; neither is kept here"],
     filter_chain_match: ["filter_chain.rs"],
+    tls: ["connection.rs", "http_server.rs"],
+    handshake_timeout: ["connection.rs", "http_server.rs"],
     filter: ["connection.rs", "filter_chain.rs"],
+});
+
+// Built into `server` by the model (`tls.rs`), which the handshakes use.
+acted_on!(DownstreamTls {
+    require_client_certificate: ["../../model/src/tls.rs"],
+    require_sni: ["downstream_io.rs"],
+    common: ["../../model/src/tls.rs"],
+    full_scan_certs_on_sni_mismatch: ["../../model/src/tls.rs"],
+    prefer_client_ciphers: ["../../model/src/tls.rs"],
+    server: ["downstream_io.rs"],
+});
+
+acted_on!(CommonTls {
+    certificates: ["../../model/src/tls.rs"],
+    validation: ["../../model/src/tls.rs"],
+    alpn_protocols: ["../../model/src/tls.rs"],
+    min_version: ["../../model/src/tls.rs"],
+    max_version: ["../../model/src/tls.rs"],
+});
+
+acted_on!(CertificateKeyPair {
+    certificate_chain: ["../../model/src/tls.rs"],
+    private_key: ["../../model/src/tls.rs"],
+    loaded: ["../../model/src/tls.rs"],
+});
+
+acted_on!(CertificateValidation {
+    trusted_ca: ["../../model/src/tls.rs"],
+    ca_certificates: ["../../model/src/tls.rs"],
+    system_root_certs: ["../../model/src/tls.rs"],
+    subject_alt_names: ["../../model/src/tls.rs"],
+});
+
+acted_on!(SanMatcher {
+    san_type: ["../../model/src/tls.rs"],
+    matcher: ["../../model/src/tls.rs"],
 });
 
 acted_on!(FilterChainMatch {

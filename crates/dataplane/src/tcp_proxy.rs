@@ -8,9 +8,9 @@ use std::rc::Rc;
 
 use outrider_model::{TcpProxy, TcpProxyCluster};
 use outrider_upstream::outlier::{Outcome, record};
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 
+use crate::downstream_io::DownstreamIo;
 use crate::drain::DrainSignal;
 use crate::pool::connect as upstream_connect;
 use crate::worker_context::WorkerContext;
@@ -18,7 +18,7 @@ use crate::worker_context::WorkerContext;
 pub(crate) async fn serve_tcp_proxy(
     context: Rc<WorkerContext>,
     config: &TcpProxy,
-    mut downstream: TcpStream,
+    mut downstream: DownstreamIo,
     peer: SocketAddr,
     drained: watch::Receiver<bool>,
 ) {

@@ -15,6 +15,14 @@ pub enum DataSource {
 }
 
 impl DataSource {
+    /// The bytes, read from the file now if it is one.
+    pub fn read(&self) -> std::io::Result<std::borrow::Cow<'_, [u8]>> {
+        match self {
+            DataSource::File(path) => std::fs::read(path).map(std::borrow::Cow::Owned),
+            DataSource::Inline(bytes) => Ok(std::borrow::Cow::Borrowed(bytes)),
+        }
+    }
+
     pub(crate) fn from_proto(proto: &core::DataSource) -> Result<Self> {
         let core::DataSource {
             watched_directory,

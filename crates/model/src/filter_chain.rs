@@ -13,12 +13,16 @@ use crate::error::{Result, ValidationError, Within, convert_each, non_empty, rej
 use crate::http_connection_manager::HttpConnectionManager;
 use crate::proto_value::{any_type_name, bool_or, decode_any, enum_value, opt_duration};
 use crate::tcp_proxy::TcpProxy;
-use crate::tls::downstream_transport_socket;
+use crate::tls::{DownstreamTls, downstream_transport_socket};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct FilterChain {
     pub name: String,
     pub filter_chain_match: FilterChainMatch,
+    /// `transport_socket`: TLS terminated here (`None`: plaintext).
+    pub tls: Option<DownstreamTls>,
+    /// `transport_socket_connect_timeout`: the TLS handshake must end within this.
+    pub handshake_timeout: Option<std::time::Duration>,
     /// The chain's only network filter: the terminal one.
     pub filter: NetworkFilter,
 }
@@ -126,23 +130,16 @@ impl FilterChain {
             Some(m) => FilterChainMatch::from_proto(m).within("filter_chain_match")?,
             None => FilterChainMatch::default(),
         };
-        // Validated whole (so a mistake in it is named), then refused: TLS is not built yet,
-        // and serving the chain in plaintext would be worse than not serving it.
-        if let Some(ts) = transport_socket
-            && downstream_transport_socket(ts)
-                .within("transport_socket")?
-                .is_some()
-        {
-            return Err(ValidationError::not_enforced(
-                "transport_socket",
-                "TLS is not built yet (the chain would be served in plaintext)",
-            ));
-        }
-        // Only times a transport handshake, and only raw_buffer chains are accepted: validated.
-        opt_duration(
+        let tls = match transport_socket {
+            Some(ts) => downstream_transport_socket(ts).within("transport_socket")?,
+            None => None,
+        };
+        // Times the TLS handshake; a plaintext chain has none to time.
+        let handshake_timeout = opt_duration(
             transport_socket_connect_timeout,
             "transport_socket_connect_timeout",
-        )?;
+        )?
+        .filter(|d| !d.is_zero());
         let filter = match filters.as_slice() {
             [] => {
                 return Err(ValidationError::new(
@@ -164,6 +161,8 @@ impl FilterChain {
         Ok(Self {
             name: name.clone(),
             filter_chain_match,
+            tls,
+            handshake_timeout,
             filter,
         })
     }

@@ -359,16 +359,6 @@ pub const IGNORED_FIELDS: &[IgnoredField] = &[
         TLS_SESSION,
     ),
     ignored(
-        "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
-        "full_scan_certs_on_sni_mismatch",
-        TLS_SESSION,
-    ),
-    ignored(
-        "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
-        "prefer_client_ciphers",
-        TLS_SESSION,
-    ),
-    ignored(
         "envoy.extensions.transport_sockets.tls.v3.CertificateValidationContext",
         "only_verify_leaf_cert_crl",
         "refines CRL checking only, which is refused",

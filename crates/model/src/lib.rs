@@ -96,7 +96,7 @@ pub use route_action::{
 pub use tcp_proxy::{TcpProxy, TcpProxyCluster};
 pub use time_format::{TimeFormat, TimePart};
 pub use tls::{
-    CertificateKeyPair, CertificateValidation, CommonTls, DownstreamTls, SanMatcher, SanType,
-    TlsVersion, UpstreamTls,
+    Built, CertificateKeyPair, CertificateValidation, CommonTls, DownstreamTls, SanMatcher,
+    SanType, TlsVersion, UpstreamTls,
 };
 pub use upstream_http::{UpstreamHttpOptions, UpstreamProtocol};

@@ -9,9 +9,15 @@ use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
 };
 use prost::Name;
 
+use std::sync::Arc;
+
+use outrider_tls::rustls::pki_types::CertificateDer;
+use outrider_tls::rustls::sign::CertifiedKey;
+use outrider_tls::{ClientAuth, PeerSans, SanCheck, ServerConfigs, ServerSettings, TlsError};
+
 use crate::data_source::DataSource;
 use crate::error::{Result, ValidationError, Within, convert_each, reject_if_set, required};
-use crate::matcher::StringMatcher;
+use crate::matcher::{StringMatcher, StringPattern};
 use crate::proto_value::{any_type_name, bool_or, decode_any, enum_value};
 
 const RAW_BUFFER: &str = "envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer";
@@ -34,8 +40,41 @@ pub struct UpstreamTls {
 #[derive(Debug, Clone, PartialEq)]
 pub struct DownstreamTls {
     pub require_client_certificate: bool,
+    /// A client that sends no SNI is refused.
     pub require_sni: bool,
     pub common: CommonTls,
+    /// A client whose SNI names no certificate gets the best for its key types among all of
+    /// them, not the first.
+    pub full_scan_certs_on_sni_mismatch: bool,
+    /// Cipher suites by the client's preference, not the server's.
+    pub prefer_client_ciphers: bool,
+    /// What the handshakes use, built from the fields above.
+    pub server: Built<ServerConfigs>,
+}
+
+/// Something built from the configuration beside it (rustls's configurations, a loaded key):
+/// equal whenever that configuration is, so it never makes two equal configurations differ.
+#[derive(Clone)]
+pub struct Built<T>(pub Arc<T>);
+
+impl<T> PartialEq for Built<T> {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl<T> std::fmt::Debug for Built<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Built")
+    }
+}
+
+impl<T> std::ops::Deref for Built<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -48,15 +87,19 @@ pub struct CommonTls {
     pub max_version: TlsVersion,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CertificateKeyPair {
     pub certificate_chain: DataSource,
     pub private_key: DataSource,
+    /// The two, read and checked to belong together.
+    pub loaded: Built<CertifiedKey>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct CertificateValidation {
     pub trusted_ca: Option<DataSource>,
+    /// `trusted_ca`'s certificates, read.
+    pub ca_certificates: Vec<CertificateDer<'static>>,
     /// Trust the operating system's roots.
     pub system_root_certs: bool,
     /// The peer must present a SAN matching any of these (none: no SAN check).
@@ -175,8 +218,8 @@ fn downstream_tls(proto: &pb::DownstreamTlsContext) -> Result<DownstreamTls> {
         disable_stateful_session_resumption: _,
         session_timeout: _,
         ocsp_staple_policy,
-        full_scan_certs_on_sni_mismatch: _,
-        prefer_client_ciphers: _,
+        full_scan_certs_on_sni_mismatch,
+        prefer_client_ciphers,
         session_ticket_keys_type,
     } = proto;
     if enum_value::<downstream_tls_context::OcspStaplePolicy>(
@@ -204,6 +247,16 @@ fn downstream_tls(proto: &pb::DownstreamTlsContext) -> Result<DownstreamTls> {
             "a server TLS context needs a certificate",
         ));
     }
+    if common
+        .validation
+        .as_ref()
+        .is_some_and(|v| v.system_root_certs)
+    {
+        return Err(ValidationError::not_enforced(
+            "common_tls_context.validation_context.system_root_certs",
+            "client certificates are verified against trusted_ca only",
+        ));
+    }
     let require_client_certificate = bool_or(require_client_certificate, false);
     if require_client_certificate
         && !common
@@ -216,11 +269,116 @@ fn downstream_tls(proto: &pb::DownstreamTlsContext) -> Result<DownstreamTls> {
             "needs common_tls_context.validation_context.trusted_ca",
         ));
     }
+    let full_scan_certs_on_sni_mismatch = bool_or(full_scan_certs_on_sni_mismatch, false);
+    let prefer_client_ciphers = *prefer_client_ciphers;
+    let server = server_configs(
+        &common,
+        require_client_certificate,
+        full_scan_certs_on_sni_mismatch,
+        prefer_client_ciphers,
+    )?;
     Ok(DownstreamTls {
         require_client_certificate,
         require_sni: bool_or(require_sni, false),
         common,
+        full_scan_certs_on_sni_mismatch,
+        prefer_client_ciphers,
+        server,
     })
+}
+
+/// The rustls side of a server context. A CA makes the server ask for client certificates;
+/// `require_client_certificate` or SAN matchers make one necessary (as Envoy's validator).
+fn server_configs(
+    common: &CommonTls,
+    require_client_certificate: bool,
+    full_scan_certs_on_sni_mismatch: bool,
+    prefer_client_ciphers: bool,
+) -> Result<Built<ServerConfigs>> {
+    let with_ca = common
+        .validation
+        .as_ref()
+        .filter(|v| !v.ca_certificates.is_empty());
+    let client_auth = with_ca.map(|v| ClientAuth {
+        roots: v.ca_certificates.clone(),
+        required: require_client_certificate || !v.subject_alt_names.is_empty(),
+        san_check: (!v.subject_alt_names.is_empty())
+            .then(|| Arc::new(SanMatchers(v.subject_alt_names.clone())) as Arc<dyn SanCheck>),
+    });
+    let settings = ServerSettings {
+        certificates: common
+            .certificates
+            .iter()
+            .map(|c| c.loaded.0.clone())
+            .collect(),
+        min_version: tls_version(common.min_version),
+        max_version: tls_version(common.max_version),
+        alpn_protocols: common
+            .alpn_protocols
+            .iter()
+            .map(|p| p.as_bytes().to_vec())
+            .collect(),
+        client_auth,
+        full_scan_certs_on_sni_mismatch,
+        prefer_client_ciphers,
+    };
+    ServerConfigs::build(&settings)
+        .map(|configs| Built(Arc::new(configs)))
+        .map_err(|e| tls_error(e, "common_tls_context"))
+}
+
+fn tls_version(version: TlsVersion) -> outrider_tls::TlsVersion {
+    match version {
+        TlsVersion::Tls12 => outrider_tls::TlsVersion::Tls12,
+        TlsVersion::Tls13 => outrider_tls::TlsVersion::Tls13,
+    }
+}
+
+/// A TLS error as a validation error at `field` (within `within`, when the error names one).
+fn tls_error(error: TlsError, within: &str) -> ValidationError {
+    let field = match error.field {
+        Some(inner) => format!("{within}.{inner}"),
+        None => within.to_string(),
+    };
+    ValidationError::new(field, error.message)
+}
+
+/// Envoy's SAN matchers: a certificate passes when any matcher accepts any of its names of
+/// the matcher's type.
+#[derive(Debug)]
+struct SanMatchers(Vec<SanMatcher>);
+
+impl SanCheck for SanMatchers {
+    fn accepts(&self, sans: &PeerSans) -> bool {
+        self.0.iter().any(|m| {
+            let dns = |names: &[String]| names.iter().any(|n| dns_matches(&m.matcher, n));
+            let any = |names: &[String]| names.iter().any(|n| m.matcher.matches(n));
+            match m.san_type {
+                SanType::Dns => dns(&sans.dns),
+                SanType::Uri => any(&sans.uri),
+                SanType::Email => any(&sans.email),
+                SanType::IpAddress => any(&sans.ip),
+                SanType::Any => {
+                    dns(&sans.dns) || any(&sans.uri) || any(&sans.email) || any(&sans.ip)
+                }
+            }
+        })
+    }
+}
+
+/// An exact matcher accepts a wildcard DNS SAN covering it (`*.example.com` for
+/// `a.example.com`, one label deep), as Envoy's DNS SAN matching does.
+fn dns_matches(matcher: &StringMatcher, san: &str) -> bool {
+    if let (StringPattern::Exact(exact), Some(parent)) = (&matcher.pattern, san.strip_prefix("*."))
+    {
+        let covered = exact
+            .split_once('.')
+            .is_some_and(|(label, rest)| !label.is_empty() && rest.eq_ignore_ascii_case(parent));
+        if covered {
+            return true;
+        }
+    }
+    matcher.matches(san)
 }
 
 fn common_tls(proto: &pb::CommonTlsContext, side: Side) -> Result<CommonTls> {
@@ -358,15 +516,30 @@ fn certificate(proto: &pb::TlsCertificate) -> Result<CertificateKeyPair> {
         signed_certificate_timestamp,
         tls_params,
     );
+    let certificate_chain =
+        DataSource::from_proto(required(certificate_chain, "certificate_chain")?)
+            .within("certificate_chain")?;
+    let private_key =
+        DataSource::from_proto(required(private_key, "private_key")?).within("private_key")?;
+    let chain_pem = read(&certificate_chain, "certificate_chain")?;
+    let key_pem = read(&private_key, "private_key")?;
+    let loaded = outrider_tls::certified_key(&chain_pem, &key_pem).map_err(|e| {
+        let field = e.field.unwrap_or("certificate_chain");
+        ValidationError::new(field, e.message)
+    })?;
     Ok(CertificateKeyPair {
-        certificate_chain: DataSource::from_proto(required(
-            certificate_chain,
-            "certificate_chain",
-        )?)
-        .within("certificate_chain")?,
-        private_key: DataSource::from_proto(required(private_key, "private_key")?)
-            .within("private_key")?,
+        certificate_chain,
+        private_key,
+        loaded: Built(loaded),
     })
+}
+
+/// The bytes of `source`, read now (a file that went away since validation is an error).
+fn read(source: &DataSource, field: &str) -> Result<Vec<u8>> {
+    source
+        .read()
+        .map(std::borrow::Cow::into_owned)
+        .map_err(|e| ValidationError::new(field, format!("unable to read: {e}")))
 }
 
 fn validation_context(proto: &pb::CertificateValidationContext) -> Result<CertificateValidation> {
@@ -406,6 +579,11 @@ fn validation_context(proto: &pb::CertificateValidationContext) -> Result<Certif
         .as_ref()
         .map(|d| DataSource::from_proto(d).within("trusted_ca"))
         .transpose()?;
+    let ca_certificates = match &trusted_ca {
+        Some(source) => outrider_tls::certificates(&read(source, "trusted_ca")?)
+            .map_err(|e| ValidationError::new("trusted_ca", e.message))?,
+        None => Vec::new(),
+    };
     let mut subject_alt_names = convert_each(
         match_typed_subject_alt_names,
         "match_typed_subject_alt_names",
@@ -456,6 +634,7 @@ fn validation_context(proto: &pb::CertificateValidationContext) -> Result<Certif
     }
     Ok(CertificateValidation {
         trusted_ca,
+        ca_certificates,
         system_root_certs,
         subject_alt_names,
     })

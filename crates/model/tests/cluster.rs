@@ -277,6 +277,16 @@ fn health_checks() {
 
 #[test]
 fn upstream_tls_is_validated_then_refused_until_it_is_built() {
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = rcgen::CertificateParams::new(vec!["client.example".to_string()])
+        .expect("params")
+        .self_signed(&key)
+        .expect("certificate");
+    // YAML double-quoted strings take Rust's escapes of PEM text.
+    let (cert_pem, key_pem) = (
+        format!("{:?}", cert.pem()),
+        format!("{:?}", key.serialize_pem()),
+    );
     let tls = |certificate_chain: &str| {
         format!(
             "{EDS}transport_socket:
@@ -286,9 +296,9 @@ fn upstream_tls_is_validated_then_refused_until_it_is_built() {
     sni: api.example.com
     common_tls_context:
       alpn_protocols: [h2, http/1.1]
-      tls_certificates: [ {{ certificate_chain: {certificate_chain}, private_key: {{ inline_string: KEY }} }} ]
+      tls_certificates: [ {{ certificate_chain: {certificate_chain}, private_key: {{ inline_string: {key_pem} }} }} ]
       validation_context:
-        trusted_ca: {{ inline_string: CA }}
+        trusted_ca: {{ inline_string: {cert_pem} }}
         match_typed_subject_alt_names: [ {{ san_type: DNS, matcher: {{ exact: api.example.com }} }} ]
 "
         )
@@ -302,7 +312,7 @@ fn upstream_tls_is_validated_then_refused_until_it_is_built() {
     );
     // A valid TLS context is refused: the requests would otherwise go in plaintext.
     assert_eq!(
-        cluster(&tls("{ inline_string: CERT }")),
+        cluster(&tls(&format!("{{ inline_string: {cert_pem} }}"))),
         Err("transport_socket: not supported yet: TLS is not built yet (requests would go in plaintext)".into())
     );
     let c = ok(&format!(

@@ -211,13 +211,6 @@ fn listener_fields_not_enforced_yet_are_refused_with_their_path() {
             ),
             format!("{at}.access_log[0].typed_config.log_format.text_format_source"),
         ),
-        (
-            format!(
-                "{}  transport_socket:\n    name: tls\n    typed_config:\n      '@type': type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext\n      common_tls_context: {{ tls_certificates: [ {{ certificate_chain: {{ inline_string: C }}, private_key: {{ inline_string: K }} }} ] }}\n",
-                hcm("")
-            ),
-            "filter_chains[0].transport_socket".to_string(),
-        ),
     ];
     // Envoy refuses both port-stripping modes at once.
     let both = listener(&hcm(

@@ -11,16 +11,18 @@ use crate::framing_conflict::FramingConflict;
 use crate::underscore_headers;
 
 /// Refuses what the codec would not let through; drops underscore headers under `DROP_HEADER`.
+/// `secure`: the connection is TLS (an absolute-form target may then say `https`).
 pub(super) fn admit<B>(
     request: &mut http::Request<B>,
     hcm: &HttpConnectionManager,
+    secure: bool,
 ) -> Result<(), ProxyError> {
     // Envoy's HTTP/1 codec: `Content-Length` with `Transfer-Encoding` is refused
     // (`allow_chunked_length` is not accepted).
     if request.extensions().get::<FramingConflict>().is_some() {
         return Err(ProxyError::ConflictingFraming);
     }
-    let has_authority = one_authority(request)?;
+    let has_authority = one_authority(request, secure)?;
     if request.version() != Version::HTTP_2 {
         ignore_h2c_upgrade(request.headers_mut());
     }
@@ -57,7 +59,7 @@ pub(super) fn admit<B>(
 /// `http2_discard_host_header`); more than one `Host`, or an authority with a byte Envoy's
 /// validator refuses, is refused.
 /// Whether the request has an authority at all.
-fn one_authority<B>(request: &mut http::Request<B>) -> Result<bool, ProxyError> {
+fn one_authority<B>(request: &mut http::Request<B>, secure: bool) -> Result<bool, ProxyError> {
     let several = request.headers().get_all(HOST).iter().nth(1).is_some();
     if request.version() == Version::HTTP_2 {
         if request.uri().authority().is_some() {
@@ -68,7 +70,7 @@ fn one_authority<B>(request: &mut http::Request<B>) -> Result<bool, ProxyError> 
     } else if several {
         return Err(ProxyError::InvalidHost);
     } else if request.uri().scheme().is_some() {
-        from_absolute_form(request)?;
+        from_absolute_form(request, secure)?;
     }
     let authority = match request.headers().get(HOST) {
         Some(host) => host.as_bytes(),
@@ -86,13 +88,13 @@ fn one_authority<B>(request: &mut http::Request<B>) -> Result<bool, ProxyError> 
 
 /// An HTTP/1 absolute-form target (`GET http://a.example/x`): its host and port become the
 /// `Host`, its path and query the target, as Envoy's codec splits it.
-fn from_absolute_form<B>(request: &mut http::Request<B>) -> Result<(), ProxyError> {
+fn from_absolute_form<B>(request: &mut http::Request<B>, secure: bool) -> Result<(), ProxyError> {
     let uri = request.uri();
-    // TLS is not served yet, so `https` is always over plaintext: refused, as Envoy does.
-    if !uri
-        .scheme_str()
-        .is_some_and(|s| s.eq_ignore_ascii_case("http"))
-    {
+    // `https` only over TLS, as Envoy.
+    let scheme_ok = uri.scheme_str().is_some_and(|s| {
+        s.eq_ignore_ascii_case("http") || (secure && s.eq_ignore_ascii_case("https"))
+    });
+    if !scheme_ok {
         return Err(ProxyError::InvalidUrl);
     }
     let Some(authority) = uri.authority() else {
@@ -220,7 +222,7 @@ mod tests {
             builder = builder.header("host", *host);
         }
         let mut request = builder.body(()).expect("a valid request");
-        one_authority(&mut request)?;
+        one_authority(&mut request, false)?;
         let authority = request.uri().authority().map(|a| a.to_string());
         let host = request.headers().get_all("host").iter();
         let host: Vec<String> = host
@@ -306,7 +308,7 @@ mod tests {
             .header("host", "admin.internal")
             .body(())
             .expect("a valid request");
-        one_authority(&mut request).expect("settled");
+        one_authority(&mut request, false).expect("settled");
         assert_eq!(request.headers()["host"], "public.example:8080");
         assert_eq!(request.uri(), "/s?q=1");
         assert_eq!(request.uri().authority(), None);
@@ -321,7 +323,7 @@ mod tests {
         for version in [HTTP_10, HTTP_11, HTTP_2] {
             let request = Request::get("/a").version(version).body(());
             assert_eq!(
-                one_authority(&mut request.expect("a valid request")).ok(),
+                one_authority(&mut request.expect("a valid request"), false).ok(),
                 Some(false)
             );
         }
@@ -336,7 +338,7 @@ mod tests {
         let mut request = Request::get("/a").body(()).expect("a valid request");
         let non_utf8 = http::HeaderValue::from_bytes(b"caf\xc3\xa9.example").expect("obs-text");
         request.headers_mut().insert("host", non_utf8);
-        let got = one_authority(&mut request);
+        let got = one_authority(&mut request, false);
         assert!(matches!(got, Err(ProxyError::InvalidHost)), "{got:?}");
         // Absolute form with another scheme (or https over plaintext).
         for uri in ["https://a.example/", "ftp://a.example/", "ws://a.example/"] {

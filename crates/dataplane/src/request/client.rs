@@ -51,13 +51,16 @@ impl Client {
     }
 }
 
-/// Decides the client of a request from `peer` and updates `headers` to match.
+/// Decides the client of a request from `peer` and updates `headers` to match; `secure`:
+/// the connection is TLS (`x-forwarded-proto: https`).
 pub(crate) fn resolve(
     headers: &mut HeaderMap,
     hcm: &HttpConnectionManager,
     peer: SocketAddr,
     local: SocketAddr,
+    secure: bool,
 ) -> Client {
+    let proto = HeaderValue::from_static(if secure { "https" } else { "http" });
     let from_list = |ip: IpAddr| SocketAddr::new(ip, 0);
     let hops = hcm.xff_num_trusted_hops;
     let (address, trusted_checks) = if hcm.use_remote_address {
@@ -73,7 +76,7 @@ pub(crate) fn resolve(
         // A proxy this one does not trust cannot say how the client connected (an absent
         // one is set below either way).
         if hops == 0 {
-            headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+            headers.insert(X_FORWARDED_PROTO, proto.clone());
         }
         if hcm.append_x_forwarded_port && hops == 0 {
             headers.insert(X_FORWARDED_PORT, HeaderValue::from(local.port()));
@@ -91,7 +94,7 @@ pub(crate) fn resolve(
         }
     };
     if !headers.contains_key(X_FORWARDED_PROTO) {
-        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+        headers.insert(X_FORWARDED_PROTO, proto);
     }
     if hcm.append_x_forwarded_port && !headers.contains_key(X_FORWARDED_PORT) {
         headers.insert(X_FORWARDED_PORT, HeaderValue::from(local.port()));
@@ -201,7 +204,7 @@ mod tests {
             ("x-forwarded-for", "1.2.3.4"),
             ("x-forwarded-proto", "https"),
         ]);
-        let client = resolve(&mut headers, &hcm, PEER, LOCAL);
+        let client = resolve(&mut headers, &hcm, PEER, LOCAL, false);
         assert_eq!(
             (client.resolved, client.internal, client.edge),
             (Some(PEER), false, true)
@@ -217,17 +220,17 @@ mod tests {
     fn forwarded_port_appended_when_asked() {
         let behind = test_support::hcm("      append_x_forwarded_port: true\n");
         let mut headers = request(&[]);
-        resolve(&mut headers, &behind, PEER, LOCAL);
+        resolve(&mut headers, &behind, PEER, LOCAL, false);
         assert_eq!(header(&headers, "x-forwarded-port"), Some("8443"));
         let mut kept = request(&[("x-forwarded-port", "80")]);
-        resolve(&mut kept, &behind, PEER, LOCAL);
+        resolve(&mut kept, &behind, PEER, LOCAL, false);
         assert_eq!(header(&kept, "x-forwarded-port"), Some("80"));
         // At the edge an untrusted one is replaced.
         let edge = test_support::hcm(
             "      use_remote_address: true\n      append_x_forwarded_port: true\n",
         );
         let mut replaced = request(&[("x-forwarded-port", "80")]);
-        resolve(&mut replaced, &edge, PEER, LOCAL);
+        resolve(&mut replaced, &edge, PEER, LOCAL, false);
         assert_eq!(header(&replaced, "x-forwarded-port"), Some("8443"));
     }
 
@@ -240,7 +243,7 @@ mod tests {
             ("x-forwarded-for", "9.9.9.9"),
             ("x-forwarded-proto", "https"),
         ]);
-        let client = resolve(&mut headers, &hcm, PEER, LOCAL);
+        let client = resolve(&mut headers, &hcm, PEER, LOCAL, false);
         let nine = "9.9.9.9:0".parse::<SocketAddr>().expect("an address");
         assert_eq!(client.address(&headers, 1), nine);
         assert_eq!(
@@ -254,7 +257,7 @@ mod tests {
     fn behind_an_edge_the_address_is_read_when_asked() {
         let hcm = test_support::hcm("");
         let mut headers = request(&[("x-forwarded-for", "8.8.8.8, 7.7.7.7")]);
-        let client = resolve(&mut headers, &hcm, PEER, LOCAL);
+        let client = resolve(&mut headers, &hcm, PEER, LOCAL, false);
         let last = "7.7.7.7:0".parse::<SocketAddr>().expect("an address");
         assert_eq!(client.address(&headers, 0), last);
         assert_eq!(client.address(&request(&[]), 0), PEER);
@@ -274,7 +277,7 @@ mod tests {
             (&[("x-forwarded-for", "10.1.1.1")][..], false),
         ] {
             let mut headers = request(pairs);
-            let client = resolve(&mut headers, &edge, PEER, LOCAL);
+            let client = resolve(&mut headers, &edge, PEER, LOCAL, false);
             assert_eq!(client.internal, internal, "{pairs:?}");
             assert_eq!(client.edge, !internal);
         }
@@ -286,7 +289,7 @@ mod tests {
             (&[][..], false),
         ] {
             let mut headers = request(pairs);
-            let client = resolve(&mut headers, &behind, PEER, LOCAL);
+            let client = resolve(&mut headers, &behind, PEER, LOCAL, false);
             assert_eq!(client.internal, internal, "{pairs:?}");
             assert!(!client.edge);
             assert_eq!(

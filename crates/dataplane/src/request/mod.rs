@@ -67,8 +67,9 @@ pub(crate) fn accept(
     hcm: &HttpConnectionManager,
     peer: SocketAddr,
     local: SocketAddr,
+    secure: bool,
 ) -> Result<Client, Refused> {
-    if let Err(refused) = admit::admit(request, hcm) {
+    if let Err(refused) = admit::admit(request, hcm, secure) {
         let to = ReplyTo {
             grpc: is_grpc_request(request.headers()),
             version: request.version(),
@@ -76,7 +77,7 @@ pub(crate) fn accept(
         };
         return Err(Refused(refused, to));
     }
-    let client = client::resolve(request.headers_mut(), hcm, peer, local);
+    let client = client::resolve(request.headers_mut(), hcm, peer, local, secure);
     if hcm.generate_request_id {
         let replace = client.edge && !hcm.preserve_external_request_id;
         ensure_request_id(request.headers_mut(), replace);
