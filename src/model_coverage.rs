@@ -8,10 +8,19 @@ use outrider_model::{
     CircuitBreakers, Cluster, ClusterLoadAssignment, CommonLbConfig, ConfigSource, Discovery,
     DnsSettings, DropOverload, EndpointAddress, EndpointHealthCheck, GrpcHealthCheck, HealthCheck,
     HttpHealthCheck, LbEndpoint, LbPolicy, Locality, LocalityLbEndpoints, OutlierDetection,
-    TcpHealthCheck, TcpKeepalive, Thresholds, UpstreamHttpOptions, acted_on,
+    TcpHealthCheck, TcpKeepalive, Thresholds, UpstreamHttpOptions, UpstreamTls, acted_on,
 };
 
+// Built into `client` by the model (`tls.rs`), which the connections use.
+acted_on!(UpstreamTls {
+    sni: ["../crates/model/src/tls.rs"],
+    common: ["../crates/model/src/tls.rs"],
+    client: ["../crates/dataplane/src/pool/connect.rs"],
+});
+
 acted_on!(Cluster {
+    // ConnectOptions::of -> the TLS handshake after the TCP connect (HTTP pools, tcp_proxy).
+    tls: ["../crates/dataplane/src/pool/connect.rs"],
     // Read through Cluster::name() (model cluster.rs), which keys the cluster in the tables
     // (snapshot.rs: routes, tcp_proxy and EDS find it by name); the key names
     // cluster.<name>.* stats unless alt_stat_name is set (admin stats/collect.rs).

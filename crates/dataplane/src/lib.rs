@@ -23,6 +23,7 @@ mod http_stats;
 mod listener_manager;
 mod local_exec;
 mod local_reply;
+mod maybe_tls;
 mod memory_bursts;
 mod model_coverage;
 mod no_healthy;

@@ -58,7 +58,7 @@ pub(crate) async fn serve_tcp_proxy(
         };
         let connected = upstream_connect::connect(
             address,
-            upstream_connect::ConnectOptions::of(&entry.config),
+            &upstream_connect::ConnectOptions::of(&entry.config, upstream_connect::Carries::Bytes),
             &entry.state,
             &endpoint,
         )

@@ -38,6 +38,8 @@ pub struct Cluster {
     pub outlier_detection: Option<OutlierDetection>,
     pub health_checks: Vec<HealthCheck>,
     pub http: UpstreamHttpOptions,
+    /// `transport_socket`: TLS to the endpoints (`None`: plaintext).
+    pub tls: Option<crate::tls::UpstreamTls>,
     /// The endpoints of STATIC and DNS clusters (`None` for EDS clusters, whose endpoints come
     /// from EDS; Envoy ignores `load_assignment` there).
     pub load_assignment: Option<ClusterLoadAssignment>,
@@ -296,16 +298,16 @@ impl Cluster {
                 max_requests_per_connection,
             },
         )?;
-        // Validated whole (so a mistake in it is named), then refused: TLS is not built yet,
-        // and sending the requests in plaintext to a TLS port would be worse than no cluster.
-        if let Some(ts) = transport_socket
-            && upstream_transport_socket(ts)
-                .within("transport_socket")?
-                .is_some()
-        {
+        let tls = match transport_socket {
+            Some(ts) => upstream_transport_socket(ts).within("transport_socket")?,
+            None => None,
+        };
+        // Envoy checks over the cluster's TLS; ours would speak plaintext to a TLS port and
+        // find every endpoint unhealthy.
+        if tls.is_some() && !health_checks.is_empty() {
             return Err(ValidationError::not_enforced(
-                "transport_socket",
-                "TLS is not built yet (requests would go in plaintext)",
+                "health_checks",
+                "active health checks do not use the cluster's TLS yet",
             ));
         }
         let tcp_keepalive = match upstream_connection_options {
@@ -335,6 +337,7 @@ impl Cluster {
                 .transpose()?,
             health_checks: convert_each(health_checks, "health_checks", HealthCheck::from_proto)?,
             http,
+            tls,
             load_assignment,
             tcp_keepalive,
             alt_stat_name: Some(alt_stat_name.clone()).filter(|n| !n.is_empty()),

@@ -13,7 +13,10 @@ use std::sync::Arc;
 
 use outrider_tls::rustls::pki_types::CertificateDer;
 use outrider_tls::rustls::sign::CertifiedKey;
-use outrider_tls::{ClientAuth, PeerSans, SanCheck, ServerConfigs, ServerSettings, TlsError};
+use outrider_tls::{
+    ClientAuth, ClientSettings, ClientTls, PeerSans, SanCheck, ServerConfigs, ServerSettings,
+    ServerValidation, TlsError,
+};
 
 use crate::data_source::DataSource;
 use crate::error::{Result, ValidationError, Within, convert_each, reject_if_set, required};
@@ -31,10 +34,9 @@ pub enum TlsVersion {
 #[derive(Debug, Clone, PartialEq)]
 pub struct UpstreamTls {
     pub sni: Option<String>,
-    /// Use the request's host as SNI.
-    pub auto_host_sni: bool,
-    pub auto_sni_san_validation: bool,
     pub common: CommonTls,
+    /// What the handshakes use, built from the fields above.
+    pub client: Built<ClientTls>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -87,7 +89,7 @@ pub struct CommonTls {
     pub max_version: TlsVersion,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct CertificateKeyPair {
     pub certificate_chain: DataSource,
     pub private_key: DataSource,
@@ -194,6 +196,18 @@ fn upstream_tls(proto: &pb::UpstreamTlsContext) -> Result<UpstreamTls> {
         enforce_rsa_key_usage: _,
     } = proto;
     reject_if_set!(allow_renegotiation);
+    for (set, field, what) in [
+        (*auto_host_sni, "auto_host_sni", "the SNI is `sni` or none"),
+        (
+            *auto_sni_san_validation,
+            "auto_sni_san_validation",
+            "the server's certificate is checked by the SAN matchers only",
+        ),
+    ] {
+        if set {
+            return Err(ValidationError::not_enforced(field, what));
+        }
+    }
     let common = match common_tls_context {
         Some(c) => common_tls(c, Side::Client).within("common_tls_context")?,
         None => common_tls(&pb::CommonTlsContext::default(), Side::Client)?,
@@ -201,12 +215,79 @@ fn upstream_tls(proto: &pb::UpstreamTlsContext) -> Result<UpstreamTls> {
     if sni.len() > 255 {
         return Err(ValidationError::new("sni", "must be at most 255 bytes"));
     }
+    if common.certificates.len() > 1 {
+        return Err(ValidationError::new(
+            "common_tls_context.tls_certificates",
+            "Multiple TLS certificates are not supported for client contexts",
+        ));
+    }
+    refuse_system_roots(
+        &common,
+        "servers' certificates are verified against trusted_ca only",
+    )?;
+    let sni = Some(sni.clone()).filter(|s| !s.is_empty());
+    let client = client_tls(&common, sni.clone())?;
     Ok(UpstreamTls {
-        sni: Some(sni.clone()).filter(|s| !s.is_empty()),
-        auto_host_sni: *auto_host_sni,
-        auto_sni_san_validation: *auto_sni_san_validation,
+        sni,
         common,
+        client,
     })
+}
+
+/// `alpn_protocols` as rustls takes them.
+fn alpn_bytes(common: &CommonTls) -> Vec<Vec<u8>> {
+    common
+        .alpn_protocols
+        .iter()
+        .map(|p| p.as_bytes().to_vec())
+        .collect()
+}
+
+/// The SAN matchers of a validation context, if it has any.
+fn san_check(validation: &CertificateValidation) -> Option<Arc<dyn SanCheck>> {
+    (!validation.subject_alt_names.is_empty())
+        .then(|| Arc::new(SanMatchers(validation.subject_alt_names.clone())) as Arc<dyn SanCheck>)
+}
+
+/// The operating system's CA certificates are not loaded: `what` says what that leaves.
+fn refuse_system_roots(common: &CommonTls, what: &str) -> Result<()> {
+    if common
+        .validation
+        .as_ref()
+        .is_some_and(|v| v.system_root_certs)
+    {
+        return Err(ValidationError::not_enforced(
+            "common_tls_context.validation_context.system_root_certs",
+            what,
+        ));
+    }
+    Ok(())
+}
+
+/// The rustls side of a client context.
+fn client_tls(common: &CommonTls, sni: Option<String>) -> Result<Built<ClientTls>> {
+    let validation = common
+        .validation
+        .as_ref()
+        .filter(|v| !v.ca_certificates.is_empty())
+        .map(|v| ServerValidation {
+            roots: v.ca_certificates.clone(),
+            san_check: san_check(v),
+        });
+    let settings = ClientSettings {
+        certificate: common.certificates.first().map(|c| c.loaded.0.clone()),
+        min_version: tls_version(common.min_version),
+        max_version: tls_version(common.max_version),
+        alpn_protocols: alpn_bytes(common),
+        validation,
+        sni,
+    };
+    ClientTls::build(&settings)
+        .map(|client| Built(Arc::new(client)))
+        .map_err(|e| match e.field {
+            Some("sni") => ValidationError::new("sni", e.message),
+            _ => tls_error(e, "common_tls_context"),
+        })
 }
 
 fn downstream_tls(proto: &pb::DownstreamTlsContext) -> Result<DownstreamTls> {
@@ -247,16 +328,10 @@ fn downstream_tls(proto: &pb::DownstreamTlsContext) -> Result<DownstreamTls> {
             "a server TLS context needs a certificate",
         ));
     }
-    if common
-        .validation
-        .as_ref()
-        .is_some_and(|v| v.system_root_certs)
-    {
-        return Err(ValidationError::not_enforced(
-            "common_tls_context.validation_context.system_root_certs",
-            "client certificates are verified against trusted_ca only",
-        ));
-    }
+    refuse_system_roots(
+        &common,
+        "client certificates are verified against trusted_ca only",
+    )?;
     let require_client_certificate = bool_or(require_client_certificate, false);
     if require_client_certificate
         && !common
@@ -302,8 +377,7 @@ fn server_configs(
     let client_auth = with_ca.map(|v| ClientAuth {
         roots: v.ca_certificates.clone(),
         required: require_client_certificate || !v.subject_alt_names.is_empty(),
-        san_check: (!v.subject_alt_names.is_empty())
-            .then(|| Arc::new(SanMatchers(v.subject_alt_names.clone())) as Arc<dyn SanCheck>),
+        san_check: san_check(v),
     });
     let settings = ServerSettings {
         certificates: common
@@ -313,11 +387,7 @@ fn server_configs(
             .collect(),
         min_version: tls_version(common.min_version),
         max_version: tls_version(common.max_version),
-        alpn_protocols: common
-            .alpn_protocols
-            .iter()
-            .map(|p| p.as_bytes().to_vec())
-            .collect(),
+        alpn_protocols: alpn_bytes(common),
         client_auth,
         full_scan_certs_on_sni_mismatch,
         prefer_client_ciphers,
@@ -532,6 +602,20 @@ fn certificate(proto: &pb::TlsCertificate) -> Result<CertificateKeyPair> {
         private_key,
         loaded: Built(loaded),
     })
+}
+
+impl std::fmt::Debug for CertificateKeyPair {
+    /// The private key stays out of logs, as Envoy redacts it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let key = match &self.private_key {
+            DataSource::File(path) => format!("File({})", path.display()),
+            DataSource::Inline(_) => "[redacted]".to_string(),
+        };
+        f.debug_struct("CertificateKeyPair")
+            .field("certificate_chain", &self.certificate_chain)
+            .field("private_key", &key)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The bytes of `source`, read now (a file that went away since validation is an error).

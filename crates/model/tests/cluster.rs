@@ -5,7 +5,7 @@ use std::time::Duration;
 use envoy_types::pb::envoy::config::cluster::v3 as pb;
 use outrider_model::{
     CircuitBreakers, Cluster, Discovery, EndpointAddress, HealthChecker, LbPolicy,
-    OutlierDetection, RingHashFunction, Thresholds, UpstreamProtocol,
+    OutlierDetection, RingHashFunction, Thresholds, TlsVersion, UpstreamProtocol,
 };
 
 fn cluster(yaml: &str) -> Result<Cluster, String> {
@@ -276,7 +276,7 @@ fn health_checks() {
 }
 
 #[test]
-fn upstream_tls_is_validated_then_refused_until_it_is_built() {
+fn upstream_tls_is_validated_and_built() {
     let key = rcgen::KeyPair::generate().expect("key");
     let cert = rcgen::CertificateParams::new(vec!["client.example".to_string()])
         .expect("params")
@@ -310,10 +310,37 @@ fn upstream_tls_is_validated_then_refused_until_it_is_built() {
         err.starts_with("transport_socket.typed_config.common_tls_context.tls_certificates[0].certificate_chain.filename: unable to read file /nonexistent/outrider-test/c.pem"),
         "{err}"
     );
-    // A valid TLS context is refused: the requests would otherwise go in plaintext.
+    let valid = tls(&format!("{{ inline_string: {cert_pem} }}"));
+    let c = ok(&valid);
+    let tls_model = c.tls.as_ref().expect("TLS");
+    assert_eq!(tls_model.sni.as_deref(), Some("api.example.com"));
+    // Envoy's client default: TLS 1.2 only.
     assert_eq!(
-        cluster(&tls(&format!("{{ inline_string: {cert_pem} }}"))),
-        Err("transport_socket: not supported yet: TLS is not built yet (requests would go in plaintext)".into())
+        (tls_model.common.min_version, tls_model.common.max_version),
+        (TlsVersion::Tls12, TlsVersion::Tls12)
+    );
+    assert_eq!(tls_model.client.http2.alpn_protocols, [b"h2".to_vec()]);
+    assert_eq!(
+        tls_model.client.http1.alpn_protocols,
+        [b"http/1.1".to_vec()]
+    );
+    // The private key never shows in a debug print (logs).
+    assert!(!format!("{c:?}").contains("PRIVATE KEY"), "{c:?}");
+    // Active health checks would not use the TLS: refused until they do.
+    let checked = format!(
+        "{valid}health_checks: [ {{ timeout: 1s, interval: 5s, unhealthy_threshold: 2, healthy_threshold: 1, tcp_health_check: {{}} }} ]\n"
+    );
+    assert_eq!(
+        cluster(&checked),
+        Err("health_checks: not supported yet: active health checks do not use the cluster's TLS yet".into())
+    );
+    let auto = valid.replace(
+        "    sni: api.example.com",
+        "    auto_sni_san_validation: true",
+    );
+    assert_eq!(
+        cluster(&auto),
+        Err("transport_socket.typed_config.auto_sni_san_validation: not supported yet: the server's certificate is checked by the SAN matchers only".into())
     );
     let c = ok(&format!(
         "{EDS}transport_socket: {{ name: envoy.transport_sockets.raw_buffer }}"

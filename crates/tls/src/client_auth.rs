@@ -54,6 +54,25 @@ impl ClientAuth {
     }
 }
 
+/// The SAN matchers' verdict on a peer certificate whose chain has been verified.
+pub(crate) fn check_sans(
+    check: Option<&dyn SanCheck>,
+    end_entity: &CertificateDer<'_>,
+) -> Result<(), rustls::Error> {
+    let Some(check) = check else {
+        return Ok(());
+    };
+    let sans = PeerSans::of(end_entity)
+        .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
+    if check.accepts(&sans) {
+        Ok(())
+    } else {
+        Err(rustls::Error::InvalidCertificate(
+            CertificateError::ApplicationVerificationFailure,
+        ))
+    }
+}
+
 /// rustls's chain verification, then the SAN matchers.
 #[derive(Debug)]
 struct SanCheckingVerifier {
@@ -83,15 +102,7 @@ impl ClientCertVerifier for SanCheckingVerifier {
         let verified = self
             .inner
             .verify_client_cert(end_entity, intermediates, now)?;
-        if let Some(check) = &self.san_check {
-            let sans = PeerSans::of(end_entity)
-                .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
-            if !check.accepts(&sans) {
-                return Err(rustls::Error::InvalidCertificate(
-                    CertificateError::ApplicationVerificationFailure,
-                ));
-            }
-        }
+        check_sans(self.san_check.as_deref(), end_entity)?;
         Ok(verified)
     }
 

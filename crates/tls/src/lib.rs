@@ -8,6 +8,7 @@
 //! records what Envoy, BoringSSL and rustls do where they differ.
 
 mod certified_key;
+mod client;
 mod client_auth;
 mod error;
 mod pem;
@@ -16,6 +17,7 @@ mod sans;
 mod server;
 
 pub use certified_key::certified_key;
+pub use client::{ClientSettings, ClientTls, ServerValidation};
 pub use client_auth::{ClientAuth, SanCheck};
 pub use error::TlsError;
 pub use pem::{certificates, private_key};

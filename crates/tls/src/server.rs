@@ -19,6 +19,18 @@ pub enum TlsVersion {
     Tls13,
 }
 
+/// rustls's versions from `min` to `max`.
+pub(crate) fn protocol_versions(
+    min: TlsVersion,
+    max: TlsVersion,
+) -> Vec<&'static SupportedProtocolVersion> {
+    [(TlsVersion::Tls13, &TLS13), (TlsVersion::Tls12, &TLS12)]
+        .into_iter()
+        .filter(|(v, _)| (min..=max).contains(v))
+        .map(|(_, version)| version)
+        .collect()
+}
+
 /// What a `DownstreamTlsContext` asks of the server side.
 #[derive(Debug, Clone)]
 pub struct ServerSettings {
@@ -55,12 +67,7 @@ impl ServerConfigs {
                 "a server TLS context needs a certificate",
             ));
         }
-        let versions: Vec<&'static SupportedProtocolVersion> =
-            [(TlsVersion::Tls13, &TLS13), (TlsVersion::Tls12, &TLS12)]
-                .into_iter()
-                .filter(|(v, _)| (settings.min_version..=settings.max_version).contains(v))
-                .map(|(_, version)| version)
-                .collect();
+        let versions = protocol_versions(settings.min_version, settings.max_version);
         let builder = ServerConfig::builder_with_provider(provider())
             .with_protocol_versions(&versions)
             .map_err(|e| TlsError::new(format!("unusable TLS versions: {e}")))?;

@@ -18,6 +18,48 @@ pub struct UpstreamConfig {
     pub latency: Option<Duration>,
     /// Deterministic alternative to `fail_ratio`: the n-th, 2n-th, ... request fails.
     pub fail_every: Option<u32>,
+    /// Serve TLS (HTTP/2 or HTTP/1.1 by ALPN) instead of plaintext.
+    pub tls: Option<UpstreamTls>,
+}
+
+/// An upstream's TLS server side.
+#[derive(Debug, Clone)]
+pub struct UpstreamTls(pub std::sync::Arc<outrider_tls::rustls::ServerConfig>);
+
+impl PartialEq for UpstreamTls {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl UpstreamTls {
+    /// TLS with certificate `cert_pem` (chain) and `key_pem`, offering h2 and http/1.1; with
+    /// `client_ca_pem`, a client certificate from that CA is required.
+    pub fn new(cert_pem: &str, key_pem: &str, client_ca_pem: Option<&str>) -> Result<Self, String> {
+        let key = outrider_tls::certified_key(cert_pem.as_bytes(), key_pem.as_bytes())
+            .map_err(|e| e.to_string())?;
+        let client_auth = match client_ca_pem {
+            Some(ca) => Some(outrider_tls::ClientAuth {
+                roots: outrider_tls::certificates(ca.as_bytes()).map_err(|e| e.to_string())?,
+                required: true,
+                san_check: None,
+            }),
+            None => None,
+        };
+        let configs = outrider_tls::ServerConfigs::build(&outrider_tls::ServerSettings {
+            certificates: vec![key],
+            min_version: outrider_tls::TlsVersion::Tls12,
+            max_version: outrider_tls::TlsVersion::Tls13,
+            alpn_protocols: vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+            client_auth,
+            full_scan_certs_on_sni_mismatch: false,
+            prefer_client_ciphers: false,
+        })
+        .map_err(|e| e.to_string())?;
+        Ok(UpstreamTls(
+            configs.for_client(None::<std::iter::Empty<&[u8]>>),
+        ))
+    }
 }
 
 impl UpstreamConfig {
@@ -29,7 +71,14 @@ impl UpstreamConfig {
             fail_status: 503,
             latency: None,
             fail_every: None,
+            tls: None,
         }
+    }
+
+    /// Serves TLS.
+    pub fn with_tls(mut self, tls: UpstreamTls) -> Self {
+        self.tls = Some(tls);
+        self
     }
 
     pub fn with_fail_ratio(mut self, ratio: f64) -> Self {

@@ -29,6 +29,20 @@ pub struct EchoedRequest {
     pub connection: u64,
     /// The peer address of that connection.
     pub remote_addr: String,
+    /// What the connection's TLS said (`None`: plaintext).
+    #[serde(default)]
+    pub tls: Option<EchoedTls>,
+}
+
+/// The TLS of the connection a request came over.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EchoedTls {
+    /// The SNI the client sent.
+    pub sni: Option<String>,
+    /// The ALPN protocol agreed on.
+    pub alpn: Option<String>,
+    /// The URI SANs of the client's certificate (empty without one).
+    pub peer_uri_sans: Vec<String>,
 }
 
 impl EchoedRequest {
@@ -57,6 +71,7 @@ pub(crate) fn describe(
     body: &[u8],
     connection: u64,
     remote_addr: std::net::SocketAddr,
+    tls: Option<&EchoedTls>,
 ) -> EchoedRequest {
     let authority = parts.uri.authority().map(|a| a.to_string()).or_else(|| {
         parts
@@ -86,5 +101,6 @@ pub(crate) fn describe(
         body: std::str::from_utf8(body).ok().map(str::to_owned),
         connection,
         remote_addr: remote_addr.to_string(),
+        tls: tls.cloned(),
     }
 }

@@ -36,6 +36,7 @@ static FILLER: [u8; FILLER_LEN] = [b'x'; FILLER_LEN];
 pub(crate) struct ConnInfo {
     pub(crate) id: u64,
     pub(crate) remote: std::net::SocketAddr,
+    pub(crate) tls: Option<crate::echo::EchoedTls>,
     /// Handed to upgraded connections (WebSocket), which outlive the HTTP connection's task.
     pub(crate) shutdown: watch::Receiver<bool>,
 }
@@ -120,7 +121,14 @@ async fn route(
 ) -> Response<Body> {
     let path = parts.uri.path();
     if path == "/echo" {
-        let echoed = echo::describe(&state.name, parts, &body, conn.id, conn.remote);
+        let echoed = echo::describe(
+            &state.name,
+            parts,
+            &body,
+            conn.id,
+            conn.remote,
+            conn.tls.as_ref(),
+        );
         return match serde_json::to_vec_pretty(&echoed) {
             Ok(json) => with_type(Response::new(full(Bytes::from(json))), "application/json"),
             Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),

@@ -40,7 +40,7 @@ mod server;
 mod stats;
 mod websocket;
 
-pub use config::UpstreamConfig;
+pub use config::{UpstreamConfig, UpstreamTls};
 pub use grpc::{GrpcUpstream, RECEIVED_GRPC_TIMEOUT_HEADER};
 pub use health::{GRPC_HEALTH_CHECK_PATH, HEALTH_PATH, HealthAnswer, HealthRequest};
 pub use server::UpstreamServer;

@@ -8,7 +8,10 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use crate::echo::EchoedTls;
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
@@ -54,7 +57,8 @@ impl UpstreamServer {
         let addr = listener.local_addr().map_err(Error::Listener)?;
         let state = Arc::new(ServerState::new(&config));
         let (shutdown, stop) = watch::channel(false);
-        let task = runtime.spawn(accept_loop(listener, state.clone(), stop));
+        let tls = config.tls.clone().map(|tls| TlsAcceptor::from(tls.0));
+        let task = runtime.spawn(accept_loop(listener, state.clone(), tls, stop));
         tracing::debug!(%addr, name = %config.name, "upstream server started");
         Ok(Self {
             addr,
@@ -194,6 +198,7 @@ impl Drop for UpstreamServer {
 async fn accept_loop(
     listener: TcpListener,
     state: Arc<ServerState>,
+    tls: Option<TlsAcceptor>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut connections = JoinSet::new();
@@ -202,7 +207,21 @@ async fn accept_loop(
             () = stopped(&mut stop) => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    connections.spawn(serve_connection(stream, peer, state.clone(), stop.clone()));
+                    let (state, stop, tls) = (state.clone(), stop.clone(), tls.clone());
+                    connections.spawn(async move {
+                        // Small responses should leave at once; Nagle only adds latency here.
+                        let _ = stream.set_nodelay(true);
+                        match tls {
+                            None => serve_connection(stream, peer, None, state, stop).await,
+                            Some(acceptor) => match acceptor.accept(stream).await {
+                                Ok(stream) => {
+                                    let tls = echoed_tls(stream.get_ref().1);
+                                    serve_connection(stream, peer, Some(tls), state, stop).await;
+                                }
+                                Err(e) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                            },
+                        }
+                    });
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
@@ -229,18 +248,37 @@ async fn accept_loop(
     }
 }
 
-async fn serve_connection(
-    stream: TcpStream,
+/// What a TLS connection's handshake says, for `/echo`.
+fn echoed_tls(session: &outrider_tls::rustls::ServerConnection) -> EchoedTls {
+    let peer_uri_sans = session
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .and_then(|leaf| outrider_tls::PeerSans::of(leaf).ok())
+        .map(|sans| sans.uri)
+        .unwrap_or_default();
+    EchoedTls {
+        sni: session.server_name().map(str::to_string),
+        alpn: session
+            .alpn_protocol()
+            .map(|p| String::from_utf8_lossy(p).into_owned()),
+        peer_uri_sans,
+    }
+}
+
+async fn serve_connection<S>(
+    stream: S,
     remote: SocketAddr,
+    tls: Option<EchoedTls>,
     state: Arc<ServerState>,
     mut stop: watch::Receiver<bool>,
-) {
-    // Small responses should leave at once; Nagle only adds latency here.
-    let _ = stream.set_nodelay(true);
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let guard = state.open_connection();
     let info = Arc::new(ConnInfo {
         id: guard.id,
         remote,
+        tls,
         shutdown: stop.clone(),
     });
     let service = service_fn(move |req| handler::handle(state.clone(), info.clone(), req));

@@ -1,7 +1,9 @@
-//! Opening a TCP connection to an upstream host, the one way every user (the HTTP/1.1 and
-//! HTTP/2 pools, the TCP proxy) does it: within the cluster's connect timeout, `TCP_NODELAY`,
-//! the cluster's TCP keepalive, and counted where Envoy counts it — `upstream_cx_total` / `upstream_cx_connect_fail` for the
-//! cluster, `cx_total` / `cx_connect_fail` / `cx_active` for the host.
+//! Opening a connection to an upstream host, the one way every user (the HTTP/1.1 and HTTP/2
+//! pools, the TCP proxy) does it: TCP, then TLS where the cluster's `transport_socket` says
+//! so, both within the cluster's connect timeout (as Envoy's, which ends when the transport
+//! is up); `TCP_NODELAY`, the cluster's TCP keepalive, and counted where Envoy counts it —
+//! `upstream_cx_total` / `upstream_cx_connect_fail` for the cluster, `cx_total` /
+//! `cx_connect_fail` / `cx_active` for the host. A failed handshake is a failed connect.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,20 +13,50 @@ use std::time::Duration;
 use outrider_model::{Cluster, TcpKeepalive};
 use outrider_tables::{ClusterState, EndpointState};
 use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::rustls::ClientConfig;
+use tokio_rustls::rustls::pki_types::ServerName;
+
+use crate::maybe_tls::MaybeTls;
+
+/// An upstream connection's bytes: plaintext or TLS.
+pub(crate) type UpstreamIo = MaybeTls<TlsStream<TcpStream>>;
+
+/// What a connection carries, which decides the ALPN protocols its TLS offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Carries {
+    Http1,
+    Http2,
+    /// The TCP proxy: the context's own `alpn_protocols`.
+    Bytes,
+}
 
 /// How a cluster's connections are opened.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct ConnectOptions {
     pub timeout: Duration,
     /// `upstream_connection_options.tcp_keepalive`.
     pub keepalive: Option<TcpKeepalive>,
+    /// TLS to the endpoint, and the name its handshakes use.
+    pub tls: Option<(Arc<ClientConfig>, ServerName<'static>)>,
 }
 
 impl ConnectOptions {
-    pub(crate) fn of(cluster: &Cluster) -> Self {
+    pub(crate) fn of(cluster: &Cluster, carries: Carries) -> Self {
+        let tls = cluster.tls.as_ref().map(|tls| {
+            let client = &tls.client;
+            let config = match carries {
+                Carries::Http1 => &client.http1,
+                Carries::Http2 => &client.http2,
+                Carries::Bytes => &client.config,
+            };
+            (config.clone(), client.server_name.clone())
+        });
         ConnectOptions {
             timeout: cluster.connect_timeout,
             keepalive: cluster.tcp_keepalive,
+            tls,
         }
     }
 }
@@ -67,27 +99,39 @@ impl Drop for OpenConnection {
 /// error says why, for logs and local replies.
 pub(crate) async fn connect(
     address: SocketAddr,
-    options: ConnectOptions,
+    options: &ConnectOptions,
     cluster: &ClusterState,
     host: &Arc<EndpointState>,
-) -> Result<(TcpStream, OpenConnection), String> {
+) -> Result<(UpstreamIo, OpenConnection), String> {
     let counters = cluster.counters.local();
     counters.upstream_cx_total.fetch_add(1, Relaxed);
     host.cx_total.fetch_add(1, Relaxed);
-    let connected = match tokio::time::timeout(options.timeout, TcpStream::connect(address)).await {
-        Ok(Ok(stream)) => Ok(stream),
-        Ok(Err(e)) => Err(e.to_string()),
+    let opened = async {
+        let stream = TcpStream::connect(address)
+            .await
+            .map_err(|e| e.to_string())?;
+        // Requests and responses go out whole: no waiting for more to coalesce.
+        let _ = stream.set_nodelay(true);
+        if let Some(keepalive) = &options.keepalive
+            && let Err(e) = set_keepalive(&stream, keepalive)
+        {
+            tracing::debug!(%address, error = %e, "cannot set TCP keepalive");
+        }
+        match &options.tls {
+            None => Ok(MaybeTls::Plain(stream)),
+            Some((config, name)) => TlsConnector::from(config.clone())
+                .connect(name.clone(), stream)
+                .await
+                .map(|tls| MaybeTls::Tls(Box::new(tls)))
+                .map_err(|e| format!("TLS error: {e}")),
+        }
+    };
+    let connected = match tokio::time::timeout(options.timeout, opened).await {
+        Ok(result) => result,
         Err(_) => Err("connect timeout".to_string()),
     };
     match connected {
         Ok(stream) => {
-            // Requests and responses go out whole: no waiting for more to coalesce.
-            let _ = stream.set_nodelay(true);
-            if let Some(keepalive) = &options.keepalive
-                && let Err(e) = set_keepalive(&stream, keepalive)
-            {
-                tracing::debug!(%address, error = %e, "cannot set TCP keepalive");
-            }
             host.cx_active.fetch_add(1, Relaxed);
             Ok((stream, OpenConnection(host.clone())))
         }

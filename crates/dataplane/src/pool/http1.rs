@@ -27,7 +27,7 @@ use outrider_upstream::{BreakerGuard, try_pending};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::connect::{self as upstream_connect, ConnectOptions};
+use super::connect::{self as upstream_connect, Carries, ConnectOptions};
 use super::lifetime::{Lifetime, Retired, Usage};
 use super::{Limits, SendError};
 use crate::fast_map::FastMap;
@@ -50,7 +50,7 @@ pub(crate) struct Http1Pool {
 impl Http1Pool {
     pub(crate) fn new(cluster: &Cluster) -> Self {
         Http1Pool {
-            connect: ConnectOptions::of(cluster),
+            connect: ConnectOptions::of(cluster, Carries::Http1),
             lifetime: Lifetime::of(cluster),
             endpoints: RefCell::new(FastMap::default()),
             released: Notify::new(),
@@ -257,7 +257,7 @@ impl Http1Pool {
         self.lifetime.keep_sweeping(self, Self::sweep);
         let counted = OpenCount::new(self, address);
         let (stream, open) =
-            upstream_connect::connect(address, self.connect, limits.state, limits.endpoint)
+            upstream_connect::connect(address, &self.connect, limits.state, limits.endpoint)
                 .await
                 .map_err(SendError::Connect)?;
         let (sender, connection) = http1::Builder::new()

@@ -29,11 +29,12 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use outrider_model::Cluster;
 use outrider_tables::{ClusterState, EndpointState};
 use outrider_upstream::{BreakerGuard, try_pending};
-use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::connect::{self as upstream_connect, ConnectOptions, OpenConnection};
+use super::connect::{
+    self as upstream_connect, Carries, ConnectOptions, OpenConnection, UpstreamIo,
+};
 use super::lifetime::{Lifetime, Retired, Usage};
 use super::{Limits, SendError};
 use crate::fast_map::FastMap;
@@ -85,7 +86,7 @@ impl Http2Pool {
         }
         Http2Pool {
             builder,
-            connect: ConnectOptions::of(cluster),
+            connect: ConnectOptions::of(cluster, Carries::Http2),
             lifetime: Lifetime::of(cluster),
             connections: RefCell::new(FastMap::default()),
             changed: Notify::new(),
@@ -202,9 +203,9 @@ impl Http2Pool {
         let weak_pool: Weak<Self> = Rc::downgrade(self);
         let this_attempt = attempt.clone();
         let builder = self.builder.clone();
-        let options = self.connect;
+        let options = self.connect.clone();
         tokio::task::spawn_local(async move {
-            let connected = connect(&builder, address, options, &state, &host).await;
+            let connected = connect(&builder, address, &options, &state, &host).await;
             let Some(pool) = weak_pool.upgrade() else {
                 return;
             };
@@ -256,14 +257,14 @@ fn take_pending(limits: &Limits<'_>) -> Result<BreakerGuard, SendError> {
 
 type Handshake = (
     SendRequest<ProxyBody>,
-    http2::Connection<TokioIo<TcpStream>, ProxyBody, LocalExec>,
+    http2::Connection<TokioIo<UpstreamIo>, ProxyBody, LocalExec>,
     OpenConnection,
 );
 
 async fn connect(
     builder: &http2::Builder<LocalExec>,
     address: SocketAddr,
-    options: ConnectOptions,
+    options: &ConnectOptions,
     cluster: &ClusterState,
     host: &Arc<EndpointState>,
 ) -> Result<Handshake, String> {
