@@ -233,6 +233,8 @@ acted_on!(CommonTls {
     alpn_protocols: ["../../model/src/tls.rs"],
     min_version: ["../../model/src/tls.rs"],
     max_version: ["../../model/src/tls.rs"],
+    cipher_suites: ["../../model/src/tls.rs"],
+    ecdh_curves: ["../../model/src/tls.rs"],
 });
 
 acted_on!(CertificateKeyPair {

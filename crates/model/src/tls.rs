@@ -87,6 +87,10 @@ pub struct CommonTls {
     pub alpn_protocols: Vec<String>,
     pub min_version: TlsVersion,
     pub max_version: TlsVersion,
+    /// `tls_params.cipher_suites` (BoringSSL names; empty: Envoy's defaults).
+    pub cipher_suites: Vec<String>,
+    /// `tls_params.ecdh_curves` (empty: X25519, P-256).
+    pub ecdh_curves: Vec<String>,
 }
 
 #[derive(Clone, PartialEq)]
@@ -234,6 +238,12 @@ fn upstream_tls(proto: &pb::UpstreamTlsContext) -> Result<UpstreamTls> {
     })
 }
 
+/// The cipher suites and groups a context's `tls_params` leave.
+fn crypto(common: &CommonTls) -> Result<Arc<outrider_tls::rustls::crypto::CryptoProvider>> {
+    outrider_tls::provider_for(&common.cipher_suites, &common.ecdh_curves)
+        .map_err(|e| tls_error(e, "common_tls_context"))
+}
+
 /// `alpn_protocols` as rustls takes them.
 fn alpn_bytes(common: &CommonTls) -> Vec<Vec<u8>> {
     common
@@ -275,6 +285,7 @@ fn client_tls(common: &CommonTls, sni: Option<String>) -> Result<Built<ClientTls
             san_check: san_check(v),
         });
     let settings = ClientSettings {
+        crypto: crypto(common)?,
         certificate: common.certificates.first().map(|c| c.loaded.0.clone()),
         min_version: tls_version(common.min_version),
         max_version: tls_version(common.max_version),
@@ -380,6 +391,7 @@ fn server_configs(
         san_check: san_check(v),
     });
     let settings = ServerSettings {
+        crypto: crypto(common)?,
         certificates: common
             .certificates
             .iter()
@@ -479,8 +491,8 @@ fn common_tls(proto: &pb::CommonTlsContext, side: Side) -> Result<CommonTls> {
         Side::Client => TlsVersion::Tls12,
         Side::Server => TlsVersion::Tls13,
     };
-    let (min_version, max_version) = match tls_params {
-        None => (TlsVersion::Tls12, default_max),
+    let (min_version, max_version, cipher_suites, ecdh_curves) = match tls_params {
+        None => (TlsVersion::Tls12, default_max, Vec::new(), Vec::new()),
         Some(p) => tls_parameters(p, default_max).within("tls_params")?,
     };
     let validation = match validation_context_type {
@@ -513,13 +525,16 @@ fn common_tls(proto: &pb::CommonTlsContext, side: Side) -> Result<CommonTls> {
         alpn_protocols: alpn_protocols.clone(),
         min_version,
         max_version,
+        cipher_suites,
+        ecdh_curves,
     })
 }
 
-fn tls_parameters(
-    proto: &pb::TlsParameters,
-    default_max: TlsVersion,
-) -> Result<(TlsVersion, TlsVersion)> {
+type TlsParameters = (TlsVersion, TlsVersion, Vec<String>, Vec<String>);
+
+/// Versions, cipher suites and curves (checked against what rustls offers when the context
+/// is built).
+fn tls_parameters(proto: &pb::TlsParameters, default_max: TlsVersion) -> Result<TlsParameters> {
     let pb::TlsParameters {
         tls_minimum_protocol_version,
         tls_maximum_protocol_version,
@@ -528,13 +543,7 @@ fn tls_parameters(
         signature_algorithms,
         compliance_policies,
     } = proto;
-    // These name BoringSSL algorithms; rustls has its own fixed, safe set.
-    reject_if_set!(
-        cipher_suites,
-        ecdh_curves,
-        signature_algorithms,
-        compliance_policies
-    );
+    reject_if_set!(signature_algorithms, compliance_policies);
     let version = |value: i32, field: &str, default: TlsVersion| -> Result<TlsVersion> {
         match enum_value::<TlsProtocol>(value, field)? {
             TlsProtocol::TlsAuto => Ok(default),
@@ -562,7 +571,7 @@ fn tls_parameters(
             "must not be lower than tls_minimum_protocol_version",
         ));
     }
-    Ok((min, max))
+    Ok((min, max, cipher_suites.clone(), ecdh_curves.clone()))
 }
 
 fn certificate(proto: &pb::TlsCertificate) -> Result<CertificateKeyPair> {

@@ -116,6 +116,26 @@ fn bad_tls_material_is_refused_with_its_path() {
             ),
         ),
     ];
+    let with_params = |params: &str| {
+        certificates(&pki.cert, &pki.key).replace(
+            "        alpn_protocols: [h2, http/1.1]\n",
+            &format!(
+                "        alpn_protocols: [h2, http/1.1]\n        tls_params: {{ {params} }}\n"
+            ),
+        )
+    };
+    let cases = cases.into_iter().chain([
+        (
+            with_params("cipher_suites: [ECDHE-RSA-AES128-GCM-SHA256, NOT-A-SUITE]"),
+            format!("{at}.tls_params.cipher_suites: unknown cipher suite NOT-A-SUITE"),
+        ),
+        (
+            with_params("ecdh_curves: [P-521]"),
+            format!(
+                "{at}.tls_params.ecdh_curves: P-521 is not offered (X25519, P-256 and P-384 are)"
+            ),
+        ),
+    ]);
     for (context, expected) in cases {
         assert_eq!(listener(&context), Err(expected.clone()), "{expected}");
     }

@@ -22,6 +22,8 @@ use crate::server::{TlsVersion, protocol_versions};
 /// What an `UpstreamTlsContext` asks of the client side.
 #[derive(Debug, Clone)]
 pub struct ClientSettings {
+    /// The cipher suites and groups offered (`provider_for`).
+    pub crypto: Arc<CryptoProvider>,
     /// Presented when the server asks for one.
     pub certificate: Option<Arc<CertifiedKey>>,
     pub min_version: TlsVersion,
@@ -81,7 +83,7 @@ impl ClientTls {
                 provider: provider.clone(),
             }),
         };
-        let builder = ClientConfig::builder_with_provider(provider)
+        let builder = ClientConfig::builder_with_provider(settings.crypto.clone())
             .with_protocol_versions(&versions)
             .map_err(|e| TlsError::new(format!("unusable TLS versions: {e}")))?
             .dangerous()

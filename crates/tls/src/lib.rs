@@ -21,7 +21,7 @@ pub use client::{ClientSettings, ClientTls, ServerValidation};
 pub use client_auth::{ClientAuth, SanCheck};
 pub use error::TlsError;
 pub use pem::{certificates, private_key};
-pub use provider::provider;
+pub use provider::{provider, provider_for};
 pub use sans::PeerSans;
 pub use server::{ServerConfigs, ServerSettings, TlsVersion};
 

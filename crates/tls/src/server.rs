@@ -10,7 +10,6 @@ use rustls::{ServerConfig, SignatureAlgorithm, SupportedProtocolVersion};
 
 use crate::client_auth::ClientAuth;
 use crate::error::TlsError;
-use crate::provider::provider;
 use crate::sans::PeerSans;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -34,6 +33,8 @@ pub(crate) fn protocol_versions(
 /// What a `DownstreamTlsContext` asks of the server side.
 #[derive(Debug, Clone)]
 pub struct ServerSettings {
+    /// The cipher suites and groups offered (`provider_for`).
+    pub crypto: Arc<rustls::crypto::CryptoProvider>,
     /// `tls_certificates`, in order (the first is the fallback).
     pub certificates: Vec<Arc<CertifiedKey>>,
     pub min_version: TlsVersion,
@@ -68,7 +69,7 @@ impl ServerConfigs {
             ));
         }
         let versions = protocol_versions(settings.min_version, settings.max_version);
-        let builder = ServerConfig::builder_with_provider(provider())
+        let builder = ServerConfig::builder_with_provider(settings.crypto.clone())
             .with_protocol_versions(&versions)
             .map_err(|e| TlsError::new(format!("unusable TLS versions: {e}")))?;
         let builder = match &settings.client_auth {

@@ -47,6 +47,7 @@ impl UpstreamTls {
             None => None,
         };
         let configs = outrider_tls::ServerConfigs::build(&outrider_tls::ServerSettings {
+            crypto: outrider_tls::provider(),
             certificates: vec![key],
             min_version: outrider_tls::TlsVersion::Tls12,
             max_version: outrider_tls::TlsVersion::Tls13,
