@@ -127,6 +127,10 @@ pub async fn serve(
                 })
             })
             .with_stats(Arc::new(move || crate::stats::report_stats(&report_stats)))
+            .with_stats({
+                let tls_stats = dataplane.tls_stats();
+                Arc::new(move || crate::stats::tls_stats(&tls_stats))
+            })
             .with_drain_listeners({
                 let dataplane = dataplane.clone();
                 Arc::new(move |inbound_only| dataplane.drain_listeners(inbound_only))

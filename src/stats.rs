@@ -5,7 +5,8 @@ use std::sync::atomic::AtomicU64;
 
 use outrider_admin::{Stat, StatKind};
 use outrider_dataplane::{
-    ActiveListener, DownstreamConnections, HttpCounters, HttpStatsRegistry, listener_stat_name,
+    ActiveListener, DownstreamConnections, HttpCounters, HttpStatsRegistry, TlsStatsRegistry,
+    listener_stat_name,
 };
 use outrider_report::ReportStats;
 
@@ -121,6 +122,20 @@ pub(crate) fn listener_stats(
         ));
     }
     stats
+}
+
+/// `listener.<name>.ssl.*` of every listener that terminates TLS.
+pub(crate) fn tls_stats(registry: &TlsStatsRegistry) -> Vec<Stat> {
+    registry
+        .all()
+        .into_iter()
+        .flat_map(|(scope, counters)| {
+            counters
+                .values()
+                .into_iter()
+                .map(move |(name, value)| Stat::listener(&scope, &name, StatKind::Counter, value))
+        })
+        .collect()
 }
 
 /// `event_reporting.*`, `event_log.*`, `load_reporter.*`: counters, bar the two connection

@@ -97,6 +97,15 @@ layered_runtime:
     assert!(status.starts_with("HTTP/1.1 503"), "{status}");
     assert_eq!(proxy.stat(retried).await, Some(1));
     assert_eq!(proxy.stat(abandoned).await, Some(0));
+    // Its kept body goes when its request ends, which may be a moment after the client has
+    // the whole response.
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            proxy.stat_blocking("http.ingress.downstream_rq_active") == Some(0)
+        })
+        .await,
+        "the first request never ended"
+    );
 
     // While a slow request's body holds the budget, the next body is streamed: no retry.
     let slow = std::thread::spawn(move || post_mib(addr, "/delay/2000"));
@@ -117,6 +126,13 @@ layered_runtime:
     assert_eq!(proxy.stat(abandoned).await, Some(1));
     let slow = slow.join().expect("slow client");
     assert!(slow.starts_with("HTTP/1.1 200"), "{slow}");
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            proxy.stat_blocking("http.ingress.downstream_rq_active") == Some(0)
+        })
+        .await,
+        "the slow request never ended"
+    );
 
     // The budget is back: kept and retried again.
     let status = tokio::task::block_in_place(|| post_mib(addr, "/status/503"));

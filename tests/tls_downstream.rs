@@ -145,6 +145,8 @@ async fn a_tls_listener_serves_https_by_alpn_and_refuses_plaintext() {
     let (response, closed) =
         tokio::task::block_in_place(|| raw_exchange(addr, b"GET / HTTP/1.1\r\nhost: a\r\n\r\n"));
     assert!(closed, "the connection stays open");
+    let errors = format!("listener.127.0.0.1_{}.ssl.connection_error", addr.port());
+    assert!(setup.proxy.stat(&errors).await >= Some(1), "{errors}");
     assert!(
         !response.starts_with("HTTP/"),
         "plaintext was served: {response}"
@@ -188,6 +190,24 @@ async fn a_listener_requiring_client_certificates_checks_ca_and_san() {
         let refused = fetch(client).await;
         assert!(refused.is_err(), "{what} was served: {refused:?}");
     }
+    // Each outcome counted under Envoy's name.
+    let scope = format!("listener.127.0.0.1_{}.ssl", addr.port());
+    for (name, at_least) in [
+        ("handshake", 1),
+        ("versions.TLSv1.3", 1),
+        ("ciphers.TLS_AES_128_GCM_SHA256", 1),
+        ("fail_verify_no_cert", 1),
+        ("fail_verify_san", 1),
+        ("fail_verify_error", 1),
+    ] {
+        let value = setup.proxy.stat(&format!("{scope}.{name}")).await;
+        assert!(value >= Some(at_least), "{scope}.{name}: {value:?}");
+    }
+    assert_eq!(
+        setup.proxy.stat(&format!("{scope}.no_certificate")).await,
+        Some(0),
+        "every served client showed a certificate"
+    );
 }
 
 /// Several certificates: chosen by SNI (exact, then wildcard), then by what the client can

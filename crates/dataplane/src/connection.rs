@@ -15,6 +15,7 @@ use crate::downstream_io::DownstreamIo;
 use crate::filter_chain::{ChainRef, select_filter_chain};
 use crate::http_server::serve_http;
 use crate::tcp_proxy::serve_tcp_proxy;
+use crate::tls_stats::TlsCounters;
 use crate::worker_context::WorkerContext;
 
 pub(crate) async fn serve_connection(
@@ -24,6 +25,7 @@ pub(crate) async fn serve_connection(
     peer: SocketAddr,
     drained: watch::Receiver<bool>,
     slot: ConnectionSlot,
+    tls_counters: Option<Arc<TlsCounters>>,
 ) {
     let local = match stream.local_addr() {
         Ok(local) => local,
@@ -36,7 +38,9 @@ pub(crate) async fn serve_connection(
     let chain = ChainRef { listener, chain };
     match &chain.get().filter {
         NetworkFilter::HttpConnectionManager(_) => {
-            serve_http(context, chain, stream, peer, local, drained, slot).await;
+            let tls_counters = tls_counters.as_deref();
+            let connection = (stream, peer, local);
+            serve_http(context, chain, connection, drained, slot, tls_counters).await;
         }
         NetworkFilter::TcpProxy(tcp) => {
             let tcp = tcp.clone();
@@ -45,6 +49,7 @@ pub(crate) async fn serve_connection(
                 stream,
                 filter_chain.tls.as_ref(),
                 filter_chain.handshake_timeout,
+                tls_counters.as_deref(),
             );
             let mut drain = drained.clone();
             let downstream = tokio::select! {

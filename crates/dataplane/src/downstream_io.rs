@@ -14,6 +14,7 @@ use tokio_rustls::rustls::server::Acceptor;
 use tokio_rustls::server::TlsStream;
 
 use crate::maybe_tls::MaybeTls;
+use crate::tls_stats::TlsCounters;
 
 pub(crate) type DownstreamIo = MaybeTls<TlsStream<TcpStream>>;
 
@@ -21,10 +22,12 @@ impl MaybeTls<TlsStream<TcpStream>> {
     /// The connection as its filter chain has it: plaintext, or after a TLS handshake that
     /// must end within `timeout` (`transport_socket_connect_timeout`; none by default, as in
     /// Envoy). A client that sends no SNI where the context requires one is refused.
+    /// The handshake's outcome goes to `counters` (the listener's `ssl.*`).
     pub(crate) async fn open(
         stream: TcpStream,
         tls: Option<&DownstreamTls>,
         timeout: Option<Duration>,
+        counters: Option<&TlsCounters>,
     ) -> io::Result<Self> {
         let Some(tls) = tls else {
             return Ok(MaybeTls::Plain(stream));
@@ -41,13 +44,23 @@ impl MaybeTls<TlsStream<TcpStream>> {
             let config = tls.server.for_client(hello.alpn());
             start.into_stream(config).await
         };
-        let stream = match timeout {
+        let finished = match timeout {
             Some(limit) => tokio::time::timeout(limit, handshake)
                 .await
-                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timeout"))??,
-            None => handshake.await?,
+                .unwrap_or_else(|_| {
+                    Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "TLS handshake timeout",
+                    ))
+                }),
+            None => handshake.await,
         };
-        Ok(MaybeTls::Tls(Box::new(stream)))
+        match (&finished, counters) {
+            (Ok(stream), Some(counters)) => counters.handshake_done(stream.get_ref().1),
+            (Err(error), Some(counters)) => counters.handshake_failed(error),
+            (_, None) => {}
+        }
+        Ok(MaybeTls::Tls(Box::new(finished?)))
     }
 
     /// Writes `bytes` now if the socket takes them, without waiting: a short local reply on

@@ -42,18 +42,18 @@ use crate::local_exec::LocalExec;
 use crate::local_reply::ProxyBody;
 use crate::premature_resets::{PrematureResets, StreamWatch};
 use crate::request::{Client, Refused, accept, proxy_request};
+use crate::tls_stats::TlsCounters;
 use crate::worker_context::WorkerContext;
 
-/// Serves one downstream connection with the HTTP connection manager of its filter chain,
-/// until the client closes it or it is retired.
+/// Serves one downstream connection (`stream` from `peer` to `local`) with the HTTP
+/// connection manager of its filter chain, until the client closes it or it is retired.
 pub(crate) async fn serve_http(
     context: Rc<WorkerContext>,
     chain: ChainRef,
-    stream: TcpStream,
-    peer: SocketAddr,
-    local: SocketAddr,
+    (stream, peer, local): (TcpStream, SocketAddr, SocketAddr),
     mut drained: watch::Receiver<bool>,
     slot: ConnectionSlot,
+    tls_counters: Option<&TlsCounters>,
 ) {
     let Some(hcm) = chain.http() else {
         return;
@@ -78,6 +78,7 @@ pub(crate) async fn serve_http(
             stream,
             filter_chain.tls.as_ref(),
             filter_chain.handshake_timeout,
+            tls_counters,
         )
         .await?;
         sniff(io).await

@@ -38,6 +38,7 @@ mod start_time;
 mod stream_body;
 mod stream_clock;
 mod tcp_proxy;
+mod tls_stats;
 mod underscore_headers;
 mod upgrade;
 mod worker;
@@ -51,4 +52,5 @@ pub use downstream_connections::{
 pub use http_stats::{HttpCounters, HttpStats, HttpStatsRegistry};
 pub use listener_manager::ActiveListener;
 pub use memory_bursts::heap_trim_due;
+pub use tls_stats::{TlsCounters, TlsStatsRegistry};
 pub use worker::{DEFAULT_RETRY_BUFFER_BUDGET, Dataplane, DataplaneOptions};

@@ -22,6 +22,7 @@ use crate::downstream_connections::{
 };
 use crate::http_stats::HttpStatsRegistry;
 use crate::listener_manager::{ActiveListener, ListenerManager};
+use crate::tls_stats::TlsStatsRegistry;
 use crate::worker_context::WorkerContext;
 use crate::worker_handle::{WorkerCommand, WorkerHandle};
 
@@ -64,6 +65,7 @@ impl Default for DataplaneOptions {
 pub struct Dataplane {
     tables: Arc<Tables>,
     http_stats: HttpStatsRegistry,
+    tls_stats: TlsStatsRegistry,
     connections: Arc<DownstreamConnections>,
     workers: Vec<WorkerHandle>,
     listeners: ListenerManager,
@@ -76,6 +78,7 @@ impl Dataplane {
         let count = options.concurrency.max(1);
         let mut workers = Vec::with_capacity(count);
         let http_stats = HttpStatsRegistry::default();
+        let tls_stats = TlsStatsRegistry::default();
         let connections = Arc::new(DownstreamConnections::new(
             options.max_downstream_connections,
             &options.listener_connection_limits,
@@ -84,7 +87,7 @@ impl Dataplane {
             let (commands, receiver) = mpsc::unbounded_channel();
             let tables = tables.clone();
             let options = options.clone();
-            let stats = http_stats.clone();
+            let stats = (http_stats.clone(), tls_stats.clone());
             let shared = connections.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("outrider-worker-{index}"))
@@ -97,6 +100,7 @@ impl Dataplane {
         Ok(Dataplane {
             tables,
             http_stats,
+            tls_stats,
             connections,
             workers,
             listeners: ListenerManager::default(),
@@ -123,6 +127,11 @@ impl Dataplane {
     /// The global downstream connection limit and its listeners' overflow counts (`/stats`).
     pub fn downstream_connections(&self) -> Arc<DownstreamConnections> {
         self.connections.clone()
+    }
+
+    /// The listeners' `ssl.*` counters, by scope (`/stats`).
+    pub fn tls_stats(&self) -> TlsStatsRegistry {
+        self.tls_stats.clone()
     }
 
     /// The HTTP connection managers' counters, by stat prefix (`/stats`).
@@ -169,7 +178,7 @@ fn run_worker(
     index: usize,
     tables: Arc<Tables>,
     options: DataplaneOptions,
-    http_stats: HttpStatsRegistry,
+    (http_stats, tls_stats): (HttpStatsRegistry, TlsStatsRegistry),
     connections: Arc<DownstreamConnections>,
     mut commands: mpsc::UnboundedReceiver<WorkerCommand>,
 ) {
@@ -187,7 +196,7 @@ fn run_worker(
     };
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async move {
-        let context = Rc::new(WorkerContext::new(tables, options, http_stats));
+        let context = Rc::new(WorkerContext::new(tables, options, http_stats, tls_stats));
         // Access-log lines are written once a second (Envoy's default flush interval), and at
         // the worker's end.
         let flushing = context.access_log.clone();
@@ -250,6 +259,12 @@ async fn accept_loop(
         Ok(bound) => listener_stat_name(&listener, bound),
         Err(_) => listener_stat_name(&listener, listener.address),
     };
+    let terminates_tls = listener
+        .filter_chains
+        .iter()
+        .chain(listener.default_filter_chain.as_ref())
+        .any(|chain| chain.tls.is_some());
+    let tls_counters = terminates_tls.then(|| context.tls_stats.scope(&stat_name));
     loop {
         tokio::select! {
             accepted = socket.accept() => match accepted {
@@ -266,6 +281,7 @@ async fn accept_loop(
                         peer,
                         drained.clone(),
                         slot,
+                        tls_counters.clone(),
                     );
                     tokio::task::spawn_local(serve);
                 }

@@ -17,6 +17,7 @@ use crate::fast_map::FastMap;
 use crate::http_stats::{HttpStats, HttpStatsRegistry};
 use crate::pool::{Http1Pool, Http2Pool, Upstream};
 use crate::routing::CompiledRoutes;
+use crate::tls_stats::TlsStatsRegistry;
 
 /// One cluster's connection pools on this worker.
 struct UpstreamPools {
@@ -48,6 +49,8 @@ pub(crate) struct WorkerContext {
     pub tables: Arc<Tables>,
     pub options: DataplaneOptions,
     http_stats_registry: HttpStatsRegistry,
+    /// Listeners' `ssl.*` counters, shared by the workers.
+    pub tls_stats: TlsStatsRegistry,
     /// This worker's view of the registry, so a connection finds its counters without a lock.
     http_stats: RefCell<FastMap<String, HttpStats>>,
     pools: RefCell<FastMap<String, UpstreamPools>>,
@@ -60,12 +63,14 @@ impl WorkerContext {
         tables: Arc<Tables>,
         options: DataplaneOptions,
         http_stats_registry: HttpStatsRegistry,
+        tls_stats: TlsStatsRegistry,
     ) -> Self {
         WorkerContext {
             access_log: Rc::new(AccessLogBuffers::default()),
             tables,
             options,
             http_stats_registry,
+            tls_stats,
             http_stats: RefCell::new(FastMap::default()),
             pools: RefCell::new(FastMap::default()),
             balancers: RefCell::new(FastMap::default()),
