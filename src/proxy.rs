@@ -131,6 +131,10 @@ pub async fn serve(
                 let tls_stats = dataplane.tls_stats();
                 Arc::new(move || crate::stats::tls_stats(&tls_stats))
             })
+            .with_stats({
+                let tls_stats = dataplane.cluster_tls_stats();
+                Arc::new(move || crate::stats::cluster_tls_stats(&tls_stats))
+            })
             .with_drain_listeners({
                 let dataplane = dataplane.clone();
                 Arc::new(move |inbound_only| dataplane.drain_listeners(inbound_only))

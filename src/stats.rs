@@ -138,6 +138,20 @@ pub(crate) fn tls_stats(registry: &TlsStatsRegistry) -> Vec<Stat> {
         .collect()
 }
 
+/// `cluster.<name>.ssl.*` of every cluster that has made a TLS connection.
+pub(crate) fn cluster_tls_stats(registry: &TlsStatsRegistry) -> Vec<Stat> {
+    registry
+        .all()
+        .into_iter()
+        .flat_map(|(cluster, counters)| {
+            counters
+                .values()
+                .into_iter()
+                .map(move |(name, value)| Stat::cluster(&cluster, &name, StatKind::Counter, value))
+        })
+        .collect()
+}
+
 /// `event_reporting.*`, `event_log.*`, `load_reporter.*`: counters, bar the two connection
 /// states.
 pub(crate) fn report_stats(stats: &ReportStats) -> Vec<Stat> {

@@ -8,11 +8,12 @@
 mod common;
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use common::https::{client_config, get};
 use common::pki::{Ca, yaml_string};
 use common::raw_http::raw_exchange;
-use common::xds_proxy::{XdsProxy, cluster, endpoints, http_listener, routes, yaml};
+use common::xds_proxy::{XdsProxy, cluster, endpoints, eventually, http_listener, routes, yaml};
 use envoy_types::pb::envoy::config::core::v3::TransportSocket;
 use envoy_types::pb::envoy::config::listener::v3::Listener;
 use outrider_upstream_server::echo::EchoedRequest;
@@ -145,8 +146,16 @@ async fn a_tls_listener_serves_https_by_alpn_and_refuses_plaintext() {
     let (response, closed) =
         tokio::task::block_in_place(|| raw_exchange(addr, b"GET / HTTP/1.1\r\nhost: a\r\n\r\n"));
     assert!(closed, "the connection stays open");
+    // Counted as the server's side of the handshake ends, which the client may see first.
     let errors = format!("listener.127.0.0.1_{}.ssl.connection_error", addr.port());
-    assert!(setup.proxy.stat(&errors).await >= Some(1), "{errors}");
+    assert!(
+        eventually(Duration::from_secs(5), || setup
+            .proxy
+            .stat_blocking(&errors)
+            >= Some(1))
+        .await,
+        "{errors}"
+    );
     assert!(
         !response.starts_with("HTTP/"),
         "plaintext was served: {response}"
@@ -200,8 +209,16 @@ async fn a_listener_requiring_client_certificates_checks_ca_and_san() {
         ("fail_verify_san", 1),
         ("fail_verify_error", 1),
     ] {
-        let value = setup.proxy.stat(&format!("{scope}.{name}")).await;
-        assert!(value >= Some(at_least), "{scope}.{name}: {value:?}");
+        // Counted as the server's side of each handshake ends, which the client may see
+        // first.
+        let stat = format!("{scope}.{name}");
+        assert!(
+            eventually(Duration::from_secs(5), || setup.proxy.stat_blocking(&stat)
+                >= Some(at_least))
+            .await,
+            "{stat}: {:?}",
+            setup.proxy.stat(&stat).await
+        );
     }
     assert_eq!(
         setup.proxy.stat(&format!("{scope}.no_certificate")).await,

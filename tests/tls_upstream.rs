@@ -2,7 +2,8 @@
 //! cluster with an `UpstreamTlsContext` speaks TLS to its endpoints, sends its SNI and client
 //! certificate, offers `h2` where it speaks HTTP/2, and checks the server's certificate
 //! against its CA and SAN matchers (a mismatch is a failed connect, and no request reaches
-//! the upstream); without a validation context any server certificate is accepted, as Envoy.
+//! the upstream); without a validation context any server certificate is accepted, as Envoy;
+//! `cluster.<name>.ssl.*` counts the handshakes.
 
 mod common;
 
@@ -164,4 +165,17 @@ async fn tls_clusters_speak_tls_and_check_the_servers_certificate() {
         "{plain}"
     );
     assert_eq!(backend.requests_for("/echo"), before);
+
+    // Each cluster's handshakes counted under Envoy's names (TLS 1.2: Envoy's client default).
+    for (stat, at_least) in [
+        ("cluster.tls-h1.ssl.handshake", 1),
+        ("cluster.tls-h1.ssl.versions.TLSv1.2", 1),
+        ("cluster.tls-h2.ssl.handshake", 1),
+        ("cluster.wrong-san.ssl.fail_verify_san", 1),
+    ] {
+        let value = proxy.stat(stat).await;
+        assert!(value >= Some(at_least), "{stat}: {value:?}");
+    }
+    assert_eq!(proxy.stat("cluster.wrong-san.ssl.handshake").await, Some(0));
+    assert_eq!(proxy.stat("cluster.plaintext.ssl.handshake").await, None);
 }

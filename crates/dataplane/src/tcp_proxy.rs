@@ -58,7 +58,11 @@ pub(crate) async fn serve_tcp_proxy(
         };
         let connected = upstream_connect::connect(
             address,
-            &upstream_connect::ConnectOptions::of(&entry.config, upstream_connect::Carries::Bytes),
+            &upstream_connect::ConnectOptions::of(
+                &entry.config,
+                upstream_connect::Carries::Bytes,
+                &context.cluster_tls_stats,
+            ),
             &entry.state,
             &endpoint,
         )

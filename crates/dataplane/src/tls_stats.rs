@@ -1,5 +1,6 @@
-//! Envoy's `ssl.*` counters of a listener's TLS handshakes (`listener.<name>.ssl.*`): shared
-//! by the workers, since a handshake is a connection's event, not a request's.
+//! Envoy's `ssl.*` counters of TLS handshakes, a listener's (`listener.<name>.ssl.*`) or a
+//! cluster's (`cluster.<name>.ssl.*`): shared by the workers, since a handshake is a
+//! connection's event, not a request's.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -41,8 +42,8 @@ pub struct TlsCounters {
 }
 
 impl TlsCounters {
-    /// A handshake that succeeded, as Envoy logs it.
-    pub(crate) fn handshake_done(&self, session: &rustls::ServerConnection) {
+    /// A handshake that succeeded, as Envoy logs it (`no_certificate`: the peer showed none).
+    pub(crate) fn handshake_done(&self, session: &rustls::CommonState) {
         self.handshake.fetch_add(1, Relaxed);
         if session.handshake_kind() == Some(HandshakeKind::Resumed) {
             self.session_reused.fetch_add(1, Relaxed);
@@ -112,7 +113,8 @@ impl TlsCounters {
     }
 }
 
-/// The counters of every listener, by its stat name, created on first use.
+/// The counters of every listener (by its stat name) or cluster (by name), created on first
+/// use.
 #[derive(Debug, Clone, Default)]
 pub struct TlsStatsRegistry(Arc<Mutex<BTreeMap<String, Arc<TlsCounters>>>>);
 

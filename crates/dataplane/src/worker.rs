@@ -66,6 +66,7 @@ pub struct Dataplane {
     tables: Arc<Tables>,
     http_stats: HttpStatsRegistry,
     tls_stats: TlsStatsRegistry,
+    cluster_tls_stats: TlsStatsRegistry,
     connections: Arc<DownstreamConnections>,
     workers: Vec<WorkerHandle>,
     listeners: ListenerManager,
@@ -79,6 +80,7 @@ impl Dataplane {
         let mut workers = Vec::with_capacity(count);
         let http_stats = HttpStatsRegistry::default();
         let tls_stats = TlsStatsRegistry::default();
+        let cluster_tls_stats = TlsStatsRegistry::default();
         let connections = Arc::new(DownstreamConnections::new(
             options.max_downstream_connections,
             &options.listener_connection_limits,
@@ -87,7 +89,10 @@ impl Dataplane {
             let (commands, receiver) = mpsc::unbounded_channel();
             let tables = tables.clone();
             let options = options.clone();
-            let stats = (http_stats.clone(), tls_stats.clone());
+            let stats = (
+                http_stats.clone(),
+                (tls_stats.clone(), cluster_tls_stats.clone()),
+            );
             let shared = connections.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("outrider-worker-{index}"))
@@ -101,6 +106,7 @@ impl Dataplane {
             tables,
             http_stats,
             tls_stats,
+            cluster_tls_stats,
             connections,
             workers,
             listeners: ListenerManager::default(),
@@ -132,6 +138,11 @@ impl Dataplane {
     /// The listeners' `ssl.*` counters, by scope (`/stats`).
     pub fn tls_stats(&self) -> TlsStatsRegistry {
         self.tls_stats.clone()
+    }
+
+    /// The clusters' `ssl.*` counters, by cluster name (`/stats`).
+    pub fn cluster_tls_stats(&self) -> TlsStatsRegistry {
+        self.cluster_tls_stats.clone()
     }
 
     /// The HTTP connection managers' counters, by stat prefix (`/stats`).
@@ -178,7 +189,7 @@ fn run_worker(
     index: usize,
     tables: Arc<Tables>,
     options: DataplaneOptions,
-    (http_stats, tls_stats): (HttpStatsRegistry, TlsStatsRegistry),
+    (http_stats, tls_stats): (HttpStatsRegistry, (TlsStatsRegistry, TlsStatsRegistry)),
     connections: Arc<DownstreamConnections>,
     mut commands: mpsc::UnboundedReceiver<WorkerCommand>,
 ) {

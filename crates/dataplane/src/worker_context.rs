@@ -27,17 +27,17 @@ struct UpstreamPools {
 }
 
 impl UpstreamPools {
-    fn upstream(&mut self, http2: bool) -> Upstream {
+    fn upstream(&mut self, http2: bool, tls_stats: &TlsStatsRegistry) -> Upstream {
         let cluster = &self.config;
         if http2 {
             let pool = self
                 .http2
-                .get_or_insert_with(|| Rc::new(Http2Pool::new(cluster)));
+                .get_or_insert_with(|| Rc::new(Http2Pool::new(cluster, tls_stats)));
             Upstream::Http2(pool.clone())
         } else {
             let pool = self
                 .http1
-                .get_or_insert_with(|| Rc::new(Http1Pool::new(cluster)));
+                .get_or_insert_with(|| Rc::new(Http1Pool::new(cluster, tls_stats)));
             Upstream::Http1(pool.clone())
         }
     }
@@ -51,6 +51,8 @@ pub(crate) struct WorkerContext {
     http_stats_registry: HttpStatsRegistry,
     /// Listeners' `ssl.*` counters, shared by the workers.
     pub tls_stats: TlsStatsRegistry,
+    /// Clusters' `ssl.*` counters, shared by the workers.
+    pub cluster_tls_stats: TlsStatsRegistry,
     /// This worker's view of the registry, so a connection finds its counters without a lock.
     http_stats: RefCell<FastMap<String, HttpStats>>,
     pools: RefCell<FastMap<String, UpstreamPools>>,
@@ -63,7 +65,7 @@ impl WorkerContext {
         tables: Arc<Tables>,
         options: DataplaneOptions,
         http_stats_registry: HttpStatsRegistry,
-        tls_stats: TlsStatsRegistry,
+        (tls_stats, cluster_tls_stats): (TlsStatsRegistry, TlsStatsRegistry),
     ) -> Self {
         WorkerContext {
             access_log: Rc::new(AccessLogBuffers::default()),
@@ -71,6 +73,7 @@ impl WorkerContext {
             options,
             http_stats_registry,
             tls_stats,
+            cluster_tls_stats,
             http_stats: RefCell::new(FastMap::default()),
             pools: RefCell::new(FastMap::default()),
             balancers: RefCell::new(FastMap::default()),
@@ -90,7 +93,7 @@ impl WorkerContext {
         if let Some(entry) = pools.get_mut(cluster.name.as_str())
             && Arc::ptr_eq(&entry.config, cluster)
         {
-            return entry.upstream(http2);
+            return entry.upstream(http2, &self.cluster_tls_stats);
         }
         // New cluster, or new settings (timeouts, protocol): new pools; the old connections
         // close as their requests finish. (Only here is the name copied.)
@@ -106,7 +109,7 @@ impl WorkerContext {
             }
             Entry::Vacant(vacant) => vacant.insert(fresh),
         };
-        entry.upstream(http2)
+        entry.upstream(http2, &self.cluster_tls_stats)
     }
 
     /// The `http.<prefix>.*` counters of a connection manager.

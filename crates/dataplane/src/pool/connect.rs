@@ -19,6 +19,7 @@ use tokio_rustls::rustls::ClientConfig;
 use tokio_rustls::rustls::pki_types::ServerName;
 
 use crate::maybe_tls::MaybeTls;
+use crate::tls_stats::{TlsCounters, TlsStatsRegistry};
 
 /// An upstream connection's bytes: plaintext or TLS.
 pub(crate) type UpstreamIo = MaybeTls<TlsStream<TcpStream>>;
@@ -38,12 +39,23 @@ pub(crate) struct ConnectOptions {
     pub timeout: Duration,
     /// `upstream_connection_options.tcp_keepalive`.
     pub keepalive: Option<TcpKeepalive>,
-    /// TLS to the endpoint, and the name its handshakes use.
-    pub tls: Option<(Arc<ClientConfig>, ServerName<'static>)>,
+    /// TLS to the endpoint.
+    pub tls: Option<UpstreamTlsOptions>,
+}
+
+/// A cluster's TLS as one kind of connection uses it.
+#[derive(Debug, Clone)]
+pub(crate) struct UpstreamTlsOptions {
+    config: Arc<ClientConfig>,
+    /// The SNI, or a name never sent.
+    name: ServerName<'static>,
+    /// `cluster.<name>.ssl.*`.
+    counters: Arc<TlsCounters>,
 }
 
 impl ConnectOptions {
-    pub(crate) fn of(cluster: &Cluster, carries: Carries) -> Self {
+    /// `tls_stats`: where the cluster's `ssl.*` counters are.
+    pub(crate) fn of(cluster: &Cluster, carries: Carries, tls_stats: &TlsStatsRegistry) -> Self {
         let tls = cluster.tls.as_ref().map(|tls| {
             let client = &tls.client;
             let config = match carries {
@@ -51,7 +63,11 @@ impl ConnectOptions {
                 Carries::Http2 => &client.http2,
                 Carries::Bytes => &client.config,
             };
-            (config.clone(), client.server_name.clone())
+            UpstreamTlsOptions {
+                config: config.clone(),
+                name: client.server_name.clone(),
+                counters: tls_stats.scope(&cluster.name),
+            }
         });
         ConnectOptions {
             timeout: cluster.connect_timeout,
@@ -119,11 +135,18 @@ pub(crate) async fn connect(
         }
         match &options.tls {
             None => Ok(MaybeTls::Plain(stream)),
-            Some((config, name)) => TlsConnector::from(config.clone())
-                .connect(name.clone(), stream)
-                .await
-                .map(|tls| MaybeTls::Tls(Box::new(tls)))
-                .map_err(|e| format!("TLS error: {e}")),
+            Some(tls) => {
+                let handshake = TlsConnector::from(tls.config.clone())
+                    .connect(tls.name.clone(), stream)
+                    .await;
+                match &handshake {
+                    Ok(stream) => tls.counters.handshake_done(stream.get_ref().1),
+                    Err(error) => tls.counters.handshake_failed(error),
+                }
+                handshake
+                    .map(|tls| MaybeTls::Tls(Box::new(tls)))
+                    .map_err(|e| format!("TLS error: {e}"))
+            }
         }
     };
     let connected = match tokio::time::timeout(options.timeout, opened).await {

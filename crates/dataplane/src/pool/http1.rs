@@ -32,6 +32,7 @@ use super::lifetime::{Lifetime, Retired, Usage};
 use super::{Limits, SendError};
 use crate::fast_map::FastMap;
 use crate::local_reply::ProxyBody;
+use crate::tls_stats::TlsStatsRegistry;
 
 /// Idle connections kept per endpoint; more are closed when their response ends.
 const MAX_IDLE_PER_ENDPOINT: usize = 128;
@@ -48,9 +49,10 @@ pub(crate) struct Http1Pool {
 }
 
 impl Http1Pool {
-    pub(crate) fn new(cluster: &Cluster) -> Self {
+    /// `tls_stats`: where the cluster's `ssl.*` counters are.
+    pub(crate) fn new(cluster: &Cluster, tls_stats: &TlsStatsRegistry) -> Self {
         Http1Pool {
-            connect: ConnectOptions::of(cluster, Carries::Http1),
+            connect: ConnectOptions::of(cluster, Carries::Http1, tls_stats),
             lifetime: Lifetime::of(cluster),
             endpoints: RefCell::new(FastMap::default()),
             released: Notify::new(),

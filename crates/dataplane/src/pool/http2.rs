@@ -40,6 +40,7 @@ use super::{Limits, SendError};
 use crate::fast_map::FastMap;
 use crate::local_exec::LocalExec;
 use crate::local_reply::ProxyBody;
+use crate::tls_stats::TlsStatsRegistry;
 
 pub(crate) struct Http2Pool {
     builder: http2::Builder<LocalExec>,
@@ -72,7 +73,8 @@ struct Attempt {
 }
 
 impl Http2Pool {
-    pub(crate) fn new(cluster: &Cluster) -> Self {
+    /// `tls_stats`: where the cluster's `ssl.*` counters are.
+    pub(crate) fn new(cluster: &Cluster, tls_stats: &TlsStatsRegistry) -> Self {
         let options = &cluster.http.http2;
         let mut builder = http2::Builder::new(LocalExec);
         builder
@@ -86,7 +88,7 @@ impl Http2Pool {
         }
         Http2Pool {
             builder,
-            connect: ConnectOptions::of(cluster, Carries::Http2),
+            connect: ConnectOptions::of(cluster, Carries::Http2, tls_stats),
             lifetime: Lifetime::of(cluster),
             connections: RefCell::new(FastMap::default()),
             changed: Notify::new(),
