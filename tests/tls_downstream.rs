@@ -25,7 +25,12 @@ const CLIENT_ID: &str = "spiffe://outrider.test/ns/default/sa/client";
 
 /// An HTTP listener whose chain terminates TLS with `context` (DownstreamTlsContext YAML).
 fn tls_listener(name: &str, context: &str) -> Listener {
-    let mut listener = http_listener(name, 0, name, "");
+    tls_listener_with(name, context, "")
+}
+
+/// `tls_listener` with more connection manager YAML.
+fn tls_listener_with(name: &str, context: &str, hcm_extra: &str) -> Listener {
+    let mut listener = http_listener(name, 0, name, hcm_extra);
     listener.filter_chains[0].transport_socket = Some(yaml::<TransportSocket>(&format!(
         "name: envoy.transport_sockets.tls
 typed_config:
@@ -38,6 +43,8 @@ typed_config:
 struct Setup {
     proxy: XdsProxy,
     ca: Ca,
+    /// The `tls` listener's access log (`%REQUESTED_SERVER_NAME% %REQ(:PATH)%`).
+    logs: common::TempDir,
     _backend: UpstreamServer,
 }
 
@@ -89,14 +96,21 @@ async fn setup(test: &str) -> Setup {
 ",
         yaml_string(&ca.pem)
     );
+    let logs = common::temp_dir(test);
+    let access_log = common::file_access_log(
+        "sni",
+        &logs.join("sni.log"),
+        "%REQUESTED_SERVER_NAME% %REQ(:PATH)%\\n",
+    );
     let listeners = [
-        tls_listener("tls", &certificate),
+        tls_listener_with("tls", &certificate, &access_log),
         tls_listener("mtls", &mutual),
     ];
     let (proxy, backend) = proxy_to_backend(test, listeners).await;
     Setup {
         proxy,
         ca,
+        logs,
         _backend: backend,
     }
 }
@@ -128,6 +142,13 @@ async fn a_tls_listener_serves_https_by_alpn_and_refuses_plaintext() {
     let echoed = get(addr, SERVER_NAME, config, "/echo").await.expect("echo");
     let seen: EchoedRequest = serde_json::from_str(&echoed.body).expect("echo JSON");
     assert_eq!(seen.header("x-forwarded-proto"), Some("https"), "{seen:?}");
+    // The access log has the SNI of each request's connection.
+    let log = setup.logs.join("sni.log");
+    let logged = eventually(Duration::from_secs(5), || {
+        common::log_lines(&log).contains(&"server.example /echo".to_string())
+    })
+    .await;
+    assert!(logged, "{:?}", common::log_lines(&log));
     // `/config_dump` shows the TLS context with its private key redacted, as Envoy's.
     let (status, dump) = tokio::task::block_in_place(|| {
         common::http_get(setup.proxy.admin, "/config_dump").expect("config_dump")

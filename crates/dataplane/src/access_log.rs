@@ -24,6 +24,7 @@ use tokio::sync::Notify;
 
 use crate::access_log_filter::passes;
 use crate::access_log_format::write_entry;
+use crate::downstream_io::RequestedServerName;
 use crate::filter_chain::ChainRef;
 use crate::formatter::{FormatContext, StreamEnd};
 use crate::local_reply::{AccessInfo, ResponseFlag};
@@ -80,6 +81,8 @@ fn write_out(sink: &AccessLogSink, buffer: &mut Vec<u8>) {
 
 /// What the entries need of the request, kept before the request is forwarded.
 pub(crate) struct RequestRecord {
+    /// The SNI of the request's TLS connection.
+    requested_server_name: Option<std::sync::Arc<str>>,
     start: SystemTime,
     started: Instant,
     /// Method, URI, version and the headers the logs read.
@@ -111,7 +114,12 @@ impl RequestRecord {
         parts.uri = request.uri().clone();
         parts.version = request.version();
         parts.headers = kept_headers(request.headers(), &logs.request_headers);
+        let requested_server_name = request
+            .extensions()
+            .get::<RequestedServerName>()
+            .map(|name| name.0.clone());
         Box::new(RequestRecord {
+            requested_server_name,
             start: SystemTime::now(),
             started: Instant::now(),
             parts,
@@ -478,6 +486,7 @@ impl PendingEntry {
             remote: r.remote,
             direct_remote: r.direct_remote,
             local: r.local,
+            requested_server_name: r.requested_server_name.as_deref(),
             version: r.parts.version,
             start: r.start,
             end: Some(&end),
@@ -530,6 +539,7 @@ impl HeadlessEntry {
             remote: self.peer,
             direct_remote: self.peer,
             local: self.local,
+            requested_server_name: None,
             version: http::Version::HTTP_11,
             start: SystemTime::now()
                 .checked_sub(self.duration)

@@ -60,6 +60,11 @@ pub(crate) struct Prefixed {
 }
 
 impl Prefixed {
+    /// The connection.
+    pub(crate) fn stream(&self) -> &DownstreamIo {
+        &self.stream
+    }
+
     /// The connection, for a reply written outside the codec (`head_timer.rs`).
     pub(crate) fn stream_mut(&mut self) -> &mut DownstreamIo {
         &mut self.stream

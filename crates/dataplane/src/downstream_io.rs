@@ -3,6 +3,7 @@
 
 use std::io::{self, Write};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::Context;
 use std::time::Duration;
 
@@ -17,6 +18,11 @@ use crate::maybe_tls::MaybeTls;
 use crate::tls_stats::TlsCounters;
 
 pub(crate) type DownstreamIo = MaybeTls<TlsStream<TcpStream>>;
+
+/// The SNI of the TLS connection a request came over (`%REQUESTED_SERVER_NAME%`), in the
+/// request's extensions; plaintext requests have none.
+#[derive(Debug, Clone)]
+pub(crate) struct RequestedServerName(pub Arc<str>);
 
 impl MaybeTls<TlsStream<TcpStream>> {
     /// The connection as its filter chain has it: plaintext, or after a TLS handshake that
@@ -61,6 +67,14 @@ impl MaybeTls<TlsStream<TcpStream>> {
             (_, None) => {}
         }
         Ok(MaybeTls::Tls(Box::new(finished?)))
+    }
+
+    /// The SNI the client sent, over TLS.
+    pub(crate) fn server_name(&self) -> Option<&str> {
+        match self {
+            MaybeTls::Plain(_) => None,
+            MaybeTls::Tls(stream) => stream.get_ref().1.server_name(),
+        }
     }
 
     /// Writes `bytes` now if the socket takes them, without waiting: a short local reply on

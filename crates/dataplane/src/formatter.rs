@@ -24,6 +24,8 @@ pub(crate) struct FormatContext<'a> {
     /// The connection's peer.
     pub direct_remote: SocketAddr,
     pub local: SocketAddr,
+    /// The SNI of the request's TLS connection.
+    pub requested_server_name: Option<&'a str>,
     pub version: Version,
     pub start: SystemTime,
     /// What is known once the request has ended: access logs only.
@@ -132,8 +134,7 @@ pub(crate) fn operand<'a>(command: &Command, cx: &FormatContext<'a>) -> Option<O
         Command::UpstreamHost => end?.upstream.map(|a| address(a, true)),
         Command::UpstreamCluster => end?.cluster.and_then(text),
         Command::RouteName => end?.route.filter(|name| !name.is_empty()).and_then(text),
-        // Plaintext is the only transport built: no SNI.
-        Command::RequestedServerName => None,
+        Command::RequestedServerName => cx.requested_server_name.and_then(text),
     }
 }
 
@@ -215,6 +216,7 @@ pub(crate) mod test_support {
             remote: addr,
             direct_remote: addr,
             local: addr,
+            requested_server_name: None,
             version: Version::HTTP_11,
             start: UNIX_EPOCH,
             end: Some(end),

@@ -59,7 +59,7 @@ pub enum Command {
     UpstreamCluster,
     /// `%ROUTE_NAME%`.
     RouteName,
-    /// `%REQUESTED_SERVER_NAME%`: the TLS SNI (none on plaintext, the only transport built).
+    /// `%REQUESTED_SERVER_NAME%`: the SNI of the request's TLS connection (`-` on plaintext).
     RequestedServerName,
 }
 
