@@ -66,7 +66,7 @@ async fn proxy_to_backend<const N: usize>(
         .with(cluster("backend", ""))
         .with(endpoints("backend", &[backend.addr()]))
         .with(routes(
-            "  - match: { prefix: / }\n    route: { cluster: backend }",
+            "  - match: { prefix: /old }\n    redirect: { path_redirect: /new }\n  - match: { prefix: / }\n    route: { cluster: backend }",
         ));
     for listener in listeners {
         snapshot = snapshot.with(listener);
@@ -142,6 +142,15 @@ async fn a_tls_listener_serves_https_by_alpn_and_refuses_plaintext() {
     let echoed = get(addr, SERVER_NAME, config, "/echo").await.expect("echo");
     let seen: EchoedRequest = serde_json::from_str(&echoed.body).expect("echo JSON");
     assert_eq!(seen.header("x-forwarded-proto"), Some("https"), "{seen:?}");
+    // A redirect keeps the connection's scheme.
+    let config = client_config(&setup.ca.pem, &["http/1.1"], None);
+    let moved = get(addr, SERVER_NAME, config, "/old")
+        .await
+        .expect("redirect");
+    assert_eq!(
+        (moved.status, moved.location.as_deref()),
+        (301, Some("https://server.example/new"))
+    );
     // The access log has the SNI of each request's connection.
     let log = setup.logs.join("sni.log");
     let logged = eventually(Duration::from_secs(5), || {

@@ -62,6 +62,8 @@ pub struct Fetched {
     pub version: http::Version,
     /// The `x-upstream-name` of the upstream server that answered.
     pub upstream: Option<String>,
+    /// The `location` of a redirect.
+    pub location: Option<String>,
     /// The DNS names of the certificate the server presented.
     pub server_dns: Vec<String>,
     /// The cipher suite the handshake agreed on (rustls's name).
@@ -121,11 +123,14 @@ pub async fn get(
     .map_err(|e| format!("request: {e}"))?;
     let status = response.status().as_u16();
     let version = response.version();
-    let upstream = response
-        .headers()
-        .get("x-upstream-name")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let (upstream, location) = (header("x-upstream-name"), header("location"));
     let body = response
         .into_body()
         .collect()
@@ -136,6 +141,7 @@ pub async fn get(
         status,
         version,
         upstream,
+        location,
         server_dns,
         cipher,
         body: String::from_utf8_lossy(&body).into_owned(),

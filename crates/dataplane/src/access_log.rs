@@ -467,7 +467,8 @@ impl PendingEntry {
             return;
         };
         let r = &self.request.record;
-        let request = RequestView::from_parts(&r.parts, false);
+        let secure = self.request.chain.get().tls.is_some();
+        let request = RequestView::from_parts(&r.parts, secure);
         let routed = r.routed.names();
         let end = StreamEnd {
             status: self.status,

@@ -147,7 +147,9 @@ pub(crate) async fn proxy_request(
     // Before routing, as Envoy's connection manager: routes never see what it removes.
     let envoy_controls =
         clean_request_headers(&mut parts.headers, &client, &routes.internal_only_headers);
-    let view = RequestView::from_parts_with_grpc(&parts, false, grpc);
+    // `:scheme`, and the scheme a redirect keeps: the connection's.
+    let secure = chain.get().tls.is_some();
+    let view = RequestView::from_parts_with_grpc(&parts, secure, grpc);
     let compiled = context.routes(&routes);
     let (vhost, route) = match route::select(&compiled, &view) {
         Ok(Selected::Route(vhost, route)) => (vhost, route),
