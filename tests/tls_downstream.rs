@@ -43,7 +43,8 @@ typed_config:
 struct Setup {
     proxy: XdsProxy,
     ca: Ca,
-    /// The `tls` listener's access log (`%REQUESTED_SERVER_NAME% %REQ(:PATH)%`).
+    /// The listeners' access logs (`tls.log`, `mtls.log`): SNI, path, TLS version, cipher,
+    /// client URI SANs.
     logs: common::TempDir,
     _backend: UpstreamServer,
 }
@@ -97,14 +98,11 @@ async fn setup(test: &str) -> Setup {
         yaml_string(&ca.pem)
     );
     let logs = common::temp_dir(test);
-    let access_log = common::file_access_log(
-        "sni",
-        &logs.join("sni.log"),
-        "%REQUESTED_SERVER_NAME% %REQ(:PATH)%\\n",
-    );
+    let format = "%REQUESTED_SERVER_NAME% %REQ(:PATH)% %DOWNSTREAM_TLS_VERSION% %DOWNSTREAM_TLS_CIPHER% %DOWNSTREAM_PEER_URI_SAN%\\n";
+    let logged = |file: &str| common::file_access_log("tls", &logs.join(file), format);
     let listeners = [
-        tls_listener_with("tls", &certificate, &access_log),
-        tls_listener("mtls", &mutual),
+        tls_listener_with("tls", &certificate, &logged("tls.log")),
+        tls_listener_with("mtls", &mutual, &logged("mtls.log")),
     ];
     let (proxy, backend) = proxy_to_backend(test, listeners).await;
     Setup {
@@ -151,10 +149,11 @@ async fn a_tls_listener_serves_https_by_alpn_and_refuses_plaintext() {
         (moved.status, moved.location.as_deref()),
         (301, Some("https://server.example/new"))
     );
-    // The access log has the SNI of each request's connection.
-    let log = setup.logs.join("sni.log");
+    // The access log has what each request's connection negotiated (no client certificate).
+    let log = setup.logs.join("tls.log");
     let logged = eventually(Duration::from_secs(5), || {
-        common::log_lines(&log).contains(&"server.example /echo".to_string())
+        common::log_lines(&log)
+            .contains(&"server.example /echo TLSv1.3 TLS_AES_128_GCM_SHA256 -".to_string())
     })
     .await;
     assert!(logged, "{:?}", common::log_lines(&log));
@@ -213,6 +212,13 @@ async fn a_listener_requiring_client_certificates_checks_ca_and_san() {
         (served.status, served.upstream.as_deref()),
         (200, Some("backend"))
     );
+    let log = setup.logs.join("mtls.log");
+    let line = format!("server.example / TLSv1.3 TLS_AES_128_GCM_SHA256 {CLIENT_ID}");
+    let logged = eventually(Duration::from_secs(5), || {
+        common::log_lines(&log).contains(&line)
+    })
+    .await;
+    assert!(logged, "{line:?} not in {:?}", common::log_lines(&log));
     for (what, client) in [
         ("no certificate", None),
         (

@@ -24,7 +24,7 @@ use tokio::sync::Notify;
 
 use crate::access_log_filter::passes;
 use crate::access_log_format::write_entry;
-use crate::downstream_io::RequestedServerName;
+use crate::downstream_io::{ConnectionTls, TlsSummary};
 use crate::filter_chain::ChainRef;
 use crate::formatter::{FormatContext, StreamEnd};
 use crate::local_reply::{AccessInfo, ResponseFlag};
@@ -81,8 +81,8 @@ fn write_out(sink: &AccessLogSink, buffer: &mut Vec<u8>) {
 
 /// What the entries need of the request, kept before the request is forwarded.
 pub(crate) struct RequestRecord {
-    /// The SNI of the request's TLS connection.
-    requested_server_name: Option<std::sync::Arc<str>>,
+    /// The request's TLS connection.
+    tls: Option<std::sync::Arc<TlsSummary>>,
     start: SystemTime,
     started: Instant,
     /// Method, URI, version and the headers the logs read.
@@ -114,12 +114,12 @@ impl RequestRecord {
         parts.uri = request.uri().clone();
         parts.version = request.version();
         parts.headers = kept_headers(request.headers(), &logs.request_headers);
-        let requested_server_name = request
+        let tls = request
             .extensions()
-            .get::<RequestedServerName>()
-            .map(|name| name.0.clone());
+            .get::<ConnectionTls>()
+            .map(|tls| tls.0.clone());
         Box::new(RequestRecord {
-            requested_server_name,
+            tls,
             start: SystemTime::now(),
             started: Instant::now(),
             parts,
@@ -487,7 +487,7 @@ impl PendingEntry {
             remote: r.remote,
             direct_remote: r.direct_remote,
             local: r.local,
-            requested_server_name: r.requested_server_name.as_deref(),
+            tls: r.tls.as_deref(),
             version: r.parts.version,
             start: r.start,
             end: Some(&end),
@@ -540,7 +540,7 @@ impl HeadlessEntry {
             remote: self.peer,
             direct_remote: self.peer,
             local: self.local,
-            requested_server_name: None,
+            tls: None,
             version: http::Version::HTTP_11,
             start: SystemTime::now()
                 .checked_sub(self.duration)

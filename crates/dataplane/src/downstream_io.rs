@@ -15,14 +15,48 @@ use tokio_rustls::rustls::server::Acceptor;
 use tokio_rustls::server::TlsStream;
 
 use crate::maybe_tls::MaybeTls;
-use crate::tls_stats::TlsCounters;
+use crate::tls_stats::{TlsCounters, cipher_name, version_name};
 
 pub(crate) type DownstreamIo = MaybeTls<TlsStream<TcpStream>>;
 
-/// The SNI of the TLS connection a request came over (`%REQUESTED_SERVER_NAME%`), in the
+/// What the access log's TLS operators read of the connection a request came over, in the
 /// request's extensions; plaintext requests have none.
 #[derive(Debug, Clone)]
-pub(crate) struct RequestedServerName(pub Arc<str>);
+pub(crate) struct ConnectionTls(pub Arc<TlsSummary>);
+
+/// A TLS connection as Envoy's command operators print it.
+#[derive(Debug)]
+pub(crate) struct TlsSummary {
+    /// `%REQUESTED_SERVER_NAME%`.
+    pub sni: Option<Box<str>>,
+    /// `%DOWNSTREAM_TLS_VERSION%`.
+    pub version: Option<&'static str>,
+    /// `%DOWNSTREAM_TLS_CIPHER%`.
+    pub cipher: Option<&'static str>,
+    /// `%DOWNSTREAM_PEER_URI_SAN%`, `%DOWNSTREAM_PEER_DNS_SAN%`: joined by `,`.
+    pub peer_uri_sans: Option<Box<str>>,
+    pub peer_dns_sans: Option<Box<str>>,
+}
+
+impl TlsSummary {
+    fn of(session: &tokio_rustls::rustls::ServerConnection) -> Self {
+        let sans = session
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .and_then(|leaf| outrider_tls::PeerSans::of(leaf).ok())
+            .unwrap_or_default();
+        let joined = |names: Vec<String>| (!names.is_empty()).then(|| names.join(",").into());
+        TlsSummary {
+            sni: session.server_name().map(Into::into),
+            version: session.protocol_version().and_then(version_name),
+            cipher: session
+                .negotiated_cipher_suite()
+                .and_then(|suite| cipher_name(u16::from(suite.suite()))),
+            peer_uri_sans: joined(sans.uri),
+            peer_dns_sans: joined(sans.dns),
+        }
+    }
+}
 
 impl MaybeTls<TlsStream<TcpStream>> {
     /// The connection as its filter chain has it: plaintext, or after a TLS handshake that
@@ -69,11 +103,11 @@ impl MaybeTls<TlsStream<TcpStream>> {
         Ok(MaybeTls::Tls(Box::new(finished?)))
     }
 
-    /// The SNI the client sent, over TLS.
-    pub(crate) fn server_name(&self) -> Option<&str> {
+    /// What the access log's operators read of the connection, over TLS.
+    pub(crate) fn tls_summary(&self) -> Option<TlsSummary> {
         match self {
             MaybeTls::Plain(_) => None,
-            MaybeTls::Tls(stream) => stream.get_ref().1.server_name(),
+            MaybeTls::Tls(stream) => Some(TlsSummary::of(stream.get_ref().1)),
         }
     }
 

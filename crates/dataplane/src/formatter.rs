@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 use http::{HeaderMap, HeaderValue, Version};
 use outrider_model::{Command, Format, FormatPart, HeaderOperand};
 
+use crate::downstream_io::TlsSummary;
 use crate::local_reply::ResponseFlag;
 use crate::routing::RequestView;
 use crate::start_time::{push_formatted, rfc3339_millis};
@@ -24,8 +25,8 @@ pub(crate) struct FormatContext<'a> {
     /// The connection's peer.
     pub direct_remote: SocketAddr,
     pub local: SocketAddr,
-    /// The SNI of the request's TLS connection.
-    pub requested_server_name: Option<&'a str>,
+    /// The request's TLS connection.
+    pub tls: Option<&'a TlsSummary>,
     pub version: Version,
     pub start: SystemTime,
     /// What is known once the request has ended: access logs only.
@@ -134,7 +135,11 @@ pub(crate) fn operand<'a>(command: &Command, cx: &FormatContext<'a>) -> Option<O
         Command::UpstreamHost => end?.upstream.map(|a| address(a, true)),
         Command::UpstreamCluster => end?.cluster.and_then(text),
         Command::RouteName => end?.route.filter(|name| !name.is_empty()).and_then(text),
-        Command::RequestedServerName => cx.requested_server_name.and_then(text),
+        Command::RequestedServerName => cx.tls?.sni.as_deref().and_then(text),
+        Command::DownstreamTlsVersion => cx.tls?.version.and_then(text),
+        Command::DownstreamTlsCipher => cx.tls?.cipher.and_then(text),
+        Command::DownstreamPeerUriSan => cx.tls?.peer_uri_sans.as_deref().and_then(text),
+        Command::DownstreamPeerDnsSan => cx.tls?.peer_dns_sans.as_deref().and_then(text),
     }
 }
 
@@ -216,7 +221,7 @@ pub(crate) mod test_support {
             remote: addr,
             direct_remote: addr,
             local: addr,
-            requested_server_name: None,
+            tls: None,
             version: Version::HTTP_11,
             start: UNIX_EPOCH,
             end: Some(end),

@@ -30,7 +30,7 @@ use crate::connection_limits::{
     Activity, InFlight, LimitWatch, RequestBudget, Retirement, watch_limits,
 };
 use crate::downstream_connections::ConnectionSlot;
-use crate::downstream_io::{DownstreamIo, RequestedServerName};
+use crate::downstream_io::{ConnectionTls, DownstreamIo, TlsSummary};
 use crate::drain::DrainSignal;
 use crate::filter_chain::ChainRef;
 use crate::framing_conflict::FramingConflict;
@@ -95,7 +95,7 @@ pub(crate) async fn serve_http(
         _ = drained.wait_for(|d| *d) => return,
         () = limit_reached(&mut limits) => return,
     };
-    let sni: Option<Arc<str>> = io.stream().server_name().map(Arc::from);
+    let tls = io.stream().tls_summary().map(Arc::new);
     let closed = Rc::new(Cell::new(false));
     let resets =
         (codec == Codec::Http2).then(|| Rc::new(PrematureResets::new(HttpStats::clone(&stats))));
@@ -103,7 +103,7 @@ pub(crate) async fn serve_http(
     let (log_buffers, refusal_stats) = (context.access_log.clone(), HttpStats::clone(&stats));
     let response_headers = ResponseHeaders::of(hcm);
     let requests = Rc::new(ConnectionRequests {
-        sni,
+        tls,
         head: head.clone(),
         abandoned: Abandonment::new(codec == Codec::Http2, closed.clone()),
         resets: resets.clone(),
@@ -219,8 +219,8 @@ fn header_limit(hcm: &HttpConnectionManager) -> usize {
 
 /// What every request of one connection shares.
 struct ConnectionRequests {
-    /// The SNI of the connection's TLS, handed to each request (`%REQUESTED_SERVER_NAME%`).
-    sni: Option<Arc<str>>,
+    /// The connection's TLS as the access log prints it, handed to each request.
+    tls: Option<Arc<TlsSummary>>,
     context: Rc<WorkerContext>,
     chain: ChainRef,
     stats: Rc<HttpStats>,
@@ -255,10 +255,8 @@ impl ConnectionRequests {
         if let Some(budget) = &self.budget {
             budget.take();
         }
-        if let Some(sni) = &self.sni {
-            request
-                .extensions_mut()
-                .insert(RequestedServerName(sni.clone()));
+        if let Some(tls) = &self.tls {
+            request.extensions_mut().insert(ConnectionTls(tls.clone()));
         }
         if let Some(head) = &self.head {
             let handed = head.request_started(!request.body().is_end_stream());

@@ -27,6 +27,22 @@ const VERSIONS: [(ProtocolVersion, &str); 2] = [
     (ProtocolVersion::TLSv1_3, "TLSv1.3"),
 ];
 
+/// BoringSSL's name of a suite rustls offers.
+pub(crate) fn cipher_name(code: u16) -> Option<&'static str> {
+    CIPHERS
+        .iter()
+        .find(|(c, _)| *c == code)
+        .map(|(_, name)| *name)
+}
+
+/// `TLSv1.2`, `TLSv1.3`.
+pub(crate) fn version_name(version: ProtocolVersion) -> Option<&'static str> {
+    VERSIONS
+        .iter()
+        .find(|(v, _)| *v == version)
+        .map(|(_, name)| *name)
+}
+
 /// One scope's counters.
 #[derive(Debug, Default)]
 pub struct TlsCounters {

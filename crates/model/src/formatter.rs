@@ -61,6 +61,14 @@ pub enum Command {
     RouteName,
     /// `%REQUESTED_SERVER_NAME%`: the SNI of the request's TLS connection (`-` on plaintext).
     RequestedServerName,
+    /// `%DOWNSTREAM_TLS_VERSION%`: `TLSv1.2` or `TLSv1.3`.
+    DownstreamTlsVersion,
+    /// `%DOWNSTREAM_TLS_CIPHER%`: the suite's BoringSSL name.
+    DownstreamTlsCipher,
+    /// `%DOWNSTREAM_PEER_URI_SAN%`: the client certificate's URI SANs, joined by `,`.
+    DownstreamPeerUriSan,
+    /// `%DOWNSTREAM_PEER_DNS_SAN%`: its DNS SANs, joined by `,`.
+    DownstreamPeerDnsSan,
 }
 
 /// A header read by `%REQ(...)%` or `%RESP(...)%`.
@@ -250,6 +258,10 @@ fn command(token: &str) -> Result<Command> {
         "UPSTREAM_CLUSTER" => plain(Command::UpstreamCluster),
         "ROUTE_NAME" => plain(Command::RouteName),
         "REQUESTED_SERVER_NAME" => plain(Command::RequestedServerName),
+        "DOWNSTREAM_TLS_VERSION" => plain(Command::DownstreamTlsVersion),
+        "DOWNSTREAM_TLS_CIPHER" => plain(Command::DownstreamTlsCipher),
+        "DOWNSTREAM_PEER_URI_SAN" => plain(Command::DownstreamPeerUriSan),
+        "DOWNSTREAM_PEER_DNS_SAN" => plain(Command::DownstreamPeerDnsSan),
         other => Err(ValidationError::not_enforced(
             "",
             &format!("command operator %{other}%"),

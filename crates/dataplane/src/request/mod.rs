@@ -46,7 +46,7 @@ pub(crate) use client::Client;
 use error::{ProxyError, ReplyTo};
 
 use crate::access_log::RouteSlot;
-use crate::downstream_io::RequestedServerName;
+use crate::downstream_io::ConnectionTls;
 use crate::filter_chain::ChainRef;
 use crate::formatter::FormatContext;
 use crate::headers::ensure_request_id;
@@ -170,10 +170,7 @@ pub(crate) async fn proxy_request(
                 remote: client.address(&parts.headers, hcm.xff_num_trusted_hops),
                 direct_remote: client.peer,
                 local,
-                requested_server_name: parts
-                    .extensions
-                    .get::<RequestedServerName>()
-                    .map(|name| &*name.0),
+                tls: parts.extensions.get::<ConnectionTls>().map(|tls| &*tls.0),
                 version: parts.version,
                 start: SystemTime::now()
                     .checked_sub(started.elapsed())
