@@ -171,6 +171,37 @@ async fn a_tls_listener_serves_https_by_alpn_and_refuses_plaintext() {
         !dump.contains("PRIVATE KEY"),
         "a private key in /config_dump"
     );
+    // `/certs`: each listener's context, the mutual one with its CA.
+    let (status, body) =
+        tokio::task::block_in_place(|| common::http_get(setup.proxy.admin, "/certs"))
+            .expect("/certs");
+    assert_eq!(status, 200, "{body}");
+    let certs: serde_json::Value = serde_json::from_str(&body).expect("/certs JSON");
+    let contexts = certs["certificates"].as_array().expect("certificates");
+    assert_eq!(contexts.len(), 2, "{certs:#}");
+    for context in contexts {
+        let leaf = &context["cert_chain"][0];
+        assert_eq!(leaf["path"], "<inline>", "{certs:#}");
+        assert_eq!(
+            leaf["subject_alt_names"][0]["dns"], SERVER_NAME,
+            "{certs:#}"
+        );
+        let days: u64 = leaf["days_until_expiration"]
+            .as_str()
+            .and_then(|d| d.parse().ok())
+            .expect("days as a string");
+        assert!(days > 300, "{certs:#}");
+        assert!(
+            leaf["serial_number"]
+                .as_str()
+                .is_some_and(|s| !s.is_empty())
+        );
+    }
+    let with_ca = contexts
+        .iter()
+        .filter(|c| c["ca_cert"].as_array().is_some_and(|a| a.len() == 1))
+        .count();
+    assert_eq!(with_ca, 1, "the mutual listener's CA: {certs:#}");
     // Plaintext HTTP gets no HTTP answer: the connection is closed on the bad handshake.
     let (response, closed) =
         tokio::task::block_in_place(|| raw_exchange(addr, b"GET / HTTP/1.1\r\nhost: a\r\n\r\n"));

@@ -30,6 +30,7 @@ const ROOTS: &[&str] = &[
     "envoy/admin/v3/config_dump.proto",
     "envoy/admin/v3/server_info.proto",
     "envoy/admin/v3/clusters.proto",
+    "envoy/admin/v3/certs.proto",
     "envoy/service/discovery/v3/ads.proto",
     "envoy/service/status/v3/csds.proto",
     "envoy/service/load_stats/v3/lrs.proto",

@@ -12,7 +12,7 @@ use crate::AdminState;
 use crate::config_dump::DumpInputs;
 use crate::config_dump_query::ConfigDumpQuery;
 use crate::control_plane::control_plane_json;
-use crate::server_info::{ready, server_info_json};
+use crate::server_info::{certs_json, ready, server_info_json};
 
 /// One admin endpoint, as listed by `/help`.
 struct Endpoint {
@@ -28,6 +28,12 @@ const ENDPOINTS: &[Endpoint] = &[
     Endpoint {
         path: "/",
         help: "admin home page (this list)",
+        mutates: false,
+        params: &[],
+    },
+    Endpoint {
+        path: "/certs",
+        help: "print certs on machine (Envoy's envoy.admin.v3.Certificates)",
         mutates: false,
         params: &[],
     },
@@ -196,6 +202,7 @@ pub(crate) fn handle(
             text(status, body)
         }
         "/server_info" => json(server_info_json(state, SystemTime::now())),
+        "/certs" => json(certs_json(state, SystemTime::now())),
         "/stats" | "/stats/prometheus" => stats_page(state, endpoint.path, &params),
         // Answered by `diagnose_page` (it waits for connect probes); reached only without one.
         "/diagnose" => text(

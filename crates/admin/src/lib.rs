@@ -12,6 +12,7 @@
 //! [`AdminHandle::join`]. Tests use [`serve`] on their own runtime instead.
 
 mod admin_pages;
+mod certs;
 mod clusters;
 mod config_dump;
 mod config_dump_query;

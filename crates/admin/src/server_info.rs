@@ -96,6 +96,18 @@ pub(crate) fn server_info_json(
     to_value_with_defaults(&info)
 }
 
+/// `/certs`: every TLS context's certificates, printed as Envoy prints them (defaults too).
+pub(crate) fn certs_json(
+    state: &AdminState,
+    now: SystemTime,
+) -> Result<serde_json::Value, outrider_envoy_json::JsonError> {
+    let certificates = match &state.tables {
+        Some(tables) => crate::certs::certificates(&tables.load_full(), now),
+        None => Default::default(),
+    };
+    to_value_with_defaults(&certificates)
+}
+
 /// Envoy's `getJsonStringFromMessageOrError(msg, pretty, always_print_primitive_fields=true)`.
 fn to_value_with_defaults<M: prost::Message + prost::Name>(
     msg: &M,

@@ -22,7 +22,7 @@ pub use client_auth::{ClientAuth, SanCheck};
 pub use error::TlsError;
 pub use pem::{certificates, private_key};
 pub use provider::{provider, provider_for};
-pub use sans::PeerSans;
+pub use sans::{CertificateFacts, PeerSans};
 pub use server::{ServerConfigs, ServerSettings, TlsVersion};
 
 pub use rustls;

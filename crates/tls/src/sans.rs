@@ -98,3 +98,38 @@ mod tests {
         assert!(PeerSans::has_extension(cert.der()));
     }
 }
+
+/// What `/certs` shows of a certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateFacts {
+    /// Lower-case hex, no leading zeros (Envoy's form).
+    pub serial_number: String,
+    pub sans: PeerSans,
+    /// Unix seconds.
+    pub not_before: i64,
+    pub not_after: i64,
+}
+
+impl CertificateFacts {
+    /// The facts of the certificate `der`, if it parses.
+    pub fn of(der: &[u8]) -> Option<Self> {
+        let (_, certificate) = x509_parser::parse_x509_certificate(der).ok()?;
+        let hex: String = certificate
+            .tbs_certificate
+            .raw_serial()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let serial_number = match hex.trim_start_matches('0') {
+            "" => "0".to_string(),
+            trimmed => trimmed.to_string(),
+        };
+        let validity = certificate.validity();
+        Some(CertificateFacts {
+            serial_number,
+            sans: PeerSans::of(der).unwrap_or_default(),
+            not_before: validity.not_before.timestamp(),
+            not_after: validity.not_after.timestamp(),
+        })
+    }
+}
